@@ -1,0 +1,29 @@
+"""cacheops: operations and admin for LLM response caches in Redis (LangChain, RedisVL).
+
+The library does the work; the CLI (`cacheops`) and the TUI are thin layers over it:
+
+    from cacheops import connect_url, build_context, iter_entries
+    client = connect_url("redis://localhost:6379")
+    for entry in iter_entries(client, build_context(client)):
+        print(entry.cache, entry.model, entry.prompt, entry.answer)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .catalog import EntryFilter, UnknownKey, build_catalog, build_context, iter_entries  # noqa: E402
+from .connection import connect, redact_url, resolve_spec  # noqa: E402
+from .errors import CacheopsError  # noqa: E402
+from .finder import find_by_prompt, read_entry  # noqa: E402
+from .layouts import LAYOUTS, Entry, Layout, PromptQuery  # noqa: E402
+
+
+def connect_url(url: str):
+    """A connected, no-touch client for a Redis URL."""
+    return connect(resolve_spec(url))
+
+
+__all__ = ["EntryFilter", "UnknownKey", "build_catalog", "build_context", "iter_entries", "connect",
+           "connect_url", "redact_url", "resolve_spec", "CacheopsError", "find_by_prompt", "read_entry",
+           "LAYOUTS", "Entry", "Layout", "PromptQuery"]

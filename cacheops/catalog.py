@@ -1,0 +1,289 @@
+"""Connect the scan engine to the layouts: stream decoded entries, and summarise caches.
+
+This is the walk every command shares: build the context (indexes, known hashes) -> stream
+RawRecords -> classify each with the layouts -> filter -> hand Entries (or unknown keys) on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import redis
+
+from . import langchain_format as lc
+from .indexes import IndexInfo, list_indexes, parse_search
+from .keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
+from .layouts import Context, Entry, classify
+
+KNOWN_HASHES_MAX = 100_000  # bound on hash -> text maps learned while scanning (flat memory)
+PREFETCH_PER_INDEX = 2_000
+
+
+@dataclass(slots=True)
+class UnknownKey:
+    """A key no layout recognised. Listed on request, never decoded, counted or deleted as an entry."""
+
+    key: str
+    type: str
+    bytes: int | None
+    ttl_ms: int | None
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "layout": "unknown", "type": self.type, "bytes": self.bytes,
+                "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
+
+
+def build_context(client: redis.Redis, known_texts: Iterable[str] = (), learn: bool = True) -> Context:
+    ctx = Context(indexes=list_indexes(client))
+    for text in known_texts:
+        for prompt in (lc.chat_prompt(text), text):
+            ctx.known_prompts[lc.md5_hex(prompt)] = prompt
+    if learn:
+        for idx in ctx.indexes:
+            if {"prompt", "prompt_vector"} <= idx.fields.keys():
+                _prefetch_known(client, idx, ctx)
+    return ctx
+
+
+def _prefetch_known(client: redis.Redis, idx: IndexInfo, ctx: Context) -> None:
+    """Learn prompt and llm_string hashes from a sample of a LangChain semantic cache, so entries of
+    an exact cache fed by the same app can show their text and model."""
+    try:
+        reply = client.execute_command("FT.SEARCH", idx.name, "*", "RETURN", 2, "prompt", "metadata",
+                                       "LIMIT", 0, PREFETCH_PER_INDEX, "DIALECT", 2)
+    except redis.ResponseError:
+        return
+    for _key, fields in parse_search(reply):
+        learn_from_fields(ctx, fields.get(b"prompt"), fields.get(b"metadata"))
+
+
+def learn_from_fields(ctx: Context, prompt: bytes | None, metadata: bytes | None) -> None:
+    if prompt and len(ctx.known_prompts) < KNOWN_HASHES_MAX:
+        text = prompt.decode("utf-8", "replace")
+        ctx.known_prompts.setdefault(lc.md5_hex(text), text)
+    if metadata and b"llm_string" in metadata and len(ctx.known_llm_strings) < KNOWN_HASHES_MAX:
+        import orjson
+
+        try:
+            llm_string = orjson.loads(metadata).get("llm_string")
+        except (orjson.JSONDecodeError, AttributeError):
+            return
+        if isinstance(llm_string, str):
+            ctx.known_llm_strings.setdefault(lc.md5_hex(llm_string), llm_string)
+
+
+@dataclass
+class EntryFilter:
+    cache: str | None = None
+    model: str | None = None
+
+    def scan_match(self, match: str | None) -> str | None:
+        if match:
+            return match
+        return f"{glob_escape(self.cache)}:*" if self.cache is not None else None
+
+    def accepts(self, entry: Entry) -> bool:
+        if self.cache is not None and entry.cache != self.cache:
+            return False
+        if self.model is not None and entry.model != self.model and \
+                not (entry.llm_string and self.model in entry.llm_string):
+            return False
+        return True
+
+
+def iter_records_classified(client: redis.Redis, ctx: Context, opts: ScanOptions | None = None,
+                            stats: ScanStats | None = None) -> Iterator[Entry | UnknownKey]:
+    for batch in iter_batches(client, opts, stats):
+        for rec in batch:
+            yield decode_record(rec, ctx)
+
+
+def decode_record(rec: RawRecord, ctx: Context) -> Entry | UnknownKey:
+    if rec.type == "none":
+        return UnknownKey(rec.key_text, "none", None, None)
+    entry = classify(rec, ctx)
+    if entry is None:
+        return UnknownKey(rec.key_text, rec.type, rec.memory, None if rec.pttl < 0 else rec.pttl)
+    return entry
+
+
+def iter_entries(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, match: str | None = None,
+                 count: int = 1000, limit: int | None = None, include_unknown: bool = False,
+                 stats: ScanStats | None = None, server_side: bool | None = None) -> Iterator[Entry | UnknownKey]:
+    flt = flt or EntryFilter()
+    opts = ScanOptions(match=flt.scan_match(match), count=count, server_side=server_side)
+    shown = 0
+    for item in iter_records_classified(client, ctx, opts, stats):
+        if isinstance(item, UnknownKey):
+            if item.type == "none" or not include_unknown:
+                continue
+        elif not flt.accepts(item):
+            continue
+        yield item
+        shown += 1
+        if limit is not None and shown >= limit:
+            return
+
+
+# -- summaries ------------------------------------------------------------------------------------
+
+TTL_BUCKETS = (("none", None), ("<1h", 3600), ("<1d", 86400), ("<7d", 7 * 86400), (">=7d", float("inf")))
+
+
+def ttl_bucket(ttl_ms: int | None) -> str:
+    if ttl_ms is None:
+        return "none"
+    seconds = ttl_ms / 1000
+    for name, bound in TTL_BUCKETS[1:]:
+        if seconds < bound:
+            return name
+    return ">=7d"
+
+
+@dataclass
+class CacheSummary:
+    name: str
+    kind: str
+    libraries: Counter = field(default_factory=Counter)
+    index: str | None = None
+    index_prefixes: list[str] = field(default_factory=list)
+    entries: int = 0
+    bytes: int = 0
+    with_ttl: int = 0
+    min_ttl_ms: int | None = None
+    max_ttl_ms: int | None = None
+    ttl_histogram: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)
+    vector_dims: Counter = field(default_factory=Counter)  # "384 FLOAT32" -> n
+    vector_mismatches: int = 0
+    oldest: float | None = None
+    newest: float | None = None
+    foreign_keys: int = 0  # unknown keys under this cache's prefix
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        self.entries += 1
+        self.bytes += entry.bytes or 0
+        self.libraries[entry.library] += 1
+        self.models[entry.model or "?"] += 1
+        self.ttl_histogram[ttl_bucket(entry.ttl_ms)] += 1
+        if entry.ttl_ms is not None:
+            self.with_ttl += 1
+            self.min_ttl_ms = entry.ttl_ms if self.min_ttl_ms is None else min(self.min_ttl_ms, entry.ttl_ms)
+            self.max_ttl_ms = entry.ttl_ms if self.max_ttl_ms is None else max(self.max_ttl_ms, entry.ttl_ms)
+        if entry.vector:
+            self.vector_dims[f"{entry.vector.dims} {entry.vector.dtype or ''}".strip()] += 1
+            if entry.vector.matches_index is False:
+                self.vector_mismatches += 1
+        when = entry.inserted_at
+        if when:
+            self.oldest = when if self.oldest is None else min(self.oldest, when)
+            self.newest = when if self.newest is None else max(self.newest, when)
+
+    @property
+    def ttl_policy(self) -> str:
+        if not self.entries:
+            return "-"
+        if self.with_ttl == 0:
+            return "no expiry"
+        span = f"{_dur(self.min_ttl_ms)}..{_dur(self.max_ttl_ms)} left"
+        if self.with_ttl < self.entries:
+            return f"mixed: {self.entries - self.with_ttl} never expire, {span}"
+        return span
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "kind": self.kind, "libraries": dict(self.libraries), "index": self.index,
+            "index_prefixes": self.index_prefixes, "entries": self.entries, "bytes": self.bytes,
+            "ttl_policy": self.ttl_policy, "ttl_histogram": {k: self.ttl_histogram.get(k, 0) for k, _ in TTL_BUCKETS},
+            "models": dict(self.models.most_common()), "vector": dict(self.vector_dims),
+            "vector_mismatches": self.vector_mismatches, "oldest": self.oldest, "newest": self.newest,
+            "foreign_keys": self.foreign_keys, "notes": self.notes,
+        }
+
+
+def _dur(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    s = ms / 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s / size:.0f}{unit}"
+    return f"{s:.0f}s"
+
+
+@dataclass
+class Catalog:
+    caches: list[CacheSummary]
+    unknown_keys: int
+    scanned_keys: int
+    seconds: float
+    scan_path: str
+    indexes: list[IndexInfo]
+
+    def to_dict(self) -> dict:
+        return {"caches": [c.to_dict() for c in self.caches], "unknown_keys": self.unknown_keys,
+                "scanned_keys": self.scanned_keys, "seconds": round(self.seconds, 3), "scan_path": self.scan_path}
+
+
+UNKNOWN_PREFIXES_MAX = 50_000
+
+
+def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None,
+                  on_entry=None, server_side: bool | None = None) -> Catalog:
+    """One streaming pass over the keyspace: every cache with its aggregates. Memory is bounded by
+    the number of caches and distinct prefixes, never by the number of keys."""
+    flt = flt or EntryFilter()
+    started = time.monotonic()
+    summaries: dict[str, CacheSummary] = {}
+    unknown_by_prefix: Counter = Counter()
+    unknown = 0
+    stats = ScanStats()
+    for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side):
+        if isinstance(item, UnknownKey):
+            unknown += 1
+            parts = item.key.split(":")
+            for depth in range(1, min(len(parts), 4)):
+                prefix = ":".join(parts[:depth])
+                if prefix in unknown_by_prefix or len(unknown_by_prefix) < UNKNOWN_PREFIXES_MAX:
+                    unknown_by_prefix[prefix] += 1
+            continue
+        summary = summaries.get(item.cache)
+        if summary is None:
+            summary = summaries[item.cache] = CacheSummary(item.cache, item.kind, index=item.index)
+        summary.add(item)
+        if on_entry:
+            on_entry(item)
+    # Semantic indexes with no entries yet are caches too.
+    for idx in ctx.indexes:
+        if {"prompt", "prompt_vector"} <= idx.fields.keys():
+            for prefix in idx.prefixes:
+                name = prefix.rstrip(":")
+                if flt.cache is None or flt.cache == name:
+                    summaries.setdefault(name, CacheSummary(name, "semantic", index=idx.name))
+    for summary in summaries.values():
+        summary.foreign_keys = unknown_by_prefix.get(summary.name, 0)
+        idx = next((i for i in ctx.indexes if i.name == summary.index), None)
+        if idx:
+            summary.index_prefixes = idx.prefixes
+        _annotate(summary, summaries, ctx)
+    return Catalog(sorted(summaries.values(), key=lambda s: (s.kind, s.name)), unknown, stats.keys,
+                   time.monotonic() - started, stats.path, ctx.indexes)
+
+
+def _annotate(summary: CacheSummary, summaries: dict[str, CacheSummary], ctx: Context) -> None:
+    if summary.foreign_keys:
+        summary.notes.append(f"{summary.foreign_keys} key(s) under '{summary.name}:' are not cache entries; "
+                             f"the library's clear() would delete them too")
+    if summary.kind == "semantic" and summary.index is None and summary.entries:
+        summary.notes.append("no search index covers these entries: they can never be hit")
+    if summary.vector_mismatches:
+        summary.notes.append(f"{summary.vector_mismatches} entries have vectors that do not match the index")
+    for idx in ctx.indexes:
+        for prefix in idx.prefixes:
+            if summary.name != prefix.rstrip(":") and summary.name.startswith(prefix) and not prefix.endswith(":"):
+                summary.notes.append(f"index {idx.name!r} (prefix {prefix!r}) also indexes these keys: "
+                                     f"its searches can return this cache's answers (prefix bleed)")

@@ -1,0 +1,48 @@
+import click
+
+from .. import render
+from ..catalog import EntryFilter, build_catalog, build_context
+from .app import AppState, output_format, output_options, pass_state
+
+
+@click.command("caches")
+@click.option("--cache", help="Only the cache with this name (key prefix).")
+@output_options
+@pass_state
+def command(state: AppState, cache, json_flag, table_flag):
+    """Every LLM cache in the keyspace: library, index, entries, memory, TTLs, vectors, models.
+
+    One SCAN pass; keys that match no known layout are counted as unknown, never as entries.
+
+    \b
+    Example:
+        cacheops caches
+        cacheops caches --json | jq '.caches[].name'
+    """
+    client = state.client()
+    catalog = build_catalog(client, build_context(client), EntryFilter(cache=cache))
+    if output_format(json_flag, table_flag) == "json":
+        render.json_doc(catalog.to_dict())
+        return
+    render_catalog(catalog)
+
+
+def render_catalog(catalog) -> None:
+    if not catalog.caches:
+        render.out("No LLM caches found.")
+    else:
+        t = render.table("cache", "kind", "library", "index", "entries", "memory", "TTL", "vectors", "models")
+        for c in catalog.caches:
+            libraries = ", ".join(c.libraries) or "-"
+            models = ", ".join(f"{m} ({n})" for m, n in c.models.most_common(3))
+            if len(c.models) > 3:
+                models += f", +{len(c.models) - 3} more"
+            vectors = ", ".join(c.vector_dims) or "-"
+            t.add_row(render.escape(c.name), c.kind, libraries, c.index or "-", f"{c.entries:,}",
+                      render.human_bytes(c.bytes), c.ttl_policy, vectors, render.escape(models or "-"))
+        render.out(t)
+        for c in catalog.caches:
+            for text in c.notes:
+                render.warn(f"{c.name}: {text}")
+    render.note(f"{catalog.scanned_keys:,} keys scanned in {catalog.seconds:.2f}s ({catalog.scan_path}); "
+                f"{catalog.unknown_keys:,} not recognised as cache entries")

@@ -1,0 +1,35 @@
+import click
+
+from .. import render
+from ..catalog import build_context
+from ..doctor import OK, PROBLEM, run_doctor
+from ..exit_codes import ExitCode
+from .app import AppState, output_format, output_options, pass_state
+
+STYLE = {OK: "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", PROBLEM: "[red]problem[/red]"}
+
+
+@click.command("doctor")
+@output_options
+@click.pass_context
+def command(ctx, json_flag, table_flag):
+    """Check the server and every cache: modules, ACL permissions, memory policy, index health,
+    vector/schema mismatches, prefix bleed. Exits 8 when a problem is found (for CI).
+
+    \b
+    Example:
+        cacheops doctor || echo "cache needs attention"
+    """
+    state: AppState = ctx.obj
+    client = state.client()
+    report = run_doctor(client, build_context(client, learn=False), state.spec.display)
+    if output_format(json_flag, table_flag) == "json":
+        render.json_doc(report.to_dict())
+    else:
+        t = render.table("status", "area", "finding", "fix")
+        for c in report.checks:
+            t.add_row(STYLE[c.status], render.escape(c.area), render.escape(c.message), render.escape(c.fix))
+        render.out(t)
+        render.out(f"{report.problems} problem(s), {report.warnings} warning(s)")
+    if report.problems:
+        ctx.exit(int(ExitCode.PROBLEMS_FOUND))

@@ -1,0 +1,66 @@
+import click
+
+from .. import render
+from ..catalog import EntryFilter, UnknownKey, build_context, iter_entries
+from ..keyspace import ScanStats
+from .app import AppState, output_format, output_options, pass_state
+
+TTY_DEFAULT_LIMIT = 100
+
+
+@click.command("scan")
+@click.option("--cache", help="Only entries of this cache (its key prefix).")
+@click.option("--match", help="SCAN MATCH glob on key names, e.g. 'redis:*'.")
+@click.option("--model", help="Only entries of this model (name, or a piece of the llm_string).")
+@click.option("--limit", type=click.IntRange(min=1), help=f"Stop after N entries (on a terminal: {TTY_DEFAULT_LIMIT}).")
+@click.option("--count", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="SCAN COUNT hint per batch.")
+@click.option("--unknown", is_flag=True, help="Also list keys that are not cache entries.")
+@click.option("--prompts", "prompts_file", type=click.File("r"),
+              help="A file of known prompts, one per line: exact caches store only md5(prompt), so "
+                   "this lets their entries show text.")
+@click.option("--plain", is_flag=True, help="Do not use the server-side script (for servers that forbid scripts).")
+@output_options
+@pass_state
+def command(state: AppState, cache, match, model, limit, count, unknown, prompts_file, plain, json_flag, table_flag):
+    """Stream cache entries: key, layout, model, prompt and answer previews, TTL, size.
+
+    SCAN only (never KEYS); memory stays flat whatever the keyspace size. Off a terminal (or with
+    --json) each entry is one JSON line.
+
+    \b
+    Example:
+        cacheops scan --cache llmcache --limit 20
+        cacheops scan --json | jq -r 'select(.ttl_seconds == null) | .key'
+    """
+    client = state.client()
+    known = [line.rstrip("\n") for line in prompts_file if line.strip()] if prompts_file else ()
+    ctx = build_context(client, known_texts=known)
+    fmt = output_format(json_flag, table_flag)
+    if fmt == "table" and limit is None:
+        limit = TTY_DEFAULT_LIMIT
+    stats = ScanStats()
+    items = iter_entries(client, ctx, EntryFilter(cache=cache, model=model), match=match, count=count,
+                         limit=limit, include_unknown=unknown, stats=stats, server_side=False if plain else None)
+    if fmt == "json":
+        for item in items:
+            render.json_line(item.to_dict())
+        render.flush()
+        return
+    t = render.table("key", "layout", "model", "prompt", "answer", "TTL", "size", "inserted")
+    shown = 0
+    for item in items:
+        shown += 1
+        if isinstance(item, UnknownKey):
+            t.add_row(render.escape(render.preview(item.key, 50)), "[dim]unknown[/dim]", "-", f"({item.type})", "-",
+                      render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
+                      render.human_bytes(item.bytes), "-")
+            continue
+        prompt = item.prompt if item.prompt is not None else f"md5 {item.prompt_hash[:12]}… (not stored)"
+        t.add_row(render.escape(render.preview(item.key, 50)), item.layout, render.escape(item.model or "-"),
+                  render.escape(render.preview(prompt, 48)), render.escape(render.preview(item.answer, 48)),
+                  render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
+                  render.human_bytes(item.bytes), render.timestamp(item.inserted_at))
+    render.out(t)
+    more = " (limit reached: --limit N or --json for more)" if limit is not None and shown >= limit else ""
+    render.note(f"{shown} shown, {stats.keys:,} keys scanned ({stats.path}){more}")

@@ -1,0 +1,46 @@
+"""Errors the library raises on purpose. Each carries its exit code and a one-line message that
+says what to fix; the CLI prints the message and exits with the code, never a traceback."""
+
+from __future__ import annotations
+
+from .exit_codes import ExitCode
+
+
+class CacheopsError(Exception):
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ConnectionFailed(CacheopsError):
+    exit_code = ExitCode.CONNECTION
+
+
+class AuthFailed(CacheopsError):
+    exit_code = ExitCode.AUTH
+
+
+class PermissionDenied(CacheopsError):
+    exit_code = ExitCode.PERMISSION
+
+
+class MissingModule(CacheopsError):
+    exit_code = ExitCode.MISSING_MODULE
+
+
+class NotFound(CacheopsError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class ConfigError(CacheopsError):
+    exit_code = ExitCode.CONFIG
+
+
+class EmbeddedUnavailable(CacheopsError):
+    exit_code = ExitCode.EMBEDDED_UNAVAILABLE
+
+
+class UsageError(CacheopsError):
+    exit_code = ExitCode.USAGE

@@ -1,0 +1,32 @@
+"""Every exit code cacheops returns, in one place. The README's table is this list."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1  # unexpected failure (a bug: please report it)
+    USAGE = 2  # bad flags or arguments (Click's own code for usage errors)
+    CONNECTION = 3  # server unreachable, TLS failure, timeout
+    AUTH = 4  # wrong username or password
+    PERMISSION = 5  # the ACL user may not run a command cacheops needs
+    MISSING_MODULE = 6  # the server lacks a module (search / JSON) the operation needs
+    NOT_FOUND = 7  # nothing matched: no such key, no entry for that prompt, no such cache
+    PROBLEMS_FOUND = 8  # doctor found problems (for CI gates)
+    CONFIG = 9  # config file / profile invalid
+    EMBEDDED_UNAVAILABLE = 10  # the embedded server's wheels are missing or it failed to start
+
+
+DESCRIPTIONS = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "unexpected error (a bug: please report it)",
+    ExitCode.USAGE: "bad command-line usage",
+    ExitCode.CONNECTION: "cannot reach the Redis server (address, TLS, timeout)",
+    ExitCode.AUTH: "authentication failed (username or password)",
+    ExitCode.PERMISSION: "the ACL user lacks a permission cacheops needs",
+    ExitCode.MISSING_MODULE: "the server lacks the search or JSON module the operation needs",
+    ExitCode.NOT_FOUND: "nothing matched (key, prompt, cache)",
+    ExitCode.PROBLEMS_FOUND: "doctor found problems",
+    ExitCode.CONFIG: "invalid config file or profile",
+    ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis could not be started",
+}

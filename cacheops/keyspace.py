@@ -1,0 +1,265 @@
+"""The streaming scan engine: SCAN batches -> RawRecords (type, TTL, size, bounded value).
+
+Two paths give the same records:
+- server-side: one read-only script call per SCAN batch (scan_batch.lua) does SCAN, TYPE, PTTL,
+  MEMORY USAGE and the bounded value reads on the server, and a reader thread keeps the next batch
+  in flight while the caller decodes the current one;
+- plain: SCAN, then one pipeline of TYPE/PTTL/MEMORY USAGE and one of value reads per batch, for
+  servers or ACLs that forbid scripts.
+Memory stays flat: at most two batches are held at once, and no value is read past `limit` bytes.
+Never KEYS; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Union
+
+import redis
+
+PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
+SHOW_LIMIT = 16 * 1024 * 1024  # bytes read of one value when showing a single entry
+DEFAULT_ELIDE = ("prompt_vector", "content_vector", "vector")  # vector fields: length is enough
+
+HashValue = dict  # field bytes -> bytes, or int (the byte length of an elided/unread field)
+Value = Union[bytes, HashValue, None]
+
+
+@dataclass(slots=True)
+class RawRecord:
+    key: bytes
+    type: str  # "string", "hash", "ReJSON-RL", "none" (gone), ...
+    pttl: int  # ms; -1 no expiry, -2 gone
+    memory: int | None  # MEMORY USAGE bytes
+    value: Value = None
+    size: int | None = None  # full value length where measured (strings, JSON text)
+    truncated: bool = False  # some of the value was not read
+
+    @property
+    def key_text(self) -> str:
+        return self.key.decode("utf-8", "backslashreplace")
+
+    @property
+    def key_is_utf8(self) -> bool:
+        try:
+            self.key.decode("utf-8")
+            return True
+        except UnicodeDecodeError:
+            return False
+
+
+@dataclass
+class ScanOptions:
+    match: str | None = None
+    count: int = 1000
+    type: str | None = None
+    limit: int = PREVIEW_LIMIT
+    elide: tuple[str, ...] = DEFAULT_ELIDE
+    server_side: bool | None = None  # None = try the script, fall back to plain
+
+
+@dataclass
+class ScanStats:
+    path: str = ""
+    batches: int = 0
+    keys: int = 0
+    fallback_reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_SCRIPT = Path(__file__).with_name("scan_batch.lua").read_text()
+
+
+def _s(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _hash_value(flat) -> HashValue:
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+# -- server-side path -----------------------------------------------------------------------------
+
+def _script_records(reply) -> tuple[bytes, list[RawRecord]]:
+    cursor = reply[0]
+    out = []
+    items = reply[1:]
+    for i in range(0, len(items), 7):
+        key, kind, pttl, mem, value, size, trunc = items[i:i + 7]
+        kind = _s(kind)
+        if kind == "hash" and isinstance(value, list):
+            value = _hash_value(value)
+        out.append(RawRecord(key, kind, pttl, None if mem < 0 else mem, value or None,
+                             None if size < 0 else size, bool(trunc)))
+    return cursor, out
+
+
+class ScriptUnavailable(Exception):
+    pass
+
+
+def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
+    try:
+        sha = client.script_load(_SCRIPT)
+    except redis.ResponseError as exc:  # NOPERM, scripting disabled
+        raise ScriptUnavailable(str(exc)) from None
+    args = ["0", str(opts.count), str(opts.limit), opts.match or "", opts.type or "", ",".join(opts.elide)]
+
+    def call(cursor):
+        args[0] = cursor
+        try:
+            return client.execute_command("EVALSHA_RO", sha, 0, *args)
+        except redis.ResponseError as exc:
+            text = str(exc)
+            if "unknown command" in text.lower():  # Redis < 7: no EVALSHA_RO
+                return client.execute_command("EVALSHA", sha, 0, *args)
+            raise
+
+    # First call in this thread so a refusal falls back cleanly before anything was yielded.
+    try:
+        first = call("0")
+    except redis.ResponseError as exc:
+        raise ScriptUnavailable(str(exc)) from None
+    stats.path = "server-side script"
+    results: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def reader():
+        reply = first
+        try:
+            while True:
+                cursor, records = _script_records(reply)
+                results.put(("ok", records))
+                if _s(cursor) == "0" or stop.is_set():
+                    break
+                reply = call(cursor)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            results.put(("error", exc))
+            return
+        results.put(("done", None))
+
+    thread = threading.Thread(target=reader, name="cacheops-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = results.get()
+            if kind == "error":
+                raise payload
+            if kind == "done":
+                return
+            stats.batches += 1
+            stats.keys += len(payload)
+            yield payload
+    finally:
+        stop.set()
+        while thread.is_alive():  # drain so the reader can finish its put()
+            try:
+                results.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
+# -- plain path -----------------------------------------------------------------------------------
+
+def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LIMIT,
+                 elide: tuple[str, ...] = ()) -> list[RawRecord]:
+    """TYPE/PTTL/MEMORY USAGE in one pipeline, bounded value reads in a second."""
+    if not keys:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+        pipe.pttl(key)
+        pipe.execute_command("MEMORY", "USAGE", key)
+    meta = pipe.execute(raise_on_error=False)
+    records = []
+    for i, key in enumerate(keys):
+        kind, pttl, mem = meta[3 * i:3 * i + 3]
+        records.append(RawRecord(key, _s(kind), pttl if isinstance(pttl, int) else -2,
+                                 mem if isinstance(mem, int) else None))
+    pipe = client.pipeline(transaction=False)
+    plan = []
+    for rec in records:
+        big = rec.memory is not None and rec.memory > limit * 2
+        if rec.type == "string":
+            pipe.strlen(rec.key)
+            pipe.getrange(rec.key, 0, limit - 1)
+            plan.append("string")
+        elif rec.type == "hash":
+            if big:  # field names only: a plain HGET cannot be cut short on the server
+                pipe.hkeys(rec.key)
+                plan.append("hash-keys")
+            else:
+                pipe.hgetall(rec.key)
+                plan.append("hash")
+        elif rec.type == "ReJSON-RL" and not big:
+            pipe.execute_command("JSON.GET", rec.key)
+            plan.append("json")
+        else:
+            plan.append("big-json" if rec.type == "ReJSON-RL" else None)
+    replies = iter(pipe.execute(raise_on_error=False))
+    for rec, step in zip(records, plan):
+        if step == "string":
+            size, value = next(replies), next(replies)
+            if isinstance(size, int) and isinstance(value, bytes):
+                rec.size, rec.value, rec.truncated = size, value, size > len(value)
+        elif step == "hash":
+            value = next(replies)
+            if isinstance(value, dict):
+                rec.value = {k: (len(v) if k.decode("utf-8", "replace") in elide else
+                                 v if len(v) <= limit else v[:limit]) for k, v in value.items()}
+                rec.truncated = any(isinstance(v, bytes) and len(v) > limit for v in value.values())
+        elif step == "hash-keys":
+            names = next(replies)
+            if isinstance(names, list):
+                rec.value = {name: 0 for name in names}
+                rec.truncated = True
+        elif step == "json":
+            value = next(replies)
+            if isinstance(value, bytes):
+                rec.size = len(value)
+                rec.value, rec.truncated = value[:limit], len(value) > limit
+        elif step == "big-json":
+            rec.truncated = True
+    return records
+
+
+def _plain_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
+    stats.path = stats.path or "plain pipeline"
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor, match=opts.match, count=opts.count, _type=opts.type)
+        if keys:
+            stats.batches += 1
+            stats.keys += len(keys)
+            yield read_records(client, keys, opts.limit, opts.elide)
+        if int(cursor) == 0:
+            return
+
+
+def iter_batches(client: redis.Redis, opts: ScanOptions | None = None,
+                 stats: ScanStats | None = None) -> Iterator[list[RawRecord]]:
+    """Every key (matching opts) exactly as SCAN yields it, in batches of RawRecords.
+
+    Keys deleted mid-scan come back with type "none"; SCAN may repeat a key it already returned
+    (its guarantee is "at least once"), which callers that count treat as harmless noise."""
+    opts = opts or ScanOptions()
+    stats = stats if stats is not None else ScanStats()
+    if opts.server_side is not False:
+        try:
+            yield from _script_batches(client, opts, stats)
+            return
+        except ScriptUnavailable as exc:
+            if opts.server_side:
+                raise
+            stats.fallback_reason = str(exc)
+            stats.path = "plain pipeline (scripts refused)"
+    yield from _plain_batches(client, opts, stats)
+
+
+def glob_escape(text: str) -> str:
+    """Escape a literal for SCAN MATCH."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,36 @@
+"""The registry of cache layouts. Order matters: more specific layouts claim a record first."""
+
+from __future__ import annotations
+
+from ..keyspace import RawRecord
+from .base import Context, Entry, Layout, Message, PromptQuery, VectorInfo
+from .langchain_exact import LangChainExactLayout
+from .langchain_semantic import LangChainSemanticLayout
+from .redisvl_embeddings import RedisVLEmbeddingsLayout
+from .redisvl_semantic import RedisVLSemanticLayout
+
+LAYOUTS: list[Layout] = [
+    LangChainExactLayout(),
+    LangChainSemanticLayout(),
+    RedisVLSemanticLayout(),
+    RedisVLEmbeddingsLayout(),
+]
+
+BY_ID = {layout.id: layout for layout in LAYOUTS}
+
+
+def classify(rec: RawRecord, ctx: Context) -> Entry | None:
+    """The decoded entry if some layout recognises both the key's shape and its content, else None.
+
+    A key under a cache's prefix whose content is not that library's (a session key, a counter,
+    another cache's document) is unknown: it is never listed, counted or deleted as an entry."""
+    for layout in LAYOUTS:
+        cache = layout.cache_of(rec)
+        if cache is not None:
+            entry = layout.decode(rec, cache, ctx)
+            if entry is not None:
+                return entry
+    return None
+
+
+__all__ = ["LAYOUTS", "BY_ID", "classify", "Context", "Entry", "Layout", "Message", "PromptQuery", "VectorInfo"]

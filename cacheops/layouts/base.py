@@ -1,0 +1,167 @@
+"""The one interface every cache layout implements, and the decoded Entry they all produce.
+
+A layout knows one library's Redis shapes and nothing else: how its keys look, how to decode a
+value, how to find the keys for a user's prompt, which companion keys belong to an entry. The rest of
+cacheops only talks to this interface, so adding a cache library means adding one module.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterable
+
+import redis
+
+from ..indexes import IndexInfo
+from ..keyspace import RawRecord
+
+HEX32 = "[0-9a-f]{32}"
+HEX64 = "[0-9a-f]{64}"
+
+
+@dataclass
+class Message:
+    role: str  # human, system, ai, tool, ...
+    content: str
+
+
+@dataclass
+class VectorInfo:
+    field: str
+    dims: int | None
+    dtype: str | None
+    nbytes: int
+    matches_index: bool | None = None  # None: no index to compare with
+
+
+@dataclass
+class Entry:
+    """One cache entry, decoded. Fields a layout cannot know stay None."""
+
+    key: str
+    layout: str  # layout id, e.g. "langchain_exact"
+    library: str  # e.g. "langchain-redis RedisCache"
+    kind: str  # exact | semantic | embeddings
+    cache: str  # the cache's name: its key prefix
+    index: str | None = None
+    prompt: str | None = None  # the user's text (last human message), or raw LLM prompt
+    messages: list[Message] | None = None
+    prompt_hash: str | None = None  # the hash the layout keys on (md5 / sha256 of the prompt)
+    model: str | None = None
+    llm_string: str | None = None
+    model_params: dict | None = None
+    answer: str | None = None
+    generations: list[dict] | None = None  # decoded generation dicts (show)
+    usage: dict | None = None
+    ttl_ms: int | None = None  # None: no expiry
+    bytes: int | None = None
+    inserted_at: float | None = None
+    updated_at: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    metadata: dict | None = None
+    vector: VectorInfo | None = None
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def expires_at(self) -> float | None:
+        return None if self.ttl_ms is None else time.time() + self.ttl_ms / 1000
+
+    def to_dict(self, full: bool = False) -> dict:
+        out = {
+            "key": self.key, "layout": self.layout, "library": self.library, "kind": self.kind,
+            "cache": self.cache, "index": self.index, "prompt": self.prompt, "prompt_hash": self.prompt_hash,
+            "model": self.model, "answer": self.answer,
+            "ttl_seconds": None if self.ttl_ms is None else round(self.ttl_ms / 1000, 3),
+            "expires_at": self.expires_at, "bytes": self.bytes,
+            "inserted_at": self.inserted_at, "updated_at": self.updated_at,
+            "tags": self.tags or {}, "truncated": self.truncated,
+        }
+        if self.vector:
+            out["vector"] = {"field": self.vector.field, "dims": self.vector.dims, "dtype": self.vector.dtype,
+                             "bytes": self.vector.nbytes, "matches_index": self.vector.matches_index}
+        if full:
+            out["messages"] = [{"role": m.role, "content": m.content} for m in self.messages or []]
+            out["llm_string"] = self.llm_string
+            out["model_params"] = self.model_params
+            out["generations"] = self.generations
+            out["usage"] = self.usage
+            out["metadata"] = self.metadata
+            out["notes"] = self.notes
+        return out
+
+
+@dataclass
+class Context:
+    """What a layout may need beyond the record itself: the server's search indexes."""
+
+    indexes: list[IndexInfo] = field(default_factory=list)
+    # Hash -> text learned from other caches, so exact entries (which store only hashes) can show
+    # their prompt and model: md5(prompt string) -> prompt string, md5(llm_string) -> llm_string.
+    known_prompts: dict[str, str] = field(default_factory=dict)
+    known_llm_strings: dict[str, str] = field(default_factory=dict)
+
+    def index_for_prefix(self, prefix: str, key_type: str = "HASH") -> IndexInfo | None:
+        """The index whose prefix is exactly `prefix` (with or without a trailing colon).
+
+        Exact, not startswith: index "llmcache" also covers "llmcache_v2:*" keys, but those entries
+        belong to cache "llmcache_v2", not to it."""
+        for idx in self.indexes:
+            if idx.key_type == key_type and any(p.rstrip(":") == prefix for p in idx.prefixes):
+                return idx
+        return None
+
+
+@dataclass
+class PromptQuery:
+    """A user's prompt, as LangChain would serialise it (see langchain_format)."""
+
+    text: str
+    system: str | None = None
+
+
+class Layout(ABC):
+    """One cache library's layout in Redis."""
+
+    id: ClassVar[str]
+    library: ClassVar[str]
+    kind: ClassVar[str]
+    redis_type: ClassVar[str]  # the TYPE its entries have
+    key_re: ClassVar[re.Pattern]  # must define a group "prefix"
+
+    def cache_of(self, rec: RawRecord) -> str | None:
+        """The cache (key prefix) this key would belong to, judged by key shape and type alone."""
+        if rec.type != self.redis_type:
+            return None
+        m = self.key_re.match(rec.key_text)
+        return m.group("prefix") if m else None
+
+    @abstractmethod
+    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+        """The decoded entry, or None when the content is not this library's (then: unknown)."""
+
+    @abstractmethod
+    def locate(self, client: redis.Redis, query: PromptQuery, ctx: Context,
+               cache: str | None = None) -> Iterable[bytes]:
+        """Candidate keys for a prompt, computed the way the library keys it. Candidates are then
+        read and classified like any other key, so a wrong guess is harmless."""
+
+    @abstractmethod
+    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+        """Whether a decoded entry is the cached answer for exactly this prompt."""
+
+    def companion_keys(self, entry: Entry) -> list[str]:
+        """Keys that belong to the entry and go with it (none for most layouts)."""
+        return []
+
+    # -- helpers shared by layouts --
+    @staticmethod
+    def ttl_ms(rec: RawRecord) -> int | None:
+        return None if rec.pttl < 0 else rec.pttl
+
+    def new_entry(self, rec: RawRecord, cache: str, **kwargs) -> Entry:
+        return Entry(key=rec.key_text, layout=self.id, library=self.library, kind=self.kind, cache=cache,
+                     ttl_ms=self.ttl_ms(rec), bytes=rec.memory, truncated=rec.truncated, **kwargs)

@@ -1,0 +1,93 @@
+"""langchain-redis RedisCache: exact-match cache, one RedisJSON document per (prompt, model).
+
+Key   <prefix>:<md5(prompt)>:<md5(llm_string)>   (default prefix "redis")
+Value JSON array of serialised generations (>= 0.2.6) or one generation object as root (<= 0.2.5).
+The prompt text and llm_string are not stored: only their md5s are in the key (FORMATS.md A).
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from .. import langchain_format as lc
+from ..keyspace import RawRecord, glob_escape
+from .base import HEX32, Context, Layout, PromptQuery
+
+_TEXT_RE = re.compile(rb'"text":\s*"((?:[^"\\]|\\.){0,400})')
+
+
+def _is_generation(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("lc") == 1 and (obj.get("id") or [])[:3] == ["langchain", "schema", "output"]
+
+
+class LangChainExactLayout(Layout):
+    id = "langchain_exact"
+    library = "langchain-redis RedisCache"
+    kind = "exact"
+    redis_type = "ReJSON-RL"
+    key_re = re.compile(rf"^(?P<prefix>.*):(?P<prompt>{HEX32}):(?P<llm>{HEX32})$", re.S)
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context):
+        m = self.key_re.match(rec.key_text)
+        prompt_md5, llm_md5 = m.group("prompt"), m.group("llm")
+        gens_raw, shape = None, None
+        if isinstance(rec.value, bytes):
+            try:
+                doc = orjson.loads(rec.value)
+            except orjson.JSONDecodeError:
+                doc = None
+            if isinstance(doc, list) and doc and all(_is_generation(g) for g in doc):
+                gens_raw, shape = doc, "array root (langchain-redis >= 0.2.6)"
+            elif _is_generation(doc):
+                gens_raw, shape = [doc], "object root (langchain-redis <= 0.2.5)"
+        entry = self.new_entry(rec, cache, prompt_hash=prompt_md5)
+        if gens_raw is None:
+            if not rec.truncated or not isinstance(rec.value, bytes) or b'"lc":1' not in rec.value[:200].replace(b" ", b""):
+                return None  # not LangChain's: leave it unknown
+            found = _TEXT_RE.search(rec.value)
+            entry.answer = found.group(1).decode("utf-8", "replace") if found else None
+            entry.notes.append("value too large to decode fully; answer is a preview")
+        else:
+            gens = [lc.parse_generation(g) for g in gens_raw]
+            entry.generations = gens
+            entry.answer = "\n".join(g["text"] for g in gens)
+            entry.usage = lc.usage_from_generations(gens)
+            entry.model = lc.model_from_generations(gens)
+            entry.notes.append(f"value shape: {shape}")
+        entry.prompt = ctx.known_prompts.get(prompt_md5)
+        llm_string = ctx.known_llm_strings.get(llm_md5)
+        if llm_string:
+            entry.llm_string = llm_string
+            model, entry.model_params = lc.parse_llm_string(llm_string)
+            entry.model = entry.model or model
+        if entry.model is None:
+            entry.model = f"llm:{llm_md5[:8]}"
+            entry.notes.append("RedisCache stores only md5(llm_string); model shown by that hash")
+        if entry.prompt is None:
+            entry.notes.append("RedisCache stores only md5(prompt); the text is known only if given or seen elsewhere")
+        else:
+            entry.messages, entry.prompt = _messages(entry.prompt)
+        return entry
+
+    def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
+        hashes = {lc.md5_hex(lc.chat_prompt(query.text, query.system))}
+        if query.system is None:
+            hashes.add(lc.md5_hex(query.text))  # a plain (non-chat) LLM keys on the raw text
+        prefix = glob_escape(cache) if cache is not None else "*"
+        for md5 in hashes:
+            yield from client.scan_iter(match=f"{prefix}:{md5}:*", count=1000)
+
+    def matches(self, entry, query: PromptQuery) -> bool:
+        wanted = {lc.md5_hex(lc.chat_prompt(query.text, query.system))}
+        if query.system is None:
+            wanted.add(lc.md5_hex(query.text))
+        return entry.prompt_hash in wanted
+
+
+def _messages(prompt: str):
+    from .base import Message
+
+    messages, text = lc.parse_prompt(prompt)
+    return ([Message(r, t) for r, t in messages] if messages is not None else None), text

@@ -1,0 +1,58 @@
+"""langchain-redis RedisSemanticCache: a RedisVL SemanticCache whose entries carry LangChain data.
+
+Key      <name>:<sha256(prompt)>, prompt = the serialised message list (FORMATS.md B)
+prompt   langchain_core.load.dumps(messages); an LLM's raw text
+response JSON array of strings, each dumps(generation) (double-encoded)
+metadata {"llm_string": ...}: the model is told apart here, not in the key
+Index/prefix mapping changed across langchain-redis versions (0.1.x: index = name over keys
+"<prefix>:"; 0.2.1-0.2.3: prefix ignored; 0.2.4+: "<name>:<prefix>"): entries are attributed by the
+prefix the index actually covers, so every version's entries land in the right cache.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from .. import langchain_format as lc
+from .base import Entry, PromptQuery
+from .redisvl_semantic import RedisVLSemanticLayout, json_field, message_list, text
+
+
+class LangChainSemanticLayout(RedisVLSemanticLayout):
+    id = "langchain_semantic"
+    library = "langchain-redis RedisSemanticCache"
+
+    def claims(self, fields: dict) -> bool:
+        if not {"prompt", "response", self.vector_field} <= fields.keys():
+            return False
+        meta = json_field(fields.get("metadata"))
+        return isinstance(meta, dict) and "llm_string" in meta
+
+    def decode_payload(self, entry: Entry, fields: dict) -> None:
+        messages, entry.prompt = lc.parse_prompt(text(fields.get("prompt")) or "")
+        entry.messages = message_list(messages)
+        entry.llm_string = entry.metadata.get("llm_string")
+        if isinstance(entry.llm_string, str):
+            entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string)
+        gens = []
+        response = fields.get("response")
+        try:
+            for gen_text in orjson.loads(response) if isinstance(response, bytes) else []:
+                gens.append(lc.parse_generation(orjson.loads(gen_text)))
+        except (orjson.JSONDecodeError, TypeError):
+            entry.answer = text(response)
+            entry.notes.append("response is not a list of serialised generations (truncated?)")
+        if gens:
+            entry.generations = gens
+            entry.answer = "\n".join(g["text"] for g in gens)
+            entry.usage = lc.usage_from_generations(gens)
+
+    def prompt_strings(self, query: PromptQuery) -> list[str]:
+        out = [lc.chat_prompt(query.text, query.system)]
+        return out + ([query.text] if query.system is None else [])
+
+    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+        if entry.messages is None:
+            return query.system is None and entry.prompt == query.text
+        wanted = ([("system", query.system)] if query.system is not None else []) + [("human", query.text)]
+        return [(m.role, m.content) for m in entry.messages] == wanted

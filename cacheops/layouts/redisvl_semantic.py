@@ -1,0 +1,147 @@
+"""RedisVL SemanticCache used directly: one HASH per entry, indexed for vector search.
+
+Key    <name>:<sha256(prompt + filters)>   (default name "llmcache"; index prefix = name, no colon)
+Fields entry_id, prompt, response, prompt_vector, inserted_at, updated_at [, metadata] [, filter fields]
+(FORMATS.md C). The same hash shape is written by langchain-redis RedisSemanticCache, which has
+its own layout (langchain_semantic) that claims entries carrying metadata.llm_string first.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from .. import langchain_format as lc
+from ..indexes import DTYPE_BYTES, parse_search
+from ..keyspace import RawRecord
+from .base import HEX64, Context, Entry, Layout, Message, PromptQuery, VectorInfo
+
+CORE_FIELDS = {"entry_id", "prompt", "response", "prompt_vector", "inserted_at", "updated_at", "metadata"}
+_STOPWORDS = {"a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+              "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+              "they", "this", "to", "was", "will", "with"}
+
+
+def text(value) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+def fields_of(rec: RawRecord) -> dict[str, object]:
+    return {k.decode("utf-8", "replace"): v for k, v in rec.value.items()} if isinstance(rec.value, dict) else {}
+
+
+def as_float(value) -> float | None:
+    try:
+        return float(text(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def json_field(value):
+    try:
+        return orjson.loads(value) if isinstance(value, bytes) and value else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def vector_info(fields: dict, name: str, index) -> VectorInfo | None:
+    if name not in fields:
+        return None
+    raw = fields[name]
+    nbytes = raw if isinstance(raw, int) else len(raw)
+    vec = index.vector if index else None
+    if vec:
+        width = DTYPE_BYTES.get(vec.dtype, 4)
+        dims = nbytes // width if nbytes % width == 0 else None
+        return VectorInfo(name, dims, vec.dtype, nbytes, matches_index=nbytes == vec.nbytes)
+    return VectorInfo(name, nbytes // 4 if nbytes % 4 == 0 else None, None, nbytes)
+
+
+class RedisVLSemanticLayout(Layout):
+    id = "redisvl_semantic"
+    library = "RedisVL SemanticCache"
+    kind = "semantic"
+    redis_type = "hash"
+    key_re = re.compile(rf"^(?P<prefix>.+):(?P<id>{HEX64})$", re.S)
+    vector_field = "prompt_vector"
+
+    def claims(self, fields: dict) -> bool:
+        """Content check: the redisvl core fields, and nothing that marks a more specific library."""
+        if not {"prompt", "response", self.vector_field} <= fields.keys():
+            return False
+        meta = json_field(fields.get("metadata"))
+        return not (isinstance(meta, dict) and "llm_string" in meta) and "litellm_cache_key" not in fields
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+        fields = fields_of(rec)
+        if not self.claims(fields):
+            return None
+        index = ctx.index_for_prefix(cache)
+        entry = self.new_entry(rec, cache, index=index.name if index else None,
+                               prompt_hash=self.key_re.match(rec.key_text).group("id"))
+        entry.inserted_at = as_float(fields.get("inserted_at"))
+        entry.updated_at = as_float(fields.get("updated_at"))
+        entry.metadata = json_field(fields.get("metadata"))
+        entry.vector = vector_info(fields, self.vector_field, index)
+        entry.tags = {k: text(v) for k, v in fields.items() if k not in CORE_FIELDS and isinstance(v, bytes)}
+        if index is None:
+            entry.notes.append(f"no search index covers prefix {cache!r}: the cache cannot find this entry")
+        elif entry.vector and entry.vector.matches_index is False:
+            entry.notes.append(f"vector is {entry.vector.nbytes} bytes but index {index.name} expects "
+                               f"{index.vector.nbytes}: not searchable")
+        self.decode_payload(entry, fields)
+        return entry
+
+    def decode_payload(self, entry: Entry, fields: dict) -> None:
+        entry.prompt = text(fields.get("prompt"))
+        entry.answer = text(fields.get("response"))
+        if isinstance(entry.metadata, dict):
+            model = entry.metadata.get("model")
+            entry.model = model if isinstance(model, str) else None
+        entry.model = entry.model or entry.tags.get("model")
+
+    def semantic_prefixes(self, ctx: Context, cache: str | None) -> list[tuple[str, object]]:
+        out = []
+        for idx in ctx.indexes:
+            if idx.key_type != "HASH" or self.vector_field not in idx.fields or "prompt" not in idx.fields:
+                continue
+            for prefix in idx.prefixes:
+                name = prefix.rstrip(":")
+                if cache is None or cache == name:
+                    out.append((name, idx))
+        return out
+
+    def prompt_strings(self, query: PromptQuery) -> list[str]:
+        return [query.text] if query.system is None else []
+
+    def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
+        for prefix, idx in self.semantic_prefixes(ctx, cache):
+            for prompt in self.prompt_strings(query):
+                yield f"{prefix}:{lc.sha256_hex(prompt)}".encode()
+            # Filtered caches hash the filter values into the id: find those by the indexed prompt text.
+            yield from search_prompt_terms(client, idx.name, query.text)
+
+    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+        if query.system is not None or entry.messages:
+            return False
+        return entry.prompt == query.text
+
+
+def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> list[bytes]:
+    """Keys of documents whose TEXT-indexed prompt contains every significant word of text_."""
+    words = [w for w in re.findall(r"[^\W_]+", text_.lower()) if w not in _STOPWORDS]
+    if not words:
+        return []
+    query = "@prompt:(" + " ".join(words[:12]) + ")"
+    try:
+        reply = client.execute_command("FT.SEARCH", index, query, "NOCONTENT", "LIMIT", 0, limit, "DIALECT", 2)
+    except Exception:  # a query RediSearch rejects is just no candidates; exact keys were tried already
+        return []
+    return [key for key, _ in parse_search(reply, nocontent=True)]
+
+
+def message_list(messages):
+    return [Message(r, t) for r, t in messages] if messages is not None else None

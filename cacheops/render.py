@@ -1,0 +1,111 @@
+"""Everything cacheops prints goes through here: rich tables on a terminal, JSON for scripts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+
+import orjson
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(obj):
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "backslashreplace")
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return str(obj)
+
+
+def json_line(obj) -> None:
+    """One JSON document on one line (JSON lines streaming)."""
+    sys.stdout.buffer.write(orjson.dumps(obj, default=_default, option=_JSON_OPTS) + b"\n")
+
+
+def json_doc(obj) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, default=_default, option=_JSON_OPTS | orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def flush() -> None:
+    sys.stdout.flush()
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            whole = int(seconds // size)
+            rest = seconds - whole * size
+            sub = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
+            part = int(rest // sub[1])
+            return f"{whole}{unit}{part}{sub[0]}" if part else f"{whole}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def timestamp(value: float | None) -> str:
+    if not value:
+        return "-"
+    return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def preview(text: str | None, width: int = 60) -> str:
+    if text is None:
+        return "-"
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    t = Table(title=title, header_style="bold", show_lines=False, expand=False)
+    for col in columns:
+        t.add_column(col, overflow="fold")
+    return t
+
+
+def out(renderable="") -> None:
+    console.print(renderable)
+
+
+def note(text: str) -> None:
+    console.print(f"[dim]{escape(text)}[/dim]")
+
+
+def warn(text: str) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {escape(text)}")
+
+
+def error(text: str) -> None:
+    err_console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+
+
+def bar(count: int, total: int, width: int = 30) -> str:
+    if total <= 0:
+        return ""
+    return "█" * max(1 if count else 0, round(width * count / total))
+
+
+__all__ = ["escape"]

@@ -1,0 +1,99 @@
+"""Cache writers that use the real libraries the way an application does.
+
+LangChain caches are filled with `set_llm_cache` + a LangChain fake chat model's `invoke`; RedisVL
+caches with their own `store` / `set`. Nothing here builds a cache entry by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from langchain_core.globals import set_llm_cache
+from langchain_core.language_models.fake import FakeListLLM
+
+from cacheops.demo import demo_chat_model, hashing_embeddings
+
+
+@contextlib.contextmanager
+def llm_cache(cache):
+    set_llm_cache(cache)
+    try:
+        yield cache
+    finally:
+        set_llm_cache(None)
+
+
+def langchain_exact(url: str, qa: list[tuple], model: str = "gpt-4o-mini", **cache_kwargs):
+    """qa: (prompt, answer) where prompt is a str or a list of LangChain messages."""
+    from langchain_redis import RedisCache
+
+    with llm_cache(RedisCache(redis_url=url, **cache_kwargs)) as cache:
+        chat = demo_chat_model(model)
+        for prompt, answer in qa:
+            chat.answer(prompt, answer)
+    return cache
+
+
+def langchain_exact_llm(url: str, qa: list[tuple], **cache_kwargs):
+    """A non-chat LLM (FakeListLLM): the cache keys on the raw prompt text."""
+    from langchain_redis import RedisCache
+
+    with llm_cache(RedisCache(redis_url=url, **cache_kwargs)):
+        for prompt, answer in qa:
+            FakeListLLM(responses=[answer]).invoke(prompt)
+
+
+def langchain_exact_old_shape(url: str, prompt: str, answer: str, model: str = "gpt-4o-mini", prefix: str = "redis"):
+    """langchain-redis <= 0.2.5 stored one generation object as the JSON root
+    (`json.loads(dumps(return_val[0]))`). Reproduce that library code path exactly with the real
+    RedisCache: its update() with a subclass that writes the first generation the way 0.2.5 did."""
+    from langchain_core.load import dumps
+    from langchain_redis import RedisCache
+    from redis.commands.json.path import Path
+
+    class RedisCache025(RedisCache):
+        def update(self, prompt, llm_string, return_val):  # langchain-redis 0.2.5's update()
+            key = self._key(prompt, llm_string)
+            self.redis.json().set(key, Path.root_path(), json.loads(dumps(return_val[0])))
+            if self.ttl is not None:
+                self.redis.expire(key, self.ttl)
+
+    with llm_cache(RedisCache025(redis_url=url, prefix=prefix)):
+        demo_chat_model(model).answer(prompt, answer)
+
+
+def langchain_semantic(url: str, qa: list[tuple], model: str = "gpt-4o-mini", embeddings=None, **cache_kwargs):
+    from langchain_redis import RedisSemanticCache
+
+    cache_kwargs.setdefault("distance_threshold", 0.01)
+    with llm_cache(RedisSemanticCache(embeddings=embeddings or hashing_embeddings(), redis_url=url,
+                                      **cache_kwargs)) as cache:
+        chat = demo_chat_model(model)
+        for prompt, answer in qa:
+            chat.answer(prompt, answer)
+    return cache
+
+
+def redisvl_semantic(url: str, entries: list[dict], name: str = "llmcache", filterable_fields=None,
+                     dtype: str = "float32", **kwargs):
+    """entries: dicts of SemanticCache.store() arguments (prompt, response, metadata, filters, ttl)."""
+    from redisvl.extensions.cache.llm import SemanticCache
+    from redisvl.utils.vectorize import CustomVectorizer
+
+    emb = hashing_embeddings()
+    cache = SemanticCache(name=name, redis_url=url, vectorizer=CustomVectorizer(embed=emb.embed_query, dtype=dtype),
+                          filterable_fields=filterable_fields, **kwargs)
+    for entry in entries:
+        cache.store(**entry)
+    return cache
+
+
+def redisvl_embeddings(url: str, items: list[tuple[str, str]], name: str = "embedcache", **kwargs):
+    from redisvl.extensions.cache.embeddings import EmbeddingsCache
+
+    emb = hashing_embeddings()
+    cache = EmbeddingsCache(name=name, redis_url=url, **kwargs)
+    for content, model_name in items:
+        cache.set(content=content, model_name=model_name, embedding=emb.embed_query(content))
+    return cache
