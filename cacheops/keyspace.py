@@ -173,7 +173,7 @@ def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LI
     for key in keys:
         pipe.type(key)
         pipe.pttl(key)
-        pipe.execute_command("MEMORY", "USAGE", key)
+        pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", 0)  # exact: sampling misses big fields
     meta = pipe.execute(raise_on_error=False)
     records = []
     for i, key in enumerate(keys):

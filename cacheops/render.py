@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import sys
 
 import orjson
@@ -11,7 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=False)
+# Off a terminal (a forced --table piped to a file), don't fold tables at rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+console = Console(highlight=False, soft_wrap=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY

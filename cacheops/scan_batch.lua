@@ -17,7 +17,7 @@ local out = {res[1]}
 for _, key in ipairs(res[2]) do
   local kind = redis.call('TYPE', key)['ok']
   local pttl = redis.call('PTTL', key)
-  local mem = redis.pcall('MEMORY', 'USAGE', key)
+  local mem = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')
   if type(mem) ~= 'number' then mem = -1 end
   local value, size, truncated = false, -1, 0
   if kind == 'string' then

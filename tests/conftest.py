@@ -56,7 +56,8 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, url: str | None = None, input: str | None = None):
-        argv = ["--url", url or self.url, *args] if (url or self.url) else list(args)
+        target = self.url if url is None else url
+        argv = ["--url", target, *args] if target else list(args)
         return self.runner.invoke(cli, argv, input=input, catch_exceptions=False)
 
     def json(self, *args: str):

@@ -37,8 +37,9 @@ def command(state: AppState, stop, into_url):
         render.note("the server already holds keys; adding the demo traffic again (entries are overwritten)")
     with render.console.status("the demo app is answering its FAQ through LangChain and RedisVL caches…"):
         result = fill_demo_cache(url)
-    render.out(f"cached {result.exact_entries} exact, {result.semantic_entries} semantic (LangChain), "
-               f"{result.redisvl_entries} RedisVL semantic and {result.embeddings_entries} embedding entries")
+    render.out(f"The demo app made {result.llm_calls} LLM calls through LangChain's Redis caches, "
+               f"{result.redisvl_stores} RedisVL SemanticCache stores and {result.embeddings} cached embeddings. "
+               f"What cacheops sees:")
     render_catalog(build_catalog(client, build_context(client)))
     target = "--embedded" if not into_url else f"--url {spec.display}"
     render.out(f"\nNext: [bold]cacheops {target} scan[/bold], [bold]cacheops {target} stats[/bold], "
