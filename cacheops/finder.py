@@ -36,8 +36,9 @@ def find_by_prompt(client: redis.Redis, ctx: Context, query: PromptQuery, cache:
             if isinstance(item, Entry) and (cache is None or item.cache == cache):
                 layout = next(lay for lay in LAYOUTS if lay.id == item.layout)
                 if layout.matches(item, query):
-                    if item.prompt is None or item.kind == "exact":
+                    if item.prompt is None:
                         # exact caches store no text: the user's own words are the prompt
                         item.prompt = query.text
+                        item.notes = [n for n in item.notes if "md5(prompt)" not in n]
                     found.append(item)
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import sys
 
 import orjson
@@ -80,6 +81,14 @@ def preview(text: str | None, width: int = 60) -> str:
         return "-"
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+_HEX_RUN = re.compile(r"[0-9a-f]{24,}")
+
+
+def short_key(key: str, width: int = 48) -> str:
+    """A key for a table cell: long hex hashes cut to 8 characters (the full key is in --json / show)."""
+    return preview(_HEX_RUN.sub(lambda m: m.group(0)[:8] + "…", key), width)
 
 
 def table(*columns: str, title: str | None = None) -> Table:

@@ -52,12 +52,12 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     for item in items:
         shown += 1
         if isinstance(item, UnknownKey):
-            t.add_row(render.escape(render.preview(item.key, 50)), "[dim]unknown[/dim]", "-", f"({item.type})", "-",
+            t.add_row(render.escape(render.short_key(item.key)), "[dim]unknown[/dim]", "-", f"({item.type})", "-",
                       render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
                       render.human_bytes(item.bytes), "-")
             continue
         prompt = item.prompt if item.prompt is not None else f"md5 {item.prompt_hash[:12]}… (not stored)"
-        t.add_row(render.escape(render.preview(item.key, 50)), item.layout, render.escape(item.model or "-"),
+        t.add_row(render.escape(render.short_key(item.key)), item.layout, render.escape(item.model or "-"),
                   render.escape(render.preview(prompt, 48)), render.escape(render.preview(item.answer, 48)),
                   render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
                   render.human_bytes(item.bytes), render.timestamp(item.inserted_at))
