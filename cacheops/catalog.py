@@ -285,5 +285,6 @@ def _annotate(summary: CacheSummary, summaries: dict[str, CacheSummary], ctx: Co
     for idx in ctx.indexes:
         for prefix in idx.prefixes:
             if summary.name != prefix.rstrip(":") and summary.name.startswith(prefix) and not prefix.endswith(":"):
-                summary.notes.append(f"index {idx.name!r} (prefix {prefix!r}) also indexes these keys: "
-                                     f"its searches can return this cache's answers (prefix bleed)")
+                summary.notes.append(f"index {idx.name!r} (prefix {prefix!r}, no trailing colon) also indexes "
+                                     f"{summary.name}:* keys: its searches can return this cache's answers "
+                                     f"(prefix bleed); give each cache a name that is not a prefix of another's")

@@ -95,3 +95,27 @@ def test_demo_fills_a_realistic_cache(run, client, redis_url):
     assert by_name["llmcache"]["entries"] >= 20
     found = run.json("show", "--prompt", Q)
     assert len(found) >= 4 and all(e["prompt"] == Q for e in found)
+
+
+def test_doctor_finds_vectors_that_no_longer_match_the_index(run, redis_url):
+    """The app switched embedding models and recreated the index (overwrite=True keeps the docs):
+    the old 64-dim documents fail to index under the new 32-dim schema and can never be hit."""
+    from redisvl.extensions.cache.llm import SemanticCache
+    from redisvl.utils.vectorize import CustomVectorizer
+
+    from cacheops.demo import hashing_embeddings
+
+    writers.redisvl_semantic(redis_url, [{"prompt": "old q", "response": "old a"}], name="drifted")
+    small = hashing_embeddings(32)
+    cache = SemanticCache(name="drifted", redis_url=redis_url, vectorizer=CustomVectorizer(embed=small.embed_query),
+                          overwrite=True)
+    cache.store("new q", "new a")
+    result = run("doctor", "--json")
+    assert result.exit_code == 8
+    checks = json.loads(result.output)["checks"]
+    assert any(c["area"] == "index drifted" and c["status"] == "problem" and "failed to index" in c["message"]
+               for c in checks)
+    rows = {r["prompt"]: r for r in run.json_lines("scan", "--cache", "drifted")}
+    assert rows["old q"]["vector"]["matches_index"] is False and rows["new q"]["vector"]["matches_index"] is True
+    summary = next(c for c in run.json("caches")["caches"] if c["name"] == "drifted")
+    assert summary["vector_mismatches"] == 1
