@@ -233,7 +233,7 @@ UNKNOWN_PREFIXES_MAX = 50_000
 
 
 def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None,
-                  on_entry=None, server_side: bool | None = None) -> Catalog:
+                  on_entry=None, server_side: bool | None = None, stats: ScanStats | None = None) -> Catalog:
     """One streaming pass over the keyspace: every cache with its aggregates. Memory is bounded by
     the number of caches and distinct prefixes, never by the number of keys."""
     flt = flt or EntryFilter()
@@ -241,7 +241,7 @@ def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = N
     summaries: dict[str, CacheSummary] = {}
     unknown_by_prefix: Counter = Counter()
     unknown = 0
-    stats = ScanStats()
+    stats = stats if stats is not None else ScanStats()
     for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side):
         if isinstance(item, UnknownKey):
             unknown += 1

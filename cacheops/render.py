@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
 import re
 import sys
+import threading
 
 import orjson
 from rich.console import Console
@@ -121,3 +123,24 @@ def bar(count: int, total: int, width: int = 30) -> str:
 
 
 __all__ = ["escape"]
+
+
+@contextlib.contextmanager
+def scan_progress(stats, what: str = "scanning"):
+    """A live 'N keys scanned' line on stderr while a full scan runs (only on a terminal)."""
+    if not err_console.is_terminal:
+        yield
+        return
+    stop = threading.Event()
+    with err_console.status(f"{what}…") as status:
+        def refresh():
+            while not stop.wait(0.2):
+                status.update(f"{what}: {stats.keys:,} keys")
+
+        thread = threading.Thread(target=refresh, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

@@ -57,7 +57,8 @@ def _bucket(value: float, buckets) -> str:
     return buckets[-1][0]
 
 
-def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None) -> StatsReport:
+def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None,
+                  scan_stats=None) -> StatsReport:
     info = server_info(client)
     access = AccessStats("lfu_frequency" if info.lfu else "idle_seconds")
     pending: list[Entry] = []
@@ -79,6 +80,6 @@ def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = N
             if len(pending) >= 1000:
                 flush()
 
-    catalog = build_catalog(client, ctx, flt, on_entry=on_entry)
+    catalog = build_catalog(client, ctx, flt, on_entry=on_entry, stats=scan_stats)
     flush()
     return StatsReport(info, catalog, access)

