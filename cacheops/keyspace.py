@@ -6,7 +6,7 @@ Two paths give the same records:
   in flight while the caller decodes the current one;
 - plain: SCAN, then one pipeline of TYPE/PTTL/MEMORY USAGE and one of value reads per batch, for
   servers or ACLs that forbid scripts.
-Memory stays flat: at most two batches are held at once, and no value is read past `limit` bytes.
+Memory stays flat: at most three batches are held at once, and no value is read past `limit` bytes.
 Never KEYS; nothing here writes.
 """
 
@@ -124,7 +124,7 @@ def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) ->
     except redis.ResponseError as exc:
         raise ScriptUnavailable(str(exc)) from None
     stats.path = "server-side script"
-    results: queue.Queue = queue.Queue(maxsize=1)
+    results: queue.Queue = queue.Queue(maxsize=2)  # two batches in flight while one is decoded
     stop = threading.Event()
 
     def reader():
