@@ -234,15 +234,20 @@ def fill(url: str, n: int, semantic_share: float, batch: int = 2000) -> dict:
 
 # -- timing ----------------------------------------------------------------------------------------
 
-def timed(argv: list[str], env: dict | None = None) -> tuple[float, int]:
+def server_cpu(client) -> float:
+    info = client.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
+
+
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, int, float]:
     """(wall seconds, peak RSS in KiB) of a child process writing to /dev/null, measured by a small
     launcher (bench/_measure.py) so the figure is the child's own."""
     launcher = [sys.executable, "-S", str(Path(__file__).with_name("_measure.py"))]
     out = subprocess.run(launcher + argv, stdout=subprocess.PIPE, env=env, text=True, check=True).stdout.split()
-    wall, rss, code = float(out[0]), int(out[1]), int(out[2])
+    wall, rss, code, cpu = float(out[0]), int(out[1]), int(out[2]), float(out[3])
     if code != 0:
         sys.exit(f"{' '.join(argv)} exited with {code}")
-    return wall, rss
+    return wall, rss, cpu
 
 
 def cli_supports_count(cli: str) -> bool:
@@ -263,7 +268,7 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     import redis
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "redis-py": redis.__version__,
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1m_at_start": os.getloadavg()[0], "python": platform.python_version(), "redis-py": redis.__version__,
             "kernel": platform.release()}
 
 
@@ -311,14 +316,17 @@ def main() -> None:
         results: dict[str, list] = {name: [] for name in variants}
         for _ in range(args.runs):  # interleaved, so drift hits every tool alike
             for name, argv in variants.items():
-                results[name].append(timed(argv, env))
+                before = server_cpu(client)
+                wall, rss, cpu = timed(argv, env)
+                results[name].append((wall, rss, cpu, server_cpu(client) - before))
         listed = count_lines(ops_argv, env)
         report = {"commands": {name: " ".join(argv) for name, argv in variants.items()}, "entries": args.entries, "keyspace": fill_info, "listed": listed, "machine": facts, "runs": {}}
         for name, runs in results.items():
-            walls = sorted(w for w, _ in runs)
-            report["runs"][name] = {"wall_median_s": round(walls[len(walls) // 2], 3),
-                                    "wall_all_s": [round(w, 3) for w, _ in runs],
-                                    "peak_rss_mib": round(max(r for _, r in runs) / 1024, 1)}
+            mid = sorted(runs)[len(runs) // 2]  # the run with the median wall time
+            report["runs"][name] = {"wall_median_s": round(mid[0], 3),
+                                    "wall_all_s": [round(r[0], 3) for r in runs],
+                                    "client_cpu_s": round(mid[2], 2), "server_cpu_s": round(mid[3], 2),
+                                    "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1)}
         base = report["runs"]["redis-cli"]["wall_median_s"]
         for name, row in report["runs"].items():
             row["ratio_to_redis_cli"] = round(row["wall_median_s"] / base, 2)
