@@ -6,7 +6,7 @@ Two paths give the same records:
   in flight while the caller decodes the current one;
 - plain: SCAN, then one pipeline of TYPE/PTTL/MEMORY USAGE and one of value reads per batch, for
   servers or ACLs that forbid scripts.
-Memory stays flat: at most two batches are held at once, and no value is read past `limit` bytes.
+Memory stays flat: at most three batches are held at once, and no value is read past `limit` bytes.
 Never KEYS; nothing here writes.
 """
 
@@ -124,7 +124,7 @@ def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) ->
     except redis.ResponseError as exc:
         raise ScriptUnavailable(str(exc)) from None
     stats.path = "server-side script"
-    results: queue.Queue = queue.Queue(maxsize=1)
+    results: queue.Queue = queue.Queue(maxsize=2)  # two batches in flight while one is decoded
     stop = threading.Event()
 
     def reader():
@@ -182,24 +182,21 @@ def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LI
                                  mem if isinstance(mem, int) else None))
     pipe = client.pipeline(transaction=False)
     plan = []
+    # Big values are read whole and cut here, exactly as the script cuts them on the server: a hash
+    # field or a JSON document cannot be read partially, and both paths must list the same entries.
     for rec in records:
-        big = rec.memory is not None and rec.memory > limit * 2
         if rec.type == "string":
             pipe.strlen(rec.key)
             pipe.getrange(rec.key, 0, limit - 1)
             plan.append("string")
         elif rec.type == "hash":
-            if big:  # field names only: a plain HGET cannot be cut short on the server
-                pipe.hkeys(rec.key)
-                plan.append("hash-keys")
-            else:
-                pipe.hgetall(rec.key)
-                plan.append("hash")
-        elif rec.type == "ReJSON-RL" and not big:
+            pipe.hgetall(rec.key)
+            plan.append("hash")
+        elif rec.type == "ReJSON-RL":
             pipe.execute_command("JSON.GET", rec.key)
             plan.append("json")
         else:
-            plan.append("big-json" if rec.type == "ReJSON-RL" else None)
+            plan.append(None)
     replies = iter(pipe.execute(raise_on_error=False))
     for rec, step in zip(records, plan):
         if step == "string":
@@ -212,18 +209,11 @@ def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LI
                 rec.value = {k: (len(v) if k.decode("utf-8", "replace") in elide else
                                  v if len(v) <= limit else v[:limit]) for k, v in value.items()}
                 rec.truncated = any(isinstance(v, bytes) and len(v) > limit for v in value.values())
-        elif step == "hash-keys":
-            names = next(replies)
-            if isinstance(names, list):
-                rec.value = {name: 0 for name in names}
-                rec.truncated = True
         elif step == "json":
             value = next(replies)
             if isinstance(value, bytes):
                 rec.size = len(value)
                 rec.value, rec.truncated = value[:limit], len(value) > limit
-        elif step == "big-json":
-            rec.truncated = True
     return records
 
 

@@ -43,8 +43,13 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     items = iter_entries(client, ctx, EntryFilter(cache=cache, model=model), match=match, count=count,
                          limit=limit, include_unknown=unknown, stats=stats, server_side=False if plain else None)
     if fmt == "json":
+        chunk = []
         for item in items:
-            render.json_line(item.to_dict())
+            chunk.append(item.to_dict())
+            if len(chunk) >= 1000:
+                render.json_lines(chunk)
+                chunk = []
+        render.json_lines(chunk)
         render.flush()
         return
     t = render.table("key", "layout", "model", "prompt", "answer", "TTL", "size", "inserted")
