@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..keyspace import RawRecord
-from .base import Context, Entry, Layout, Message, PromptQuery, VectorInfo
+from .base import UNREACHABLE_REASONS, Context, Entry, Infrastructure, Layout, Message, PromptQuery, VectorInfo
 from .langchain_exact import LangChainExactLayout
 from .langchain_semantic import LangChainSemanticLayout
 from .redisvl_embeddings import RedisVLEmbeddingsLayout
@@ -19,7 +19,7 @@ LAYOUTS: list[Layout] = [
 BY_ID = {layout.id: layout for layout in LAYOUTS}
 
 
-def classify(rec: RawRecord, ctx: Context) -> Entry | None:
+def classify(rec: RawRecord, ctx: Context) -> Entry | Infrastructure | None:
     """The decoded entry if some layout recognises both the key's shape and its content, else None.
 
     A key under a cache's prefix whose content is not that library's (a session key, a counter,
@@ -33,4 +33,5 @@ def classify(rec: RawRecord, ctx: Context) -> Entry | None:
     return None
 
 
-__all__ = ["LAYOUTS", "BY_ID", "classify", "Context", "Entry", "Layout", "Message", "PromptQuery", "VectorInfo"]
+__all__ = ["LAYOUTS", "BY_ID", "UNREACHABLE_REASONS", "classify", "Context", "Entry", "Infrastructure", "Layout",
+           "Message", "PromptQuery", "VectorInfo"]
