@@ -104,15 +104,15 @@ class EntryFilter:
     cache: str | None = None
     model: str | None = None
 
-    def scan_match(self, match: str | None) -> str | None:
+    def scan_match(self, match: str | None, ctx: Context | None = None) -> str | None:
         if match:
             return match
         if self.cache is None:
             return None
         for layout in LAYOUTS:  # caches of unprefixed keys name their own glob
-            glob = layout.scan_match(self.cache)
+            glob = layout.scan_match(self.cache, ctx)
             if glob is not None:
-                return glob
+                return None if glob == "*" else glob
         return f"{glob_escape(self.cache)}:*"
 
     def accepts(self, entry: Entry) -> bool:
@@ -149,7 +149,7 @@ def iter_entries(client: redis.Redis, ctx: Context, flt: EntryFilter | None = No
                  count: int = 1000, limit: int | None = None, include_unknown: bool = False,
                  stats: ScanStats | None = None, server_side: bool | None = None) -> Iterator[Entry | UnknownKey]:
     flt = flt or EntryFilter()
-    opts = ScanOptions(match=flt.scan_match(match), count=count, server_side=server_side)
+    opts = ScanOptions(match=flt.scan_match(match, ctx), count=count, server_side=server_side)
     shown = 0
     for item in iter_records_classified(client, ctx, opts, stats):
         if isinstance(item, UnknownKey):

@@ -195,9 +195,10 @@ class Layout(ABC):
         """Read once per command what decode needs from the server beyond the record (indexes are
         already in ctx). Must stay cheap or lazy: it runs before every scan and show."""
 
-    def scan_match(self, cache: str) -> str | None:
+    def scan_match(self, cache: str, ctx: Context | None = None) -> str | None:
         """The SCAN MATCH glob for every key of this cache, if this layout names caches in a way
-        other than "<prefix>:..." (unprefixed keys); None leaves the default."""
+        other than "<prefix>:..." (unprefixed keys; "*" when its keys share no prefix); None
+        leaves the default."""
         return None
 
     def cache_of(self, rec: RawRecord) -> str | None:
