@@ -94,3 +94,15 @@ class VenvWriter:
             raise AssertionError(f"{self.name} writer {op} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         return json.loads(lines[-1][7:]) if lines else None
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture(scope="session")
+    def venv_writers() -> dict[str, VenvWriter]:
+        """Every writer venv (built on first use, in parallel), as callables: venv_writers["gptcache"](url, op, ...)."""
+        return {name: VenvWriter(name, python) for name, python in ensure_all().items()}
