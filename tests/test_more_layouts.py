@@ -205,3 +205,66 @@ def test_float16_vectors_and_mismatched_or_unindexed_documents(run, redis_url, c
     assert "FT.INFO" in caches["unreachable"]["vector_mismatch"]["how"]
     table = run("caches", "--table").output
     assert "vector_mismatch" in table and "no_index" in table
+
+
+def test_mixed_keyspace_every_layout_and_no_foreign_key_claimed(run, redis_url, client, venv_writers):
+    legacy, lite = venv_writers["legacy_langchain"], venv_writers["litellm"]
+    writers.langchain_exact(redis_url, [(Q, "lc exact")])
+    writers.langchain_semantic(redis_url, [([SystemMessage("sys"), HumanMessage(Q)], "lc semantic")])
+    writers.redisvl_semantic(redis_url, [{"prompt": Q, "response": "rvl"}], name="rvlcache")
+    writers.redisvl_semantic(redis_url, [{"prompt": "half", "response": "rvl16"}], name="half", dtype="float16")
+    writers.redisvl_embeddings(redis_url, [("hello", "mini")])
+    writers.community_exact(redis_url, [(Q, "community exact")])
+    legacy(redis_url, "community_semantic", qa=[[Q, "community semantic"]], check=False)
+    legacy(redis_url, "langchain_redis_exact", qa=[["old shape?", "lc old"]], cache={"prefix": "old"}, check=False)
+    lite(redis_url, "exact", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact"}],
+         cache={"namespace": "ll"})
+    lite(redis_url, "semantic", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm semantic"}])
+    venv_writers["gptcache"](redis_url, "qa", qa=[[Q, "gptcache"]], lookups=[Q])
+    writers.pickle_llm_cache(redis_url, [(Q, "pickle llm")])
+    writers.pickle_smart_cache(redis_url, [("k", {"prompt": Q, "response": "pickle smart"}, ["t"])])
+    expected = {"lc exact": "langchain_exact", "lc semantic": "langchain_semantic", "rvl": "redisvl_semantic",
+                "rvl16": "redisvl_semantic", "embedding, 64 dims": "redisvl_embeddings",
+                "community exact": "community_exact", "community semantic": "community_semantic",
+                "lc old": "langchain_exact", "litellm exact": "litellm_exact", "litellm semantic": "litellm_semantic",
+                "gptcache": "gptcache", "pickle llm": "pickle_llm_cache", "pickle smart": "pickle_smart_cache"}
+    entry_keys = {r["key"] for r in run.json_lines("scan")}
+    # Foreign keys shaped like cache keys (same prefixes, hash lengths, types or value openings).
+    sha, md5 = lc.sha256_hex("foreign"), lc.md5_hex("foreign")
+    foreign = {
+        "redis:session:42": ("string", "user-42"),
+        "llmcache:not-a-cache-entry": ("string", "x"),
+        f"redis:{md5}:{md5}": ("json", {"user": "not langchain"}),
+        md5: ("hash", {"0": "not a generation", "1": "x"}),
+        sha: ("string", '{"timestamp": 1795295335.8, "user": "no response field"}'),
+        f"ll:{lc.sha256_hex('f2')}": ("string", "{'timestamp': 1, 'note': 'repr without response'}"),
+        f"rvlcache:{sha}": ("hash", {"prompt": "p", "note": "no vector or response"}),
+        f"llm_cache:{lc.sha256_hex('f3')}": ("string", '{"response": "json, not a pickle"}'),
+        "smart_cache:v1:plain": ("string", "plain text"),
+        "smart_cache:tag:not-a-set": ("string", "x"),
+        "app:counter": ("string", "5"),
+        "gptcache:questions:99": ("json", {"pk": "99", "note": "no question"}),
+        "myapp:report:01ARZ3NDEKTSV4RRFFQ69G5FAV": ("json", {"user_question": "q"}),
+        "doc:7": ("hash", {"title": "a document"}),
+        f"doc:cache:{md5}:{md5}": ("hash", {"prompt": "p"}),
+        "embedcache:" + sha: ("hash", {"content": "c"}),
+    }
+    for key, (kind, value) in foreign.items():
+        if kind == "string":
+            client.set(key, value)
+        elif kind == "hash":
+            client.hset(key, mapping=value)
+        else:
+            client.execute_command("JSON.SET", key, "$", orjson.dumps(value))
+    rows = run.json_lines("scan", "--unknown")
+    entries = [r for r in rows if r["layout"] != "unknown" and not r.get("infrastructure")]
+    got = {r["answer"]: r["layout"] for r in entries}
+    assert got == expected
+    assert {r["key"] for r in entries} == entry_keys  # the foreign keys changed nothing
+    unknown = {r["key"] for r in rows if r["layout"] == "unknown"}
+    assert set(foreign) <= unknown
+    infra = {r["key"] for r in rows if r.get("infrastructure")}
+    assert not infra & set(foreign) and "gptcache:counter" in infra and "smart_cache:tag:t" in infra
+    caches = run.json("caches")
+    assert caches["unknown_keys"] == len(unknown)
+    assert sum(c["entries"] for c in caches["caches"]) == len(expected)
