@@ -25,8 +25,9 @@ class LiteLLMExactLayout(Layout):
     key_re = re.compile(rf"^(?:(?P<prefix>.+):)?(?P<id>{HEX64})$", re.S)
 
     def cache_of(self, rec: RawRecord) -> str | None:
-        if rec.type != "string":
-            return None
+        key = rec.key
+        if rec.type != "string" or len(key) < 64 or (len(key) > 64 and key[-65:-64] != b":"):
+            return None  # cheap shape check first: this runs for every STRING key of a scan
         m = self.key_re.match(rec.key_text)
         if not m:
             return None

@@ -20,6 +20,12 @@ class PickleLLMCacheLayout(Layout):
     redis_type = "string"
     key_re = re.compile(rf"^(?P<prefix>(?:.+:)?llm_cache):(?P<id>{HEX64})$", re.S)
 
+    def cache_of(self, rec: RawRecord) -> str | None:
+        if rec.type != "string" or b"llm_cache:" not in rec.key:
+            return None
+        m = self.key_re.match(rec.key_text)
+        return m.group("prefix") if m else None
+
     def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
         raw = rec.value if isinstance(rec.value, bytes) else b""
         entry = self.new_entry(rec, cache, prompt_hash=self.key_re.match(rec.key_text).group("id"))

@@ -24,6 +24,8 @@ class PickleSmartCacheLayout(Layout):
     tag_re = re.compile(r"^(?P<prefix>(?:.+:)?smart_cache):tag:(?P<tag>.+)$", re.S)
 
     def cache_of(self, rec: RawRecord) -> str | None:
+        if b"smart_cache:" not in rec.key:
+            return None
         if rec.type == "string":
             m = self.key_re.match(rec.key_text)
         elif rec.type == "set":
