@@ -16,7 +16,7 @@ import redis
 from . import langchain_format as lc
 from .indexes import IndexInfo, list_indexes, parse_search
 from .keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
-from .layouts import Context, Entry, classify
+from .layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
 
 KNOWN_HASHES_MAX = 100_000  # bound on hash -> text maps learned while scanning (flat memory)
 PREFETCH_PER_INDEX = 2_000
@@ -36,8 +36,32 @@ class UnknownKey:
                 "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
 
 
+@dataclass(slots=True)
+class InfrastructureKey(UnknownKey):
+    """A key a cache library keeps beside its entries (counter, schema hash, report, tag set).
+    Recognised, but not an entry: like an unknown key it is never listed, counted or deleted as one."""
+
+    layout: str = ""
+    library: str = ""
+    cache: str = ""
+    kind: str = ""
+    role: str = ""
+
+    @classmethod
+    def of(cls, infra: Infrastructure, kind: str) -> "InfrastructureKey":
+        return cls(infra.key, infra.type, infra.bytes, infra.ttl_ms, infra.layout, infra.library, infra.cache,
+                   kind, infra.role)
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "layout": self.layout, "infrastructure": self.role, "cache": self.cache,
+                "library": self.library, "type": self.type, "bytes": self.bytes,
+                "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
+
+
 def build_context(client: redis.Redis, known_texts: Iterable[str] = (), learn: bool = True) -> Context:
     ctx = Context(indexes=list_indexes(client))
+    for layout in LAYOUTS:
+        layout.prepare(client, ctx)
     for text in known_texts:
         for prompt in (lc.chat_prompt(text), text):
             ctx.known_prompts[lc.md5_hex(prompt)] = prompt
@@ -80,10 +104,16 @@ class EntryFilter:
     cache: str | None = None
     model: str | None = None
 
-    def scan_match(self, match: str | None) -> str | None:
+    def scan_match(self, match: str | None, ctx: Context | None = None) -> str | None:
         if match:
             return match
-        return f"{glob_escape(self.cache)}:*" if self.cache is not None else None
+        if self.cache is None:
+            return None
+        for layout in LAYOUTS:  # caches of unprefixed keys name their own glob
+            glob = layout.scan_match(self.cache, ctx)
+            if glob is not None:
+                return None if glob == "*" else glob
+        return f"{glob_escape(self.cache)}:*"
 
     def accepts(self, entry: Entry) -> bool:
         if self.cache is not None and entry.cache != self.cache:
@@ -107,14 +137,19 @@ def decode_record(rec: RawRecord, ctx: Context) -> Entry | UnknownKey:
     entry = classify(rec, ctx)
     if entry is None:
         return UnknownKey(rec.key_text, rec.type, rec.memory, None if rec.pttl < 0 else rec.pttl)
+    if isinstance(entry, Infrastructure):
+        return InfrastructureKey.of(entry, _KIND_OF_LAYOUT.get(entry.layout, ""))
     return entry
+
+
+_KIND_OF_LAYOUT = {layout.id: layout.kind for layout in LAYOUTS}
 
 
 def iter_entries(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, match: str | None = None,
                  count: int = 1000, limit: int | None = None, include_unknown: bool = False,
                  stats: ScanStats | None = None, server_side: bool | None = None) -> Iterator[Entry | UnknownKey]:
     flt = flt or EntryFilter()
-    opts = ScanOptions(match=flt.scan_match(match), count=count, server_side=server_side)
+    opts = ScanOptions(match=flt.scan_match(match, ctx), count=count, server_side=server_side)
     shown = 0
     for item in iter_records_classified(client, ctx, opts, stats):
         if isinstance(item, UnknownKey):
@@ -162,7 +197,16 @@ class CacheSummary:
     oldest: float | None = None
     newest: float | None = None
     foreign_keys: int = 0  # unknown keys under this cache's prefix
+    unreachable: Counter = field(default_factory=Counter)  # reason -> entries no lookup can hit
+    unreachable_bytes: Counter = field(default_factory=Counter)  # reason -> their bytes
+    infrastructure: Counter = field(default_factory=Counter)  # role -> the library's non-entry keys
+    infrastructure_bytes: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def add_infrastructure(self, item: "InfrastructureKey") -> None:
+        self.infrastructure[_role_kind(item.role)] += 1
+        self.infrastructure_bytes += item.bytes or 0
+        self.libraries.setdefault(item.library, 0)
 
     def add(self, entry: Entry) -> None:
         self.entries += 1
@@ -174,6 +218,9 @@ class CacheSummary:
             self.with_ttl += 1
             self.min_ttl_ms = entry.ttl_ms if self.min_ttl_ms is None else min(self.min_ttl_ms, entry.ttl_ms)
             self.max_ttl_ms = entry.ttl_ms if self.max_ttl_ms is None else max(self.max_ttl_ms, entry.ttl_ms)
+        if entry.unreachable is not None:
+            self.unreachable[entry.unreachable] += 1
+            self.unreachable_bytes[entry.unreachable] += entry.bytes or 0
         if entry.vector:
             self.vector_dims[f"{entry.vector.dims} {entry.vector.dtype or ''}".strip()] += 1
             if entry.vector.matches_index is False:
@@ -201,8 +248,22 @@ class CacheSummary:
             "ttl_policy": self.ttl_policy, "ttl_histogram": {k: self.ttl_histogram.get(k, 0) for k, _ in TTL_BUCKETS},
             "models": dict(self.models.most_common()), "vector": dict(self.vector_dims),
             "vector_mismatches": self.vector_mismatches, "oldest": self.oldest, "newest": self.newest,
-            "foreign_keys": self.foreign_keys, "notes": self.notes,
+            "foreign_keys": self.foreign_keys,
+            "unreachable": unreachable_dict(self.unreachable, self.unreachable_bytes),
+            "infrastructure": {"keys": sum(self.infrastructure.values()), "bytes": self.infrastructure_bytes,
+                               "roles": dict(self.infrastructure)},
+            "notes": self.notes,
         }
+
+
+def _role_kind(role: str) -> str:
+    """'vector of gptcache:questions:3' -> 'vector': roles are counted by kind, not per key."""
+    return role.split(" of ", 1)[0]
+
+
+def unreachable_dict(counts: Counter, nbytes: Counter) -> dict:
+    return {reason: {"entries": n, "bytes": nbytes.get(reason, 0), "how": UNREACHABLE_REASONS.get(reason, "")}
+            for reason, n in counts.most_common()}
 
 
 def _dur(ms: int | None) -> str:
@@ -224,8 +285,17 @@ class Catalog:
     scan_path: str
     indexes: list[IndexInfo]
 
+    @property
+    def unreachable(self) -> tuple[Counter, Counter]:
+        counts, nbytes = Counter(), Counter()
+        for c in self.caches:
+            counts.update(c.unreachable)
+            nbytes.update(c.unreachable_bytes)
+        return counts, nbytes
+
     def to_dict(self) -> dict:
         return {"caches": [c.to_dict() for c in self.caches], "unknown_keys": self.unknown_keys,
+                "unreachable": unreachable_dict(*self.unreachable),
                 "scanned_keys": self.scanned_keys, "seconds": round(self.seconds, 3), "scan_path": self.scan_path}
 
 
@@ -243,6 +313,13 @@ def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = N
     unknown = 0
     stats = stats if stats is not None else ScanStats()
     for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side):
+        if isinstance(item, InfrastructureKey):
+            if flt.cache is None or flt.cache == item.cache:
+                summary = summaries.get(item.cache)
+                if summary is None:
+                    summary = summaries[item.cache] = CacheSummary(item.cache, item.kind)
+                summary.add_infrastructure(item)
+            continue
         if isinstance(item, UnknownKey):
             unknown += 1
             parts = item.key.split(":")
@@ -278,10 +355,10 @@ def _annotate(summary: CacheSummary, summaries: dict[str, CacheSummary], ctx: Co
     if summary.foreign_keys:
         summary.notes.append(f"{summary.foreign_keys} key(s) under '{summary.name}:' are not cache entries; "
                              f"the library's clear() would delete them too")
-    if summary.kind == "semantic" and summary.index is None and summary.entries:
-        summary.notes.append("no search index covers these entries: they can never be hit")
-    if summary.vector_mismatches:
-        summary.notes.append(f"{summary.vector_mismatches} entries have vectors that do not match the index")
+    # Entries no index covers and vectors that do not fit their index are reported per reason below.
+    for reason, n in summary.unreachable.most_common():
+        summary.notes.append(f"{n} unreachable entr{'y' if n == 1 else 'ies'} ({summary.unreachable_bytes[reason]:,} bytes), "
+                             f"{reason}: {UNREACHABLE_REASONS.get(reason, '')}")
     for idx in ctx.indexes:
         for prefix in idx.prefixes:
             if summary.name != prefix.rstrip(":") and summary.name.startswith(prefix) and not prefix.endswith(":"):

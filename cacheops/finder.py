@@ -35,7 +35,7 @@ def find_by_prompt(client: redis.Redis, ctx: Context, query: PromptQuery, cache:
             item = decode_record(rec, ctx)
             if isinstance(item, Entry) and (cache is None or item.cache == cache):
                 layout = next(lay for lay in LAYOUTS if lay.id == item.layout)
-                if layout.matches(item, query):
+                if layout.matches(item, query, ctx):
                     if item.prompt is None:
                         # exact caches store no text: the user's own words are the prompt
                         item.prompt = query.text

@@ -83,6 +83,23 @@ def parse_prompt(prompt: str):
     return messages, (humans[-1] if humans else (messages[-1][1] if messages else ""))
 
 
+def message_ids(prompt: str) -> list[str]:
+    """The message ids a serialised chat prompt carries (langchain-core < 1.2.7 kept them in the
+    cache key; >= 1.2.7 strips them). Only the messages' own kwargs.id counts, not tool-call ids."""
+    if not prompt.startswith('[{"lc": 1') or '"id": "' not in prompt:
+        return []
+    try:
+        items = orjson.loads(prompt)
+    except orjson.JSONDecodeError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        msg_id = (item.get("kwargs") or {}).get("id") if isinstance(item, dict) else None
+        if isinstance(msg_id, str) and msg_id:
+            out.append(msg_id)
+    return out
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_llm_string(llm_string: str) -> tuple[str | None, dict]:
     """(model name, parameters) from an llm_string. Parsed with json / ast.literal_eval, never eval."""

@@ -7,6 +7,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from cacheops import langchain_format as lc
 
 import writers
+from venvs import venv_writers  # noqa: F401  (fixture)
 
 Q = "What is the capital of France?"
 SYS = "You are a terse assistant."
@@ -16,10 +17,11 @@ def by_key(rows):
     return {r["key"]: r for r in rows}
 
 
-def test_scan_lists_langchain_exact_entries_both_shapes(run, redis_url, client):
+def test_scan_lists_langchain_exact_entries_both_shapes(run, redis_url, client, venv_writers):
     writers.langchain_exact(redis_url, [(Q, "Paris."), ([SystemMessage(SYS), HumanMessage("Say hello in French")], "Bonjour")],
                             model="gpt-4o-mini", ttl=600)
-    writers.langchain_exact_old_shape(redis_url, "Old question?", "Old answer", prefix="legacy")
+    writers.langchain_exact_old_shape(venv_writers["legacy_langchain"], redis_url, "Old question?", "Old answer",
+                                      prefix="legacy")
     rows = run.json_lines("scan", "--prompts", "-") if False else None
     result = run("scan", "--json")
     rows = [json.loads(line) for line in result.output.splitlines()]

@@ -44,23 +44,11 @@ def langchain_exact_llm(url: str, qa: list[tuple], **cache_kwargs):
             FakeListLLM(responses=[answer]).invoke(prompt)
 
 
-def langchain_exact_old_shape(url: str, prompt: str, answer: str, model: str = "gpt-4o-mini", prefix: str = "redis"):
-    """langchain-redis <= 0.2.5 stored one generation object as the JSON root
-    (`json.loads(dumps(return_val[0]))`). Reproduce that library code path exactly with the real
-    RedisCache: its update() with a subclass that writes the first generation the way 0.2.5 did."""
-    from langchain_core.load import dumps
-    from langchain_redis import RedisCache
-    from redis.commands.json.path import Path
-
-    class RedisCache025(RedisCache):
-        def update(self, prompt, llm_string, return_val):  # langchain-redis 0.2.5's update()
-            key = self._key(prompt, llm_string)
-            self.redis.json().set(key, Path.root_path(), json.loads(dumps(return_val[0])))
-            if self.ttl is not None:
-                self.redis.expire(key, self.ttl)
-
-    with llm_cache(RedisCache025(redis_url=url, prefix=prefix)):
-        demo_chat_model(model).answer(prompt, answer)
+def langchain_exact_old_shape(venv_writer, url: str, prompt, answer: str, model: str = "gpt-4o-mini",
+                               prefix: str = "redis"):
+    """langchain-redis <= 0.2.5 stored one generation object as the JSON root: written by the real
+    langchain-redis 0.2.3 in its own venv (tests/venvs.py)."""
+    return venv_writer(url, "langchain_redis_exact", qa=[[prompt, answer]], model=model, cache={"prefix": prefix})
 
 
 def langchain_semantic(url: str, qa: list[tuple], model: str = "gpt-4o-mini", embeddings=None, **cache_kwargs):
@@ -97,3 +85,51 @@ def redisvl_embeddings(url: str, items: list[tuple[str, str]], name: str = "embe
     for content, model_name in items:
         cache.set(content=content, model_name=model_name, embedding=emb.embed_query(content))
     return cache
+
+
+def community_exact(url: str, qa: list[tuple], model: str = "gpt-4o-mini", ttl: int | None = None):
+    """langchain_community 0.4.x RedisCache (the legacy exact cache) on the current stack."""
+    import redis
+    from langchain_community.cache import RedisCache
+
+    with llm_cache(RedisCache(redis_=redis.Redis.from_url(url), ttl=ttl)):
+        chat = demo_chat_model(model)
+        for prompt, answer in qa:
+            chat.answer(prompt, answer)
+
+
+# -- the hand-rolled pickle caches of the widely copied blog pattern (this IS the app's code) --
+
+def pickle_llm_cache(url: str, qa: list[tuple], model: str = "gpt-4o-mini", ttl: int = 3600):
+    """cache_key = "llm_cache:" + sha256(json.dumps({model, messages, temperature}, sort_keys)),
+    value = pickle.dumps(response dict) with SET EX."""
+    import hashlib
+    import pickle
+
+    import redis
+
+    r = redis.Redis.from_url(url)
+    for prompt, answer in qa:
+        messages = [{"role": "user", "content": prompt}]
+        key = "llm_cache:" + hashlib.sha256(json.dumps({"model": model, "messages": messages, "temperature": 0},
+                                                       sort_keys=True).encode()).hexdigest()
+        r.set(key, pickle.dumps({"prompt": prompt, "response": answer, "model": model}), ex=ttl)
+    r.close()
+
+
+def pickle_smart_cache(url: str, items: list[tuple], version: int = 1, ttl: int = 3600):
+    """items: (key, value object, tags). Entries "smart_cache:v<N>:<key>" (pickle), tag sets
+    "smart_cache:tag:<tag>" (SADD of entry keys) for invalidation by tag."""
+    import pickle
+
+    import redis
+
+    r = redis.Redis.from_url(url)
+    for key, value, tags in items:
+        full = f"smart_cache:v{version}:{key}"
+        pipe = r.pipeline()
+        pipe.set(full, pickle.dumps(value), ex=ttl)
+        for tag in tags:
+            pipe.sadd(f"smart_cache:tag:{tag}", full)
+        pipe.execute()
+    r.close()

@@ -61,7 +61,8 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
                       render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
                       render.human_bytes(item.bytes), "-")
             continue
-        prompt = item.prompt if item.prompt is not None else f"md5 {item.prompt_hash[:12]}… (not stored)"
+        prompt = item.prompt if item.prompt is not None else \
+            f"hash {item.prompt_hash[:12]}… (not stored)" if item.prompt_hash else "(not stored)"
         t.add_row(render.escape(render.short_key(item.key)), item.layout, render.escape(item.model or "-"),
                   render.escape(render.preview(prompt, 48)), render.escape(render.preview(item.answer, 48)),
                   render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),

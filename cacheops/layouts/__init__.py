@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 from ..keyspace import RawRecord
-from .base import Context, Entry, Layout, Message, PromptQuery, VectorInfo
+from .base import UNREACHABLE_REASONS, Context, Entry, Infrastructure, Layout, Message, PromptQuery, VectorInfo
+from .community_exact import CommunityExactLayout
+from .community_semantic import CommunitySemanticLayout
+from .gptcache import GPTCacheLayout
 from .langchain_exact import LangChainExactLayout
 from .langchain_semantic import LangChainSemanticLayout
+from .litellm_exact import LiteLLMExactLayout
+from .litellm_semantic import LiteLLMSemanticLayout
+from .pickle_llm_cache import PickleLLMCacheLayout
+from .pickle_smart_cache import PickleSmartCacheLayout
 from .redisvl_embeddings import RedisVLEmbeddingsLayout
 from .redisvl_semantic import RedisVLSemanticLayout
 
+# Specific shapes first; the generic "<prefix>:<sha256>" STRING (LiteLLM exact) last. Each layout
+# also checks content, so the order only decides between layouts that could both claim a value.
 LAYOUTS: list[Layout] = [
     LangChainExactLayout(),
+    GPTCacheLayout(),
+    CommunitySemanticLayout(),
     LangChainSemanticLayout(),
+    LiteLLMSemanticLayout(),
     RedisVLSemanticLayout(),
     RedisVLEmbeddingsLayout(),
+    CommunityExactLayout(),
+    PickleLLMCacheLayout(),
+    PickleSmartCacheLayout(),
+    LiteLLMExactLayout(),
 ]
 
 BY_ID = {layout.id: layout for layout in LAYOUTS}
 
 
-def classify(rec: RawRecord, ctx: Context) -> Entry | None:
+def classify(rec: RawRecord, ctx: Context) -> Entry | Infrastructure | None:
     """The decoded entry if some layout recognises both the key's shape and its content, else None.
 
     A key under a cache's prefix whose content is not that library's (a session key, a counter,
@@ -33,4 +49,5 @@ def classify(rec: RawRecord, ctx: Context) -> Entry | None:
     return None
 
 
-__all__ = ["LAYOUTS", "BY_ID", "classify", "Context", "Entry", "Layout", "Message", "PromptQuery", "VectorInfo"]
+__all__ = ["LAYOUTS", "BY_ID", "UNREACHABLE_REASONS", "classify", "Context", "Entry", "Infrastructure", "Layout",
+           "Message", "PromptQuery", "VectorInfo"]

@@ -65,6 +65,14 @@ class Entry:
     vector: VectorInfo | None = None
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
+    # Why no lookup can ever return this entry (a key of UNREACHABLE_REASONS), or None. Evicting
+    # by `entry.unreachable is not None` removes only memory that no app can hit.
+    unreachable: str | None = None
+    # How the value is serialised when that matters to the reader: "pickle" (never loaded: loading
+    # a pickle runs code), "python-repr" (read with ast.literal_eval), None for JSON/hash fields.
+    value_format: str | None = None
+    # Other keys that are part of this entry and go with it (shown and deleted together).
+    companions: list[str] = field(default_factory=list)
 
     @property
     def expires_at(self) -> float | None:
@@ -79,7 +87,12 @@ class Entry:
             "expires_at": self.expires_at, "bytes": self.bytes,
             "inserted_at": self.inserted_at, "updated_at": self.updated_at,
             "tags": self.tags or {}, "truncated": self.truncated,
+            "unreachable": self.unreachable,
         }
+        if self.value_format:
+            out["value_format"] = self.value_format
+        if self.companions:
+            out["companion_keys"] = list(self.companions)
         if self.vector:
             out["vector"] = {"field": self.vector.field, "dims": self.vector.dims, "dtype": self.vector.dtype,
                              "bytes": self.vector.nbytes, "matches_index": self.vector.matches_index}
@@ -94,6 +107,42 @@ class Entry:
         return out
 
 
+# Why an entry can never be hit again, and how cacheops establishes it (shown with the counts).
+UNREACHABLE_REASONS: dict[str, str] = {
+    "message_ids": "the stored prompt's messages carry ids: langchain-core < 1.2.7 keyed on them, current "
+                   "versions strip ids before keying, so no current app computes this key (read from the "
+                   "serialised prompt; for exact caches only when the prompt text is known)",
+    "orphan_vector": "GPTCache vector hash whose question document no longer exists (expired or deleted): "
+                     "GPTCache answers through the question document, so the vector only costs memory "
+                     "(checked against the question ids listed once per scan from the questions index)",
+    "vector_mismatch": "the vector's byte length is not the index's dims x dtype width (FT.INFO): "
+                       "RediSearch could not index it, so no vector query returns it",
+    "no_index": "no search index indexes this key's vector field under its prefix (FT._LIST/FT.INFO): "
+                "vector lookups cannot reach it until an index over the prefix is created",
+}
+
+
+@dataclass
+class Infrastructure:
+    """A key a cache library keeps beside its entries (counter, schema hash, hit report, tag set,
+    an entry's vector stored apart). Recognised, so it is not 'unknown', but never an entry:
+    it is not listed, counted or deleted as one."""
+
+    key: str
+    layout: str
+    library: str
+    cache: str
+    role: str  # e.g. "id counter", "hit report", "vector of gptcache:questions:3"
+    type: str
+    bytes: int | None
+    ttl_ms: int | None
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "layout": self.layout, "infrastructure": self.role, "cache": self.cache,
+                "library": self.library, "type": self.type, "bytes": self.bytes,
+                "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
+
+
 @dataclass
 class Context:
     """What a layout may need beyond the record itself: the server's search indexes."""
@@ -103,6 +152,8 @@ class Context:
     # their prompt and model: md5(prompt string) -> prompt string, md5(llm_string) -> llm_string.
     known_prompts: dict[str, str] = field(default_factory=dict)
     known_llm_strings: dict[str, str] = field(default_factory=dict)
+    # Per-layout state a layout's prepare() read from the server once (never per key).
+    extras: dict[str, object] = field(default_factory=dict)
 
     def index_for_prefix(self, prefix: str, key_type: str = "HASH") -> IndexInfo | None:
         """The index whose prefix is exactly `prefix` (with or without a trailing colon).
@@ -111,6 +162,14 @@ class Context:
         belong to cache "llmcache_v2", not to it."""
         for idx in self.indexes:
             if idx.key_type == key_type and any(p.rstrip(":") == prefix for p in idx.prefixes):
+                return idx
+        return None
+
+    def searchable_by(self, key: str, vector_field: str) -> IndexInfo | None:
+        """An index that really indexes this HASH key's vector: its prefix covers the key (plain
+        string prefix, as RediSearch does) and it declares the field as a VECTOR."""
+        for idx in self.indexes:
+            if idx.key_type == "HASH" and idx.fields.get(vector_field) == "VECTOR" and idx.covers(key):
                 return idx
         return None
 
@@ -132,6 +191,16 @@ class Layout(ABC):
     redis_type: ClassVar[str]  # the TYPE its entries have
     key_re: ClassVar[re.Pattern]  # must define a group "prefix"
 
+    def prepare(self, client: redis.Redis, ctx: Context) -> None:
+        """Read once per command what decode needs from the server beyond the record (indexes are
+        already in ctx). Must stay cheap or lazy: it runs before every scan and show."""
+
+    def scan_match(self, cache: str, ctx: Context | None = None) -> str | None:
+        """The SCAN MATCH glob for every key of this cache, if this layout names caches in a way
+        other than "<prefix>:..." (unprefixed keys; "*" when its keys share no prefix); None
+        leaves the default."""
+        return None
+
     def cache_of(self, rec: RawRecord) -> str | None:
         """The cache (key prefix) this key would belong to, judged by key shape and type alone."""
         if rec.type != self.redis_type:
@@ -140,8 +209,9 @@ class Layout(ABC):
         return m.group("prefix") if m else None
 
     @abstractmethod
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
-        """The decoded entry, or None when the content is not this library's (then: unknown)."""
+    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | Infrastructure | None:
+        """The decoded entry, Infrastructure for the library's own non-entry keys, or None when the
+        content is not this library's (then: unknown)."""
 
     @abstractmethod
     def locate(self, client: redis.Redis, query: PromptQuery, ctx: Context,
@@ -150,12 +220,12 @@ class Layout(ABC):
         read and classified like any other key, so a wrong guess is harmless."""
 
     @abstractmethod
-    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+    def matches(self, entry: Entry, query: PromptQuery, ctx: Context | None = None) -> bool:
         """Whether a decoded entry is the cached answer for exactly this prompt."""
 
     def companion_keys(self, entry: Entry) -> list[str]:
-        """Keys that belong to the entry and go with it (none for most layouts)."""
-        return []
+        """Keys that belong to the entry and go with it: what decode put in entry.companions."""
+        return list(entry.companions)
 
     # -- helpers shared by layouts --
     @staticmethod
@@ -165,3 +235,7 @@ class Layout(ABC):
     def new_entry(self, rec: RawRecord, cache: str, **kwargs) -> Entry:
         return Entry(key=rec.key_text, layout=self.id, library=self.library, kind=self.kind, cache=cache,
                      ttl_ms=self.ttl_ms(rec), bytes=rec.memory, truncated=rec.truncated, **kwargs)
+
+    def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
+        return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory,
+                              self.ttl_ms(rec))

@@ -68,6 +68,9 @@ class LangChainExactLayout(Layout):
         if entry.prompt is None:
             entry.notes.append("RedisCache stores only md5(prompt); the text is known only if given or seen elsewhere")
         else:
+            from .redisvl_semantic import mark_message_ids
+
+            mark_message_ids(entry, entry.prompt)
             entry.messages, entry.prompt = _messages(entry.prompt)
         return entry
 
@@ -79,7 +82,7 @@ class LangChainExactLayout(Layout):
         for md5 in hashes:
             yield from client.scan_iter(match=f"{prefix}:{md5}:*", count=1000)
 
-    def matches(self, entry, query: PromptQuery) -> bool:
+    def matches(self, entry, query: PromptQuery, ctx=None) -> bool:
         wanted = {lc.md5_hex(lc.chat_prompt(query.text, query.system))}
         if query.system is None:
             wanted.add(lc.md5_hex(query.text))

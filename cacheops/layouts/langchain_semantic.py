@@ -15,7 +15,7 @@ import orjson
 
 from .. import langchain_format as lc
 from .base import Entry, PromptQuery
-from .redisvl_semantic import RedisVLSemanticLayout, json_field, message_list, text
+from .redisvl_semantic import RedisVLSemanticLayout, json_field, mark_message_ids, message_list, text
 
 
 class LangChainSemanticLayout(RedisVLSemanticLayout):
@@ -29,8 +29,10 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
         return isinstance(meta, dict) and "llm_string" in meta
 
     def decode_payload(self, entry: Entry, fields: dict) -> None:
-        messages, entry.prompt = lc.parse_prompt(text(fields.get("prompt")) or "")
+        prompt = text(fields.get("prompt")) or ""
+        messages, entry.prompt = lc.parse_prompt(prompt)
         entry.messages = message_list(messages)
+        mark_message_ids(entry, prompt)
         entry.llm_string = entry.metadata.get("llm_string")
         if isinstance(entry.llm_string, str):
             entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string)
@@ -51,7 +53,7 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
         out = [lc.chat_prompt(query.text, query.system)]
         return out + ([query.text] if query.system is None else [])
 
-    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+    def matches(self, entry: Entry, query: PromptQuery, ctx=None) -> bool:
         if entry.messages is None:
             return query.system is None and entry.prompt == query.text
         wanted = ([("system", query.system)] if query.system is not None else []) + [("human", query.text)]

@@ -44,7 +44,7 @@ class RedisVLEmbeddingsLayout(Layout):
             return []
         return client.scan_iter(match=f"{glob_escape(cache)}:*", count=1000)
 
-    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+    def matches(self, entry: Entry, query: PromptQuery, ctx=None) -> bool:
         return query.system is None and entry.prompt == query.text
 
     @staticmethod

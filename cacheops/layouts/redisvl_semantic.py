@@ -87,11 +87,7 @@ class RedisVLSemanticLayout(Layout):
         entry.metadata = json_field(fields.get("metadata"))
         entry.vector = vector_info(fields, self.vector_field, index)
         entry.tags = {k: text(v) for k, v in fields.items() if k not in CORE_FIELDS and isinstance(v, bytes)}
-        if index is None:
-            entry.notes.append(f"no search index covers prefix {cache!r}: the cache cannot find this entry")
-        elif entry.vector and entry.vector.matches_index is False:
-            entry.notes.append(f"vector is {entry.vector.nbytes} bytes but index {index.name} expects "
-                               f"{index.vector.nbytes}: not searchable")
+        mark_reachability(entry, ctx, index, cache, self.vector_field)
         self.decode_payload(entry, fields)
         return entry
 
@@ -124,10 +120,26 @@ class RedisVLSemanticLayout(Layout):
             # Filtered caches hash the filter values into the id: find those by the indexed prompt text.
             yield from search_prompt_terms(client, idx.name, query.text)
 
-    def matches(self, entry: Entry, query: PromptQuery) -> bool:
+    def matches(self, entry: Entry, query: PromptQuery, ctx=None) -> bool:
         if query.system is not None or entry.messages:
             return False
         return entry.prompt == query.text
+
+
+def mark_reachability(entry: Entry, ctx: Context, index, cache: str, vector_field: str) -> None:
+    """Set entry.unreachable when no vector query can return the document (see UNREACHABLE_REASONS)."""
+    if entry.vector and entry.vector.matches_index is False:
+        entry.unreachable = "vector_mismatch"
+        entry.notes.append(f"vector is {entry.vector.nbytes} bytes but index {index.name} expects "
+                           f"{index.vector.nbytes} ({index.vector.dims} x {index.vector.dtype}): not searchable")
+    elif index is None:
+        other = ctx.searchable_by(entry.key, vector_field)
+        if other is None:
+            entry.unreachable = "no_index"
+            entry.notes.append(f"no search index covers prefix {cache!r}: the cache cannot find this entry")
+        else:
+            entry.notes.append(f"only index {other.name!r} (prefix {other.prefixes}) covers this key, by prefix "
+                               f"bleed: its searches can return this entry")
 
 
 def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> list[bytes]:
@@ -141,6 +153,17 @@ def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> lis
     except Exception:  # a query RediSearch rejects is just no candidates; exact keys were tried already
         return []
     return [key for key, _ in parse_search(reply, nocontent=True)]
+
+
+def mark_message_ids(entry: Entry, prompt: str) -> None:
+    """A chat prompt serialised with message ids was keyed by langchain-core < 1.2.7; current
+    versions strip the ids first, so they never compute this entry's key again."""
+    ids = lc.message_ids(prompt)
+    if ids:
+        if entry.unreachable is None:
+            entry.unreachable = "message_ids"
+        entry.notes.append(f"prompt messages carry ids {ids[:3]}: keyed by langchain-core < 1.2.7; "
+                           f"an app on >= 1.2.7 strips ids and never looks this key up")
 
 
 def message_list(messages):

@@ -1,0 +1,94 @@
+"""langchain_community.cache.RedisSemanticCache (legacy semantic cache, redis-py < 6).
+
+Index  "cache:" + md5(llm_string), PREFIX "doc:cache:<md5(llm_string)>": one index per model config
+Key    doc:cache:<md5(llm_string)>:<uuid4 hex>, random: every miss adds a document (FORMATS.md E2)
+Fields prompt (dumps() or raw text), content_vector (float32), llm_string, return_val (JSON array)
+GPTCache's "doc:" index also covers these keys (prefix bleed): attribution is by exact key shape.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import redis
+
+from .. import langchain_format as lc
+from ..indexes import parse_search
+from ..keyspace import RawRecord
+from .base import HEX32, Context, Entry, Layout, PromptQuery
+from .redisvl_semantic import fields_of, mark_message_ids, mark_reachability, message_list, search_prompt_terms, \
+    text, vector_info
+
+LEARN_PER_INDEX = 200
+
+
+class CommunitySemanticLayout(Layout):
+    id = "community_semantic"
+    library = "langchain_community RedisSemanticCache"
+    kind = "semantic"
+    redis_type = "hash"
+    key_re = re.compile(rf"^(?P<prefix>doc:cache:(?P<llm>{HEX32})):(?P<id>{HEX32})$")
+    vector_field = "content_vector"
+
+    def prepare(self, client: redis.Redis, ctx: Context) -> None:
+        """Learn each index's llm_string (constant per index) and some prompts: exact caches of the
+        same app store only hashes, and community RedisCache keys on md5(prompt + llm_string)."""
+        for idx in ctx.indexes:
+            if not (idx.name.startswith("cache:") and idx.fields.get(self.vector_field) == "VECTOR"):
+                continue
+            try:
+                reply = client.execute_command("FT.SEARCH", idx.name, "*", "RETURN", 2, "llm_string", "prompt",
+                                               "LIMIT", 0, LEARN_PER_INDEX, "DIALECT", 2)
+            except redis.ResponseError:
+                continue
+            for _key, fields in parse_search(reply):
+                llm_string, prompt = fields.get(b"llm_string"), fields.get(b"prompt")
+                if llm_string:
+                    s = llm_string.decode("utf-8", "replace")
+                    ctx.known_llm_strings.setdefault(lc.md5_hex(s), s)
+                if prompt:
+                    p = prompt.decode("utf-8", "replace")
+                    ctx.known_prompts.setdefault(lc.md5_hex(p), p)
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+        fields = fields_of(rec)
+        if not {"prompt", "llm_string", "return_val"} <= fields.keys() or self.vector_field not in fields:
+            return None
+        m = self.key_re.match(rec.key_text)
+        index = ctx.index_for_prefix(cache)
+        entry = self.new_entry(rec, cache, index=index.name if index else None, prompt_hash=m.group("id"))
+        prompt = text(fields["prompt"]) or ""
+        messages, entry.prompt = lc.parse_prompt(prompt)
+        entry.messages = message_list(messages)
+        entry.llm_string = text(fields["llm_string"])
+        entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string or "")
+        if entry.llm_string and lc.md5_hex(entry.llm_string) != m.group("llm"):
+            entry.notes.append("llm_string does not hash to the key's md5: written under another model config")
+        try:
+            gens = [lc.parse_generation(g) for g in orjson.loads(fields["return_val"])]
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
+            gens = []
+            entry.answer = text(fields["return_val"])
+            entry.notes.append("return_val is not a list of serialised generations (truncated?)")
+        if gens:
+            entry.generations = gens
+            entry.answer = "\n".join(g["text"] for g in gens)
+            entry.usage = lc.usage_from_generations(gens)
+        entry.vector = vector_info(fields, self.vector_field, index)
+        mark_reachability(entry, ctx, index, cache, self.vector_field)
+        mark_message_ids(entry, prompt)
+        entry.notes.append("keys are random uuids: every cache miss adds a document, duplicates are normal")
+        return entry
+
+    def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
+        for idx in ctx.indexes:
+            if idx.name.startswith("cache:") and idx.fields.get(self.vector_field) == "VECTOR":
+                if cache is None or any(p.rstrip(":") == cache for p in idx.prefixes):
+                    yield from search_prompt_terms(client, idx.name, query.text)
+
+    def matches(self, entry: Entry, query: PromptQuery, ctx: Context | None = None) -> bool:
+        if entry.messages is None:
+            return query.system is None and entry.prompt == query.text
+        wanted = ([("system", query.system)] if query.system is not None else []) + [("human", query.text)]
+        return [(m.role, m.content) for m in entry.messages] == wanted

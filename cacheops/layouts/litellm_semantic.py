@@ -1,0 +1,38 @@
+"""LiteLLM redis-semantic cache: a RedisVL SemanticCache with a litellm_cache_key TAG (scope).
+
+Index  litellm_semantic_cache_index by default (its "_isolated" fallback when a same-named index
+       has another schema); keys <index>:sha256(prompt + "litellm_cache_key" + scope) (FORMATS.md F2)
+prompt every message's content concatenated with no separator
+response the same {"timestamp", "response"} wrapper as the exact cache, as a Python repr
+"""
+
+from __future__ import annotations
+
+from .base import Entry, PromptQuery
+from .litellm_format import decode_into, looks_like_wrapper
+from .redisvl_semantic import RedisVLSemanticLayout, text
+
+
+class LiteLLMSemanticLayout(RedisVLSemanticLayout):
+    id = "litellm_semantic"
+    library = "LiteLLM Cache (redis-semantic)"
+
+    def claims(self, fields: dict) -> bool:
+        return {"prompt", "response", self.vector_field, "litellm_cache_key"} <= fields.keys()
+
+    def decode_payload(self, entry: Entry, fields: dict) -> None:
+        entry.prompt = text(fields.get("prompt"))
+        scope = entry.tags.get("litellm_cache_key")
+        if scope:
+            entry.notes.append(f"scope (litellm_cache_key) {scope[:12]}…: sha256 of the model and request "
+                               "params; lookups only match entries of the same scope")
+        raw = fields.get("response")
+        encoding = looks_like_wrapper(raw) if isinstance(raw, bytes) else None
+        if encoding is None or not decode_into(entry, raw, encoding):
+            entry.answer = text(raw)
+
+    def prompt_strings(self, query: PromptQuery) -> list[str]:
+        return []  # the id also hashes the scope (model + params): found by the indexed prompt text
+
+    def matches(self, entry: Entry, query: PromptQuery, ctx=None) -> bool:
+        return entry.prompt == (query.system or "") + query.text

@@ -1,0 +1,65 @@
+"""Writes LiteLLM 1.106.2 caches the way an app does: litellm.cache = Cache(...) then completion()
+/ acompletion() with mock_response (no API). Embeddings for the semantic cache come from a
+CustomLLM provider "fakeemb" (the hashing embedding in _fakes.py).
+
+usage: python write_litellm.py REDIS_URL '{"op": "exact"|"semantic", "calls": [{"messages": [...],
+       "answer": ..., "async"?: bool, "namespace"?: ..., "ttl"?: N, "model"?: ...}], "cache": {...}}'"""
+
+import asyncio
+import json
+import sys
+import time
+from urllib.parse import urlparse
+
+import litellm
+from litellm import CustomLLM
+from litellm.caching.caching import Cache
+from litellm.types.utils import EmbeddingResponse
+
+from _fakes import embed, result
+
+
+class FakeEmbeddings(CustomLLM):
+    def embedding(self, model, input, model_response: EmbeddingResponse, *args, **kwargs):
+        model_response.data = [{"object": "embedding", "index": i, "embedding": embed(t, 8)}
+                               for i, t in enumerate(input)]
+        model_response.model = model
+        return model_response
+
+    async def aembedding(self, model, input, model_response, *args, **kwargs):
+        return self.embedding(model, input, model_response)
+
+
+def main(url, spec):
+    u = urlparse(url)
+    litellm.custom_provider_map = [{"provider": "fakeemb", "custom_handler": FakeEmbeddings()}]
+    kwargs = dict(spec.get("cache", {}))
+    if spec["op"] == "semantic":
+        # no password on the test server: the semantic cache then needs the URL form
+        kwargs.update(type="redis-semantic", redis_url=url, similarity_threshold=0.99,
+                      redis_semantic_cache_embedding_model="fakeemb/emb-8")
+    else:
+        kwargs.update(type="redis", host=u.hostname, port=str(u.port))
+    litellm.cache = Cache(**kwargs)
+    answers = []
+    for call in spec["calls"]:
+        args = dict(model=call.get("model", "gpt-4o-mini"), messages=call["messages"],
+                    mock_response=call["answer"], caching=True)
+        if "namespace" in call or "ttl" in call:
+            args["cache"] = {k: call[k] for k in ("namespace", "ttl") if k in call}
+        if call.get("async"):
+            resp = asyncio.run(_acompletion(args))
+        else:
+            resp = litellm.completion(**args)
+        answers.append(resp.choices[0].message.content)
+    result({"answers": answers})
+
+
+async def _acompletion(args):
+    resp = await litellm.acompletion(**args)
+    await asyncio.sleep(1.0)  # async cache writes are fire-and-forget (FORMATS.md F2)
+    return resp
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], json.loads(sys.argv[2]))
