@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from cacheops.cli import cli
 from cacheops.embedded import EmbeddedRedis
+from venvs import venv_writers  # noqa: F401  (fixture: writers that need their own virtualenv)
 
 
 @pytest.fixture(scope="session")

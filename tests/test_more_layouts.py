@@ -10,7 +10,6 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from cacheops import langchain_format as lc
 
 import writers
-from venvs import venv_writers  # noqa: F401  (fixture)
 
 Q = "What is the capital of France?"
 

@@ -21,10 +21,11 @@ def _normalised(output: str) -> list[dict]:
     return sorted(rows, key=lambda r: r["key"])
 
 
-def _fill(url: str, client) -> None:
+def _fill(url: str, client, venv_writers) -> None:
     writers.langchain_exact(url, [(Q, "Paris."), ([SystemMessage("Be terse."), HumanMessage("Hi")], "Hello")],
                             model="gpt-4o-mini", ttl=600)
-    writers.langchain_exact_old_shape(url, "Old question?", "Old answer", prefix="legacy")
+    writers.langchain_exact_old_shape(venv_writers["legacy_langchain"], url, "Old question?", "Old answer",
+                                      prefix="legacy")
     writers.langchain_exact_llm(url, [("Raw LLM prompt", "Raw answer")])
     writers.langchain_semantic(url, [(Q, "Paris."), ("Ça va? 日本", "Oui")], model="gpt-4o", ttl=3600)
     writers.redisvl_semantic(url, [
@@ -37,8 +38,8 @@ def _fill(url: str, client) -> None:
     client.set(b"bin:\xff\xfe", b"\x00\x01")
 
 
-def test_script_and_plain_paths_give_identical_json(run, redis_url, client):
-    _fill(redis_url, client)
+def test_script_and_plain_paths_give_identical_json(run, redis_url, client, venv_writers):
+    _fill(redis_url, client, venv_writers)
     for extra in ((), ("--unknown",), ("--model", "gpt-4o"), ("--cache", "redis")):
         script = run("scan", "--json", *extra)
         plain = run("scan", "--json", "--plain", *extra)
