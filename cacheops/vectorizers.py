@@ -119,6 +119,7 @@ def _build(spec: EmbeddingSpec):
         raise CacheopsError(f"embedding spec {spec.text!r} needs sentence-transformers: "
                             f"pip install 'cacheops[embeddings]'") from None
     force_offline()
+    quiet_loading()
     source = local_model_path(spec.model) or spec.model
     try:
         vectorizer = cls(model=source, device="cpu")
@@ -142,6 +143,19 @@ def force_offline() -> None:
         import huggingface_hub.constants as hub_constants
 
         hub_constants.HF_HUB_OFFLINE = True
+    except ImportError:
+        pass
+
+
+def quiet_loading() -> None:
+    """No progress bars or advice from transformers on stderr: cacheops prints its own output."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     except ImportError:
         pass
 
