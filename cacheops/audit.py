@@ -72,9 +72,6 @@ class Histogram:
         self.low = d if self.low is None else min(self.low, d)
         self.high = d if self.high is None else max(self.high, d)
 
-    def below(self, t: float) -> int:
-        return sum(self.counts[: int(t / BIN)])
-
     def quantile(self, q: float) -> float | None:
         if not self.total:
             return None
