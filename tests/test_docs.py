@@ -1,0 +1,22 @@
+"""The README's exit-code table and command list stay true to the code."""
+
+import re
+from pathlib import Path
+
+from cacheops.cli import cli
+from cacheops.exit_codes import DESCRIPTIONS, ExitCode
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_every_exit_code_is_documented():
+    section = README.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", section, re.M)}
+    assert documented == {int(c) for c in ExitCode} | {130}
+    assert set(DESCRIPTIONS) == set(ExitCode)
+
+
+def test_every_command_has_a_readme_section_and_an_example():
+    for name, command in cli.commands.items():
+        assert f"### `cacheops {name}`" in README, name
+        assert "Example" in (command.help or ""), name
