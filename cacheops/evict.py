@@ -1,0 +1,353 @@
+"""Evict cache entries: select -> plan (preview) -> backup -> execute -> audit, the one destructive path.
+
+plan()    streams the candidates (see selection.py) through the layouts and the selectors, and keeps
+          only counts per cache, a small sample, and the selected keys spooled to a temp file: memory
+          stays flat however large the keyspace or the selection.
+execute() works through the spool in batches. For each batch it re-reads the keys atomically
+          together with their DUMP (evict_read.lua), re-checks every selector on what it read (a key
+          the app rewrote since the preview is deleted only if it still matches), backs the batch up
+          (fsync), then deletes with a compare-and-unlink script (evict_unlink.lua) that only
+          UNLINKs a key whose DUMP is still the one backed up; a key changed in between is re-read
+          and re-checked again. Companion keys (the cacheops tag hash, a layout's companion keys)
+          go with their entry. Finally one event is appended to the audit stream.
+Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import redis
+
+from . import audit_log
+from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
+from .catalog import build_context, decode_record
+from .errors import PermissionDenied, UsageError
+from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
+    iter_batches, read_records
+from .layouts import BY_ID, Context, Entry
+from .selection import Selection
+from .tags import is_tag_key, read_tags, tag_key
+
+BATCH = 500
+MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
+SAMPLE_SIZE = 10
+_READ_SCRIPT = (Path(__file__).with_name("evict_read.lua")).read_text()
+_UNLINK_SCRIPT = (Path(__file__).with_name("evict_unlink.lua")).read_text()
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Plan:
+    """What an eviction would delete: the preview, and the selected keys (spooled, not in memory)."""
+
+    selection: Selection
+    total: int = 0
+    bytes: int = 0
+    per_cache: Counter = field(default_factory=Counter)
+    per_layout: Counter = field(default_factory=Counter)
+    sample: list[Entry] = field(default_factory=list)
+    distances: dict[str, float] = field(default_factory=dict)
+    candidates: int = 0  # keys looked at
+    not_entries: int = 0  # candidates that exist but no layout recognised: never touched
+    missing: int = 0  # candidates (e.g. --key) that do not exist
+    no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
+    source: str = ""
+    seconds: float = 0.0
+    _spool: object = field(default=None, repr=False)
+
+    def keys(self) -> Iterator[bytes]:
+        if self._spool is None:
+            return
+        self._spool.seek(0)
+        for line in self._spool:
+            yield base64.b64decode(line)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def to_dict(self) -> dict:
+        def sample_row(e: Entry) -> dict:
+            row = e.to_dict()
+            if e.key in self.distances:
+                row["distance"] = self.distances[e.key]
+            return row
+
+        return {"selectors": self.selection.describe(), "matched": self.total, "bytes": self.bytes,
+                "per_cache": dict(self.per_cache.most_common()), "per_layout": dict(self.per_layout),
+                "sample": [sample_row(e) for e in self.sample], "candidates": self.candidates,
+                "not_cache_entries": self.not_entries, "missing": self.missing, "no_insertion_time": self.no_age,
+                "source": self.source, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class EvictResult:
+    plan: Plan
+    deleted: int = 0
+    companions_deleted: int = 0
+    per_cache: Counter = field(default_factory=Counter)
+    gone: int = 0  # vanished before the delete (expired, or deleted by the app)
+    no_longer_matching: int = 0  # rewritten by the app since the preview, and no longer selected
+    kept_busy: int = 0  # rewritten on every attempt: left alone
+    backup: str | None = None
+    audit_id: str | None = None
+    actor: dict | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"selectors": self.plan.selection.describe(), "matched": self.plan.total, "deleted": self.deleted,
+                "companions_deleted": self.companions_deleted, "per_cache": dict(self.per_cache.most_common()),
+                "gone_before_delete": self.gone, "no_longer_matching": self.no_longer_matching,
+                "kept_busy": self.kept_busy, "backup": self.backup, "audit_id": self.audit_id,
+                "actor": self.actor, "seconds": round(self.seconds, 3)}
+
+
+# -- plan -----------------------------------------------------------------------------------------
+
+def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, sample_size: int = SAMPLE_SIZE,
+         on_progress: Progress | None = None, server_side: bool | None = None) -> Plan:
+    """Walk the candidates once and keep what the preview needs; nothing is changed."""
+    if selection.empty:
+        raise UsageError("give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
+                         "--cache NAME to evict a whole cache)")
+    started = time.monotonic()
+    ctx = ctx or build_context(client, known_texts=selection.prompts)
+    if selection.similar is not None and not selection.similar.distances:
+        _find_neighbours(client, ctx, selection)
+    result = Plan(selection, source=selection.source(), distances=dict(selection.similar.distances)
+                  if selection.similar else {})
+    result._spool = tempfile.TemporaryFile()
+    limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+    for records in _candidate_records(client, selection, ctx, limit, server_side):
+        result.candidates += len(records)
+        entries: list[tuple[Entry, bytes]] = []
+        for rec in records:
+            if rec.type == "none":
+                result.missing += 1
+                continue
+            item = decode_record(rec, ctx)
+            if isinstance(item, Entry):
+                entries.append((item, rec.key))
+            elif not is_tag_key(rec.key):
+                result.not_entries += 1
+        extra = read_tags(client, [raw for _, raw in entries]) if selection.needs_tags else [None] * len(entries)
+        for (entry, raw), tags in zip(entries, extra):
+            if not selection.accepts(entry, tags):
+                if selection.older_than is not None and entry.inserted_at is None:
+                    result.no_age += 1
+                continue
+            _add(result, entry, raw, tags, sample_size)
+        if on_progress:
+            on_progress(len(records))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _add(result: Plan, entry: Entry, raw: bytes, tags: dict | None, sample_size: int) -> None:
+    result.total += 1
+    result.bytes += entry.bytes or 0
+    result.per_cache[entry.cache] += 1
+    result.per_layout[entry.layout] += 1
+    result._spool.write(base64.b64encode(raw) + b"\n")
+    if len(result.sample) < sample_size:
+        if tags:
+            entry.tags = {**tags, **(entry.tags or {})}
+        if entry.prompt is None and entry.kind == "exact" and result.selection.prompts:
+            # exact caches store only md5(prompt): the text is the user's own
+            layout = BY_ID[entry.layout]
+            entry.prompt = next((q.text for q in result.selection.queries() if layout.matches(entry, q)), None)
+        result.sample.append(entry)
+
+
+def _candidate_records(client, selection: Selection, ctx: Context, limit: int,
+                       server_side: bool | None) -> Iterator[list[RawRecord]]:
+    if selection.source() == "scan":
+        opts = ScanOptions(match=selection.scan_match(), limit=limit, server_side=server_side)
+        yield from iter_batches(client, opts, ScanStats())
+        return
+    for keys in selection.candidate_batches(client, ctx, BATCH):
+        yield read_records(client, keys, limit, DEFAULT_ELIDE)
+
+
+def _find_neighbours(client, ctx: Context, selection: Selection) -> None:
+    try:
+        from . import neighbours
+    except ImportError:
+        raise UsageError("--similar-to needs the neighbour search (cacheops.neighbours), which this build "
+                         "lacks") from None
+    sim = selection.similar
+    found = neighbours.similar_to_text(client, ctx, sim.text, sim.threshold, cache=selection.cache,
+                                       system=selection.system, embedding=sim.embedding)
+    sim.distances = {n.entry.key: float(n.distance) for n in found}
+
+
+# -- execute --------------------------------------------------------------------------------------
+
+def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None = None,
+            actor: audit_log.Actor | None = None, server: str | None = None,
+            on_progress: Progress | None = None, ctx: Context | None = None) -> EvictResult:
+    """Back up and delete what the plan selected (re-checked key by key), then audit it."""
+    started = time.monotonic()
+    selection = the_plan.selection
+    ctx = ctx or build_context(client, known_texts=selection.prompts)
+    actor = actor or audit_log.whoami(client)
+    result = EvictResult(the_plan, actor=actor.to_dict())
+    path = Path(backup_path) if backup_path else default_backup_path("evict")
+    writer = BackupWriter(path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(),
+                                 "selectors": selection.describe()})
+    result.backup = str(writer.path)
+    scripts = _Scripts(client)
+    limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+    try:
+        batch: list[bytes] = []
+        for key in the_plan.keys():
+            batch.append(key)
+            if len(batch) >= BATCH:
+                _execute_batch(client, scripts, ctx, selection, batch, limit, writer, result)
+                if on_progress:
+                    on_progress(len(batch))
+                batch = []
+        if batch:
+            _execute_batch(client, scripts, ctx, selection, batch, limit, writer, result)
+            if on_progress:
+                on_progress(len(batch))
+    finally:
+        writer.close()
+        result.seconds = time.monotonic() - started
+        counts = {"matched": the_plan.total, "deleted": result.deleted, "per_cache": dict(result.per_cache),
+                  "gone": result.gone, "no_longer_matching": result.no_longer_matching,
+                  "kept_busy": result.kept_busy}
+        result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
+    return result
+
+
+def _execute_batch(client, scripts: "_Scripts", ctx: Context, selection: Selection, keys: list[bytes], limit: int,
+                   writer: BackupWriter, result: EvictResult) -> None:
+    pending = keys
+    for _attempt in range(MAX_ATTEMPTS):
+        if not pending:
+            return
+        now_ms = server_time_ms(client)
+        read = scripts.read(pending, limit)
+        chosen: list[tuple[Entry, RawRecord, bytes]] = []
+        entries = []
+        for rec, dump in read:
+            if dump is None:
+                result.gone += 1
+                continue
+            item = decode_record(rec, ctx)
+            if not isinstance(item, Entry):
+                result.no_longer_matching += 1  # rewritten into something that is not a cache entry
+                continue
+            entries.append((item, rec, dump))
+        tags = read_tags(client, [rec.key for _, rec, _ in entries]) if selection.needs_tags else [None] * len(entries)
+        for (entry, rec, dump), entry_tags in zip(entries, tags):
+            if selection.accepts(entry, entry_tags):
+                chosen.append((entry, rec, dump))
+            else:
+                result.no_longer_matching += 1
+        if not chosen:
+            return
+        companions = _read_companions(client, [(e, rec.key) for e, rec, _ in chosen])
+        for (entry, rec, dump), comps in zip(chosen, companions):
+            writer.add(SavedKey(rec.key, dump, rec.pttl), now_ms, _info(entry), comps)
+        writer.commit()  # on disk before anything in it is deleted
+        codes = scripts.unlink([(rec.key, dump_sha1(dump), [c.key for c in comps])
+                                for (_, rec, dump), comps in zip(chosen, companions)])
+        retry = []
+        for (entry, rec, dump), comps, code in zip(chosen, companions, codes):
+            if code == 1:
+                result.deleted += 1
+                result.companions_deleted += len(comps)
+                result.per_cache[entry.cache] += 1
+            elif code == 0:
+                result.gone += 1
+                writer.not_deleted(rec.key, dump_sha1(dump), "gone")
+            else:
+                writer.not_deleted(rec.key, dump_sha1(dump), "changed")
+                retry.append(rec.key)
+        writer.commit()
+        pending = retry
+    result.kept_busy += len(pending)
+
+
+def _info(entry: Entry) -> dict:
+    """What the backup line says about the entry, for people reading it (restore needs only the dump)."""
+    return {"layout": entry.layout, "cache": entry.cache, "model": entry.model, "prompt": entry.prompt,
+            "answer": (entry.answer or "")[:500] or None, "inserted_at": entry.inserted_at}
+
+
+def _read_companions(client, chosen: list[tuple[Entry, bytes]]) -> list[list[SavedKey]]:
+    """DUMP + PTTL of each entry's companion keys that exist: the layout's, and its cacheops tag hash."""
+    wanted: list[list[bytes]] = []
+    for entry, raw in chosen:
+        layout = BY_ID.get(entry.layout)
+        keys = [k.encode("utf-8") if isinstance(k, str) else k for k in (layout.companion_keys(entry) if layout else [])]
+        keys.append(tag_key(raw))
+        wanted.append(keys)
+    pipe = client.pipeline(transaction=False)
+    for keys in wanted:
+        for key in keys:
+            pipe.dump(key)
+            pipe.pttl(key)
+    replies = iter(pipe.execute())
+    out = []
+    for keys in wanted:
+        saved = []
+        for key in keys:
+            dump, pttl = next(replies), next(replies)
+            if dump is not None:
+                saved.append(SavedKey(key, dump, pttl if isinstance(pttl, int) else -1))
+        out.append(saved)
+    return out
+
+
+class _Scripts:
+    """The two server-side scripts execute() needs, loaded once. Refused scripts are a clear error:
+    an eviction that cannot re-check and delete atomically does not run."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        try:
+            self.read_sha = client.script_load(_READ_SCRIPT)
+            self.unlink_sha = client.script_load(_UNLINK_SCRIPT)
+        except redis.ResponseError as exc:
+            raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
+                                   f"delete atomically, and the server refused: {exc}") from None
+
+    def read(self, keys: list[bytes], limit: int) -> list[tuple[RawRecord, bytes | None]]:
+        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE)]
+        try:
+            reply = self.client.execute_command("EVALSHA_RO", *args)
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            reply = self.client.execute_command("EVALSHA", *args)
+        out = []
+        for i, key in enumerate(keys):
+            kind, pttl, value, size, truncated, dump, mem = reply[7 * i:7 * i + 7]
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind == "hash" and isinstance(value, list):
+                value = dict(zip(value[::2], value[1::2]))
+            rec = RawRecord(key, kind, pttl, None if mem < 0 else mem, value or None,
+                            None if size < 0 else size, bool(truncated))
+            out.append((rec, dump or None))
+        return out
+
+    def unlink(self, items: list[tuple[bytes, str, list[bytes]]]) -> list[int]:
+        keys: list[bytes] = []
+        argv: list = []
+        for key, sha, comps in items:
+            keys.append(key)
+            keys.extend(comps)
+            argv.extend([sha, len(comps)])
+        return self.client.evalsha(self.unlink_sha, len(keys), *keys, *argv)

@@ -1,0 +1,50 @@
+-- Read the keys an eviction is about to delete, atomically: what the selectors are re-checked on
+-- and the DUMP that is backed up are the same version of each key.
+-- Read-only (EVALSHA_RO). KEYS: the keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash
+-- fields (comma-separated) replaced by their length (vectors: the DUMP keeps them whole).
+-- Reply: 7 items per key: type, pttl, value (string | flat hash array | false), full size (-1 if
+-- not measured), truncated (0/1), dump (false if gone), memory (-1 if unknown).
+local limit = tonumber(ARGV[1])
+local elide = {}
+for name in string.gmatch(ARGV[2], '([^,]+)') do elide[name] = true end
+local out = {}
+for _, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  local pttl = redis.call('PTTL', key)
+  local value, size, truncated, dump, mem = false, -1, 0, false, -1
+  if kind ~= 'none' then
+    dump = redis.call('DUMP', key)
+    local m = redis.pcall('MEMORY', 'USAGE', key)
+    if type(m) == 'number' then mem = m end
+  end
+  if kind == 'string' then
+    size = redis.call('STRLEN', key)
+    value = redis.call('GETRANGE', key, 0, limit - 1)
+    if size > limit then truncated = 1 end
+  elseif kind == 'hash' then
+    value = redis.call('HGETALL', key)
+    for i = 2, #value, 2 do
+      if elide[value[i - 1]] then
+        value[i] = #value[i]
+      elseif #value[i] > limit then
+        value[i] = string.sub(value[i], 1, limit)
+        truncated = 1
+      end
+    end
+  elseif kind == 'ReJSON-RL' then
+    local v = redis.pcall('JSON.GET', key)
+    if type(v) == 'string' then
+      size = #v
+      if size > limit then v = string.sub(v, 1, limit); truncated = 1 end
+      value = v
+    end
+  end
+  out[#out + 1] = kind
+  out[#out + 1] = pttl
+  out[#out + 1] = value
+  out[#out + 1] = size
+  out[#out + 1] = truncated
+  out[#out + 1] = dump
+  out[#out + 1] = mem
+end
+return out
