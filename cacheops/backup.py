@@ -42,7 +42,12 @@ def default_backup_path(action: str = "evict") -> Path:
     folder = state_dir() / "backups"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return folder / f"{action}-{stamp}-{os.getpid()}.jsonl"
+    path = folder / f"{action}-{stamp}-{os.getpid()}.jsonl"
+    n = 1
+    while path.exists():  # two evictions in the same second
+        n += 1
+        path = folder / f"{action}-{stamp}-{os.getpid()}-{n}.jsonl"
+    return path
 
 
 def key_fields(key: bytes, name: str = "key") -> dict:
@@ -67,15 +72,28 @@ def server_time_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+def hash_digest(fields: dict[bytes, bytes]) -> str:
+    """Order-independent digest of a hash's fields (the same as evict_read.lua's)."""
+    h = hashlib.sha1()
+    for name in sorted(fields):
+        value = fields[name]
+        h.update(b"%d:%s%d:%s" % (len(name), name, len(value), value))
+    return h.hexdigest()
+
+
 @dataclass
 class SavedKey:
     key: bytes
     dump: bytes
     pttl_ms: int  # -1: no expiry
+    digest: str | None = None  # hashes: hash_digest of the fields
 
     def to_dict(self, now_ms: int) -> dict:
-        return {**key_fields(self.key), "dump": base64.b64encode(self.dump).decode(), "pttl_ms": self.pttl_ms,
-                "expires_at_ms": None if self.pttl_ms < 0 else now_ms + self.pttl_ms}
+        out = {**key_fields(self.key), "dump": base64.b64encode(self.dump).decode(), "pttl_ms": self.pttl_ms,
+               "expires_at_ms": None if self.pttl_ms < 0 else now_ms + self.pttl_ms}
+        if self.digest:
+            out["hash_digest"] = self.digest
+        return out
 
 
 class BackupWriter:
@@ -231,7 +249,7 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
             continue
         replace = False
         if existing is not None:
-            if existing == dump:
+            if existing == dump or (doc.get("hash_digest") and _hash_digest_of(client, key) == doc["hash_digest"]):
                 result.identical += 1
                 continue
             if not force:
@@ -262,6 +280,11 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
                     result.kept_newer += 1
                     continue
                 raise CacheopsError(f"RESTORE failed: {text} (is the backup from a newer Redis version?)")
+
+
+def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
+    fields = client.hgetall(key) if client.type(key) == b"hash" else None
+    return hash_digest(fields) if fields else None
 
 
 def _queue_restore(pipe, key: bytes, dump: bytes, expires_at_ms: int | None, replace: bool) -> None:

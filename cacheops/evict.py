@@ -240,7 +240,9 @@ def _execute_batch(client, scripts: "_Scripts", ctx: Context, selection: Selecti
         read = scripts.read(pending, limit)
         chosen: list[tuple[Entry, RawRecord, bytes]] = []
         entries = []
-        for rec, dump in read:
+        digests = {}
+        for rec, dump, digest in read:
+            digests[rec.key] = digest
             if dump is None:
                 result.gone += 1
                 continue
@@ -259,7 +261,7 @@ def _execute_batch(client, scripts: "_Scripts", ctx: Context, selection: Selecti
             return
         companions = _read_companions(client, [(e, rec.key) for e, rec, _ in chosen])
         for (entry, rec, dump), comps in zip(chosen, companions):
-            writer.add(SavedKey(rec.key, dump, rec.pttl), now_ms, _info(entry), comps)
+            writer.add(SavedKey(rec.key, dump, rec.pttl, digests.get(rec.key)), now_ms, _info(entry), comps)
         writer.commit()  # on disk before anything in it is deleted
         codes = scripts.unlink([(rec.key, dump_sha1(dump), [c.key for c in comps])
                                 for (_, rec, dump), comps in zip(chosen, companions)])
@@ -324,7 +326,7 @@ class _Scripts:
             raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
                                    f"delete atomically, and the server refused: {exc}") from None
 
-    def read(self, keys: list[bytes], limit: int) -> list[tuple[RawRecord, bytes | None]]:
+    def read(self, keys: list[bytes], limit: int) -> list[tuple[RawRecord, bytes | None, str | None]]:
         args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE)]
         try:
             reply = self.client.execute_command("EVALSHA_RO", *args)
@@ -334,13 +336,13 @@ class _Scripts:
             reply = self.client.execute_command("EVALSHA", *args)
         out = []
         for i, key in enumerate(keys):
-            kind, pttl, value, size, truncated, dump, mem = reply[7 * i:7 * i + 7]
+            kind, pttl, value, size, truncated, dump, mem, digest = reply[8 * i:8 * i + 8]
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
             rec = RawRecord(key, kind, pttl, None if mem < 0 else mem, value or None,
                             None if size < 0 else size, bool(truncated))
-            out.append((rec, dump or None))
+            out.append((rec, dump or None, digest.decode() if isinstance(digest, bytes) else None))
         return out
 
     def unlink(self, items: list[tuple[bytes, str, list[bytes]]]) -> list[int]:

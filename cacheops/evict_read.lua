@@ -2,16 +2,30 @@
 -- and the DUMP that is backed up are the same version of each key.
 -- Read-only (EVALSHA_RO). KEYS: the keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash
 -- fields (comma-separated) replaced by their length (vectors: the DUMP keeps them whole).
--- Reply: 7 items per key: type, pttl, value (string | flat hash array | false), full size (-1 if
--- not measured), truncated (0/1), dump (false if gone), memory (-1 if unknown).
+-- Reply: 8 items per key: type, pttl, value (string | flat hash array | false), full size (-1 if
+-- not measured), truncated (0/1), dump (false if gone), memory (-1 if unknown), and for hashes a
+-- digest of the fields independent of their order (false otherwise): a RESTOREd hashtable-encoded
+-- hash holds the same fields but may DUMP them in another order, so restore compares this instead.
 local limit = tonumber(ARGV[1])
 local elide = {}
 for name in string.gmatch(ARGV[2], '([^,]+)') do elide[name] = true end
+-- sha1 over the fields sorted by name, each as <len>:<name><len>:<value> (cacheops.backup.hash_digest)
+local function hash_digest(flat)
+  local idx = {}
+  for i = 1, #flat, 2 do idx[#idx + 1] = i end
+  table.sort(idx, function(a, b) return flat[a] < flat[b] end)
+  local parts = {}
+  for _, i in ipairs(idx) do
+    parts[#parts + 1] = #flat[i] .. ':' .. flat[i] .. #flat[i + 1] .. ':' .. flat[i + 1]
+  end
+  return redis.sha1hex(table.concat(parts))
+end
+
 local out = {}
 for _, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key)['ok']
   local pttl = redis.call('PTTL', key)
-  local value, size, truncated, dump, mem = false, -1, 0, false, -1
+  local value, size, truncated, dump, mem, digest = false, -1, 0, false, -1, false
   if kind ~= 'none' then
     dump = redis.call('DUMP', key)
     local m = redis.pcall('MEMORY', 'USAGE', key)
@@ -23,6 +37,7 @@ for _, key in ipairs(KEYS) do
     if size > limit then truncated = 1 end
   elseif kind == 'hash' then
     value = redis.call('HGETALL', key)
+    digest = hash_digest(value)
     for i = 2, #value, 2 do
       if elide[value[i - 1]] then
         value[i] = #value[i]
@@ -46,5 +61,6 @@ for _, key in ipairs(KEYS) do
   out[#out + 1] = truncated
   out[#out + 1] = dump
   out[#out + 1] = mem
+  out[#out + 1] = digest
 end
 return out

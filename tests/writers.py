@@ -97,3 +97,17 @@ def redisvl_embeddings(url: str, items: list[tuple[str, str]], name: str = "embe
     for content, model_name in items:
         cache.set(content=content, model_name=model_name, embedding=emb.embed_query(content))
     return cache
+
+
+def langchain_exact_rewrite(url: str, prompt: str, answer: str, model: str = "gpt-4o-mini", **cache_kwargs):
+    """The app writing a fresh answer over an existing entry, as RedisCache does after a miss
+    (another replica missed, or a TTL race): RedisCache.update with the model's own llm_string."""
+    from langchain_core.load import dumps  # noqa: F401  (update serialises with it)
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.outputs import ChatGeneration
+    from langchain_redis import RedisCache
+
+    chat = demo_chat_model(model)
+    cache = RedisCache(redis_url=url, **cache_kwargs)
+    prompt_string = dumps([HumanMessage(content=prompt)])
+    cache.update(prompt_string, chat._get_llm_string(), [ChatGeneration(message=AIMessage(content=answer))])
