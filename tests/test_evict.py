@@ -364,3 +364,32 @@ def test_rewritten_since_preview_is_deleted_only_if_it_still_matches(redis_url, 
     # the backup holds the version that was deleted (the rewritten one), which restore brings back
     lines = [json.loads(line) for line in open(tmp_path / "b.jsonl")][1:]
     assert sorted(line["answer"] for line in lines) == sorted([WRONG, WRONG + " Really."])
+
+
+def test_concurrent_writer_loses_nothing_outside_the_selection(run, redis_url, client, tmp_path):
+    """Another process keeps caching new answers in the same cache during the eviction."""
+    wrong = [(f"poisoned question {i}", f"WRONG answer {i}") for i in range(1500)]
+    writers.langchain_exact(redis_url, wrong, model="gpt-4o")
+    writers.langchain_exact(redis_url, [(f"good question {i}", f"good answer {i}") for i in range(300)], model="gpt-4o")
+    stop, log = tmp_path / "stop", tmp_path / "written.txt"
+    proc = writers.steady_writer_process(redis_url, "redis", str(stop), str(log))
+    try:
+        deadline = time.time() + 30
+        while (not log.exists() or len(log.read_text().splitlines()) < 20) and time.time() < deadline:
+            time.sleep(0.05)
+        written_before = len(log.read_text().splitlines())
+        result, doc = evict(run, "--cache", "redis", "--response-contains", "WRONG", "--yes")
+        written_during = len(log.read_text().splitlines())
+        time.sleep(0.3)
+    finally:
+        stop.touch()
+        proc.wait(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert doc["result"]["deleted"] == 1500
+    rows = run.json_lines("scan", "--cache", "redis")
+    answers = {r["answer"] for r in rows}
+    assert not any(a.startswith("WRONG") for a in answers)
+    assert {f"good answer {i}" for i in range(300)} <= answers
+    live = log.read_text().splitlines()
+    assert len(live) > written_during > written_before >= 20  # the writer ran before, during and after
+    assert {f"fresh answer {p.split()[-1]}" for p in live} <= answers
