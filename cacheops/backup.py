@@ -127,7 +127,8 @@ class BackupWriter:
         self.entries += 1
 
     def not_deleted(self, key: bytes, sha1: str, reason: str) -> None:
-        """The version of `key` backed up above (sha1 of its DUMP) was not deleted after all."""
+        """The version of `key` backed up above (sha1 of its DUMP) was not deleted after all.
+        Written after the delete; the next commit() puts it on disk."""
         self._write({**key_fields(key, "not_deleted"), "sha1": sha1, "reason": reason})
 
     def commit(self) -> None:

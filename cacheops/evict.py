@@ -16,6 +16,7 @@ Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever de
 from __future__ import annotations
 
 import base64
+import hashlib
 import tempfile
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import orjson
 import redis
 
 from . import audit_log
@@ -31,11 +33,11 @@ from .catalog import build_context, decode_record
 from .errors import PermissionDenied, UsageError
 from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
     iter_batches, read_records
-from .layouts import BY_ID, Context, Entry
+from .layouts import BY_ID, Context, Entry, Layout
 from .selection import Selection
-from .tags import is_tag_key, read_tags, tag_key
+from .tags import TAG_PREFIX, is_tag_key, read_tags
 
-BATCH = 500
+BATCH = 1000
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
 _READ_SCRIPT = (Path(__file__).with_name("evict_read.lua")).read_text()
@@ -63,12 +65,18 @@ class Plan:
     seconds: float = 0.0
     _spool: object = field(default=None, repr=False)
 
-    def keys(self) -> Iterator[bytes]:
+    def selected(self) -> Iterator[tuple[bytes, str, dict]]:
+        """(key, digest of what was judged, entry info) for every selected entry, from the spool."""
         if self._spool is None:
             return
         self._spool.seek(0)
         for line in self._spool:
-            yield base64.b64decode(line)
+            doc = orjson.loads(line)
+            yield base64.b64decode(doc["k"]), doc["d"], doc["i"]
+
+    def keys(self) -> Iterator[bytes]:
+        for key, _, _ in self.selected():
+            yield key
 
     def close(self) -> None:
         if self._spool is not None:
@@ -136,35 +144,40 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
                 continue
             item = decode_record(rec, ctx)
             if isinstance(item, Entry):
-                entries.append((item, rec.key))
+                entries.append((item, rec))
             elif not is_tag_key(rec.key):
                 result.not_entries += 1
-        extra = read_tags(client, [raw for _, raw in entries]) if selection.needs_tags else [None] * len(entries)
-        for (entry, raw), tags in zip(entries, extra):
+        extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
+        for (entry, rec), tags in zip(entries, extra):
             if not selection.accepts(entry, tags):
                 if selection.older_than is not None and entry.inserted_at is None:
                     result.no_age += 1
                 continue
-            _add(result, entry, raw, tags, sample_size)
+            _add(result, entry, rec, tags, sample_size)
         if on_progress:
             on_progress(len(records))
     result.seconds = time.monotonic() - started
     return result
 
 
-def _add(result: Plan, entry: Entry, raw: bytes, tags: dict | None, sample_size: int) -> None:
+def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_size: int) -> None:
     result.total += 1
     result.bytes += entry.bytes or 0
     result.per_cache[entry.cache] += 1
     result.per_layout[entry.layout] += 1
-    result._spool.write(base64.b64encode(raw) + b"\n")
+    if entry.prompt is None and entry.kind == "exact" and result.selection.prompts:
+        # exact caches store only md5(prompt): the text is the user's own
+        layout = BY_ID[entry.layout]
+        entry.prompt = next((q.text for q in result.selection.queries() if layout.matches(entry, q)), None)
+    # The spool line: the key, a digest of exactly what was judged (value as read, and the tags if
+    # they were part of the selection), and what the backup says about the entry. At delete time an
+    # unchanged digest means the selectors' verdict stands; a changed one means re-decode and re-check.
+    result._spool.write(orjson.dumps({"k": base64.b64encode(rec.key).decode(),
+                                      "d": record_digest(rec, tags if result.selection.needs_tags else None),
+                                      "i": _info(entry)}) + b"\n")
     if len(result.sample) < sample_size:
         if tags:
             entry.tags = {**tags, **(entry.tags or {})}
-        if entry.prompt is None and entry.kind == "exact" and result.selection.prompts:
-            # exact caches store only md5(prompt): the text is the user's own
-            layout = BY_ID[entry.layout]
-            entry.prompt = next((q.text for q in result.selection.queries() if layout.matches(entry, q)), None)
         result.sample.append(entry)
 
 
@@ -208,9 +221,9 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     scripts = _Scripts(client)
     limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
     try:
-        batch: list[bytes] = []
-        for key in the_plan.keys():
-            batch.append(key)
+        batch: list[tuple[bytes, str, dict]] = []
+        for item in the_plan.selected():
+            batch.append(item)
             if len(batch) >= BATCH:
                 _execute_batch(client, scripts, ctx, selection, batch, limit, writer, result)
                 if on_progress:
@@ -230,56 +243,73 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     return result
 
 
-def _execute_batch(client, scripts: "_Scripts", ctx: Context, selection: Selection, keys: list[bytes], limit: int,
-                   writer: BackupWriter, result: EvictResult) -> None:
-    pending = keys
+def _execute_batch(client, scripts: "_Scripts", ctx: Context, selection: Selection,
+                   items: list[tuple[bytes, str, dict]], limit: int, writer: BackupWriter, result: EvictResult) -> None:
+    judged = {key: (digest, info) for key, digest, info in items}
+    pending = [key for key, _, _ in items]
     for _attempt in range(MAX_ATTEMPTS):
         if not pending:
             return
         now_ms = server_time_ms(client)
-        read = scripts.read(pending, limit)
-        chosen: list[tuple[Entry, RawRecord, bytes]] = []
-        entries = []
-        digests = {}
-        for rec, dump, digest in read:
-            digests[rec.key] = digest
-            if dump is None:
+        chosen: list[tuple[_Read, dict, Entry | None]] = []
+        for read in scripts.read(pending, limit):
+            if read.dump is None:
                 result.gone += 1
                 continue
-            item = decode_record(rec, ctx)
-            if not isinstance(item, Entry):
-                result.no_longer_matching += 1  # rewritten into something that is not a cache entry
+            tags = read.tags if selection.needs_tags else None
+            digest, info = judged.get(read.rec.key, (None, None))
+            if digest is not None and record_digest(read.rec, tags) == digest:
+                chosen.append((read, info, None))  # exactly what the preview judged: still selected
                 continue
-            entries.append((item, rec, dump))
-        tags = read_tags(client, [rec.key for _, rec, _ in entries]) if selection.needs_tags else [None] * len(entries)
-        for (entry, rec, dump), entry_tags in zip(entries, tags):
-            if selection.accepts(entry, entry_tags):
-                chosen.append((entry, rec, dump))
+            item = decode_record(read.rec, ctx)  # rewritten since it was judged: judge it again
+            if isinstance(item, Entry) and selection.accepts(item, read.tags):
+                chosen.append((read, _info(item), item))
             else:
                 result.no_longer_matching += 1
         if not chosen:
             return
-        companions = _read_companions(client, [(e, rec.key) for e, rec, _ in chosen])
-        for (entry, rec, dump), comps in zip(chosen, companions):
-            writer.add(SavedKey(rec.key, dump, rec.pttl, digests.get(rec.key)), now_ms, _info(entry), comps)
+        layout_companions = _layout_companions(client, [(entry, read, info) for read, info, entry in chosen], ctx)
+        companions = []
+        for (read, info, _), extra in zip(chosen, layout_companions):
+            comps = extra + ([read.tag] if read.tag is not None else [])
+            companions.append(comps)
+            writer.add(SavedKey(read.rec.key, read.dump, read.rec.pttl, read.hash_digest), now_ms, info, comps)
         writer.commit()  # on disk before anything in it is deleted
-        codes = scripts.unlink([(rec.key, dump_sha1(dump), [c.key for c in comps])
-                                for (_, rec, dump), comps in zip(chosen, companions)])
+        codes = scripts.unlink([(read.rec.key, dump_sha1(read.dump), [c.key for c in comps])
+                                for (read, _, _), comps in zip(chosen, companions)])
         retry = []
-        for (entry, rec, dump), comps, code in zip(chosen, companions, codes):
+        for (read, info, _), comps, code in zip(chosen, companions, codes):
             if code == 1:
                 result.deleted += 1
                 result.companions_deleted += len(comps)
-                result.per_cache[entry.cache] += 1
+                result.per_cache[info.get("cache")] += 1
             elif code == 0:
                 result.gone += 1
-                writer.not_deleted(rec.key, dump_sha1(dump), "gone")
+                writer.not_deleted(read.rec.key, dump_sha1(read.dump), "gone")
             else:
-                writer.not_deleted(rec.key, dump_sha1(dump), "changed")
-                retry.append(rec.key)
-        writer.commit()
+                writer.not_deleted(read.rec.key, dump_sha1(read.dump), "changed")
+                judged.pop(read.rec.key, None)  # changed after our read: decode and judge it afresh
+                retry.append(read.rec.key)
         pending = retry
     result.kept_busy += len(pending)
+
+
+def record_digest(rec: RawRecord, tags: dict | None = None) -> str:
+    """A digest of a record as read (type and bounded value, vectors by length) and of its tags."""
+    h = hashlib.sha1(rec.type.encode())
+    value = rec.value
+    if isinstance(value, bytes):
+        h.update(b"b")
+        h.update(value)
+    elif isinstance(value, dict):
+        for name in sorted(value):
+            v = value[name]
+            v = v if isinstance(v, bytes) else str(v).encode()
+            h.update(b"%d:%s%d:%s" % (len(name), name, len(v), v))
+    if tags:
+        for name in sorted(tags):
+            h.update(f"\0{name}={tags[name]}".encode())
+    return h.hexdigest()
 
 
 def _info(entry: Entry) -> dict:
@@ -288,14 +318,21 @@ def _info(entry: Entry) -> dict:
             "answer": (entry.answer or "")[:500] or None, "inserted_at": entry.inserted_at}
 
 
-def _read_companions(client, chosen: list[tuple[Entry, bytes]]) -> list[list[SavedKey]]:
-    """DUMP + PTTL of each entry's companion keys that exist: the layout's, and its cacheops tag hash."""
+def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]], ctx: Context) -> list[list[SavedKey]]:
+    """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...).
+    The cacheops tag hash is read with the entry itself; most layouts have no other companions."""
     wanted: list[list[bytes]] = []
-    for entry, raw in chosen:
-        layout = BY_ID.get(entry.layout)
-        keys = [k.encode("utf-8") if isinstance(k, str) else k for k in (layout.companion_keys(entry) if layout else [])]
-        keys.append(tag_key(raw))
+    for entry, read, info in chosen:
+        layout = BY_ID.get(info.get("layout"))
+        keys: list[bytes] = []
+        if layout is not None and type(layout).companion_keys is not Layout.companion_keys:
+            if entry is None:
+                entry = decode_record(read.rec, ctx)
+            if isinstance(entry, Entry):
+                keys = [k.encode("utf-8") if isinstance(k, str) else k for k in layout.companion_keys(entry)]
         wanted.append(keys)
+    if not any(wanted):
+        return [[] for _ in chosen]
     pipe = client.pipeline(transaction=False)
     for keys in wanted:
         for key in keys:
@@ -313,6 +350,15 @@ def _read_companions(client, chosen: list[tuple[Entry, bytes]]) -> list[list[Sav
     return out
 
 
+@dataclass
+class _Read:
+    rec: RawRecord
+    dump: bytes | None
+    hash_digest: str | None
+    tags: dict[str, str]
+    tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
+
+
 class _Scripts:
     """The two server-side scripts execute() needs, loaded once. Refused scripts are a clear error:
     an eviction that cannot re-check and delete atomically does not run."""
@@ -326,8 +372,8 @@ class _Scripts:
             raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
                                    f"delete atomically, and the server refused: {exc}") from None
 
-    def read(self, keys: list[bytes], limit: int) -> list[tuple[RawRecord, bytes | None, str | None]]:
-        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE)]
+    def read(self, keys: list[bytes], limit: int) -> list[_Read]:
+        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX]
         try:
             reply = self.client.execute_command("EVALSHA_RO", *args)
         except redis.ResponseError as exc:
@@ -336,13 +382,17 @@ class _Scripts:
             reply = self.client.execute_command("EVALSHA", *args)
         out = []
         for i, key in enumerate(keys):
-            kind, pttl, value, size, truncated, dump, mem, digest = reply[8 * i:8 * i + 8]
+            kind, pttl, value, size, truncated, dump, mem, digest, tag_flat, tag_dump, tag_pttl = \
+                reply[11 * i:11 * i + 11]
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
             rec = RawRecord(key, kind, pttl, None if mem < 0 else mem, value or None,
                             None if size < 0 else size, bool(truncated))
-            out.append((rec, dump or None, digest.decode() if isinstance(digest, bytes) else None))
+            tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                    for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}
+            tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
+            out.append(_Read(rec, dump or None, digest.decode() if isinstance(digest, bytes) else None, tags, tag))
         return out
 
     def unlink(self, items: list[tuple[bytes, str, list[bytes]]]) -> list[int]:

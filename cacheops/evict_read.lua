@@ -1,11 +1,14 @@
 -- Read the keys an eviction is about to delete, atomically: what the selectors are re-checked on
 -- and the DUMP that is backed up are the same version of each key.
 -- Read-only (EVALSHA_RO). KEYS: the keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash
--- fields (comma-separated) replaced by their length (vectors: the DUMP keeps them whole).
--- Reply: 8 items per key: type, pttl, value (string | flat hash array | false), full size (-1 if
--- not measured), truncated (0/1), dump (false if gone), memory (-1 if unknown), and for hashes a
+-- fields (comma-separated) replaced by their length (vectors: the DUMP keeps them whole); ARGV[3]:
+-- the prefix of cacheops' tag hashes (tags.py), read with the entry they belong to.
+-- Reply: 11 items per key: type, pttl, value (string | flat hash array | false), full size (-1 if
+-- not measured), truncated (0/1), dump (false if gone), memory (-1: not measured here, the
+-- preview did), and for hashes a
 -- digest of the fields independent of their order (false otherwise): a RESTOREd hashtable-encoded
--- hash holds the same fields but may DUMP them in another order, so restore compares this instead.
+-- hash holds the same fields but may DUMP them in another order, so restore compares this instead;
+-- then the entry's tag hash: its fields (flat array | false), DUMP (false if none), PTTL.
 local limit = tonumber(ARGV[1])
 local elide = {}
 for name in string.gmatch(ARGV[2], '([^,]+)') do elide[name] = true end
@@ -28,8 +31,6 @@ for _, key in ipairs(KEYS) do
   local value, size, truncated, dump, mem, digest = false, -1, 0, false, -1, false
   if kind ~= 'none' then
     dump = redis.call('DUMP', key)
-    local m = redis.pcall('MEMORY', 'USAGE', key)
-    if type(m) == 'number' then mem = m end
   end
   if kind == 'string' then
     size = redis.call('STRLEN', key)
@@ -62,5 +63,16 @@ for _, key in ipairs(KEYS) do
   out[#out + 1] = dump
   out[#out + 1] = mem
   out[#out + 1] = digest
+  local tkey = ARGV[3] .. key
+  local tdump = redis.call('DUMP', tkey)
+  if tdump then
+    out[#out + 1] = redis.call('HGETALL', tkey)
+    out[#out + 1] = tdump
+    out[#out + 1] = redis.call('PTTL', tkey)
+  else
+    out[#out + 1] = false
+    out[#out + 1] = false
+    out[#out + 1] = -2
+  end
 end
 return out

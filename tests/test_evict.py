@@ -393,3 +393,16 @@ def test_concurrent_writer_loses_nothing_outside_the_selection(run, redis_url, c
     live = log.read_text().splitlines()
     assert len(live) > written_during > written_before >= 20  # the writer ran before, during and after
     assert {f"fresh answer {p.split()[-1]}" for p in live} <= answers
+
+
+def test_terminal_asks_before_deleting(run, redis_url, client, monkeypatch):
+    import cacheops.cli.evict as cli_evict
+
+    monkeypatch.setattr(cli_evict, "interactive", lambda: True)
+    writers.langchain_exact(redis_url, [(Q, WRONG)])
+    result = run("evict", "--prompt", Q, input="n\n")
+    assert result.exit_code == 0 and "cancelled: nothing was deleted" in result.output
+    assert len(exact_key(client, Q)) == 1
+    result = run("evict", "--prompt", Q, input="y\n")
+    assert result.exit_code == 0 and "deleted 1 of 1 entries" in result.output
+    assert "cacheops restore" in result.output and not exact_key(client, Q)

@@ -12,6 +12,11 @@ from ..tags import parse_pair
 from .app import AppState, pass_state
 
 
+def interactive() -> bool:
+    """Whether a person can answer a confirmation prompt."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def _key_stream(keys: tuple[str, ...], keys_from):
     """--key values, then --keys-from lines, streamed (a large file is never held whole)."""
     given = (k.encode("utf-8") for k in keys)
@@ -105,10 +110,11 @@ def command(state: AppState, prompts, system, prompt_hashes, keys, keys_from, ta
                 render.note("dry run: nothing was deleted")
             return
         if not yes:
-            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            if not interactive():
                 raise UsageError(f"refusing to delete {plan.total:,} entries without confirmation: "
                                  f"re-run with --yes (or --dry-run to only preview)")
-            if not click.confirm(f"Delete {plan.total:,} entries (a backup is written first)?", default=False):
+            if not click.confirm(f"Delete {plan.total:,} entries (a backup is written first)?",
+                                 default=False, err=True):
                 render.note("cancelled: nothing was deleted")
                 return
         with render.progress(plan.total, "evicting") as advance:

@@ -1,11 +1,10 @@
-import sys
-
 import click
 
 from .. import render
 from ..backup import restore
 from ..errors import UsageError
 from .app import AppState, pass_state
+from .evict import interactive
 
 
 @click.command("restore")
@@ -29,10 +28,10 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
     client = state.client()
     preview = restore(client, file, force=force, dry_run=True)
     if force and not dry_run and preview.overwritten and not yes:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not interactive():
             raise UsageError(f"--force would overwrite {preview.overwritten:,} newer entries: re-run with --yes")
         if not click.confirm(f"Overwrite {preview.overwritten:,} entries the app wrote since the eviction?",
-                             default=False):
+                             default=False, err=True):
             render.note("cancelled: nothing was restored")
             return
     if dry_run:
