@@ -218,21 +218,9 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     writer = BackupWriter(path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(),
                                  "selectors": selection.describe()})
     result.backup = str(writer.path)
-    scripts = _Scripts(client)
-    limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+    deleter = _Deleter(client, _Scripts(client), ctx, selection, writer, result)
     try:
-        batch: list[tuple[bytes, str, dict]] = []
-        for item in the_plan.selected():
-            batch.append(item)
-            if len(batch) >= BATCH:
-                _execute_batch(client, scripts, ctx, selection, batch, limit, writer, result)
-                if on_progress:
-                    on_progress(len(batch))
-                batch = []
-        if batch:
-            _execute_batch(client, scripts, ctx, selection, batch, limit, writer, result)
-            if on_progress:
-                on_progress(len(batch))
+        deleter.run(_chunks(the_plan.selected(), BATCH), on_progress)
     finally:
         writer.close()
         result.seconds = time.monotonic() - started
@@ -243,55 +231,145 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     return result
 
 
-def _execute_batch(client, scripts: "_Scripts", ctx: Context, selection: Selection,
-                   items: list[tuple[bytes, str, dict]], limit: int, writer: BackupWriter, result: EvictResult) -> None:
-    judged = {key: (digest, info) for key, digest, info in items}
-    pending = [key for key, _, _ in items]
-    for _attempt in range(MAX_ATTEMPTS):
-        if not pending:
-            return
-        now_ms = server_time_ms(client)
-        chosen: list[tuple[_Read, dict, Entry | None]] = []
-        for read in scripts.read(pending, limit):
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+Judged = tuple[bytes, "str | None", "dict | None"]  # key, digest of what the preview judged, entry info
+Chosen = tuple["_Read", dict, "list[SavedKey]"]  # what is read, backup info, companion keys
+
+
+class _Deleter:
+    """Deletes batch after batch of judged keys. Per batch, on its own connection:
+    WATCH the keys (and their tag hashes) -> atomic read with DUMP -> re-check -> backup (fsync) ->
+    MULTI / UNLINK ... / EXEC. Any write to a watched key in between aborts the EXEC, and then the
+    batch falls back to the compare-and-unlink script, key by key. The next batch is read while the
+    current one is judged and backed up, so the server and the client work at the same time."""
+
+    def __init__(self, client, scripts: "_Scripts", ctx: Context, selection: Selection, writer: BackupWriter,
+                 result: EvictResult):
+        self.client, self.scripts, self.ctx, self.selection = client, scripts, ctx, selection
+        self.writer, self.result = writer, result
+        self.limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+
+    def run(self, batches: Iterator[list[Judged]], on_progress: Progress | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = iter(batches)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
+            first = next(batches, None)
+            ahead = pool.submit(self._watch_and_read, first) if first else None
+            while ahead is not None:
+                items, pipe, reads, now_ms = ahead.result()
+                following = next(batches, None)
+                ahead = pool.submit(self._watch_and_read, following) if following else None
+                try:
+                    self._settle(items, pipe, reads, now_ms)
+                finally:
+                    pipe.reset()  # UNWATCH, connection back to the pool
+                if on_progress:
+                    on_progress(len(items))
+
+    def _watch_and_read(self, items: list[Judged]):
+        keys = [key for key, _, _ in items]
+        pipe = self.client.pipeline(transaction=True)
+        try:
+            pipe.watch(*keys, *[TAG_PREFIX + k for k in keys])  # immediate mode from here until multi()
+            now_ms = _time_ms(pipe.time())
+            return items, pipe, self.scripts.read(keys, self.limit, conn=pipe), now_ms
+        except BaseException:
+            pipe.reset()
+            raise
+
+    def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", dict, Entry | None]]:
+        judged = {key: (digest, info) for key, digest, info in items}
+        chosen = []
+        for read in reads:
             if read.dump is None:
-                result.gone += 1
+                self.result.gone += 1
                 continue
-            tags = read.tags if selection.needs_tags else None
             digest, info = judged.get(read.rec.key, (None, None))
-            if digest is not None and record_digest(read.rec, tags) == digest:
+            if digest is not None and \
+                    record_digest(read.rec, read.tags if self.selection.needs_tags else None) == digest:
                 chosen.append((read, info, None))  # exactly what the preview judged: still selected
                 continue
-            item = decode_record(read.rec, ctx)  # rewritten since it was judged: judge it again
-            if isinstance(item, Entry) and selection.accepts(item, read.tags):
+            item = decode_record(read.rec, self.ctx)  # rewritten since it was judged: judge it again
+            if isinstance(item, Entry) and self.selection.accepts(item, read.tags):
                 chosen.append((read, _info(item), item))
             else:
-                result.no_longer_matching += 1
+                self.result.no_longer_matching += 1
+        return chosen
+
+    def _backup(self, judged: list[tuple["_Read", dict, Entry | None]], now_ms: int) -> list[Chosen]:
+        extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
+        chosen = []
+        for (read, info, _), comps in zip(judged, extra):
+            comps = comps + ([read.tag] if read.tag is not None else [])
+            self.writer.add(SavedKey(read.rec.key, read.dump, read.rec.pttl, read.hash_digest), now_ms, info, comps)
+            chosen.append((read, info, comps))
+        self.writer.commit()  # on disk before anything in it is deleted
+        return chosen
+
+    def _settle(self, items: list[Judged], pipe, reads: list["_Read"], now_ms: int) -> None:
+        chosen = self._backup(self._judge(items, reads), now_ms)
         if not chosen:
             return
-        layout_companions = _layout_companions(client, [(entry, read, info) for read, info, entry in chosen], ctx)
-        companions = []
-        for (read, info, _), extra in zip(chosen, layout_companions):
-            comps = extra + ([read.tag] if read.tag is not None else [])
-            companions.append(comps)
-            writer.add(SavedKey(read.rec.key, read.dump, read.rec.pttl, read.hash_digest), now_ms, info, comps)
-        writer.commit()  # on disk before anything in it is deleted
-        codes = scripts.unlink([(read.rec.key, dump_sha1(read.dump), [c.key for c in comps])
-                                for (read, _, _), comps in zip(chosen, companions)])
-        retry = []
-        for (read, info, _), comps, code in zip(chosen, companions, codes):
-            if code == 1:
-                result.deleted += 1
-                result.companions_deleted += len(comps)
-                result.per_cache[info.get("cache")] += 1
-            elif code == 0:
-                result.gone += 1
-                writer.not_deleted(read.rec.key, dump_sha1(read.dump), "gone")
-            else:
-                writer.not_deleted(read.rec.key, dump_sha1(read.dump), "changed")
-                judged.pop(read.rec.key, None)  # changed after our read: decode and judge it afresh
-                retry.append(read.rec.key)
-        pending = retry
-    result.kept_busy += len(pending)
+        pipe.multi()
+        for read, _, comps in chosen:
+            pipe.unlink(read.rec.key)
+            if comps:
+                pipe.unlink(*[c.key for c in comps])
+        try:
+            replies = iter(pipe.execute())
+        except redis.WatchError:  # someone wrote one of these keys since the read: key by key instead
+            self._unlink_compared(chosen)
+            return
+        for read, info, comps in chosen:
+            removed = next(replies)
+            if comps:
+                next(replies)
+            self._count(read, info, comps, 1 if removed else 0)
+
+    def _count(self, read: "_Read", info: dict, comps: list[SavedKey], code: int) -> None:
+        if code == 1:
+            self.result.deleted += 1
+            self.result.companions_deleted += len(comps)
+            self.result.per_cache[info.get("cache")] += 1
+        else:
+            self.writer.not_deleted(read.rec.key, dump_sha1(read.dump), "gone" if code == 0 else "changed")
+            if code == 0:
+                self.result.gone += 1
+
+    def _unlink_compared(self, chosen: list[Chosen]) -> None:
+        """Compare-and-unlink each key against the DUMP backed up; re-read and re-judge the changed."""
+        for _attempt in range(MAX_ATTEMPTS):
+            codes = self.scripts.unlink([(read.rec.key, dump_sha1(read.dump), [c.key for c in comps])
+                                         for read, _, comps in chosen])
+            retry = []
+            for (read, info, comps), code in zip(chosen, codes):
+                self._count(read, info, comps, code)
+                if code == -1:
+                    retry.append((read.rec.key, None, None))  # no digest: decode and judge afresh
+            if not retry:
+                return
+            now_ms = server_time_ms(self.client)
+            keys = [key for key, _, _ in retry]
+            chosen = self._backup(self._judge(retry, self.scripts.read(keys, self.limit)), now_ms)
+            if not chosen:
+                return
+        self.result.kept_busy += len(chosen)
+
+
+def _time_ms(reply) -> int:
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def record_digest(rec: RawRecord, tags: dict | None = None) -> str:
@@ -372,14 +450,15 @@ class _Scripts:
             raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
                                    f"delete atomically, and the server refused: {exc}") from None
 
-    def read(self, keys: list[bytes], limit: int) -> list[_Read]:
+    def read(self, keys: list[bytes], limit: int, conn=None) -> list[_Read]:
+        conn = conn if conn is not None else self.client
         args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX]
         try:
-            reply = self.client.execute_command("EVALSHA_RO", *args)
+            reply = conn.execute_command("EVALSHA_RO", *args)
         except redis.ResponseError as exc:
             if "unknown command" not in str(exc).lower():
                 raise
-            reply = self.client.execute_command("EVALSHA", *args)
+            reply = conn.execute_command("EVALSHA", *args)
         out = []
         for i, key in enumerate(keys):
             kind, pttl, value, size, truncated, dump, mem, digest, tag_flat, tag_dump, tag_pttl = \

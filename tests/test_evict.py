@@ -406,3 +406,48 @@ def test_terminal_asks_before_deleting(run, redis_url, client, monkeypatch):
     result = run("evict", "--prompt", Q, input="y\n")
     assert result.exit_code == 0 and "deleted 1 of 1 entries" in result.output
     assert "cacheops restore" in result.output and not exact_key(client, Q)
+
+
+def test_write_between_backup_and_delete_is_caught(redis_url, client, tmp_path, monkeypatch):
+    """The app writes a key after it was read and backed up, before the delete: the batch's EXEC
+    aborts (WATCH) and each key goes through compare-and-unlink; the changed key is re-judged."""
+    from cacheops import evict as evict_lib
+    from cacheops.catalog import build_context
+    from cacheops.selection import Selection
+
+    writers.langchain_exact(redis_url, [(Q, WRONG), ("Q2?", WRONG), ("Q3?", WRONG)], model="gpt-4o")
+    plan = evict_lib.plan(client, Selection(response_contains=["never possible"]), build_context(client))
+    original = evict_lib._Deleter._backup
+    calls = []
+
+    def backup_then_app_writes(self, judged, now_ms):
+        chosen = original(self, judged, now_ms)
+        if not calls:  # the first batch only
+            writers.langchain_exact_rewrite(redis_url, Q, RIGHT, model="gpt-4o")
+            writers.langchain_exact_rewrite(redis_url, "Q2?", WRONG + " Again.", model="gpt-4o")
+        calls.append(len(chosen))
+        return chosen
+
+    monkeypatch.setattr(evict_lib._Deleter, "_backup", backup_then_app_writes)
+    result = evict_lib.execute(client, plan, backup_path=tmp_path / "b.jsonl")
+    # Q was fixed by the app: kept. Q2 was rewritten but still wrong: re-judged, backed up, deleted.
+    assert result.deleted == 2 and result.no_longer_matching == 1
+    assert calls == [3, 1]  # all three backed up, then the re-judged Q2 alone
+    assert [json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"] for k in exact_key(client, Q)] \
+        == [RIGHT]
+    assert not exact_key(client, "Q2?") and not exact_key(client, "Q3?")
+    lines = [json.loads(line) for line in open(tmp_path / "b.jsonl")][1:]
+    # every version backed up; the ones not deleted are marked, so restore brings back exactly the deleted
+    assert sorted(d["reason"] for d in lines if "not_deleted" in d) == ["changed", "changed"]
+    client.delete(*exact_key(client, Q))
+    restored = evict_lib_restore(client, tmp_path / "b.jsonl")
+    assert restored.restored == 2
+    texts = sorted(json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"]
+                   for q in ("Q2?", "Q3?") for k in exact_key(client, q))
+    assert texts == sorted([WRONG + " Again.", WRONG])
+
+
+def evict_lib_restore(client, path):
+    from cacheops.backup import restore
+
+    return restore(client, path)
