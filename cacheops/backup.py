@@ -110,12 +110,13 @@ class BackupWriter:
             raise UsageError(f"cannot write the backup {self.path}: {exc.strerror}; choose another --backup PATH") \
                 from None
         self._file = os.fdopen(fd, "wb")
+        self._pending: list[bytes] = []  # lines of the current batch: one write per commit
         self.entries = 0
         self._write({"format": FORMAT, "version": VERSION, **header})
         self.commit()
 
     def _write(self, doc: dict) -> None:
-        self._file.write(orjson.dumps(doc, default=str) + b"\n")
+        self._pending.append(orjson.dumps(doc, default=str))
 
     def add(self, saved: SavedKey, now_ms: int, info: dict, companions: list[SavedKey]) -> None:
         doc = saved.to_dict(now_ms)
@@ -132,6 +133,10 @@ class BackupWriter:
         self._write({**key_fields(key, "not_deleted"), "sha1": sha1, "reason": reason})
 
     def commit(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._file.write(b"\n".join(self._pending))
+            self._pending = []
         self._file.flush()
         os.fsync(self._file.fileno())
 
