@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     PROBLEMS_FOUND = 8  # doctor found problems (for CI gates)
     CONFIG = 9  # config file / profile invalid
     EMBEDDED_UNAVAILABLE = 10  # the embedded server's wheels are missing or it failed to start
+    COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
 
 
 DESCRIPTIONS = {
@@ -29,4 +30,5 @@ DESCRIPTIONS = {
     ExitCode.PROBLEMS_FOUND: "doctor found problems",
     ExitCode.CONFIG: "invalid config file or profile",
     ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis could not be started",
+    ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
 }

