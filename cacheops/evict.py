@@ -95,7 +95,8 @@ class Plan:
                 "per_cache": dict(self.per_cache.most_common()), "per_layout": dict(self.per_layout),
                 "sample": [sample_row(e) for e in self.sample], "candidates": self.candidates,
                 "not_cache_entries": self.not_entries, "missing": self.missing, "no_insertion_time": self.no_age,
-                "source": self.source, "seconds": round(self.seconds, 3)}
+                "source": self.source, "seconds": round(self.seconds, 3),
+                **({"distances": self.distances} if self.selection.similar is not None else {})}
 
 
 @dataclass

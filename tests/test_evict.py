@@ -451,3 +451,47 @@ def evict_lib_restore(client, path):
     from cacheops.backup import restore
 
     return restore(client, path)
+
+
+def test_similar_to_evicts_paraphrases_within_the_threshold(run, redis_url, client):
+    """The real all-MiniLM-L6-v2 embeds what LangChain embeds (the serialised message list); the
+    distances shown are RedisVL's own check() distances."""
+    import pytest
+
+    from writers import MINILM, minilm_embeddings
+
+    hours = "What are your business hours?"
+    qa = [(hours, "WRONG: we never open."), ("what are your business hours", "WRONG: we never open."),
+          ("When are you open?", "Nine to five."), ("Can I get a refund?", "Yes, within 30 days."),
+          ("What is the price of plan 3?", "Plan 3 costs $30.")]
+    cache = writers.langchain_semantic(redis_url, qa, embeddings=minilm_embeddings(), distance_threshold=0.0001)
+    writers.langchain_exact(redis_url, [(hours, "WRONG: we never open.")])  # exact caches have no vectors
+    vector = cache.cache._vectorize_prompt(lc.chat_prompt(hours))
+    everything = {r["key"]: float(r["vector_distance"])
+                  for r in cache.cache.check(vector=vector, num_results=10, distance_threshold=2.0)}
+    threshold = 0.05
+    inside = {k for k, d in everything.items() if d <= threshold}
+    assert 2 <= len(inside) < len(qa)  # the test means something: some go, some stay
+
+    result, doc = evict(run, "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM,
+                        "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert doc["preview"]["distances"] == {k: pytest.approx(everything[k], abs=1e-6) for k in inside}
+    assert all(row["distance"] == pytest.approx(everything[row["key"]], abs=1e-6) for row in doc["preview"]["sample"])
+    table = run("evict", "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM,
+                "--dry-run").output
+    assert "distance" in table
+
+    before = snapshot(client)
+    result, doc = evict(run, "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM, "--yes")
+    assert result.exit_code == 0 and doc["result"]["deleted"] == len(inside)
+    after = snapshot(client)
+    assert {k.decode() for k in set(before) - set(after)} == inside
+    assert_same(before, after, set(after))
+    kept = {k.decode() for k in after if k.startswith(b"llmcache:")}
+    assert kept == set(everything) - inside
+    # combined with another selector (AND): only the neighbours that also match
+    result, _ = evict(run, "--similar-to", hours, "--threshold", "2", "--embedding", MINILM,
+                      "--response-contains", "Plan 3", "--yes")
+    plan3 = f"llmcache:{lc.sha256_hex(lc.chat_prompt('What is the price of plan 3?'))}"
+    assert result.exit_code == 0 and {k.decode() for k in set(after) - set(snapshot(client))} == {plan3}
