@@ -73,12 +73,11 @@ def server_time_ms(client: redis.Redis) -> int:
 
 
 def hash_digest(fields: dict[bytes, bytes]) -> str:
-    """Order-independent digest of a hash's fields (the same as evict_read.lua's)."""
-    h = hashlib.sha1()
-    for name in sorted(fields):
-        value = fields[name]
-        h.update(b"%d:%s%d:%s" % (len(name), name, len(value), value))
-    return h.hexdigest()
+    """Order-independent digest of a hash's fields (the same as evict_read.lua's): the sha1 of the
+    sorted sha1s of each field written as <len>:<name><len>:<value>."""
+    parts = sorted(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest()
+                   for name, value in fields.items())
+    return hashlib.sha1("".join(parts).encode()).hexdigest()
 
 
 @dataclass

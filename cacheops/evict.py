@@ -65,6 +65,13 @@ class Plan:
     source: str = ""
     seconds: float = 0.0
     _spool: object = field(default=None, repr=False)
+    _pending: list = field(default_factory=list, repr=False)  # spool lines of the current batch
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._spool.write(b"\n".join(self._pending))
+            self._pending = []
 
     def selected(self) -> Iterator[tuple[bytes, str, dict]]:
         """(key, digest of what was judged, entry info) for every selected entry, from the spool."""
@@ -156,6 +163,7 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
                     result.no_age += 1
                 continue
             _add(result, entry, rec, tags, sample_size)
+        result._flush()
         if on_progress:
             on_progress(len(records))
     result.seconds = time.monotonic() - started
@@ -174,9 +182,9 @@ def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_s
     # The spool line: the key, a digest of exactly what was judged (value as read, and the tags if
     # they were part of the selection), and what the backup says about the entry. At delete time an
     # unchanged digest means the selectors' verdict stands; a changed one means re-decode and re-check.
-    result._spool.write(orjson.dumps({"k": base64.b64encode(rec.key).decode(),
-                                      "d": record_digest(rec, tags if result.selection.needs_tags else None),
-                                      "i": _info(entry)}) + b"\n")
+    result._pending.append(orjson.dumps({"k": base64.b64encode(rec.key).decode(),
+                                         "d": record_digest(rec, tags if result.selection.needs_tags else None),
+                                         "i": _info(entry)}))
     if len(result.sample) < sample_size:
         if tags:
             entry.tags = {**tags, **(entry.tags or {})}
@@ -229,7 +237,10 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
         counts = {"matched": the_plan.total, "deleted": result.deleted, "per_cache": dict(result.per_cache),
                   "gone": result.gone, "no_longer_matching": result.no_longer_matching,
                   "kept_busy": result.kept_busy}
-        result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
+        try:  # also after a failure part-way: what was deleted is on record, with its backup
+            result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
+        except redis.RedisError:
+            result.audit_id = None  # the connection is gone; the original error is what matters
     return result
 
 

@@ -12,15 +12,15 @@
 local limit = tonumber(ARGV[1])
 local elide = {}
 for name in string.gmatch(ARGV[2], '([^,]+)') do elide[name] = true end
--- sha1 over the fields sorted by name, each as <len>:<name><len>:<value> (cacheops.backup.hash_digest)
+-- Order-independent digest of a hash (cacheops.backup.hash_digest): the sha1 of the sorted sha1s of
+-- each field as <len>:<name><len>:<value>. Sorting hex digests keeps it independent of the server's
+-- locale (Lua compares strings with strcoll).
 local function hash_digest(flat)
-  local idx = {}
-  for i = 1, #flat, 2 do idx[#idx + 1] = i end
-  table.sort(idx, function(a, b) return flat[a] < flat[b] end)
   local parts = {}
-  for _, i in ipairs(idx) do
-    parts[#parts + 1] = #flat[i] .. ':' .. flat[i] .. #flat[i + 1] .. ':' .. flat[i + 1]
+  for i = 1, #flat, 2 do
+    parts[#parts + 1] = redis.sha1hex(#flat[i] .. ':' .. flat[i] .. #flat[i + 1] .. ':' .. flat[i + 1])
   end
+  table.sort(parts)
   return redis.sha1hex(table.concat(parts))
 end
 
