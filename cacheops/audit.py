@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from .errors import ConfigError
+from .errors import ConfigError, NotFound
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
 from .layouts import Context, Entry
 from .neighbours import NearestStats, SemanticCache, iter_nearest, semantic_caches
@@ -71,9 +71,6 @@ class Histogram:
         self.total += 1
         self.low = d if self.low is None else min(self.low, d)
         self.high = d if self.high is None else max(self.high, d)
-
-    def below(self, t: float) -> int:
-        return sum(self.counts[: int(t / BIN)])
 
     def quantile(self, q: float) -> float | None:
         if not self.total:
@@ -193,7 +190,11 @@ def same_answer(a: Entry, b: Entry) -> bool:
 
 
 def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditReport:
-    return AuditReport([audit_cache(client, ctx, sc, opts) for sc in semantic_caches(client, ctx, opts.cache)])
+    caches = semantic_caches(client, ctx, opts.cache)
+    if not caches:
+        raise NotFound("no semantic cache (a search index with a prompt and a vector field) on this server; "
+                       "list caches with `cacheops caches`")
+    return AuditReport([audit_cache(client, ctx, sc, opts) for sc in caches])
 
 
 def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: AuditOptions) -> CacheAudit:

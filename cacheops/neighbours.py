@@ -183,7 +183,8 @@ def iter_nearest(client: redis.Redis, ctx: Context, cache: str, k: int = 10, bat
                 if key not in known:
                     wanted.add(key)
             lists.append((entry, near[:k]))
-        for key, item in zip(wanted, _read(client, ctx, sc, list(wanted))):
+        wanted_keys = sorted(wanted)
+        for key, item in zip(wanted_keys, _read(client, ctx, sc, wanted_keys)):
             if item is not None:
                 known[key] = item
         for entry, near in lists:

@@ -169,4 +169,6 @@ def test_evaluate_and_recommend_without_a_model():
 
 def test_no_semantic_cache_is_not_found(run):
     result = run("audit", "--cache", "nope")
-    assert result.exit_code == ExitCode.NOT_FOUND
+    assert result.exit_code == ExitCode.NOT_FOUND and "nope" in result.output
+    result = run("audit")
+    assert result.exit_code == ExitCode.NOT_FOUND and "no semantic cache" in result.output
