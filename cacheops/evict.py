@@ -73,14 +73,14 @@ class Plan:
             self._spool.write(b"\n".join(self._pending))
             self._pending = []
 
-    def selected(self) -> Iterator[tuple[bytes, str, dict]]:
-        """(key, digest of what was judged, entry info) for every selected entry, from the spool."""
+    def selected(self) -> Iterator[tuple[bytes, tuple, dict]]:
+        """(key, digests of what was judged (value, tags), entry info) for every selected entry."""
         if self._spool is None:
             return
         self._spool.seek(0)
         for line in self._spool:
             doc = orjson.loads(line)
-            yield base64.b64decode(doc["k"]), doc["d"], doc["i"]
+            yield base64.b64decode(doc["k"]), (doc["d"], doc.get("t")), doc["i"]
 
     def keys(self) -> Iterator[bytes]:
         for key, _, _ in self.selected():
@@ -183,7 +183,8 @@ def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_s
     # they were part of the selection), and what the backup says about the entry. At delete time an
     # unchanged digest means the selectors' verdict stands; a changed one means re-decode and re-check.
     result._pending.append(orjson.dumps({"k": base64.b64encode(rec.key).decode(),
-                                         "d": record_digest(rec, tags if result.selection.needs_tags else None),
+                                         "d": record_digest(rec),
+                                         "t": tags_digest(tags if result.selection.needs_tags else None),
                                          "i": _info(entry)}))
     if len(result.sample) < sample_size:
         if tags:
@@ -255,7 +256,7 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-Judged = tuple[bytes, "str | None", "dict | None"]  # key, digest of what the preview judged, entry info
+Judged = tuple[bytes, "tuple | None", "dict | None"]  # key, digests of what the preview judged, entry info
 Chosen = tuple["_Read", dict, "list[SavedKey]"]  # what is read, backup info, companion keys
 
 
@@ -298,13 +299,15 @@ class _Deleter:
         now_ms = None
         try:
             for start in range(0, len(items), WATCH_SLICE):
-                keys = [key for key, _, _ in items[start:start + WATCH_SLICE]]
+                part = items[start:start + WATCH_SLICE]
+                keys = [key for key, _, _ in part]
                 pipe = self.client.pipeline(transaction=True)
                 watched.append((pipe, []))
                 pipe.watch(*keys)  # immediate mode from here until multi()
                 if now_ms is None:
                     now_ms = _time_ms(pipe.time())
-                watched[-1][1].extend(self.scripts.read(keys, self.limit, conn=pipe))
+                expected = [d[0] if d else "" for _, d, _ in part]
+                watched[-1][1].extend(self.scripts.read(keys, self.limit, conn=pipe, expected=expected))
             return items, watched, now_ms
         except BaseException:
             for pipe, _ in watched:
@@ -312,15 +315,15 @@ class _Deleter:
             raise
 
     def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", dict, Entry | None]]:
-        judged = {key: (digest, info) for key, digest, info in items}
+        judged = {key: (digests, info) for key, digests, info in items}
         chosen = []
         for read in reads:
             if read.dump is None:
                 self.result.gone += 1
                 continue
-            digest, info = judged.get(read.rec.key, (None, None))
-            if digest is not None and \
-                    record_digest(read.rec, read.tags if self.selection.needs_tags else None) == digest:
+            digests, info = judged.get(read.rec.key, (None, None))
+            if read.unchanged and digests is not None and \
+                    (not self.selection.needs_tags or tags_digest(read.tags) == digests[1]):
                 chosen.append((read, info, None))  # exactly what the preview judged: still selected
                 continue
             item = decode_record(read.rec, self.ctx)  # rewritten since it was judged: judge it again
@@ -402,22 +405,26 @@ def _time_ms(reply) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-def record_digest(rec: RawRecord, tags: dict | None = None) -> str:
-    """A digest of a record as read (type and bounded value, vectors by length) and of its tags."""
-    h = hashlib.sha1(rec.type.encode())
+def record_digest(rec: RawRecord) -> str:
+    """A digest of a record as read: its type and bounded value (hash fields as sorted per-field
+    digests, vectors by length). The same as evict_read.lua's value_digest, so the server can tell
+    an unchanged key without sending its value back."""
+    head = rec.type.encode() + b"\n"
     value = rec.value
-    if isinstance(value, bytes):
-        h.update(b"b")
-        h.update(value)
-    elif isinstance(value, dict):
-        for name in sorted(value):
-            v = value[name]
+    if isinstance(value, dict):
+        parts = []
+        for name, v in value.items():
             v = v if isinstance(v, bytes) else str(v).encode()
-            h.update(b"%d:%s%d:%s" % (len(name), name, len(v), v))
-    if tags:
-        for name in sorted(tags):
-            h.update(f"\0{name}={tags[name]}".encode())
-    return h.hexdigest()
+            parts.append(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(v), v)).hexdigest())
+        return hashlib.sha1(head + "".join(sorted(parts)).encode()).hexdigest()
+    if isinstance(value, bytes):
+        return hashlib.sha1(head + value).hexdigest()
+    return hashlib.sha1(head).hexdigest()
+
+
+def tags_digest(tags: dict | None) -> str | None:
+    return hashlib.sha1(orjson.dumps(tags or {}, option=orjson.OPT_SORT_KEYS)).hexdigest() if tags is not None \
+        else None
 
 
 def _info(entry: Entry) -> dict:
@@ -465,6 +472,7 @@ class _Read:
     hash_digest: str | None
     tags: dict[str, str]
     tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
+    unchanged: bool = False  # the value is the one the preview judged (then it was not sent back)
 
 
 class _Scripts:
@@ -480,9 +488,12 @@ class _Scripts:
             raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
                                    f"delete atomically, and the server refused: {exc}") from None
 
-    def read(self, keys: list[bytes], limit: int, conn=None) -> list[_Read]:
+    def read(self, keys: list[bytes], limit: int, conn=None, expected: list[str] | None = None) -> list[_Read]:
+        """Atomic read of each key with its DUMP; a key whose value digest equals its `expected`
+        one comes back without its value, marked unchanged."""
         conn = conn if conn is not None else self.client
-        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX]
+        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX,
+                *(expected or [""] * len(keys))]
         try:
             reply = conn.execute_command("EVALSHA_RO", *args)
         except redis.ResponseError as exc:
@@ -491,17 +502,17 @@ class _Scripts:
             reply = conn.execute_command("EVALSHA", *args)
         out = []
         for i, key in enumerate(keys):
-            kind, pttl, value, size, truncated, dump, mem, digest, tag_flat, tag_dump, tag_pttl = \
+            kind, pttl, value, size, truncated, dump, unchanged, digest, tag_flat, tag_dump, tag_pttl = \
                 reply[11 * i:11 * i + 11]
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
-            rec = RawRecord(key, kind, pttl, None if mem < 0 else mem, value or None,
-                            None if size < 0 else size, bool(truncated))
+            rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
             tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                     for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}
             tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
-            out.append(_Read(rec, dump or None, digest.decode() if isinstance(digest, bytes) else None, tags, tag))
+            out.append(_Read(rec, dump or None, digest.decode() if isinstance(digest, bytes) else None, tags, tag,
+                             bool(unchanged)))
         return out
 
     def unlink(self, items: list[tuple[bytes, str, list[bytes]]]) -> list[int]:

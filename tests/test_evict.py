@@ -495,3 +495,24 @@ def test_similar_to_evicts_paraphrases_within_the_threshold(run, redis_url, clie
                       "--response-contains", "Plan 3", "--yes")
     plan3 = f"llmcache:{lc.sha256_hex(lc.chat_prompt('What is the price of plan 3?'))}"
     assert result.exit_code == 0 and {k.decode() for k in set(after) - set(snapshot(client))} == {plan3}
+
+
+def test_unchanged_entries_are_not_decoded_again(redis_url, client, tmp_path, monkeypatch):
+    """The server tells an entry unchanged since the preview by the same digest cacheops computed
+    (evict_read.lua value_digest == evict.record_digest), for JSON documents and for hashes with
+    vectors, tag fields and TTLs alike; only a rewritten entry is decoded and judged again."""
+    from cacheops import evict as evict_lib
+    from cacheops.catalog import build_context
+    from cacheops.selection import Selection
+
+    mixed_cache(redis_url, client)
+    for selection in (Selection(cache="redis"), Selection(response_contains=["never possible"]),
+                      Selection(tags={"user_id": "bob"}), Selection(cache="llmcache")):
+        plan = evict_lib.plan(client, selection, build_context(client))
+        assert plan.total
+        decoded = []
+        real = evict_lib.decode_record
+        monkeypatch.setattr(evict_lib, "decode_record", lambda rec, ctx: decoded.append(rec.key) or real(rec, ctx))
+        result = evict_lib.execute(client, plan, backup_path=tmp_path / f"{len(decoded)}-{id(plan)}.jsonl")
+        monkeypatch.setattr(evict_lib, "decode_record", real)
+        assert result.deleted == plan.total and decoded == [], selection
