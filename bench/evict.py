@@ -14,7 +14,8 @@ values) under fresh keys of the library's own shape. `matched` exact entries liv
 Both contenders delete the same 100k keys in the same run:
   pipe     redis-cli --scan --pattern 'victim:*' | xargs redis-cli unlink
   cacheops cacheops evict --cache victim --yes --backup FILE   (the CLI, in its own process: preview,
-           layout check of every key, backup of every value, re-check + compare-and-unlink, audit)
+           layout check of every key, backup of every value, re-check + WATCH/UNLINK, audit)
+The preview alone (--dry-run) is timed too, to show how the time splits.
 The victim keys are re-created between the two runs. redis-cli comes from redis-tools; the script
 installs it with apt-get when missing (root) or tells you how.
 """
@@ -110,9 +111,14 @@ def main() -> None:
         print(f"loaded {client.dbsize():,} keys in {time.monotonic() - t:.1f}s "
               f"(used_memory {client.info('memory')['used_memory_human']})", flush=True)
 
-        # cacheops: the real CLI in its own process, with its backup
+        # cacheops: the real CLI in its own process. First the preview alone (--dry-run), to show how
+        # the time splits; then the eviction itself, with its backup.
         backup = Path(tmp) / "backup.jsonl"
         env = {**os.environ, "CACHEOPS_STATE_DIR": tmp}
+        t = time.monotonic()
+        subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim", "--dry-run",
+                        "--json"], capture_output=True, env=env, check=True)
+        dry_run_s = time.monotonic() - t
         t = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim",
                                "--yes", "--json", "--backup", str(backup)], capture_output=True, env=env)
@@ -138,6 +144,7 @@ def main() -> None:
     ratio = cacheops_s / pipe_s
     print(json.dumps({
         "total_keys": args.total, "matched": args.matched, "cacheops_seconds": round(cacheops_s, 2),
+        "cacheops_dry_run_seconds": round(dry_run_s, 2),
         "pipe_seconds": round(pipe_s, 2), "ratio": round(ratio, 2), "target_ratio": 2.0,
         "cacheops_peak_rss_mb": round(peak_rss_mb, 1), "backup_mb": round(backup_mb, 1),
         "keys_left": remaining,

@@ -3,13 +3,15 @@
 plan()    streams the candidates (see selection.py) through the layouts and the selectors, and keeps
           only counts per cache, a small sample, and the selected keys spooled to a temp file: memory
           stays flat however large the keyspace or the selection.
-execute() works through the spool in batches. For each batch it re-reads the keys atomically
-          together with their DUMP (evict_read.lua), re-checks every selector on what it read (a key
-          the app rewrote since the preview is deleted only if it still matches), backs the batch up
-          (fsync), then deletes with a compare-and-unlink script (evict_unlink.lua) that only
-          UNLINKs a key whose DUMP is still the one backed up; a key changed in between is re-read
-          and re-checked again. Companion keys (the cacheops tag hash, a layout's companion keys)
-          go with their entry. Finally one event is appended to the audit stream.
+execute() works through the spool in batches. For each batch it WATCHes the keys, re-reads them
+          atomically together with their DUMP (evict_read.lua, which also tells which values are
+          exactly the ones the preview judged), re-checks every selector on the others (a key the
+          app rewrote since the preview is deleted only if it still matches), backs the batch up
+          (fsync), then UNLINKs in MULTI/EXEC. A write to a watched key in between aborts the EXEC;
+          then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose DUMP is
+          still the one backed up, and a key changed in between is re-read and re-checked again.
+          Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
+          Finally one event is appended to the audit stream.
 Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
 """
 
@@ -261,8 +263,8 @@ Chosen = tuple["_Read", dict, "list[SavedKey]"]  # what is read, backup info, co
 
 
 class _Deleter:
-    """Deletes batch after batch of judged keys. Per batch, on its own connection:
-    WATCH the keys (and their tag hashes) -> atomic read with DUMP -> re-check -> backup (fsync) ->
+    """Deletes batch after batch of judged keys. Per batch, on its own connections:
+    WATCH the keys -> atomic read with DUMP -> re-check -> backup (fsync) ->
     MULTI / UNLINK ... / EXEC. Any write to a watched key in between aborts the EXEC, and then the
     batch falls back to the compare-and-unlink script, key by key. The next batch is read while the
     current one is judged and backed up, so the server and the client work at the same time."""
@@ -286,6 +288,11 @@ class _Deleter:
                 ahead = pool.submit(self._watch_and_read, following) if following else None
                 try:
                     self._settle(items, watched, now_ms)
+                except BaseException:
+                    if ahead is not None:  # release the batch read ahead as well
+                        for pipe, _ in ahead.result()[1]:
+                            pipe.reset()
+                    raise
                 finally:
                     for pipe, _ in watched:
                         pipe.reset()  # UNWATCH, connection back to the pool
