@@ -516,3 +516,23 @@ def test_unchanged_entries_are_not_decoded_again(redis_url, client, tmp_path, mo
         result = evict_lib.execute(client, plan, backup_path=tmp_path / f"{len(decoded)}-{id(plan)}.jsonl")
         monkeypatch.setattr(evict_lib, "decode_record", real)
         assert result.deleted == plan.total and decoded == [], selection
+
+
+def test_unreachable_selects_entries_the_layouts_mark(run, redis_url, client, monkeypatch):
+    """--unreachable uses Entry.unreachable, set by the layouts (absent before they set it)."""
+    from cacheops import catalog, evict as evict_lib
+
+    writers.langchain_exact(redis_url, [(Q, WRONG), ("Q2?", "fine")])
+    assert evict(run, "--unreachable", "--yes")[0].exit_code == 7  # nothing marked: nothing matched
+    real = catalog.decode_record
+
+    def marking(rec, ctx):
+        item = real(rec, ctx)
+        if getattr(item, "answer", None) == WRONG:
+            item.unreachable = "stored under a key no lookup computes"
+        return item
+
+    monkeypatch.setattr(evict_lib, "decode_record", marking)
+    result, doc = evict(run, "--unreachable", "--yes")
+    assert result.exit_code == 0 and doc["result"]["deleted"] == 1
+    assert not exact_key(client, Q) and exact_key(client, "Q2?")
