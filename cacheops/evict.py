@@ -35,7 +35,7 @@ from .catalog import build_context, decode_record
 from .errors import PermissionDenied, UsageError
 from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
     iter_batches, read_records
-from .layouts import BY_ID, Context, Entry, Layout
+from .layouts import BY_ID, Context, Entry
 from .selection import Selection
 from .tags import TAG_PREFIX, is_tag_key, read_tags
 
@@ -435,24 +435,29 @@ def tags_digest(tags: dict | None) -> str | None:
 
 
 def _info(entry: Entry) -> dict:
-    """What the backup line says about the entry, for people reading it (restore needs only the dump)."""
-    return {"layout": entry.layout, "cache": entry.cache, "model": entry.model, "prompt": entry.prompt,
+    """What the backup line says about the entry, for people reading it (restore needs only the dump),
+    and the companion keys its layout names (deleted and backed up with it)."""
+    info = {"layout": entry.layout, "cache": entry.cache, "model": entry.model, "prompt": entry.prompt,
             "answer": (entry.answer or "")[:500] or None, "inserted_at": entry.inserted_at}
+    layout = BY_ID.get(entry.layout)
+    companions = layout.companion_keys(entry) if layout is not None else []
+    if companions:
+        info["companion_keys"] = [k if isinstance(k, str) else k.decode("utf-8", "backslashreplace") for k in companions]
+    return info
 
 
 def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]], ctx: Context) -> list[list[SavedKey]]:
-    """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...).
-    The cacheops tag hash is read with the entry itself; most layouts have no other companions."""
+    """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...):
+    those of the re-decoded entry if it changed, else those the preview recorded. The cacheops tag
+    hash is read with the entry itself; most entries have no other companions."""
     wanted: list[list[bytes]] = []
-    for entry, read, info in chosen:
-        layout = BY_ID.get(info.get("layout"))
-        keys: list[bytes] = []
-        if layout is not None and type(layout).companion_keys is not Layout.companion_keys:
-            if entry is None:
-                entry = decode_record(read.rec, ctx)
-            if isinstance(entry, Entry):
-                keys = [k.encode("utf-8") if isinstance(k, str) else k for k in layout.companion_keys(entry)]
-        wanted.append(keys)
+    for entry, _read, info in chosen:
+        if entry is not None:
+            layout = BY_ID.get(entry.layout)
+            names = layout.companion_keys(entry) if layout is not None else []
+        else:
+            names = info.get("companion_keys") or []
+        wanted.append([k.encode("utf-8") if isinstance(k, str) else k for k in names])
     if not any(wanted):
         return [[] for _ in chosen]
     pipe = client.pipeline(transaction=False)

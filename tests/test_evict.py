@@ -536,3 +536,30 @@ def test_unreachable_selects_entries_the_layouts_mark(run, redis_url, client, mo
     result, doc = evict(run, "--unreachable", "--yes")
     assert result.exit_code == 0 and doc["result"]["deleted"] == 1
     assert not exact_key(client, Q) and exact_key(client, "Q2?")
+
+
+def test_companion_keys_go_with_their_entry_and_come_back(run, redis_url, client, request):
+    """GPTCache: a question JSON plus its vector hash (the layout's companion key). Needs the
+    layouts' GPTCache writer venv (venv_writers); skipped on a tree without it."""
+    import pytest
+
+    try:
+        gpt = request.getfixturevalue("venv_writers")["gptcache"]
+    except pytest.FixtureLookupError:
+        pytest.skip("no GPTCache writer in this tree")
+    gpt(redis_url, "qa", qa=[[Q, WRONG], ["Other question?", "Fine."]])
+    entry = next(r for r in run.json_lines("scan") if r["answer"] == WRONG)
+    companions = entry["companion_keys"]
+    assert companions and all(client.exists(k) for k in companions)
+    before = snapshot(client)
+    result, doc = evict(run, "--response-contains", WRONG, "--yes")
+    assert result.exit_code == 0 and doc["result"]["deleted"] == 1
+    assert doc["result"]["companions_deleted"] == len(companions)
+    after = snapshot(client)
+    assert {k.decode() for k in set(before) - set(after)} == {entry["key"], *companions}
+    assert_same(before, after, set(after))  # the other question, its vector, counter, index: untouched
+    assert run.json("restore", doc["result"]["backup"])["restored"] == 1
+    restored = snapshot(client)
+    assert set(restored) == set(before)
+    for key in (entry["key"], *companions):
+        assert content(client, key.encode()) == content_of_dump(client, before[key.encode()][0])
