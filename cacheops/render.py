@@ -128,6 +128,31 @@ def bar(count: int, total: int, width: int = 30) -> str:
     return "█" * max(1 if count else 0, round(width * count / total))
 
 
+@contextlib.contextmanager
+def progress(total: int, description: str, threshold: int = 1000):
+    """A progress bar on stderr for long operations (shown on a terminal when total >= threshold).
+    Yields advance(n)."""
+    if total < threshold or not err_console.is_terminal:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar_:
+        task = bar_.add_task(description, total=total)
+        yield lambda n: bar_.advance(task, n)
+
+
+@contextlib.contextmanager
+def status(text: str):
+    """A spinner on stderr while something of unknown length runs (on a terminal only)."""
+    if not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(escape(text)):
+        yield
+
+
 __all__ = ["escape"]
 
 

@@ -135,6 +135,47 @@ def pickle_smart_cache(url: str, items: list[tuple], version: int = 1, ttl: int 
         pipe.execute()
     r.close()
 
+
+def langchain_exact_rewrite(url: str, prompt: str, answer: str, model: str = "gpt-4o-mini", **cache_kwargs):
+    """The app writing a fresh answer over an existing entry, as RedisCache does after a miss
+    (another replica missed, or a TTL race): RedisCache.update with the model's own llm_string."""
+    from langchain_core.load import dumps  # noqa: F401  (update serialises with it)
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.outputs import ChatGeneration
+    from langchain_redis import RedisCache
+
+    chat = demo_chat_model(model)
+    cache = RedisCache(redis_url=url, **cache_kwargs)
+    prompt_string = dumps([HumanMessage(content=prompt)])
+    cache.update(prompt_string, chat._get_llm_string(), [ChatGeneration(message=AIMessage(content=answer))])
+
+
+def steady_writer_process(url: str, prefix: str, stop_file: str, log_file: str, interval: float = 0.005):
+    """Start another process that is the app: it keeps caching new answers (langchain-redis RedisCache
+    via a chat model's invoke) at a steady rate until stop_file exists, logging each prompt it cached."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import writers
+from langchain_redis import RedisCache
+from cacheops.demo import demo_chat_model
+with writers.llm_cache(RedisCache(redis_url={url!r}, prefix={prefix!r})), open({log_file!r}, "w") as log:
+    chat = demo_chat_model("gpt-4o")
+    i = 0
+    while not os.path.exists({stop_file!r}):
+        prompt = f"live question {{i}}"
+        chat.answer(prompt, f"fresh answer {{i}}")
+        log.write(prompt + "\\n"); log.flush()
+        i += 1
+        time.sleep({interval})
+"""
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
 MINILM = "hf:sentence-transformers/all-MiniLM-L6-v2"
 
 

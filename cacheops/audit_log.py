@@ -1,0 +1,96 @@
+"""The trail of destructive operations: one entry per eviction or restore in a capped Redis stream.
+
+It lives in the Redis it describes (cacheops:audit), so every operator of that server sees the
+same history, whichever machine they ran cacheops from. The stream is capped (XADD MAXLEN ~), so it
+cannot grow without bound. `cacheops history` reads it newest first.
+(`cacheops audit` is a different command: it audits cached answers for wrong ones.)
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from dataclasses import dataclass
+
+import orjson
+import redis
+
+STREAM = "cacheops:audit"
+MAX_EVENTS = 10_000
+
+
+@dataclass
+class Actor:
+    """Who did it: the Redis ACL user (authoritative), and the machine and OS user it ran from."""
+
+    redis_user: str
+    host: str
+    os_user: str
+
+    def to_dict(self) -> dict:
+        return {"redis_user": self.redis_user, "host": self.host, "os_user": self.os_user}
+
+
+def whoami(client: redis.Redis) -> Actor:
+    try:
+        user = client.execute_command("ACL", "WHOAMI")
+        user = user.decode() if isinstance(user, bytes) else str(user)
+    except redis.RedisError:  # ACL refused or a pre-6 server
+        user = "unknown"
+    try:
+        os_user = getpass.getuser()
+    except Exception:  # no passwd entry in a container
+        os_user = "unknown"
+    return Actor(user, socket.gethostname(), os_user)
+
+
+def record(client: redis.Redis, action: str, actor: Actor, selectors: dict, counts: dict,
+           backup: str | None, extra: dict | None = None) -> str:
+    """Append one event; returns its stream id."""
+    fields = {
+        "action": action, "at": f"{time.time():.3f}", **actor.to_dict(),
+        "selectors": orjson.dumps(selectors, default=str), "counts": orjson.dumps(counts, default=str),
+        "backup": backup or "",
+    }
+    if extra:
+        fields["extra"] = orjson.dumps(extra, default=str)
+    event_id = client.xadd(STREAM, fields, maxlen=MAX_EVENTS, approximate=True)
+    return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+
+def history(client: redis.Redis, limit: int = 20, action: str | None = None) -> list[dict]:
+    """The newest events first (at most `limit` of them, of `action` if given)."""
+    out: list[dict] = []
+    last = "+"
+    while len(out) < limit:
+        chunk = client.xrevrange(STREAM, max=last, min="-", count=max(limit, 100))
+        if not chunk:
+            break
+        for event_id, fields in chunk:
+            event_id = event_id.decode() if isinstance(event_id, bytes) else event_id
+            if event_id == last:
+                continue
+            doc = _decode(event_id, fields)
+            if action is None or doc["action"] == action:
+                out.append(doc)
+                if len(out) >= limit:
+                    break
+        last = chunk[-1][0].decode() if isinstance(chunk[-1][0], bytes) else chunk[-1][0]
+        if len(chunk) < max(limit, 100):
+            break
+    return out
+
+
+def _decode(event_id: str, fields: dict) -> dict:
+    f = {k.decode() if isinstance(k, bytes) else k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+         for k, v in fields.items()}
+    doc = {"id": event_id, "action": f.get("action", "?"), "at": float(f.get("at") or 0),
+           "redis_user": f.get("redis_user"), "host": f.get("host"), "os_user": f.get("os_user"),
+           "backup": f.get("backup") or None}
+    for name in ("selectors", "counts", "extra"):
+        try:
+            doc[name] = orjson.loads(f[name]) if f.get(name) else {}
+        except orjson.JSONDecodeError:
+            doc[name] = f[name]
+    return doc

@@ -1,0 +1,301 @@
+"""Backups of evicted entries (JSON lines) and `restore`, which puts them back exactly.
+
+Fidelity comes from Redis itself: each line holds the key's DUMP (value bytes, hash fields,
+vectors, JSON document, encoding) and its expiry; RESTORE re-creates the identical key, and a
+semantic cache's index picks it up again on its own. Companion keys (the entry's cacheops tag hash,
+a layout's companion keys) are saved on the same line and come back with it. DUMP payloads are
+Redis' own checksummed format, read back only by RESTORE: nothing is ever unpickled here.
+
+File format (one JSON document per line):
+  {"format": "cacheops-backup", "version": 1, "created_at": ..., "server": ..., "selectors": {...}}
+  {"key": "...", "dump": "<base64>", "pttl_ms": 5000, "expires_at_ms": 1790000000000, "sha1": "...",
+   "layout": ..., "cache": ..., "model": ..., "prompt": ..., "answer": ..., "tags": {...},
+   "companions": [{"key": ..., "dump": ..., "pttl_ms": ..., "expires_at_ms": ...}]}
+  {"not_deleted": "<key>", "sha1": "...", "reason": "changed" | "gone"}
+        (that version was backed up but not deleted: restore skips it)
+Binary keys are written as "key_b64" instead of "key". Expiry is kept as an absolute server time,
+so a restored entry expires when it would have, had it never been evicted.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import redis
+
+from .errors import CacheopsError, NotFound, UsageError
+from .paths import state_dir
+
+FORMAT = "cacheops-backup"
+VERSION = 1
+RESTORE_BATCH = 500
+
+
+def default_backup_path(action: str = "evict") -> Path:
+    folder = state_dir() / "backups"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{action}-{stamp}-{os.getpid()}.jsonl"
+    n = 1
+    while path.exists():  # two evictions in the same second
+        n += 1
+        path = folder / f"{action}-{stamp}-{os.getpid()}-{n}.jsonl"
+    return path
+
+
+def key_fields(key: bytes, name: str = "key") -> dict:
+    try:
+        return {name: key.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_b64": base64.b64encode(key).decode()}
+
+
+def key_from(doc: dict, name: str = "key") -> bytes:
+    if name in doc:
+        return doc[name].encode("utf-8")
+    return base64.b64decode(doc[f"{name}_b64"])
+
+
+def dump_sha1(dump: bytes) -> str:
+    return hashlib.sha1(dump).hexdigest()
+
+
+def server_time_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def hash_digest(fields: dict[bytes, bytes]) -> str:
+    """Order-independent digest of a hash's fields (the same as evict_read.lua's): the sha1 of the
+    sorted sha1s of each field written as <len>:<name><len>:<value>."""
+    parts = sorted(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest()
+                   for name, value in fields.items())
+    return hashlib.sha1("".join(parts).encode()).hexdigest()
+
+
+@dataclass
+class SavedKey:
+    key: bytes
+    dump: bytes
+    pttl_ms: int  # -1: no expiry
+    digest: str | None = None  # hashes: hash_digest of the fields
+
+    def to_dict(self, now_ms: int) -> dict:
+        out = {**key_fields(self.key), "dump": base64.b64encode(self.dump).decode(), "pttl_ms": self.pttl_ms,
+               "expires_at_ms": None if self.pttl_ms < 0 else now_ms + self.pttl_ms}
+        if self.digest:
+            out["hash_digest"] = self.digest
+        return out
+
+
+class BackupWriter:
+    """Appends backup lines; each batch is flushed and fsynced before anything in it is deleted."""
+
+    def __init__(self, path: Path | str, header: dict):
+        self.path = Path(path).expanduser()
+        if self.path.exists() and self.path.stat().st_size > 0:
+            raise UsageError(f"backup file {self.path} already exists; choose another --backup PATH")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # cached answers may be private
+        except OSError as exc:
+            raise UsageError(f"cannot write the backup {self.path}: {exc.strerror}; choose another --backup PATH") \
+                from None
+        self._file = os.fdopen(fd, "wb")
+        self._pending: list[bytes] = []  # lines of the current batch: one write per commit
+        self.entries = 0
+        self._write({"format": FORMAT, "version": VERSION, **header})
+        self.commit()
+
+    def _write(self, doc: dict) -> None:
+        self._pending.append(orjson.dumps(doc, default=str))
+
+    def add(self, saved: SavedKey, now_ms: int, info: dict, companions: list[SavedKey]) -> None:
+        doc = saved.to_dict(now_ms)
+        doc["sha1"] = dump_sha1(saved.dump)
+        doc.update(info)
+        if companions:
+            doc["companions"] = [c.to_dict(now_ms) for c in companions]
+        self._write(doc)
+        self.entries += 1
+
+    def not_deleted(self, key: bytes, sha1: str, reason: str) -> None:
+        """The version of `key` backed up above (sha1 of its DUMP) was not deleted after all.
+        Written after the delete; the next commit() puts it on disk."""
+        self._write({**key_fields(key, "not_deleted"), "sha1": sha1, "reason": reason})
+
+    def commit(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._file.write(b"\n".join(self._pending))
+            self._pending = []
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.commit()
+            self._file.close()
+
+
+# -- restore ------------------------------------------------------------------------------------
+
+@dataclass
+class RestoreResult:
+    path: str
+    header: dict
+    restored: int = 0
+    companions_restored: int = 0
+    identical: int = 0  # already there with the same bytes
+    kept_newer: int = 0  # a different value exists now (the app wrote it again): left alone
+    overwritten: int = 0  # --force replaced a different value
+    expired: int = 0  # its expiry passed since the backup: it would be gone by now anyway
+    not_deleted: int = 0  # backed up but never deleted (changed or gone at delete time)
+    dry_run: bool = False
+    conflicts: list[str] = field(default_factory=list)  # a sample of kept keys
+
+    def to_dict(self) -> dict:
+        return {"backup": self.path, "restored": self.restored, "companions_restored": self.companions_restored,
+                "identical": self.identical, "kept_newer": self.kept_newer, "overwritten": self.overwritten,
+                "expired": self.expired, "not_deleted": self.not_deleted, "dry_run": self.dry_run,
+                "conflicts": self.conflicts, "selectors": self.header.get("selectors")}
+
+
+def read_backup(path: Path | str) -> tuple[dict, Iterator[dict]]:
+    """(header, entry lines). A one-line CacheopsError for a missing or foreign file."""
+    path = Path(path).expanduser()
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise NotFound(f"no backup file {path}; `cacheops history` lists the backups of past evictions") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    first = handle.readline()
+    try:
+        header = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        handle.close()
+        raise UsageError(f"{path} is not a cacheops backup (its first line has no \"format\": \"{FORMAT}\")")
+    if header.get("version", 0) > VERSION:
+        handle.close()
+        raise UsageError(f"{path} is a version {header['version']} backup; upgrade cacheops to restore it")
+
+    def lines() -> Iterator[dict]:
+        with handle:
+            for number, line in enumerate(handle, start=2):
+                if not line.strip():
+                    continue
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise CacheopsError(f"{path}:{number}: not valid JSON (a truncated backup?); "
+                                        f"lines before it were processed") from None
+
+    return header, lines()
+
+
+def restore(client: redis.Redis, path: Path | str, force: bool = False, dry_run: bool = False,
+            on_progress=None, actor=None) -> RestoreResult:
+    """Put a backup's entries back: identical bytes and expiry. An existing key with other content
+    was written after the eviction (the app cached a fresh answer): it is kept unless force."""
+    header, _ = read_backup(path)
+    # Keys backed up but then not deleted (they changed or vanished at delete time) must not be
+    # resurrected: one pass to learn them (a short list), one to restore.
+    skip: set[tuple[bytes, str]] = set()
+    for doc in read_backup(path)[1]:
+        if "not_deleted" in doc or "not_deleted_b64" in doc:
+            skip.add((key_from(doc, "not_deleted"), doc.get("sha1")))
+    result = RestoreResult(str(path), header, dry_run=dry_run, not_deleted=len(skip))
+    batch: list[dict] = []
+    for doc in read_backup(path)[1]:
+        if "dump" not in doc or (key_from(doc), doc.get("sha1")) in skip:
+            continue
+        batch.append(doc)
+        if len(batch) >= RESTORE_BATCH:
+            _restore_batch(client, batch, force, dry_run, result)
+            if on_progress:
+                on_progress(len(batch))
+            batch = []
+    if batch:
+        _restore_batch(client, batch, force, dry_run, result)
+        if on_progress:
+            on_progress(len(batch))
+    if not dry_run:
+        from . import audit_log
+
+        counts = {k: v for k, v in result.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
+        audit_log.record(client, "restore", actor or audit_log.whoami(client), header.get("selectors") or {},
+                         counts, str(path), extra={"force": force})
+    return result
+
+
+def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: bool, result: RestoreResult) -> None:
+    now_ms = server_time_ms(client)
+    keys = [key_from(d) for d in docs]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.dump(key)
+    current = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    for doc, key, existing in zip(docs, keys, current):
+        dump = base64.b64decode(doc["dump"])
+        expires = doc.get("expires_at_ms")
+        if expires is not None and expires <= now_ms:
+            result.expired += 1
+            continue
+        replace = False
+        if existing is not None:
+            if existing == dump or (doc.get("hash_digest") and _hash_digest_of(client, key) == doc["hash_digest"]):
+                result.identical += 1
+                continue
+            if not force:
+                result.kept_newer += 1
+                if len(result.conflicts) < 20:
+                    result.conflicts.append(key.decode("utf-8", "backslashreplace"))
+                continue
+            replace = True
+            result.overwritten += 1
+        else:
+            result.restored += 1
+        if dry_run:
+            continue
+        _queue_restore(pipe, key, dump, expires, replace)
+        for comp in doc.get("companions", []):
+            comp_expires = comp.get("expires_at_ms")
+            if comp_expires is not None and comp_expires <= now_ms:
+                continue
+            # A companion (tag hash) belongs to the entry being put back: its saved state wins.
+            _queue_restore(pipe, key_from(comp), base64.b64decode(comp["dump"]), comp_expires, True)
+            result.companions_restored += 1
+    if not dry_run and len(pipe):
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception):
+                text = str(reply)
+                if "BUSYKEY" in text:  # the app wrote the key between our check and RESTORE: keep it
+                    result.restored -= 1
+                    result.kept_newer += 1
+                    continue
+                raise CacheopsError(f"RESTORE failed: {text} (is the backup from a newer Redis version?)")
+
+
+def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
+    fields = client.hgetall(key) if client.type(key) == b"hash" else None
+    return hash_digest(fields) if fields else None
+
+
+def _queue_restore(pipe, key: bytes, dump: bytes, expires_at_ms: int | None, replace: bool) -> None:
+    args = ["RESTORE", key, expires_at_ms or 0, dump]
+    if expires_at_ms is not None:
+        args.append("ABSTTL")
+    if replace:
+        args.append("REPLACE")
+    pipe.execute_command(*args)

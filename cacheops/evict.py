@@ -1,0 +1,537 @@
+"""Evict cache entries: select -> plan (preview) -> backup -> execute -> audit, the one destructive path.
+
+plan()    streams the candidates (see selection.py) through the layouts and the selectors, and keeps
+          only counts per cache, a small sample, and the selected keys spooled to a temp file: memory
+          stays flat however large the keyspace or the selection.
+execute() works through the spool in batches. For each batch it WATCHes the keys, re-reads them
+          atomically together with their DUMP (evict_read.lua, which also tells which values are
+          exactly the ones the preview judged), re-checks every selector on the others (a key the
+          app rewrote since the preview is deleted only if it still matches), backs the batch up
+          (fsync), then UNLINKs in MULTI/EXEC. A write to a watched key in between aborts the EXEC;
+          then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose DUMP is
+          still the one backed up, and a key changed in between is re-read and re-checked again.
+          Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
+          Finally one event is appended to the audit stream.
+Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import orjson
+import redis
+
+from . import audit_log
+from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
+from .catalog import build_context, decode_record
+from .errors import PermissionDenied, UsageError
+from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
+    iter_batches, read_records
+from .layouts import BY_ID, Context, Entry
+from .selection import Selection
+from .tags import TAG_PREFIX, is_tag_key, read_tags
+
+BATCH = 1000  # keys backed up (one fsync) and deleted per step
+WATCH_SLICE = 250  # keys WATCHed per connection
+MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
+SAMPLE_SIZE = 10
+_READ_SCRIPT = (Path(__file__).with_name("evict_read.lua")).read_text()
+_UNLINK_SCRIPT = (Path(__file__).with_name("evict_unlink.lua")).read_text()
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Plan:
+    """What an eviction would delete: the preview, and the selected keys (spooled, not in memory)."""
+
+    selection: Selection
+    total: int = 0
+    bytes: int = 0
+    per_cache: Counter = field(default_factory=Counter)
+    per_layout: Counter = field(default_factory=Counter)
+    sample: list[Entry] = field(default_factory=list)
+    distances: dict[str, float] = field(default_factory=dict)
+    candidates: int = 0  # keys looked at
+    not_entries: int = 0  # candidates that exist but no layout recognised: never touched
+    missing: int = 0  # candidates (e.g. --key) that do not exist
+    no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
+    source: str = ""
+    seconds: float = 0.0
+    _spool: object = field(default=None, repr=False)
+    _pending: list = field(default_factory=list, repr=False)  # spool lines of the current batch
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            self._spool.write(b"\n".join(self._pending))
+            self._pending = []
+
+    def selected(self) -> Iterator[tuple[bytes, tuple, dict]]:
+        """(key, digests of what was judged (value, tags), entry info) for every selected entry."""
+        if self._spool is None:
+            return
+        self._spool.seek(0)
+        for line in self._spool:
+            doc = orjson.loads(line)
+            yield base64.b64decode(doc["k"]), (doc["d"], doc.get("t")), doc["i"]
+
+    def keys(self) -> Iterator[bytes]:
+        for key, _, _ in self.selected():
+            yield key
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def to_dict(self) -> dict:
+        def sample_row(e: Entry) -> dict:
+            row = e.to_dict()
+            if e.key in self.distances:
+                row["distance"] = self.distances[e.key]
+            return row
+
+        return {"selectors": self.selection.describe(), "matched": self.total, "bytes": self.bytes,
+                "per_cache": dict(self.per_cache.most_common()), "per_layout": dict(self.per_layout),
+                "sample": [sample_row(e) for e in self.sample], "candidates": self.candidates,
+                "not_cache_entries": self.not_entries, "missing": self.missing, "no_insertion_time": self.no_age,
+                "source": self.source, "seconds": round(self.seconds, 3),
+                **({"distances": self.distances} if self.selection.similar is not None else {})}
+
+
+@dataclass
+class EvictResult:
+    plan: Plan
+    deleted: int = 0
+    companions_deleted: int = 0
+    per_cache: Counter = field(default_factory=Counter)
+    gone: int = 0  # vanished before the delete (expired, or deleted by the app)
+    no_longer_matching: int = 0  # rewritten by the app since the preview, and no longer selected
+    kept_busy: int = 0  # rewritten on every attempt: left alone
+    backup: str | None = None
+    audit_id: str | None = None
+    actor: dict | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"selectors": self.plan.selection.describe(), "matched": self.plan.total, "deleted": self.deleted,
+                "companions_deleted": self.companions_deleted, "per_cache": dict(self.per_cache.most_common()),
+                "gone_before_delete": self.gone, "no_longer_matching": self.no_longer_matching,
+                "kept_busy": self.kept_busy, "backup": self.backup, "audit_id": self.audit_id,
+                "actor": self.actor, "seconds": round(self.seconds, 3)}
+
+
+# -- plan -----------------------------------------------------------------------------------------
+
+def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, sample_size: int = SAMPLE_SIZE,
+         on_progress: Progress | None = None, server_side: bool | None = None) -> Plan:
+    """Walk the candidates once and keep what the preview needs; nothing is changed."""
+    if selection.empty:
+        raise UsageError("give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
+                         "--cache NAME to evict a whole cache)")
+    started = time.monotonic()
+    ctx = ctx or build_context(client, known_texts=selection.prompts)
+    if selection.similar is not None and not selection.similar.distances:
+        _find_neighbours(client, ctx, selection)
+    result = Plan(selection, source=selection.source(), distances=dict(selection.similar.distances)
+                  if selection.similar else {})
+    result._spool = tempfile.TemporaryFile()
+    limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+    for records in _candidate_records(client, selection, ctx, limit, server_side):
+        result.candidates += len(records)
+        entries: list[tuple[Entry, bytes]] = []
+        for rec in records:
+            if rec.type == "none":
+                result.missing += 1
+                continue
+            item = decode_record(rec, ctx)
+            if isinstance(item, Entry):
+                entries.append((item, rec))
+            elif not is_tag_key(rec.key):
+                result.not_entries += 1
+        extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
+        for (entry, rec), tags in zip(entries, extra):
+            if not selection.accepts(entry, tags):
+                if selection.older_than is not None and entry.inserted_at is None:
+                    result.no_age += 1
+                continue
+            _add(result, entry, rec, tags, sample_size)
+        result._flush()
+        if on_progress:
+            on_progress(len(records))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_size: int) -> None:
+    result.total += 1
+    result.bytes += entry.bytes or 0
+    result.per_cache[entry.cache] += 1
+    result.per_layout[entry.layout] += 1
+    if entry.prompt is None and entry.kind == "exact" and result.selection.prompts:
+        # exact caches store only md5(prompt): the text is the user's own
+        layout = BY_ID[entry.layout]
+        entry.prompt = next((q.text for q in result.selection.queries() if layout.matches(entry, q)), None)
+    # The spool line: the key, a digest of exactly what was judged (value as read, and the tags if
+    # they were part of the selection), and what the backup says about the entry. At delete time an
+    # unchanged digest means the selectors' verdict stands; a changed one means re-decode and re-check.
+    result._pending.append(orjson.dumps({"k": base64.b64encode(rec.key).decode(),
+                                         "d": record_digest(rec),
+                                         "t": tags_digest(tags if result.selection.needs_tags else None),
+                                         "i": _info(entry)}))
+    if len(result.sample) < sample_size:
+        if tags:
+            entry.tags = {**tags, **(entry.tags or {})}
+        result.sample.append(entry)
+
+
+def _candidate_records(client, selection: Selection, ctx: Context, limit: int,
+                       server_side: bool | None) -> Iterator[list[RawRecord]]:
+    if selection.source() == "scan":
+        opts = ScanOptions(match=selection.scan_match(), limit=limit, server_side=server_side)
+        yield from iter_batches(client, opts, ScanStats())
+        return
+    for keys in selection.candidate_batches(client, ctx, BATCH):
+        yield read_records(client, keys, limit, DEFAULT_ELIDE)
+
+
+def _find_neighbours(client, ctx: Context, selection: Selection) -> None:
+    try:
+        from . import neighbours
+    except ImportError:
+        raise UsageError("--similar-to needs the neighbour search (cacheops.neighbours), which this build "
+                         "lacks") from None
+    sim = selection.similar
+    found = neighbours.similar_to_text(client, ctx, sim.text, sim.threshold, cache=selection.cache,
+                                       system=selection.system, embedding=sim.embedding)
+    sim.distances = {n.entry.key: float(n.distance) for n in found}
+
+
+# -- execute --------------------------------------------------------------------------------------
+
+def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None = None,
+            actor: audit_log.Actor | None = None, server: str | None = None,
+            on_progress: Progress | None = None, ctx: Context | None = None) -> EvictResult:
+    """Back up and delete what the plan selected (re-checked key by key), then audit it."""
+    started = time.monotonic()
+    selection = the_plan.selection
+    ctx = ctx or build_context(client, known_texts=selection.prompts)
+    actor = actor or audit_log.whoami(client)
+    result = EvictResult(the_plan, actor=actor.to_dict())
+    path = Path(backup_path) if backup_path else default_backup_path("evict")
+    writer = BackupWriter(path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(),
+                                 "selectors": selection.describe()})
+    result.backup = str(writer.path)
+    deleter = _Deleter(client, _Scripts(client), ctx, selection, writer, result)
+    try:
+        deleter.run(_chunks(the_plan.selected(), BATCH), on_progress)
+    finally:
+        writer.close()
+        result.seconds = time.monotonic() - started
+        counts = {"matched": the_plan.total, "deleted": result.deleted, "per_cache": dict(result.per_cache),
+                  "gone": result.gone, "no_longer_matching": result.no_longer_matching,
+                  "kept_busy": result.kept_busy}
+        try:  # also after a failure part-way: what was deleted is on record, with its backup
+            result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
+        except redis.RedisError:
+            result.audit_id = None  # the connection is gone; the original error is what matters
+    return result
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+Judged = tuple[bytes, "tuple | None", "dict | None"]  # key, digests of what the preview judged, entry info
+Chosen = tuple["_Read", dict, "list[SavedKey]"]  # what is read, backup info, companion keys
+
+
+class _Deleter:
+    """Deletes batch after batch of judged keys. Per batch, on its own connections:
+    WATCH the keys -> atomic read with DUMP -> re-check -> backup (fsync) ->
+    MULTI / UNLINK ... / EXEC. Any write to a watched key in between aborts the EXEC, and then the
+    batch falls back to the compare-and-unlink script, key by key. The next batch is read while the
+    current one is judged and backed up, so the server and the client work at the same time."""
+
+    def __init__(self, client, scripts: "_Scripts", ctx: Context, selection: Selection, writer: BackupWriter,
+                 result: EvictResult):
+        self.client, self.scripts, self.ctx, self.selection = client, scripts, ctx, selection
+        self.writer, self.result = writer, result
+        self.limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+
+    def run(self, batches: Iterator[list[Judged]], on_progress: Progress | None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        batches = iter(batches)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
+            first = next(batches, None)
+            ahead = pool.submit(self._watch_and_read, first) if first else None
+            while ahead is not None:
+                items, watched, now_ms = ahead.result()
+                following = next(batches, None)
+                ahead = pool.submit(self._watch_and_read, following) if following else None
+                try:
+                    self._settle(items, watched, now_ms)
+                except BaseException:
+                    if ahead is not None:  # release the batch read ahead as well
+                        for pipe, _ in ahead.result()[1]:
+                            pipe.reset()
+                    raise
+                finally:
+                    for pipe, _ in watched:
+                        pipe.reset()  # UNWATCH, connection back to the pool
+                if on_progress:
+                    on_progress(len(items))
+
+    def _watch_and_read(self, items: list[Judged]):
+        """WATCH and read the batch in slices of WATCH_SLICE keys, each on its own connection (the
+        server checks each new watched key against the client's list: cost grows with its square)."""
+        watched: list[tuple[object, list[_Read]]] = []
+        now_ms = None
+        try:
+            for start in range(0, len(items), WATCH_SLICE):
+                part = items[start:start + WATCH_SLICE]
+                keys = [key for key, _, _ in part]
+                pipe = self.client.pipeline(transaction=True)
+                watched.append((pipe, []))
+                pipe.watch(*keys)  # immediate mode from here until multi()
+                if now_ms is None:
+                    now_ms = _time_ms(pipe.time())
+                expected = [d[0] if d else "" for _, d, _ in part]
+                watched[-1][1].extend(self.scripts.read(keys, self.limit, conn=pipe, expected=expected))
+            return items, watched, now_ms
+        except BaseException:
+            for pipe, _ in watched:
+                pipe.reset()
+            raise
+
+    def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", dict, Entry | None]]:
+        judged = {key: (digests, info) for key, digests, info in items}
+        chosen = []
+        for read in reads:
+            if read.dump is None:
+                self.result.gone += 1
+                continue
+            digests, info = judged.get(read.rec.key, (None, None))
+            if read.unchanged and digests is not None and \
+                    (not self.selection.needs_tags or tags_digest(read.tags) == digests[1]):
+                chosen.append((read, info, None))  # exactly what the preview judged: still selected
+                continue
+            item = decode_record(read.rec, self.ctx)  # rewritten since it was judged: judge it again
+            if isinstance(item, Entry) and self.selection.accepts(item, read.tags):
+                chosen.append((read, _info(item), item))
+            else:
+                self.result.no_longer_matching += 1
+        return chosen
+
+    def _backup(self, judged: list[tuple["_Read", dict, Entry | None]], now_ms: int) -> list[Chosen]:
+        extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
+        chosen = []
+        for (read, info, _), comps in zip(judged, extra):
+            comps = comps + ([read.tag] if read.tag is not None else [])
+            self.writer.add(SavedKey(read.rec.key, read.dump, read.rec.pttl, read.hash_digest), now_ms, info, comps)
+            chosen.append((read, info, comps))
+        self.writer.commit()  # on disk before anything in it is deleted
+        return chosen
+
+    def _settle(self, items: list[Judged], watched: list, now_ms: int) -> None:
+        slices = [self._judge(items, reads) for _, reads in watched]
+        backed_up = iter(self._backup([c for chosen in slices for c in chosen], now_ms))  # one fsync
+        for (pipe, _), judged in zip(watched, slices):
+            chosen = [next(backed_up) for _ in judged]
+            if not chosen:
+                continue
+            companions = [c.key for _, _, comps in chosen for c in comps]
+            pipe.multi()
+            pipe.unlink(*[read.rec.key for read, _, _ in chosen])
+            if companions:
+                pipe.unlink(*companions)
+            try:
+                removed = pipe.execute()[0]
+            except redis.WatchError:  # the app wrote one of these keys since the read: key by key
+                self._unlink_compared(chosen)
+                continue
+            if removed == len(chosen):
+                for read, info, comps in chosen:
+                    self._count(read, info, comps, 1)
+            else:
+                # Only expiry can remove a watched key without aborting the EXEC on old servers
+                # (Redis >= 6.0.9 aborts then too); which ones is unknown, and restore skips
+                # entries whose expiry has passed anyway.
+                for i, (read, info, comps) in enumerate(chosen):
+                    self._count(read, info, comps, 1 if i < removed else 0)
+
+    def _count(self, read: "_Read", info: dict, comps: list[SavedKey], code: int) -> None:
+        if code == 1:
+            self.result.deleted += 1
+            self.result.companions_deleted += len(comps)
+            self.result.per_cache[info.get("cache")] += 1
+        else:
+            self.writer.not_deleted(read.rec.key, dump_sha1(read.dump), "gone" if code == 0 else "changed")
+            if code == 0:
+                self.result.gone += 1
+
+    def _unlink_compared(self, chosen: list[Chosen]) -> None:
+        """Compare-and-unlink each key against the DUMP backed up; re-read and re-judge the changed."""
+        for _attempt in range(MAX_ATTEMPTS):
+            codes = self.scripts.unlink([(read.rec.key, dump_sha1(read.dump), [c.key for c in comps])
+                                         for read, _, comps in chosen])
+            retry = []
+            for (read, info, comps), code in zip(chosen, codes):
+                self._count(read, info, comps, code)
+                if code == -1:
+                    retry.append((read.rec.key, None, None))  # no digest: decode and judge afresh
+            if not retry:
+                return
+            now_ms = server_time_ms(self.client)
+            keys = [key for key, _, _ in retry]
+            chosen = self._backup(self._judge(retry, self.scripts.read(keys, self.limit)), now_ms)
+            if not chosen:
+                return
+        self.result.kept_busy += len(chosen)
+
+
+def _time_ms(reply) -> int:
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def record_digest(rec: RawRecord) -> str:
+    """A digest of a record as read: its type and bounded value (hash fields as sorted per-field
+    digests, vectors by length). The same as evict_read.lua's value_digest, so the server can tell
+    an unchanged key without sending its value back."""
+    head = rec.type.encode() + b"\n"
+    value = rec.value
+    if isinstance(value, dict):
+        parts = []
+        for name, v in value.items():
+            v = v if isinstance(v, bytes) else str(v).encode()
+            parts.append(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(v), v)).hexdigest())
+        return hashlib.sha1(head + "".join(sorted(parts)).encode()).hexdigest()
+    if isinstance(value, bytes):
+        return hashlib.sha1(head + value).hexdigest()
+    return hashlib.sha1(head).hexdigest()
+
+
+def tags_digest(tags: dict | None) -> str | None:
+    return hashlib.sha1(orjson.dumps(tags or {}, option=orjson.OPT_SORT_KEYS)).hexdigest() if tags is not None \
+        else None
+
+
+def _info(entry: Entry) -> dict:
+    """What the backup line says about the entry, for people reading it (restore needs only the dump),
+    and the companion keys its layout names (deleted and backed up with it)."""
+    info = {"layout": entry.layout, "cache": entry.cache, "model": entry.model, "prompt": entry.prompt,
+            "answer": (entry.answer or "")[:500] or None, "inserted_at": entry.inserted_at}
+    layout = BY_ID.get(entry.layout)
+    companions = layout.companion_keys(entry) if layout is not None else []
+    if companions:
+        info["companion_keys"] = [k if isinstance(k, str) else k.decode("utf-8", "backslashreplace") for k in companions]
+    return info
+
+
+def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]], ctx: Context) -> list[list[SavedKey]]:
+    """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...):
+    those of the re-decoded entry if it changed, else those the preview recorded. The cacheops tag
+    hash is read with the entry itself; most entries have no other companions."""
+    wanted: list[list[bytes]] = []
+    for entry, _read, info in chosen:
+        if entry is not None:
+            layout = BY_ID.get(entry.layout)
+            names = layout.companion_keys(entry) if layout is not None else []
+        else:
+            names = info.get("companion_keys") or []
+        wanted.append([k.encode("utf-8") if isinstance(k, str) else k for k in names])
+    if not any(wanted):
+        return [[] for _ in chosen]
+    pipe = client.pipeline(transaction=False)
+    for keys in wanted:
+        for key in keys:
+            pipe.dump(key)
+            pipe.pttl(key)
+    replies = iter(pipe.execute())
+    out = []
+    for keys in wanted:
+        saved = []
+        for key in keys:
+            dump, pttl = next(replies), next(replies)
+            if dump is not None:
+                saved.append(SavedKey(key, dump, pttl if isinstance(pttl, int) else -1))
+        out.append(saved)
+    return out
+
+
+@dataclass
+class _Read:
+    rec: RawRecord
+    dump: bytes | None
+    hash_digest: str | None
+    tags: dict[str, str]
+    tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
+    unchanged: bool = False  # the value is the one the preview judged (then it was not sent back)
+
+
+class _Scripts:
+    """The two server-side scripts execute() needs, loaded once. Refused scripts are a clear error:
+    an eviction that cannot re-check and delete atomically does not run."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        try:
+            self.read_sha = client.script_load(_READ_SCRIPT)
+            self.unlink_sha = client.script_load(_UNLINK_SCRIPT)
+        except redis.ResponseError as exc:
+            raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
+                                   f"delete atomically, and the server refused: {exc}") from None
+
+    def read(self, keys: list[bytes], limit: int, conn=None, expected: list[str] | None = None) -> list[_Read]:
+        """Atomic read of each key with its DUMP; a key whose value digest equals its `expected`
+        one comes back without its value, marked unchanged."""
+        conn = conn if conn is not None else self.client
+        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX,
+                *(expected or [""] * len(keys))]
+        try:
+            reply = conn.execute_command("EVALSHA_RO", *args)
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            reply = conn.execute_command("EVALSHA", *args)
+        out = []
+        for i, key in enumerate(keys):
+            kind, pttl, value, size, truncated, dump, unchanged, digest, tag_flat, tag_dump, tag_pttl = \
+                reply[11 * i:11 * i + 11]
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind == "hash" and isinstance(value, list):
+                value = dict(zip(value[::2], value[1::2]))
+            rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
+            tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                    for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}
+            tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
+            out.append(_Read(rec, dump or None, digest.decode() if isinstance(digest, bytes) else None, tags, tag,
+                             bool(unchanged)))
+        return out
+
+    def unlink(self, items: list[tuple[bytes, str, list[bytes]]]) -> list[int]:
+        keys: list[bytes] = []
+        argv: list = []
+        for key, sha, comps in items:
+            keys.append(key)
+            keys.extend(comps)
+            argv.extend([sha, len(comps)])
+        return self.client.evalsha(self.unlink_sha, len(keys), *keys, *argv)
