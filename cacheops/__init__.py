@@ -17,6 +17,9 @@ from .connection import connect, redact_url, resolve_spec  # noqa: E402
 from .errors import CacheopsError  # noqa: E402
 from .finder import find_by_prompt, read_entry  # noqa: E402
 from .layouts import LAYOUTS, Entry, Layout, PromptQuery  # noqa: E402
+from .evict import execute as execute_eviction, plan as plan_eviction  # noqa: E402
+from .backup import restore  # noqa: E402
+from .selection import Selection  # noqa: E402
 
 
 def connect_url(url: str):
@@ -26,4 +29,5 @@ def connect_url(url: str):
 
 __all__ = ["EntryFilter", "UnknownKey", "build_catalog", "build_context", "iter_entries", "connect",
            "connect_url", "redact_url", "resolve_spec", "CacheopsError", "find_by_prompt", "read_entry",
-           "LAYOUTS", "Entry", "Layout", "PromptQuery"]
+           "LAYOUTS", "Entry", "Layout", "PromptQuery", "Selection", "plan_eviction", "execute_eviction",
+           "restore"]

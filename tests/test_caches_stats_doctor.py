@@ -119,3 +119,17 @@ def test_doctor_finds_vectors_that_no_longer_match_the_index(run, redis_url):
     assert rows["old q"]["vector"]["matches_index"] is False and rows["new q"]["vector"]["matches_index"] is True
     summary = next(c for c in run.json("caches")["caches"] if c["name"] == "drifted")
     assert summary["vector_mismatches"] == 1
+
+
+def test_cacheops_own_keys_are_infrastructure_not_unknown(run, client, redis_url):
+    writers.langchain_exact(redis_url, [(Q, "Paris."), ("Hi?", "Hello.")])
+    key = next(k.decode() for k in client.scan_iter(match="redis:*"))
+    assert run("tag", key, "team=support").exit_code == 0
+    assert run("evict", "--response-contains", "Hello", "--yes").exit_code == 0
+    assert client.exists("cacheops:audit")
+    doc = run.json("caches")
+    assert doc["unknown_keys"] == 0
+    rows = run.json_lines("scan", "--unknown")
+    roles = {r["key"]: r.get("infrastructure") for r in rows if r["layout"] == "cacheops"}
+    assert roles["cacheops:audit"] == "cacheops audit trail"
+    assert all(r["layout"] != "unknown" for r in rows)

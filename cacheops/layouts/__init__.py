@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..keyspace import RawRecord
 from .base import UNREACHABLE_REASONS, Context, Entry, Infrastructure, Layout, Message, PromptQuery, VectorInfo
+from .cacheops_own import CacheopsOwnLayout
 from .community_exact import CommunityExactLayout
 from .community_semantic import CommunitySemanticLayout
 from .gptcache import GPTCacheLayout
@@ -19,6 +20,7 @@ from .redisvl_semantic import RedisVLSemanticLayout
 # Specific shapes first; the generic "<prefix>:<sha256>" STRING (LiteLLM exact) last. Each layout
 # also checks content, so the order only decides between layouts that could both claim a value.
 LAYOUTS: list[Layout] = [
+    CacheopsOwnLayout(),
     LangChainExactLayout(),
     GPTCacheLayout(),
     CommunitySemanticLayout(),

@@ -1,0 +1,41 @@
+"""cacheops' own keys beside the caches it operates: the audit trail stream and the tag hashes.
+
+cacheops:audit          STREAM  the capped audit trail of evictions and restores (audit_log.py)
+cacheops:tags:<key>     HASH    tags cacheops keeps for an entry that has no fields of its own (tags.py)
+Recognised as infrastructure: never listed, counted or deleted as cache entries, never "unknown".
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..audit_log import STREAM
+from ..keyspace import RawRecord
+from ..tags import TAG_PREFIX
+from .base import Context, Entry, Infrastructure, Layout, PromptQuery
+
+_ROLES = {"stream": "cacheops audit trail", "hash": "cacheops tags of an entry"}
+
+
+class CacheopsOwnLayout(Layout):
+    id = "cacheops"
+    library = "cacheops"
+    kind = "infrastructure"
+    redis_type = "stream|hash"
+    key_re = re.compile(r"^(?P<prefix>cacheops):(?:audit|tags:.+)$", re.S)
+
+    def cache_of(self, rec: RawRecord) -> str | None:
+        if rec.type == "stream" and rec.key == STREAM.encode():
+            return "cacheops"
+        if rec.type == "hash" and rec.key.startswith(TAG_PREFIX):
+            return "cacheops"
+        return None
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Infrastructure:
+        return self.infrastructure(rec, cache, _ROLES[rec.type])
+
+    def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
+        return []
+
+    def matches(self, entry: Entry, query: PromptQuery, ctx=None) -> bool:
+        return False
