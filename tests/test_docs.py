@@ -20,3 +20,10 @@ def test_every_command_has_a_readme_section_and_an_example():
     for name, command in cli.commands.items():
         assert f"### `cacheops {name}`" in README, name
         assert "Example" in (command.help or ""), name
+
+
+def test_shipped_playbook_is_a_valid_labelled_set():
+    from cacheops.labelled import load_labelled_set
+
+    faq = load_labelled_set(Path(__file__).parent.parent / "playbooks" / "faq.yaml")
+    assert len(faq.prompts) >= 20 and any(p.paraphrases for p in faq.prompts)
