@@ -36,7 +36,7 @@ from .errors import PermissionDenied, UsageError
 from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
     iter_batches, read_records
 from .layouts import BY_ID, Context, Entry
-from .selection import Selection
+from .selection import Selection, batched
 from .tags import TAG_PREFIX, is_tag_key, read_tags
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
@@ -233,7 +233,7 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     result.backup = str(writer.path)
     deleter = _Deleter(client, _Scripts(client), ctx, selection, writer, result)
     try:
-        deleter.run(_chunks(the_plan.selected(), BATCH), on_progress)
+        deleter.run(batched(the_plan.selected(), BATCH), on_progress)
     finally:
         writer.close()
         result.seconds = time.monotonic() - started
@@ -245,17 +245,6 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
         except redis.RedisError:
             result.audit_id = None  # the connection is gone; the original error is what matters
     return result
-
-
-def _chunks(items: Iterator, size: int) -> Iterator[list]:
-    chunk: list = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 Judged = tuple[bytes, "tuple | None", "dict | None"]  # key, digests of what the preview judged, entry info

@@ -201,13 +201,13 @@ class Selection:
         through the scan engine, which reads keys and values in one round trip)."""
         source = self.source()
         if source == "keys":
-            yield from _batched(_dedupe_window(self.keys), batch)
+            yield from batched(_dedupe_window(self.keys), batch)
         elif source == "prompt":
-            yield from _batched(_dedupe_window(self._prompt_candidates(client, ctx)), batch)
+            yield from batched(_dedupe_window(self._prompt_candidates(client, ctx)), batch)
         elif source == "prompt-hash":
-            yield from _batched(_dedupe_window(self._hash_candidates(client, ctx)), batch)
+            yield from batched(_dedupe_window(self._hash_candidates(client, ctx)), batch)
         elif source == "similar":
-            yield from _batched((k.encode() for k in self.similar.distances), batch)
+            yield from batched((k.encode() for k in self.similar.distances), batch)
 
     def _prompt_candidates(self, client, ctx) -> Iterator[bytes]:
         for query in self.queries():
@@ -248,8 +248,9 @@ def _dedupe_window(keys: Iterable, window: int = 100_000) -> Iterator[bytes]:
         yield key
 
 
-def _batched(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to `size` items, streamed (itertools.batched is Python >= 3.12)."""
+    chunk: list = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:

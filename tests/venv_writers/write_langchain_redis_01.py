@@ -1,49 +1,13 @@
 """Writes caches the way an app on langchain-redis 0.1.2 (redisvl 0.3.9, langchain-core 0.3.86,
-redis-py 5.3.1) does: set_llm_cache + invoke. Same ops as write_legacy_langchain.py (langchain_redis_*).
+redis-py 5.3.1) does: set_llm_cache + invoke. The app code is the same as on the legacy stack, so
+this runs write_legacy_langchain.py's main() in the 0.1.2 venv (ops langchain_redis_*).
 
-usage: python write_legacy_langchain.py REDIS_URL '{"op": ..., "qa": [[prompt, answer], ...], ...}'
-A prompt is a str, or {"text", "system"?, "id"?, "system_id"?} for messages (ids as a chat app
-or LangGraph sets them; langchain-core < 1.2.7 keeps them in the cache key)."""
+usage: python write_langchain_redis_01.py REDIS_URL '{"op": ..., "qa": [[prompt, answer], ...], ...}'"""
 
 import json
 import sys
 
-import redis
-from langchain_core.globals import set_llm_cache
-
-from _fakes import ask, chat_model, langchain_embeddings, result
-
-
-def main(url, spec):
-    op = spec["op"]
-    if op == "community_exact":
-        from langchain_community.cache import RedisCache
-
-        cache = RedisCache(redis_=redis.Redis.from_url(url), ttl=spec.get("ttl"))
-    elif op == "community_semantic":
-        from langchain_community.cache import RedisSemanticCache
-
-        cache = RedisSemanticCache(redis_url=url, embedding=langchain_embeddings(spec.get("dims", 8)),
-                                   score_threshold=0.01)
-    elif op == "langchain_redis_exact":
-        from langchain_redis import RedisCache
-
-        cache = RedisCache(redis_url=url, **spec.get("cache", {}))
-    elif op == "langchain_redis_semantic":
-        from langchain_redis import RedisSemanticCache
-
-        cache = RedisSemanticCache(embeddings=langchain_embeddings(spec.get("dims", 8)), redis_url=url,
-                                   distance_threshold=0.01, **spec.get("cache", {}))
-    else:
-        raise SystemExit(f"unknown op {op}")
-    set_llm_cache(cache)
-    model = chat_model(spec.get("model", "gpt-4o-mini"))
-    for prompt, answer in spec["qa"]:
-        ask(model, prompt, answer)
-    # A second call must be a hit: proves the entry is what the library itself reads back.
-    hits = [ask(model, prompt, "MISS").content for prompt, _ in spec["qa"]] if spec.get("check", True) else []
-    result({"hits": hits})
-
+from write_legacy_langchain import main
 
 if __name__ == "__main__":
     main(sys.argv[1], json.loads(sys.argv[2]))
