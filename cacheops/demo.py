@@ -139,9 +139,13 @@ def fill_demo_cache(url: str) -> DemoResult:
         # Threshold 0.1: the hashing embedding of LangChain's JSON-wrapped prompts puts unrelated
         # questions ~0.25 apart, so a few near pairs still collide, as in real caches (see `audit`).
         set_llm_cache(RedisSemanticCache(embeddings=embeddings, redis_url=url, ttl=86400, distance_threshold=0.1))
-        for model_name in MODELS[:2]:
+        # The semantic cache keys on the prompt only (the last model to ask wins a key), so each model
+        # asks its own share of the questions: every model's llm_string is then on record, and
+        # cacheops can name the model of the exact cache's entries too.
+        questions = FAQ + PARAPHRASES
+        for i, model_name in enumerate(MODELS):
             model = demo_chat_model(model_name)
-            for question, answer in FAQ + PARAPHRASES:
+            for question, answer in questions[i::len(MODELS)]:
                 model.answer(question, answer)
                 result.llm_calls += 1
     finally:
