@@ -97,7 +97,19 @@ def test_demo_fills_a_realistic_cache(run, client, redis_url):
     assert len(found) >= 4 and all(e["prompt"] == Q for e in found)
 
 
-def test_doctor_finds_vectors_that_no_longer_match_the_index(run, redis_url):
+def wait_indexed(client, index: str, timeout: float = 10.0) -> None:
+    """RediSearch indexes existing documents of a new index in the background."""
+    import time
+
+    from cacheops.indexes import parse_ft_info
+
+    deadline = time.monotonic() + timeout
+    while parse_ft_info(client.execute_command("FT.INFO", index)).percent_indexed < 1:
+        assert time.monotonic() < deadline, f"index {index} still indexing"
+        time.sleep(0.05)
+
+
+def test_doctor_finds_vectors_that_no_longer_match_the_index(run, client, redis_url):
     """The app switched embedding models and recreated the index (overwrite=True keeps the docs):
     the old 64-dim documents fail to index under the new 32-dim schema and can never be hit."""
     from redisvl.extensions.cache.llm import SemanticCache
@@ -110,6 +122,7 @@ def test_doctor_finds_vectors_that_no_longer_match_the_index(run, redis_url):
     cache = SemanticCache(name="drifted", redis_url=redis_url, vectorizer=CustomVectorizer(embed=small.embed_query),
                           overwrite=True)
     cache.store("new q", "new a")
+    wait_indexed(client, "drifted")
     result = run("doctor", "--json")
     assert result.exit_code == 8
     checks = json.loads(result.output)["checks"]
