@@ -156,6 +156,7 @@ class CacheopsApp(App[None]):
         text = self.query_one("#filter", Input).value
         flt = parse_filter(text, cache)
         label = cache + (f" [{text.strip()}]" if text.strip() else "")
+        self.query_one(EntryDetail).show(None)
         self.query_one(EntryTable).stream(label, partial(self.session.entries, flt))
 
     def on_data_table_row_highlighted(self, event) -> None:

@@ -23,9 +23,9 @@ PREFETCH = 20  # pull the next batch when the cursor is this close to the last r
 
 def row_of(entry: Entry) -> tuple:
     prompt = entry.prompt if entry.prompt is not None else f"md5 {(entry.prompt_hash or '')[:12]}… (not stored)"
-    return (render.preview(prompt, 34), render.preview(entry.answer, 26), entry.model or "-",
+    return (render.preview(prompt, 30), render.preview(entry.answer, 22), entry.model or "-",
             render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
-            render.human_bytes(entry.bytes), render.short_key(entry.key, 40))
+            render.human_bytes(entry.bytes), entry.cache)
 
 
 class EntryTable(DataTable):
@@ -51,7 +51,7 @@ class EntryTable(DataTable):
         self._label = ""
 
     def on_mount(self) -> None:
-        for name in ("prompt", "answer", "model", "TTL", "size", "key"):
+        for name in ("prompt", "answer", "model", "TTL", "size", "cache"):
             self.add_column(name, key=name)
 
     # -- sources ------------------------------------------------------------------------------
@@ -151,6 +151,8 @@ class EntryTable(DataTable):
         n = self.row_count
         if self._exhausted:
             more = "" if n < MAX_ROWS else f" (first {MAX_ROWS:,}: narrow with the filter)"
+            if n == 0:
+                more = " (no entries match)"
         else:
             more = "+ (loading…)" if self._loading else "+ (more: scroll down or press m)"
         self.border_title = f"entries: {self._label}" if self._label else "entries"
