@@ -103,6 +103,7 @@ def learn_from_fields(ctx: Context, prompt: bytes | None, metadata: bytes | None
 class EntryFilter:
     cache: str | None = None
     model: str | None = None
+    text: str | None = None  # case-insensitive piece of the prompt, answer or key (the TUI's filter)
 
     def scan_match(self, match: str | None, ctx: Context | None = None) -> str | None:
         if match:
@@ -121,6 +122,10 @@ class EntryFilter:
         if self.model is not None and entry.model != self.model and \
                 not (entry.llm_string and self.model in entry.llm_string):
             return False
+        if self.text:
+            needle = self.text.casefold()
+            if not any(needle in (value or "").casefold() for value in (entry.prompt, entry.answer, entry.key)):
+                return False
         return True
 
 

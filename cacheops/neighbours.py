@@ -145,61 +145,74 @@ def iter_nearest(client: redis.Redis, ctx: Context, cache: str, k: int = 10, bat
     """For every entry of `cache`: its k nearest other entries of the same cache by the stored vectors,
     using the index's own KNN. Streams batch by batch (SCAN -> HGET vectors -> pipelined KNN ->
     read neighbours), so memory is bounded by batch * k, never by the cache size."""
-    from redisvl.query import VectorQuery
-
     (sc,) = semantic_caches(client, ctx, cache)
     stats = stats if stats is not None else NearestStats()
     pending: list[Entry] = []
-
-    def flush(entries: list[Entry]) -> Iterator[NearestList]:
-        pipe = client.pipeline(transaction=False)
-        for entry in entries:
-            pipe.hget(entry.key, sc.vector_field)
-        vectors = pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        asked = []
-        for entry, vector in zip(entries, vectors):
-            if not isinstance(vector, bytes) or len(vector) != sc.index.vector.nbytes:
-                stats.skipped += 1
-                continue
-            query = VectorQuery(vector=vector, vector_field_name=sc.vector_field, return_fields=[],
-                                num_results=k + 1, dtype=sc.dtype)
-            pipe.execute_command("FT.SEARCH", sc.index.name, *_args(query))
-            asked.append(entry)
-        replies = pipe.execute() if asked else []
-        stats.queries += len(asked)
-        known = {e.key: e for e in entries}
-        lists: list[tuple[Entry, list[tuple[str, float]]]] = []
-        wanted: set[str] = set()
-        for entry, reply in zip(asked, replies):
-            near = []
-            for key, dist in _hits(reply):
-                if key == entry.key:
-                    continue
-                if not key.startswith(sc.name + ":"):
-                    stats.bleed += 1
-                    continue
-                near.append((key, dist))
-                if key not in known:
-                    wanted.add(key)
-            lists.append((entry, near[:k]))
-        wanted_keys = sorted(wanted)
-        for key, item in zip(wanted_keys, _read(client, ctx, sc, wanted_keys)):
-            if item is not None:
-                known[key] = item
-        for entry, near in lists:
-            stats.entries += 1
-            yield NearestList(entry, [Neighbour(known[key], dist) for key, dist in near
-                                      if key in known and known[key].cache == sc.name])
-
     for item in iter_entries(client, ctx, EntryFilter(cache=cache, model=model)):
         if isinstance(item, Entry) and item.layout in SEMANTIC_LAYOUTS:
             pending.append(item)
             if len(pending) >= batch:
-                yield from flush(pending)
+                yield from _nearest_batch(client, ctx, sc, pending, k, stats)
                 pending = []
     if pending:
-        yield from flush(pending)
+        yield from _nearest_batch(client, ctx, sc, pending, k, stats)
+
+
+def nearest_to(client: redis.Redis, ctx: Context, entry: Entry, k: int = 10) -> NearestList:
+    """One entry's k nearest other entries of its cache, by its stored vector (no model needed)."""
+    if entry.layout not in SEMANTIC_LAYOUTS:
+        raise CacheopsError(f"{entry.key!r} is a {entry.kind} entry: only semantic entries have neighbours")
+    (sc,) = semantic_caches(client, ctx, entry.cache)
+    found = list(_nearest_batch(client, ctx, sc, [entry], k, NearestStats()))
+    if not found:
+        raise CacheopsError(f"{entry.key!r} has no vector its index can search (see its unreachable reason)")
+    return found[0]
+
+
+def _nearest_batch(client: redis.Redis, ctx: Context, sc: SemanticCache, entries: list[Entry], k: int,
+                   stats: NearestStats) -> Iterator[NearestList]:
+    """KNN for a batch of entries: HGET their vectors -> pipelined KNN -> read the neighbours."""
+    from redisvl.query import VectorQuery
+
+    pipe = client.pipeline(transaction=False)
+    for entry in entries:
+        pipe.hget(entry.key, sc.vector_field)
+    vectors = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    asked = []
+    for entry, vector in zip(entries, vectors):
+        if not isinstance(vector, bytes) or len(vector) != sc.index.vector.nbytes:
+            stats.skipped += 1
+            continue
+        query = VectorQuery(vector=vector, vector_field_name=sc.vector_field, return_fields=[],
+                            num_results=k + 1, dtype=sc.dtype)
+        pipe.execute_command("FT.SEARCH", sc.index.name, *_args(query))
+        asked.append(entry)
+    replies = pipe.execute() if asked else []
+    stats.queries += len(asked)
+    known = {e.key: e for e in entries}
+    lists: list[tuple[Entry, list[tuple[str, float]]]] = []
+    wanted: set[str] = set()
+    for entry, reply in zip(asked, replies):
+        near = []
+        for key, dist in _hits(reply):
+            if key == entry.key:
+                continue
+            if not key.startswith(sc.name + ":"):
+                stats.bleed += 1
+                continue
+            near.append((key, dist))
+            if key not in known:
+                wanted.add(key)
+        lists.append((entry, near[:k]))
+    wanted_keys = sorted(wanted)
+    for key, item in zip(wanted_keys, _read(client, ctx, sc, wanted_keys)):
+        if item is not None:
+            known[key] = item
+    for entry, near in lists:
+        stats.entries += 1
+        yield NearestList(entry, [Neighbour(known[key], dist) for key, dist in near
+                                  if key in known and known[key].cache == sc.name])
 
 
 # -- plumbing -------------------------------------------------------------------------------------

@@ -1,0 +1,311 @@
+"""`cacheops tui`: caches on the left, their entries in the middle, one entry decoded on the right.
+
+The app is a thin layer: every question goes to the library through Session (the same calls the
+CLI makes), always from a worker thread so the screen stays responsive. Deleting goes one way only:
+evict.plan -> ConfirmEvictScreen (the preview) -> evict.execute (backup, delete, audit).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import redis
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Input, Label, ProgressBar
+
+from ..catalog import Catalog, EntryFilter
+from ..connection import translate_redis_error
+from ..errors import CacheopsError, NotFound
+from ..keyspace import ScanStats
+from ..layouts import Entry
+from .screens.confirm_evict import ConfirmEvictScreen
+from .screens.find_prompt import FindPromptScreen
+from .screens.neighbours import NeighboursScreen
+from .session import Neighbourhood, Session
+from .widgets.cache_list import CacheList
+from .widgets.entry_detail import EntryDetail
+from .widgets.entry_table import EntryTable
+
+
+def parse_filter(text: str, cache: str | None) -> EntryFilter:
+    """'model:gpt-4o refund' -> EntryFilter(cache, model='gpt-4o', text='refund')."""
+    model, words = None, []
+    for word in text.split():
+        if word.startswith("model:") and len(word) > len("model:"):
+            model = word[len("model:"):]
+        else:
+            words.append(word)
+    return EntryFilter(cache=cache, model=model, text=" ".join(words) or None)
+
+
+class CacheopsApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "cacheops"
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("r", "refresh", "refresh"),
+        Binding("slash", "focus_filter", "filter"),
+        Binding("f", "find", "find by prompt"),
+        Binding("n", "neighbours", "neighbours"),
+        Binding("d", "evict", "evict"),
+        Binding("m", "more", "more rows", show=False),
+        Binding("tab", "focus_next", "next pane", show=False),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.sub_title = session.server
+        self._scan_stats: ScanStats | None = None
+        self._scan_total = 0
+        self.last_result = None  # the last EvictResult (tests and the status line read it)
+
+    # -- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield CacheList(id="caches")
+                yield Label("", id="scan-status")
+                yield ProgressBar(id="scan-progress", show_eta=False)
+            with Vertical(id="centre"):
+                yield Input(placeholder="filter: text in prompt/answer/key, model:NAME  (enter to apply)",
+                            id="filter")
+                yield EntryTable(id="entries")
+            yield EntryDetail(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(CacheList).focus()
+        self.action_refresh()
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Refresh", "Scan the keyspace again (one catalog pass)", self.action_refresh)
+        yield SystemCommand("Find by prompt", "Every cached copy of a user's text", self.action_find)
+        yield SystemCommand("Neighbours", "Nearest entries of the selected semantic entry", self.action_neighbours)
+        yield SystemCommand("Evict entry", "Preview, confirm, back up and delete the selected entry",
+                            self.action_evict)
+        yield SystemCommand("Filter entries", "Focus the filter (text, model:NAME)", self.action_focus_filter)
+        yield SystemCommand("Load more rows", "Pull the next batch of entries", self.action_more)
+
+    # -- errors -------------------------------------------------------------------------------
+    def report(self, exc: BaseException) -> None:
+        """A failure as one notification, never a traceback (CACHEOPS_DEBUG=1 re-raises)."""
+        if isinstance(exc, redis.RedisError):
+            exc = translate_redis_error(exc) or CacheopsError(f"Redis said: {exc}")
+        if isinstance(exc, CacheopsError):
+            self.notify(exc.message, title="cacheops", severity="error", timeout=8)
+            return
+        if os.environ.get("CACHEOPS_DEBUG"):
+            raise exc
+        self.notify(f"internal error: {type(exc).__name__}: {exc}", title="cacheops", severity="error", timeout=8)
+
+    def _from_thread_report(self, exc: BaseException) -> None:
+        self.call_from_thread(self.report, exc)
+
+    # -- catalog ------------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self._scan_stats = ScanStats()
+        self.query_one("#scan-status", Label).update("scanning…")
+        bar = self.query_one("#scan-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self._progress_timer = self.set_interval(0.2, self._show_scan_progress)
+        self._catalog(self._scan_stats)
+
+    def _show_scan_progress(self) -> None:
+        if self._scan_stats is not None:
+            self.query_one("#scan-progress", ProgressBar).update(
+                total=self._scan_total or None, progress=self._scan_stats.keys)
+            self.query_one("#scan-status", Label).update(f"scanning… {self._scan_stats.keys:,} keys")
+
+    @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
+    def _catalog(self, stats: ScanStats) -> None:
+        try:
+            self._scan_total = self.session.dbsize()
+            catalog = self.session.catalog(stats)
+        except Exception as exc:
+            self.call_from_thread(self._catalog_done, None)
+            self._from_thread_report(exc)
+            return
+        self.call_from_thread(self._catalog_done, catalog)
+
+    def _catalog_done(self, catalog: Catalog | None) -> None:
+        self._progress_timer.stop()
+        self.query_one("#scan-progress", ProgressBar).display = False
+        status = self.query_one("#scan-status", Label)
+        if catalog is None:
+            status.update("scan failed")
+            return
+        caches = self.query_one(CacheList)
+        caches.show(catalog)
+        status.update(f"{catalog.scanned_keys:,} keys scanned, {catalog.unknown_keys:,} unknown")
+        if not catalog.caches:
+            self.query_one(EntryDetail).show(None, "No LLM caches found on this server. Fill one with "
+                                                   "`cacheops demo --into URL`, then press r.")
+        elif caches.current is not None:
+            self.list_cache(caches.current)
+
+    # -- entries ------------------------------------------------------------------------------
+    def list_cache(self, cache: str) -> None:
+        text = self.query_one("#filter", Input).value
+        flt = parse_filter(text, cache)
+        label = cache + (f" [{text.strip()}]" if text.strip() else "")
+        self.query_one(EntryDetail).show(None)
+        self.query_one(EntryTable).stream(label, partial(self.session.entries, flt))
+
+    def on_data_table_row_highlighted(self, event) -> None:
+        if event.data_table.id == "caches":
+            self.list_cache(event.row_key.value)
+
+    def on_cache_list_chosen(self, event: CacheList.Chosen) -> None:
+        self.list_cache(event.cache)
+        self.query_one(EntryTable).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            cache = self.query_one(CacheList).current
+            if cache is not None:
+                self.list_cache(cache)
+            self.query_one(EntryTable).focus()
+
+    def on_entry_table_highlighted(self, event: EntryTable.Highlighted) -> None:
+        self._read(event.key)
+
+    def on_entry_table_failed(self, event: EntryTable.Failed) -> None:
+        self.report(event.error)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def _read(self, key: str) -> None:
+        try:
+            item = self.session.read(key)
+        except NotFound:
+            self.call_from_thread(self.query_one(EntryDetail).show, None,
+                                  f"{key} no longer exists (expired or deleted).")
+            return
+        except Exception as exc:
+            self._from_thread_report(exc)
+            return
+        self.call_from_thread(self.query_one(EntryDetail).show, item)
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_more(self) -> None:
+        self.query_one(EntryTable).load_more()
+
+    # -- find by prompt -----------------------------------------------------------------------
+    def action_find(self) -> None:
+        self.push_screen(FindPromptScreen(), self._find_answered)
+
+    def _find_answered(self, answer) -> None:
+        if answer:
+            self._find(*answer)
+
+    @work(thread=True, exclusive=True, group="find", exit_on_error=False)
+    def _find(self, text: str, system: str | None) -> None:
+        try:
+            found = self.session.find(text, system)
+        except Exception as exc:
+            self._from_thread_report(exc)
+            return
+        self.call_from_thread(self._found, text, found)
+
+    def _found(self, text: str, found: list[Entry]) -> None:
+        if not found:
+            self.notify(f"no cached entry for {text!r} (check the exact text and system message)",
+                        severity="warning")
+            return
+        table = self.query_one(EntryTable)
+        table.show_entries(f"prompt {text!r}", found)
+        table.focus()
+        self.notify(f"{len(found)} cached cop{'y' if len(found) == 1 else 'ies'} of {text!r}")
+
+    # -- neighbours ---------------------------------------------------------------------------
+    def _selected_entry(self) -> Entry | None:
+        item = self.query_one(EntryDetail).item
+        if isinstance(item, Entry):
+            return item
+        self.notify("select an entry first", severity="warning")
+        return None
+
+    def action_neighbours(self) -> None:
+        entry = self._selected_entry()
+        if entry is not None:
+            self._neighbours(entry)
+
+    @work(thread=True, exclusive=True, group="neighbours", exit_on_error=False)
+    def _neighbours(self, entry: Entry) -> None:
+        try:
+            hood = self.session.neighbourhood(entry)
+        except Exception as exc:
+            self._from_thread_report(exc)
+            return
+        self.call_from_thread(self.push_screen, NeighboursScreen(hood), partial(self._neighbours_done, hood))
+
+    def _neighbours_done(self, hood: Neighbourhood, answer) -> None:
+        if not answer:
+            return
+        what, key = answer
+        if what == "show":
+            self._read(key)
+        elif what == "evict":
+            keys = [hood.entry.key] + [n.entry.key for n in hood.within]
+            distances = {hood.entry.key: 0.0, **{n.entry.key: n.distance for n in hood.within}}
+            self._plan(keys, hood.entry.cache, f"tui: neighbourhood of {hood.entry.key} "
+                                               f"within {hood.threshold:g}", distances)
+
+    # -- evict --------------------------------------------------------------------------------
+    def action_evict(self) -> None:
+        entry = self._selected_entry()
+        if entry is not None:
+            self._plan([entry.key], entry.cache, "tui: selected entry")
+
+    @work(thread=True, exclusive=True, group="evict", exit_on_error=False)
+    def _plan(self, keys: list[str], cache: str, why: str, distances: dict | None = None) -> None:
+        try:
+            the_plan = self.session.plan_keys(keys, cache, why, distances)
+        except Exception as exc:
+            self._from_thread_report(exc)
+            return
+        if the_plan.total == 0:
+            the_plan.close()
+            self.call_from_thread(self.notify, "nothing to evict: the entry is gone or no longer a cache entry",
+                                  severity="warning")
+            return
+        self.call_from_thread(self.push_screen, ConfirmEvictScreen(the_plan),
+                              partial(self._confirmed, the_plan, keys))
+
+    def _confirmed(self, the_plan, keys: list[str], yes: bool) -> None:
+        if not yes:
+            the_plan.close()
+            self.notify("cancelled: nothing was deleted")
+            return
+        self._execute(the_plan, keys)
+
+    @work(thread=True, exclusive=True, group="evict", exit_on_error=False)
+    def _execute(self, the_plan, keys: list[str]) -> None:
+        try:
+            result = self.session.execute(the_plan)
+            gone = self.session.missing(keys)
+        except Exception as exc:
+            self._from_thread_report(exc)
+            return
+        self.call_from_thread(self._evicted, result, gone)
+
+    def _evicted(self, result, gone: list[str]) -> None:
+        self.last_result = result
+        self.query_one(EntryTable).remove_keys(gone)
+        cache_list = self.query_one(CacheList)
+        for cache, n in result.per_cache.items():
+            cache_list.add_entries(cache, -n)
+        self.query_one(EntryDetail).show(None, f"Evicted {result.deleted:,} entr{'y' if result.deleted == 1 else 'ies'}."
+                                               f"\n\nbackup: {result.backup}\nundo with: cacheops restore "
+                                               f"{result.backup}")
+        self.notify(f"deleted {result.deleted:,} of {result.plan.total:,}; backup: {result.backup}",
+                    title="evicted", timeout=12)

@@ -1,0 +1,99 @@
+"""What the TUI asks of the library, in one place: the same calls the CLI makes, on one client.
+
+Widgets never touch Redis; they call these methods from worker threads. The client comes from
+connection.connect (CLIENT NO-TOUCH), and nothing here writes except evict.execute.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import redis
+
+from .. import evict
+from ..catalog import Catalog, EntryFilter, build_catalog, build_context, iter_entries
+from ..finder import find_by_prompt, read_entry
+from ..keyspace import ScanStats
+from ..layouts import Context, Entry, PromptQuery
+from ..selection import Selection
+from ..vectorizers import threshold_for_cache
+
+
+@dataclass
+class Neighbourhood:
+    """One entry's nearest neighbours (closest first) and the distance its cache serves within."""
+
+    entry: Entry
+    neighbours: list  # list[neighbours.Neighbour]
+    threshold: float
+    threshold_source: str
+
+    @property
+    def within(self) -> list:
+        return [n for n in self.neighbours if n.distance <= self.threshold]
+
+
+class Session:
+    def __init__(self, client: redis.Redis, server: str):
+        self.client = client
+        self.server = server  # redacted URL, for the backup header and the title
+        self._ctx: Context | None = None
+        self._ctx_lock = threading.Lock()
+
+    @property
+    def ctx(self) -> Context:
+        with self._ctx_lock:
+            if self._ctx is None:
+                self._ctx = build_context(self.client)
+            return self._ctx
+
+    def dbsize(self) -> int:
+        return int(self.client.dbsize())
+
+    def catalog(self, stats: ScanStats) -> Catalog:
+        """One catalog pass; the context is rebuilt so a refresh sees new indexes and prompts."""
+        with self._ctx_lock:
+            self._ctx = build_context(self.client)
+            ctx = self._ctx
+        return build_catalog(self.client, ctx, stats=stats)
+
+    def entries(self, flt: EntryFilter) -> Iterator[Entry]:
+        """A lazy stream of a cache's entries (SCAN batches): the caller pulls what it shows."""
+        return iter_entries(self.client, self.ctx, flt)
+
+    def read(self, key: str):
+        return read_entry(self.client, self.ctx, key)
+
+    def find(self, text: str, system: str | None = None) -> list[Entry]:
+        return find_by_prompt(self.client, self.ctx, PromptQuery(text, system or None))
+
+    def neighbourhood(self, entry: Entry, k: int = 10) -> Neighbourhood:
+        from ..neighbours import nearest_to
+
+        near = nearest_to(self.client, self.ctx, entry, k)
+        threshold, source = threshold_for_cache(entry.cache, entry.layout)
+        return Neighbourhood(entry, near.neighbours, threshold, source)
+
+    def plan_keys(self, keys: list[str], cache: str, why: str, distances: dict[str, float] | None = None) -> evict.Plan:
+        """The eviction plan (preview) for these exact keys of one cache; nothing is changed."""
+        selection = Selection(keys=[k.encode("utf-8") for k in keys], key_source=why, cache=cache)
+        the_plan = evict.plan(self.client, selection, self.ctx, sample_size=10)
+        if distances:
+            the_plan.distances.update(distances)
+        return the_plan
+
+    def missing(self, keys: list[str]) -> list[str]:
+        """Which of these keys no longer exist (EXISTS reads no value and, with NO-TOUCH, bumps nothing)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(key)
+        return [key for key, n in zip(keys, pipe.execute()) if not n]
+
+    def execute(self, the_plan: evict.Plan) -> evict.EvictResult:
+        """Backup, delete, audit: the CLI's one destructive path."""
+        try:
+            return evict.execute(self.client, the_plan, server=self.server, ctx=self.ctx)
+        finally:
+            the_plan.close()

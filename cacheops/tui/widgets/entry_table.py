@@ -1,0 +1,171 @@
+"""Middle pane: a cache's entries, streamed in batches from the library's lazy iterator.
+
+Only what is shown is held (a few columns per row, up to MAX_ROWS rows); more is pulled when the
+cursor nears the end or on request, in a worker thread so the screen stays responsive.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Iterator
+
+from textual import work
+from textual.message import Message
+from textual.widgets import DataTable
+
+from ... import render
+from ...layouts import Entry
+
+BATCH = 200  # rows pulled per step
+MAX_ROWS = 10_000  # rows shown at most: past this, narrow with the filter
+PREFETCH = 20  # pull the next batch when the cursor is this close to the last row
+
+
+def row_of(entry: Entry) -> tuple:
+    prompt = entry.prompt if entry.prompt is not None else f"md5 {(entry.prompt_hash or '')[:12]}… (not stored)"
+    return (render.preview(prompt, 30), render.preview(entry.answer, 22), entry.model or "-",
+            render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
+            render.human_bytes(entry.bytes), entry.cache)
+
+
+class EntryTable(DataTable):
+    class Highlighted(Message):
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    class Failed(Message):
+        def __init__(self, error: BaseException) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.border_title = "entries"
+        self._stream: Iterator | None = None
+        self._opener: Callable[[], Iterator] | None = None
+        self._lock = threading.Lock()  # one thread advances the stream at a time
+        self._generation = 0  # bumped on every new source: late batches of an old one are dropped
+        self._exhausted = True
+        self._loading = False
+        self._label = ""
+
+    def on_mount(self) -> None:
+        for name in ("prompt", "answer", "model", "TTL", "size", "cache"):
+            self.add_column(name, key=name)
+
+    # -- sources ------------------------------------------------------------------------------
+    def stream(self, label: str, opener: Callable[[], Iterator]) -> None:
+        """List what `opener()` yields (called in a worker thread), batch by batch."""
+        self._generation += 1
+        self._opener = opener
+        self._exhausted = False
+        self._label = label
+        self.clear()
+        self._loading = True
+        self._caption()
+        self._pull(self._generation, restart=True)
+
+    def show_entries(self, label: str, entries: list[Entry]) -> None:
+        """A fixed list (find by prompt, neighbours): no stream behind it."""
+        self._generation += 1
+        self._opener = None
+        self._exhausted = True
+        self._label = label
+        self.clear()
+        self._add(entries)
+        self._caption()
+
+    def remove_keys(self, keys) -> None:
+        for key in keys:
+            if key in self.rows:
+                self.remove_row(key)
+        self._caption()
+
+    @property
+    def current_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def load_more(self) -> None:
+        if not self._exhausted and not self._loading and self.row_count < MAX_ROWS:
+            self._loading = True
+            self._caption()
+            self._pull(self._generation)
+
+    # -- loading ------------------------------------------------------------------------------
+    @work(thread=True, group="entries", exit_on_error=False)
+    def _pull(self, generation: int, restart: bool = False) -> None:
+        try:
+            with self._lock:
+                if generation != self._generation:
+                    return
+                if restart:
+                    self._close_stream()
+                    self._stream = self._opener()
+                batch: list[Entry] = []
+                done = False
+                for _ in range(BATCH):
+                    try:
+                        item = next(self._stream)
+                    except StopIteration:
+                        done = True
+                        break
+                    if isinstance(item, Entry):
+                        batch.append(item)
+            self.app.call_from_thread(self._deliver, generation, batch, done)
+        except Exception as exc:  # shown by the app as a notification
+            self.app.call_from_thread(self._fail, generation, exc)
+
+    def _close_stream(self) -> None:
+        if self._stream is not None and hasattr(self._stream, "close"):
+            self._stream.close()
+        self._stream = None
+
+    def _deliver(self, generation: int, batch: list[Entry], done: bool) -> None:
+        if generation != self._generation:
+            return
+        self._loading = False
+        first = self.row_count == 0
+        self._add(batch)
+        self._exhausted = done or self.row_count >= MAX_ROWS
+        self._caption()
+        if first and self.row_count:
+            self.move_cursor(row=0)
+            self._announce()
+
+    def _fail(self, generation: int, exc: BaseException) -> None:
+        if generation == self._generation:
+            self._loading = False
+            self._exhausted = True
+            self._caption()
+            self.post_message(self.Failed(exc))
+
+    def _add(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if entry.key not in self.rows:  # SCAN may return a key twice
+                self.add_row(*row_of(entry), key=entry.key)
+
+    def _caption(self) -> None:
+        n = self.row_count
+        if self._exhausted:
+            more = "" if n < MAX_ROWS else f" (first {MAX_ROWS:,}: narrow with the filter)"
+            if n == 0:
+                more = " (no entries match)"
+        else:
+            more = "+ (loading…)" if self._loading else "+ (more: scroll down or press m)"
+        self.border_title = f"entries: {self._label}" if self._label else "entries"
+        self.border_subtitle = f"{n:,}{more}"
+
+    # -- events -------------------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._announce()
+        if event.cursor_row >= self.row_count - PREFETCH:
+            self.load_more()
+
+    def _announce(self) -> None:
+        key = self.current_key
+        if key is not None:
+            self.post_message(self.Highlighted(key))
