@@ -37,10 +37,15 @@ class RawRecord:
     value: Value = None
     size: int | None = None  # full value length where measured (strings, JSON text)
     truncated: bool = False  # some of the value was not read
+    _key_text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def key_text(self) -> str:
-        return self.key.decode("utf-8", "backslashreplace")
+        """The key as text (invalid UTF-8 shown as \\xNN), decoded once: every layout asks for it."""
+        text = self._key_text
+        if text is None:
+            text = self._key_text = self.key.decode("utf-8", "backslashreplace")
+        return text
 
     @property
     def key_is_utf8(self) -> bool:
