@@ -266,8 +266,15 @@ class Layout(ABC):
         return None if rec.pttl < 0 else rec.pttl
 
     def new_entry(self, rec: RawRecord, cache: str, **kwargs) -> Entry:
-        return Entry(key=rec.key_text, layout=self.id, library=self.library, kind=self.kind, cache=cache,
-                     ttl_ms=self.ttl_ms(rec), bytes=rec.memory, truncated=rec.truncated, **kwargs)
+        # Required fields positionally, the rest assigned: matching keyword arguments against
+        # Entry's 29 parameters costs more than the assignments (this runs once per listed key).
+        entry = Entry(rec.key_text, self.id, self.library, self.kind, cache)
+        entry.ttl_ms = None if rec.pttl < 0 else rec.pttl
+        entry.bytes = rec.memory
+        entry.truncated = rec.truncated
+        for name, value in kwargs.items():
+            setattr(entry, name, value)
+        return entry
 
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
         return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory,
