@@ -37,10 +37,15 @@ class RawRecord:
     value: Value = None
     size: int | None = None  # full value length where measured (strings, JSON text)
     truncated: bool = False  # some of the value was not read
+    _key_text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def key_text(self) -> str:
-        return self.key.decode("utf-8", "backslashreplace")
+        """The key as text (invalid UTF-8 shown as \\xNN), decoded once: every layout asks for it."""
+        text = self._key_text
+        if text is None:
+            text = self._key_text = self.key.decode("utf-8", "backslashreplace")
+        return text
 
     @property
     def key_is_utf8(self) -> bool:
@@ -77,22 +82,24 @@ def _s(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _hash_value(flat) -> HashValue:
-    return dict(zip(flat[::2], flat[1::2]))
-
-
 # -- server-side path -----------------------------------------------------------------------------
+
+_TYPE_NAMES: dict[bytes, str] = {}  # TYPE reply -> str, decoded once per type, not per key
+
 
 def _script_records(reply) -> tuple[bytes, list[RawRecord]]:
     cursor = reply[0]
     out = []
-    items = reply[1:]
-    for i in range(0, len(items), 7):
-        key, kind, pttl, mem, value, size, trunc = items[i:i + 7]
-        kind = _s(kind)
-        if kind == "hash" and isinstance(value, list):
-            value = _hash_value(value)
-        out.append(RawRecord(key, kind, pttl, None if mem < 0 else mem, value or None,
+    items = iter(reply)
+    next(items)
+    names = _TYPE_NAMES
+    for key, kind, pttl, mem, value, size, trunc in zip(items, items, items, items, items, items, items):
+        name = names.get(kind)
+        if name is None:
+            name = names[kind] = _s(kind)
+        if name == "hash" and isinstance(value, list):
+            value = dict(zip(value[::2], value[1::2]))
+        out.append(RawRecord(key, name, pttl, None if mem < 0 else mem, value or None,
                              None if size < 0 else size, bool(trunc)))
     return cursor, out
 

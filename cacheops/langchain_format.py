@@ -61,17 +61,21 @@ def content_text(content) -> str:
     return "" if content is None else str(content)
 
 
-def parse_prompt(prompt: str):
-    """(messages, user_text) for a serialised chat prompt; (None, prompt) for a plain LLM prompt.
+def read_prompt(prompt: str) -> tuple[list[tuple[str, str]] | None, str, list[str]]:
+    """(messages, user_text, message_ids) of a stored prompt, from one JSON parse.
 
-    messages is a list of (role, text); user_text is the last human message (what a user typed)."""
+    messages is a list of (role, text) for a serialised chat prompt, None for a plain LLM prompt
+    (then user_text is the prompt itself); user_text is the last human message (what a user typed);
+    message_ids are the messages' own kwargs.id (langchain-core < 1.2.7 kept them in the cache key,
+    >= 1.2.7 strips them), not tool-call ids."""
     if not prompt.startswith('[{"lc": 1'):
-        return None, prompt
+        return None, prompt, []
     try:
         items = orjson.loads(prompt)
     except orjson.JSONDecodeError:
-        return None, prompt
-    messages = []
+        return None, prompt, []
+    messages, ids = [], []
+    with_ids = '"id": "' in prompt
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
@@ -79,25 +83,23 @@ def parse_prompt(prompt: str):
         kwargs = item.get("kwargs") or {}
         role = kwargs.get("type") or _ROLE_OF_CLASS.get(ident[-1] if ident else "", "message")
         messages.append((role, content_text(kwargs.get("content"))))
+        if with_ids:
+            msg_id = kwargs.get("id")
+            if isinstance(msg_id, str) and msg_id:
+                ids.append(msg_id)
     humans = [text for role, text in messages if role == "human"]
-    return messages, (humans[-1] if humans else (messages[-1][1] if messages else ""))
+    return messages, (humans[-1] if humans else (messages[-1][1] if messages else "")), ids
+
+
+def parse_prompt(prompt: str):
+    """(messages, user_text) for a serialised chat prompt; (None, prompt) for a plain LLM prompt."""
+    messages, text, _ids = read_prompt(prompt)
+    return messages, text
 
 
 def message_ids(prompt: str) -> list[str]:
-    """The message ids a serialised chat prompt carries (langchain-core < 1.2.7 kept them in the
-    cache key; >= 1.2.7 strips them). Only the messages' own kwargs.id counts, not tool-call ids."""
-    if not prompt.startswith('[{"lc": 1') or '"id": "' not in prompt:
-        return []
-    try:
-        items = orjson.loads(prompt)
-    except orjson.JSONDecodeError:
-        return []
-    out = []
-    for item in items if isinstance(items, list) else []:
-        msg_id = (item.get("kwargs") or {}).get("id") if isinstance(item, dict) else None
-        if isinstance(msg_id, str) and msg_id:
-            out.append(msg_id)
-    return out
+    """The message ids a serialised chat prompt carries (see read_prompt)."""
+    return read_prompt(prompt)[2]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,10 +141,19 @@ def parse_generation(gen) -> dict:
     """A serialised Generation / ChatGeneration -> {text, type, usage, response_metadata, generation_info}."""
     kwargs = _kwargs(gen)
     message = _kwargs(kwargs.get("message"))
+    return _generation_dict(gen, kwargs, message, _generation_text(kwargs, message))
+
+
+def _generation_text(kwargs: dict, message: dict) -> str:
     text = kwargs.get("text")
     if not text and message:
         text = content_text(message.get("content"))
-    out = {"type": (gen.get("id") or ["", ""])[-1] if isinstance(gen, dict) else None, "text": text or ""}
+    return text or ""
+
+
+def _generation_dict(gen, kwargs: dict, message: dict, text: str) -> dict:
+    ident = (gen.get("id") or ["", ""]) if isinstance(gen, dict) else None
+    out = {"type": ident[-1] if isinstance(ident, (list, str)) else None, "text": text}
     if message.get("usage_metadata"):
         out["usage"] = message["usage_metadata"]
     if message.get("response_metadata"):
@@ -154,12 +165,19 @@ def parse_generation(gen) -> dict:
     return out
 
 
-def model_from_generations(gens: list[dict]) -> str | None:
-    for gen in gens:
-        meta = gen.get("response_metadata") or gen.get("generation_info") or {}
+def _model_of(meta) -> str | None:
+    if meta:
         for name in ("model_name", "model", "model_id"):
             if isinstance(meta.get(name), str):
                 return meta[name]
+    return None
+
+
+def model_from_generations(gens: list[dict]) -> str | None:
+    for gen in gens:
+        model = _model_of(gen.get("response_metadata") or gen.get("generation_info"))
+        if model is not None:
+            return model
     return None
 
 
@@ -171,3 +189,23 @@ def usage_from_generations(gens: list[dict]) -> dict | None:
         if token_usage:
             return token_usage
     return None
+
+
+def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None, list[dict] | None, dict | None]:
+    """(answer, model, generations, usage) of serialised generations, in one pass.
+
+    answer joins the generations' texts; model comes from their response_metadata/generation_info.
+    generations (parse_generation of each) and usage are built only when full: a listing shows
+    the answer and model, `show` the rest."""
+    texts, model = [], None
+    gens: list[dict] | None = [] if full else None
+    for gen in raw_gens:
+        kwargs = _kwargs(gen)
+        message = _kwargs(kwargs.get("message"))
+        text = _generation_text(kwargs, message)
+        texts.append(text)
+        if model is None:
+            model = _model_of(message.get("response_metadata") or kwargs.get("generation_info"))
+        if gens is not None:
+            gens.append(_generation_dict(gen, kwargs, message, text))
+    return "\n".join(texts), model, gens, usage_from_generations(gens) if gens else None

@@ -40,8 +40,16 @@ def json_line(obj) -> None:
 
 def json_lines(objs) -> None:
     """Many JSON lines in one write (a scan batch): one syscall instead of one per entry."""
-    dumps = orjson.dumps
-    sys.stdout.buffer.write(b"".join([dumps(o, default=_default, option=_JSON_OPTS) + b"\n" for o in objs]))
+    sys.stdout.buffer.write(b"".join([_dumps_line(o) for o in objs]))
+
+
+def _dumps_line(obj) -> bytes:
+    # Plain orjson first (a third cheaper): it raises TypeError on exactly what the options and
+    # _default exist for (non-str keys, bytes, numpy, other types), and then the full call decides.
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return orjson.dumps(obj, default=_default, option=_JSON_OPTS | orjson.OPT_APPEND_NEWLINE)
 
 
 def json_doc(obj) -> None:

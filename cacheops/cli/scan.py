@@ -41,7 +41,8 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
         limit = TTY_DEFAULT_LIMIT
     stats = ScanStats()
     items = iter_entries(client, ctx, EntryFilter(cache=cache, model=model), match=match, count=count,
-                         limit=limit, include_unknown=unknown, stats=stats, server_side=False if plain else None)
+                         limit=limit, include_unknown=unknown, stats=stats, server_side=False if plain else None,
+                         full=False)
     if fmt == "json":
         chunk = []
         for item in items:

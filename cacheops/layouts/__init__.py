@@ -35,17 +35,22 @@ LAYOUTS: list[Layout] = [
 ]
 
 BY_ID = {layout.id: layout for layout in LAYOUTS}
+_BY_TYPE: dict[str, list[Layout]] = {}  # TYPE -> the layouts that may claim it, in priority order
+for _layout in LAYOUTS:
+    for _type in _layout.types():
+        _BY_TYPE.setdefault(_type, []).append(_layout)
 
 
-def classify(rec: RawRecord, ctx: Context) -> Entry | Infrastructure | None:
+def classify(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrastructure | None:
     """The decoded entry if some layout recognises both the key's shape and its content, else None.
 
     A key under a cache's prefix whose content is not that library's (a session key, a counter,
-    another cache's document) is unknown: it is never listed, counted or deleted as an entry."""
-    for layout in LAYOUTS:
+    another cache's document) is unknown: it is never listed, counted or deleted as an entry.
+    full=False decodes for a listing (see Layout.decode)."""
+    for layout in _BY_TYPE.get(rec.type, ()):
         cache = layout.cache_of(rec)
         if cache is not None:
-            entry = layout.decode(rec, cache, ctx)
+            entry = layout.decode(rec, cache, ctx, full)
             if entry is not None:
                 return entry
     return None

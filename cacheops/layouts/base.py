@@ -20,6 +20,20 @@ from ..keyspace import RawRecord
 
 HEX32 = "[0-9a-f]{32}"
 HEX64 = "[0-9a-f]{64}"
+_HEX_RUN = re.compile(rb"[0-9a-f]+")
+
+
+def hex_tail(key: bytes, *widths: int) -> int:
+    """Length of a key's tail ":<hex>[:<hex>...]" of these widths (lowercase hex digits), 0 if the key
+    does not end so. A cheap shape check run for every key of a scan before any regex: the tail is
+    ASCII, so it is also the last that many characters of the key's text."""
+    end = len(key)
+    for width in reversed(widths):
+        start = end - width
+        if start < 1 or key[start - 1] != 0x3A or not _HEX_RUN.fullmatch(key, start, end):
+            return 0
+        end = start - 1
+    return len(key) - end
 
 
 @dataclass
@@ -28,7 +42,7 @@ class Message:
     content: str
 
 
-@dataclass
+@dataclass(slots=True)
 class VectorInfo:
     field: str
     dims: int | None
@@ -37,7 +51,7 @@ class VectorInfo:
     matches_index: bool | None = None  # None: no index to compare with
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One cache entry, decoded. Fields a layout cannot know stay None."""
 
@@ -154,16 +168,24 @@ class Context:
     known_llm_strings: dict[str, str] = field(default_factory=dict)
     # Per-layout state a layout's prepare() read from the server once (never per key).
     extras: dict[str, object] = field(default_factory=dict)
+    _index_of: dict = field(default_factory=dict, repr=False, compare=False)  # index_for_prefix answers
 
     def index_for_prefix(self, prefix: str, key_type: str = "HASH") -> IndexInfo | None:
         """The index whose prefix is exactly `prefix` (with or without a trailing colon).
 
         Exact, not startswith: index "llmcache" also covers "llmcache_v2:*" keys, but those entries
         belong to cache "llmcache_v2", not to it."""
+        memo = (prefix, key_type, id(self.indexes), len(self.indexes))  # asked once per entry: remembered
+        if memo in self._index_of:
+            return self._index_of[memo]
+        found = None
         for idx in self.indexes:
             if idx.key_type == key_type and any(p.rstrip(":") == prefix for p in idx.prefixes):
-                return idx
-        return None
+                found = idx
+                break
+        if len(self._index_of) < 10_000:
+            self._index_of[memo] = found
+        return found
 
     def searchable_by(self, key: str, vector_field: str) -> IndexInfo | None:
         """An index that really indexes this HASH key's vector: its prefix covers the key (plain
@@ -189,6 +211,9 @@ class Layout(ABC):
     library: ClassVar[str]
     kind: ClassVar[str]
     redis_type: ClassVar[str]  # the TYPE its entries have
+    # Every TYPE cache_of may accept (entries and the library's other keys); default (redis_type,).
+    # classify offers a record only to the layouts that list its type.
+    redis_types: ClassVar[tuple[str, ...]] = ()
     key_re: ClassVar[re.Pattern]  # must define a group "prefix"
 
     def prepare(self, client: redis.Redis, ctx: Context) -> None:
@@ -208,10 +233,18 @@ class Layout(ABC):
         m = self.key_re.match(rec.key_text)
         return m.group("prefix") if m else None
 
+    def types(self) -> tuple[str, ...]:
+        return self.redis_types or (self.redis_type,)
+
     @abstractmethod
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | Infrastructure | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | Infrastructure | None:
         """The decoded entry, Infrastructure for the library's own non-entry keys, or None when the
-        content is not this library's (then: unknown)."""
+        content is not this library's (then: unknown).
+
+        full=False is a listing (scan, caches, stats): everything Entry.to_dict() shows and the
+        filters read (model, llm_string, unreachable) must be set exactly as with full=True, but
+        what only `show` prints (messages, generations, usage, model_params, metadata, notes) may be
+        left out. Whether an entry is recognised never depends on full."""
 
     @abstractmethod
     def locate(self, client: redis.Redis, query: PromptQuery, ctx: Context,
@@ -233,8 +266,15 @@ class Layout(ABC):
         return None if rec.pttl < 0 else rec.pttl
 
     def new_entry(self, rec: RawRecord, cache: str, **kwargs) -> Entry:
-        return Entry(key=rec.key_text, layout=self.id, library=self.library, kind=self.kind, cache=cache,
-                     ttl_ms=self.ttl_ms(rec), bytes=rec.memory, truncated=rec.truncated, **kwargs)
+        # Required fields positionally, the rest assigned: matching keyword arguments against
+        # Entry's 29 parameters costs more than the assignments (this runs once per listed key).
+        entry = Entry(rec.key_text, self.id, self.library, self.kind, cache)
+        entry.ttl_ms = None if rec.pttl < 0 else rec.pttl
+        entry.bytes = rec.memory
+        entry.truncated = rec.truncated
+        for name, value in kwargs.items():
+            setattr(entry, name, value)
+        return entry
 
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
         return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory,

@@ -34,7 +34,7 @@ class CommunityExactLayout(Layout):
     def scan_match(self, cache: str, ctx=None) -> str | None:
         return "?" * 32 if cache == CACHE_NAME else None
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         value = rec.value if isinstance(rec.value, dict) else {}
         if not value or not all(k.isdigit() for k in value):
             return None
@@ -48,16 +48,16 @@ class CommunityExactLayout(Layout):
                 return None
             verified += 1
             try:
-                gens.append(lc.parse_generation(orjson.loads(raw)))
+                gens.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
                 partial = True  # cut at the read limit: still LangChain's, shown in part
         if not verified:
             return None
         entry = self.new_entry(rec, cache, prompt_hash=rec.key_text)
-        entry.generations = gens
-        entry.answer = "\n".join(g["text"] for g in gens) if gens else None
-        entry.usage = lc.usage_from_generations(gens)
-        entry.model = lc.model_from_generations(gens)
+        if gens:
+            entry.answer, entry.model, entry.generations, entry.usage = lc.read_generations(gens, full)
+        elif full:
+            entry.generations = []
         entry.notes.append("key = md5(prompt + llm_string): neither is stored, so prompt and model are unknown")
         if partial:
             entry.notes.append("a generation was too large to decode in full")

@@ -51,33 +51,32 @@ class CommunitySemanticLayout(Layout):
                     p = prompt.decode("utf-8", "replace")
                     ctx.known_prompts.setdefault(lc.md5_hex(p), p)
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         fields = fields_of(rec)
-        if not {"prompt", "llm_string", "return_val"} <= fields.keys() or self.vector_field not in fields:
+        if not {b"prompt", b"llm_string", b"return_val", self.vector_field.encode()} <= fields.keys():
             return None
         m = self.key_re.match(rec.key_text)
         index = ctx.index_for_prefix(cache)
         entry = self.new_entry(rec, cache, index=index.name if index else None, prompt_hash=m.group("id"))
-        prompt = text(fields["prompt"]) or ""
-        messages, entry.prompt = lc.parse_prompt(prompt)
-        entry.messages = message_list(messages)
-        entry.llm_string = text(fields["llm_string"])
+        messages, entry.prompt, ids = lc.read_prompt(text(fields[b"prompt"]) or "")
+        if full:
+            entry.messages = message_list(messages)
+        entry.llm_string = text(fields[b"llm_string"])
         entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string or "")
         if entry.llm_string and lc.md5_hex(entry.llm_string) != m.group("llm"):
             entry.notes.append("llm_string does not hash to the key's md5: written under another model config")
         try:
-            gens = [lc.parse_generation(g) for g in orjson.loads(fields["return_val"])]
+            gens = list(orjson.loads(fields[b"return_val"]))
+            answer, _model, generations, usage = lc.read_generations(gens, full)
         except (orjson.JSONDecodeError, TypeError, AttributeError):
             gens = []
-            entry.answer = text(fields["return_val"])
+            entry.answer = text(fields[b"return_val"])
             entry.notes.append("return_val is not a list of serialised generations (truncated?)")
         if gens:
-            entry.generations = gens
-            entry.answer = "\n".join(g["text"] for g in gens)
-            entry.usage = lc.usage_from_generations(gens)
+            entry.answer, entry.generations, entry.usage = answer, generations, usage
         entry.vector = vector_info(fields, self.vector_field, index)
         mark_reachability(entry, ctx, index, cache, self.vector_field)
-        mark_message_ids(entry, prompt)
+        mark_message_ids(entry, ids)
         entry.notes.append("keys are random uuids: every cache miss adds a document, duplicates are normal")
         return entry
 

@@ -82,6 +82,7 @@ class GPTCacheLayout(Layout):
     library = "GPTCache (redis)"
     kind = "semantic"
     redis_type = "ReJSON-RL"
+    redis_types = ("ReJSON-RL", "hash", "string")  # questions; vectors; counter and schema hashes
     key_re = _QUESTION_RE
 
     def prepare(self, client: redis.Redis, ctx: Context) -> None:
@@ -133,7 +134,7 @@ class GPTCacheLayout(Layout):
                 return m.group("prefix") if m else None
         return None
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | Infrastructure | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | Infrastructure | None:
         state = _state(ctx)
         text = rec.key_text
         if rec.type == "hash":

@@ -13,7 +13,7 @@ import orjson
 
 from .. import langchain_format as lc
 from ..keyspace import RawRecord, glob_escape
-from .base import HEX32, Context, Layout, PromptQuery
+from .base import HEX32, Context, Layout, PromptQuery, hex_tail
 
 _TEXT_RE = re.compile(rb'"text":\s*"((?:[^"\\]|\\.){0,400})')
 
@@ -29,9 +29,14 @@ class LangChainExactLayout(Layout):
     redis_type = "ReJSON-RL"
     key_re = re.compile(rf"^(?P<prefix>.*):(?P<prompt>{HEX32}):(?P<llm>{HEX32})$", re.S)
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context):
-        m = self.key_re.match(rec.key_text)
-        prompt_md5, llm_md5 = m.group("prompt"), m.group("llm")
+    def cache_of(self, rec: RawRecord) -> str | None:
+        if rec.type != "ReJSON-RL" or not hex_tail(rec.key, 32, 32):  # cheap shape check before any regex
+            return None
+        return rec.key_text[:-66]
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True):
+        key = rec.key_text  # cache_of checked the shape: "<prefix>:<md5 prompt>:<md5 llm_string>"
+        prompt_md5, llm_md5 = key[-65:-33], key[-32:]
         gens_raw, shape = None, None
         if isinstance(rec.value, bytes):
             try:
@@ -50,11 +55,7 @@ class LangChainExactLayout(Layout):
             entry.answer = found.group(1).decode("utf-8", "replace") if found else None
             entry.notes.append("value too large to decode fully; answer is a preview")
         else:
-            gens = [lc.parse_generation(g) for g in gens_raw]
-            entry.generations = gens
-            entry.answer = "\n".join(g["text"] for g in gens)
-            entry.usage = lc.usage_from_generations(gens)
-            entry.model = lc.model_from_generations(gens)
+            entry.answer, entry.model, entry.generations, entry.usage = lc.read_generations(gens_raw, full)
             entry.notes.append(f"value shape: {shape}")
         entry.prompt = ctx.known_prompts.get(prompt_md5)
         llm_string = ctx.known_llm_strings.get(llm_md5)
@@ -68,10 +69,12 @@ class LangChainExactLayout(Layout):
         if entry.prompt is None:
             entry.notes.append("RedisCache stores only md5(prompt); the text is known only if given or seen elsewhere")
         else:
-            from .redisvl_semantic import mark_message_ids
+            from .redisvl_semantic import mark_message_ids, message_list
 
-            mark_message_ids(entry, entry.prompt)
-            entry.messages, entry.prompt = _messages(entry.prompt)
+            messages, entry.prompt, ids = lc.read_prompt(entry.prompt)
+            mark_message_ids(entry, ids)
+            if full:
+                entry.messages = message_list(messages)
         return entry
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
@@ -88,9 +91,3 @@ class LangChainExactLayout(Layout):
             wanted.add(lc.md5_hex(query.text))
         return entry.prompt_hash in wanted
 
-
-def _messages(prompt: str):
-    from .base import Message
-
-    messages, text = lc.parse_prompt(prompt)
-    return ([Message(r, t) for r, t in messages] if messages is not None else None), text

@@ -15,39 +15,35 @@ import orjson
 
 from .. import langchain_format as lc
 from .base import Entry, PromptQuery
-from .redisvl_semantic import RedisVLSemanticLayout, json_field, mark_message_ids, message_list, text
+from .redisvl_semantic import RedisVLSemanticLayout, mark_message_ids, message_list, text
 
 
 class LangChainSemanticLayout(RedisVLSemanticLayout):
     id = "langchain_semantic"
     library = "langchain-redis RedisSemanticCache"
 
-    def claims(self, fields: dict) -> bool:
-        if not {"prompt", "response", self.vector_field} <= fields.keys():
-            return False
-        meta = json_field(fields.get("metadata"))
-        return isinstance(meta, dict) and "llm_string" in meta
+    def claims(self, fields: dict, meta) -> bool:
+        return self._required <= fields.keys() and isinstance(meta, dict) and "llm_string" in meta
 
-    def decode_payload(self, entry: Entry, fields: dict) -> None:
-        prompt = text(fields.get("prompt")) or ""
-        messages, entry.prompt = lc.parse_prompt(prompt)
-        entry.messages = message_list(messages)
-        mark_message_ids(entry, prompt)
+    def decode_payload(self, entry: Entry, fields: dict, full: bool = True) -> None:
+        messages, entry.prompt, ids = lc.read_prompt(text(fields.get(b"prompt")) or "")
+        if full:
+            entry.messages = message_list(messages)
+        mark_message_ids(entry, ids)
         entry.llm_string = entry.metadata.get("llm_string")
         if isinstance(entry.llm_string, str):
             entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string)
         gens = []
-        response = fields.get("response")
+        response = fields.get(b"response")
         try:
+            # response is double-encoded: a JSON list of strings, each a serialised generation
             for gen_text in orjson.loads(response) if isinstance(response, bytes) else []:
-                gens.append(lc.parse_generation(orjson.loads(gen_text)))
+                gens.append(orjson.loads(gen_text))
         except (orjson.JSONDecodeError, TypeError):
             entry.answer = text(response)
             entry.notes.append("response is not a list of serialised generations (truncated?)")
         if gens:
-            entry.generations = gens
-            entry.answer = "\n".join(g["text"] for g in gens)
-            entry.usage = lc.usage_from_generations(gens)
+            entry.answer, _model, entry.generations, entry.usage = lc.read_generations(gens, full)
 
     def prompt_strings(self, query: PromptQuery) -> list[str]:
         out = [lc.chat_prompt(query.text, query.system)]

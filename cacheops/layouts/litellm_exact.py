@@ -36,7 +36,7 @@ class LiteLLMExactLayout(Layout):
     def scan_match(self, cache: str, ctx=None) -> str | None:
         return "?" * 64 if cache == CACHE_NAME else None
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         raw = rec.value if isinstance(rec.value, bytes) else b""
         encoding = looks_like_wrapper(raw)
         if encoding is None:

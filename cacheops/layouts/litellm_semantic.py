@@ -17,16 +17,16 @@ class LiteLLMSemanticLayout(RedisVLSemanticLayout):
     id = "litellm_semantic"
     library = "LiteLLM Cache (redis-semantic)"
 
-    def claims(self, fields: dict) -> bool:
-        return {"prompt", "response", self.vector_field, "litellm_cache_key"} <= fields.keys()
+    def claims(self, fields: dict, meta) -> bool:
+        return self._required <= fields.keys() and b"litellm_cache_key" in fields
 
-    def decode_payload(self, entry: Entry, fields: dict) -> None:
-        entry.prompt = text(fields.get("prompt"))
+    def decode_payload(self, entry: Entry, fields: dict, full: bool = True) -> None:
+        entry.prompt = text(fields.get(b"prompt"))
         scope = entry.tags.get("litellm_cache_key")
         if scope:
             entry.notes.append(f"scope (litellm_cache_key) {scope[:12]}…: sha256 of the model and request "
                                "params; lookups only match entries of the same scope")
-        raw = fields.get("response")
+        raw = fields.get(b"response")
         encoding = looks_like_wrapper(raw) if isinstance(raw, bytes) else None
         if encoding is None or not decode_into(entry, raw, encoding):
             entry.answer = text(raw)

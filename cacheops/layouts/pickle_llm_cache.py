@@ -26,7 +26,7 @@ class PickleLLMCacheLayout(Layout):
         m = self.key_re.match(rec.key_text)
         return m.group("prefix") if m else None
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         raw = rec.value if isinstance(rec.value, bytes) else b""
         entry = self.new_entry(rec, cache, prompt_hash=self.key_re.match(rec.key_text).group("id"))
         return entry if decode_pickle(entry, raw) else None

@@ -20,6 +20,7 @@ class PickleSmartCacheLayout(Layout):
     library = "hand-rolled smart_cache (pickle)"
     kind = "exact"
     redis_type = "string"
+    redis_types = ("string", "set")  # entries; tag sets
     key_re = re.compile(r"^(?P<prefix>(?:.+:)?smart_cache):v(?P<version>\d+):(?P<id>.+)$", re.S)
     tag_re = re.compile(r"^(?P<prefix>(?:.+:)?smart_cache):tag:(?P<tag>.+)$", re.S)
 
@@ -34,7 +35,7 @@ class PickleSmartCacheLayout(Layout):
             return None
         return m.group("prefix") if m else None
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | Infrastructure | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | Infrastructure | None:
         if rec.type == "set":
             return self.infrastructure(rec, cache, f"tag set of {self.tag_re.match(rec.key_text).group('tag')}")
         m = self.key_re.match(rec.key_text)

@@ -11,7 +11,7 @@ import re
 
 from .. import langchain_format as lc
 from ..keyspace import RawRecord, glob_escape
-from .base import HEX64, Context, Entry, Layout, PromptQuery, VectorInfo
+from .base import HEX64, Context, Entry, Layout, PromptQuery, VectorInfo, hex_tail
 from .redisvl_semantic import as_float, fields_of, json_field, text
 
 
@@ -22,16 +22,21 @@ class RedisVLEmbeddingsLayout(Layout):
     redis_type = "hash"
     key_re = re.compile(rf"^(?P<prefix>.+):(?P<id>{HEX64})$", re.S)
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
-        fields = fields_of(rec)
-        if not {"entry_id", "content", "model_name", "embedding"} <= fields.keys():
+    def cache_of(self, rec: RawRecord) -> str | None:
+        if rec.type != "hash" or len(rec.key) < 66 or not hex_tail(rec.key, 64):  # cheap check before any regex
             return None
-        entry = self.new_entry(rec, cache, prompt_hash=self.key_re.match(rec.key_text).group("id"))
-        entry.prompt = text(fields["content"])
-        entry.model = text(fields["model_name"])
-        entry.inserted_at = as_float(fields.get("inserted_at"))
-        entry.metadata = json_field(fields.get("metadata"))
-        raw = fields["embedding"]
+        return rec.key_text[:-65]
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
+        fields = fields_of(rec)
+        if not {b"entry_id", b"content", b"model_name", b"embedding"} <= fields.keys():
+            return None
+        entry = self.new_entry(rec, cache, prompt_hash=rec.key_text[-64:])
+        entry.prompt = text(fields[b"content"])
+        entry.model = text(fields[b"model_name"])
+        entry.inserted_at = as_float(fields.get(b"inserted_at"))
+        entry.metadata = json_field(fields.get(b"metadata"))
+        raw = fields[b"embedding"]
         if isinstance(raw, bytes):
             dims = raw.count(b",") + 1 if raw.strip(b"[] ") else 0
             entry.vector = VectorInfo("embedding", dims, "json", len(raw))

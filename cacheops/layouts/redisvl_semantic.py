@@ -15,9 +15,10 @@ import orjson
 from .. import langchain_format as lc
 from ..indexes import DTYPE_BYTES, parse_search
 from ..keyspace import RawRecord
-from .base import HEX64, Context, Entry, Layout, Message, PromptQuery, VectorInfo
+from .base import HEX64, Context, Entry, Layout, Message, PromptQuery, VectorInfo, hex_tail
 
 CORE_FIELDS = {"entry_id", "prompt", "response", "prompt_vector", "inserted_at", "updated_at", "metadata"}
+_CORE_FIELD_NAMES = frozenset(name.encode() for name in CORE_FIELDS)
 _STOPWORDS = {"a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
               "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
               "they", "this", "to", "was", "will", "with"}
@@ -29,13 +30,14 @@ def text(value) -> str | None:
     return None if value is None else str(value)
 
 
-def fields_of(rec: RawRecord) -> dict[str, object]:
-    return {k.decode("utf-8", "replace"): v for k, v in rec.value.items()} if isinstance(rec.value, dict) else {}
+def fields_of(rec: RawRecord) -> dict[bytes, object]:
+    """A HASH record's fields, keyed by the field names as stored (bytes): no per-key decoding."""
+    return rec.value if isinstance(rec.value, dict) else {}
 
 
 def as_float(value) -> float | None:
     try:
-        return float(text(value))
+        return float(value)  # float() reads bytes and str alike
     except (TypeError, ValueError):
         return None
 
@@ -48,9 +50,9 @@ def json_field(value):
 
 
 def vector_info(fields: dict, name: str, index) -> VectorInfo | None:
-    if name not in fields:
+    raw = fields.get(name.encode())
+    if raw is None:
         return None
-    raw = fields[name]
     nbytes = raw if isinstance(raw, int) else len(raw)
     vec = index.vector if index else None
     if vec:
@@ -67,33 +69,44 @@ class RedisVLSemanticLayout(Layout):
     redis_type = "hash"
     key_re = re.compile(rf"^(?P<prefix>.+):(?P<id>{HEX64})$", re.S)
     vector_field = "prompt_vector"
+    _required = frozenset((b"prompt", b"response", vector_field.encode()))  # the core fields decode needs
 
-    def claims(self, fields: dict) -> bool:
-        """Content check: the redisvl core fields, and nothing that marks a more specific library."""
-        if not {"prompt", "response", self.vector_field} <= fields.keys():
+    def cache_of(self, rec: RawRecord) -> str | None:
+        if rec.type != "hash" or len(rec.key) < 66 or not hex_tail(rec.key, 64):  # cheap check before any regex
+            return None
+        return rec.key_text[:-65]
+
+    def claims(self, fields: dict, meta) -> bool:
+        """Content check: the redisvl core fields, and nothing that marks a more specific library.
+        meta is the parsed metadata field (None if absent or not JSON)."""
+        if not self._required <= fields.keys():
             return False
-        meta = json_field(fields.get("metadata"))
-        return not (isinstance(meta, dict) and "llm_string" in meta) and "litellm_cache_key" not in fields
+        return not (isinstance(meta, dict) and "llm_string" in meta) and b"litellm_cache_key" not in fields
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Entry | None:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         fields = fields_of(rec)
-        if not self.claims(fields):
+        if not self._required <= fields.keys():
+            return None
+        meta = json_field(fields.get(b"metadata"))
+        if not self.claims(fields, meta):
             return None
         index = ctx.index_for_prefix(cache)
-        entry = self.new_entry(rec, cache, index=index.name if index else None,
-                               prompt_hash=self.key_re.match(rec.key_text).group("id"))
-        entry.inserted_at = as_float(fields.get("inserted_at"))
-        entry.updated_at = as_float(fields.get("updated_at"))
-        entry.metadata = json_field(fields.get("metadata"))
+        entry = self.new_entry(rec, cache, index=index.name if index else None, prompt_hash=rec.key_text[-64:])
+        entry.inserted_at = as_float(fields.get(b"inserted_at"))
+        entry.updated_at = as_float(fields.get(b"updated_at"))
+        entry.metadata = meta
         entry.vector = vector_info(fields, self.vector_field, index)
-        entry.tags = {k: text(v) for k, v in fields.items() if k not in CORE_FIELDS and isinstance(v, bytes)}
+        if fields.keys() - _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
+            entry.tags = {k.decode("utf-8", "replace"): text(v) for k, v in fields.items()
+                          if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)}
         mark_reachability(entry, ctx, index, cache, self.vector_field)
-        self.decode_payload(entry, fields)
+        self.decode_payload(entry, fields, full)
         return entry
 
-    def decode_payload(self, entry: Entry, fields: dict) -> None:
-        entry.prompt = text(fields.get("prompt"))
-        entry.answer = text(fields.get("response"))
+    def decode_payload(self, entry: Entry, fields: dict, full: bool = True) -> None:
+        """The library-specific fields (prompt, response, model) of a claimed entry."""
+        entry.prompt = text(fields.get(b"prompt"))
+        entry.answer = text(fields.get(b"response"))
         if isinstance(entry.metadata, dict):
             model = entry.metadata.get("model")
             entry.model = model if isinstance(model, str) else None
@@ -155,10 +168,9 @@ def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> lis
     return [key for key, _ in parse_search(reply, nocontent=True)]
 
 
-def mark_message_ids(entry: Entry, prompt: str) -> None:
-    """A chat prompt serialised with message ids was keyed by langchain-core < 1.2.7; current
-    versions strip the ids first, so they never compute this entry's key again."""
-    ids = lc.message_ids(prompt)
+def mark_message_ids(entry: Entry, ids: list[str]) -> None:
+    """A chat prompt serialised with message ids (lc.read_prompt) was keyed by langchain-core < 1.2.7;
+    current versions strip the ids first, so they never compute this entry's key again."""
     if ids:
         if entry.unreachable is None:
             entry.unreachable = "message_ids"
