@@ -21,7 +21,8 @@ class CacheopsOwnLayout(Layout):
     id = "cacheops"
     library = "cacheops"
     kind = "infrastructure"
-    redis_type = "stream|hash"
+    redis_type = "hash"
+    redis_types = ("stream", "hash")
     key_re = re.compile(r"^(?P<prefix>cacheops):(?:audit|tags:.+)$", re.S)
 
     def cache_of(self, rec: RawRecord) -> str | None:
@@ -31,7 +32,7 @@ class CacheopsOwnLayout(Layout):
             return "cacheops"
         return None
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context) -> Infrastructure:
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Infrastructure:
         return self.infrastructure(rec, cache, _ROLES[rec.type])
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
