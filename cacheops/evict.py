@@ -34,7 +34,7 @@ from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, serv
 from .catalog import build_context, decode_record
 from .errors import PermissionDenied, UsageError
 from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
-    iter_batches, read_records
+    iter_batches, lua_script, read_records
 from .layouts import BY_ID, Context, Entry
 from .selection import Selection, batched
 from .tags import TAG_PREFIX, is_tag_key, read_tags
@@ -43,7 +43,7 @@ BATCH = 1000  # keys backed up (one fsync) and deleted per step
 WATCH_SLICE = 250  # keys WATCHed per connection
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
-_READ_SCRIPT = (Path(__file__).with_name("evict_read.lua")).read_text()
+_READ_SCRIPT = lua_script("evict_read.lua")
 _UNLINK_SCRIPT = (Path(__file__).with_name("evict_unlink.lua")).read_text()
 
 Progress = Callable[[int], None]

@@ -1,6 +1,6 @@
 -- Read the keys an eviction is about to delete, atomically: what the selectors are re-checked on
 -- and the DUMP that is backed up are the same version of each key.
--- Read-only (EVALSHA_RO). KEYS: the keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash
+-- Read-only (EVALSHA_RO); read_value comes from read_value.lua, prepended when loaded. KEYS: the keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash
 -- fields (comma-separated) replaced by their length (vectors: the DUMP keeps them whole); ARGV[3]:
 -- the prefix of cacheops' tag hashes (tags.py), read with the entry they belong to; ARGV[3 + i]: the
 -- digest of key i as the preview judged it ('' if none; cacheops.evict.record_digest). A key whose
@@ -48,33 +48,11 @@ local out = {}
 for n, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key)['ok']
   local pttl = redis.call('PTTL', key)
-  local value, size, truncated, dump, same, digest = false, -1, 0, false, 0, false
+  local dump, same = false, 0
   if kind ~= 'none' then
     dump = redis.call('DUMP', key)
   end
-  if kind == 'string' then
-    size = redis.call('STRLEN', key)
-    value = redis.call('GETRANGE', key, 0, limit - 1)
-    if size > limit then truncated = 1 end
-  elseif kind == 'hash' then
-    value = redis.call('HGETALL', key)
-    digest = hash_digest(value)
-    for i = 2, #value, 2 do
-      if elide[value[i - 1]] then
-        value[i] = #value[i]
-      elseif #value[i] > limit then
-        value[i] = string.sub(value[i], 1, limit)
-        truncated = 1
-      end
-    end
-  elseif kind == 'ReJSON-RL' then
-    local v = redis.pcall('JSON.GET', key)
-    if type(v) == 'string' then
-      size = #v
-      if size > limit then v = string.sub(v, 1, limit); truncated = 1 end
-      value = v
-    end
-  end
+  local value, size, truncated, digest = read_value(key, kind, limit, elide, hash_digest)
   local expected = ARGV[3 + n]
   if expected ~= '' and kind ~= 'none' and value_digest(kind, value) == expected then
     same, value = 1, false

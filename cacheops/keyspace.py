@@ -75,7 +75,13 @@ class ScanStats:
     extra: dict = field(default_factory=dict)
 
 
-_SCRIPT = Path(__file__).with_name("scan_batch.lua").read_text()
+def lua_script(name: str) -> str:
+    """A script of this package with the shared bounded value read (read_value.lua) before it."""
+    here = Path(__file__)
+    return here.with_name("read_value.lua").read_text() + "\n" + here.with_name(name).read_text()
+
+
+_SCRIPT = lua_script("scan_batch.lua")
 
 
 def _s(value) -> str:

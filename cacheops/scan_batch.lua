@@ -1,6 +1,7 @@
 -- One SCAN step plus everything cacheops needs about each key, in one round trip.
 -- Read-only (run with EVAL_RO / EVALSHA_RO): it never writes, and under CLIENT NO-TOUCH the reads
--- do not bump LRU/LFU. Values are cut to ARGV[3] bytes so a 10 MB entry costs no more than a small one.
+-- do not bump LRU/LFU. Values are cut to ARGV[3] bytes so a 10 MB entry costs no more than a small one
+-- (read_value, from read_value.lua, is prepended when the script is loaded).
 -- ARGV: cursor, count, limit, match ('' = all), type ('' = all), elide (comma-separated hash fields
 -- whose values are replaced by their byte length: vectors are not needed to list entries).
 -- Reply: next cursor, then 7 items per key: key, type, pttl, memory (-1 if unknown),
@@ -19,29 +20,7 @@ for _, key in ipairs(res[2]) do
   local pttl = redis.call('PTTL', key)
   local mem = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')
   if type(mem) ~= 'number' then mem = -1 end
-  local value, size, truncated = false, -1, 0
-  if kind == 'string' then
-    size = redis.call('STRLEN', key)
-    value = redis.call('GETRANGE', key, 0, limit - 1)
-    if size > limit then truncated = 1 end
-  elseif kind == 'hash' then
-    value = redis.call('HGETALL', key)
-    for i = 2, #value, 2 do
-      if elide[value[i - 1]] then
-        value[i] = #value[i]
-      elseif #value[i] > limit then
-        value[i] = string.sub(value[i], 1, limit)
-        truncated = 1
-      end
-    end
-  elseif kind == 'ReJSON-RL' then
-    local v = redis.pcall('JSON.GET', key)
-    if type(v) == 'string' then
-      size = #v
-      if size > limit then v = string.sub(v, 1, limit); truncated = 1 end
-      value = v
-    end
-  end
+  local value, size, truncated = read_value(key, kind, limit, elide)
   out[#out + 1] = key
   out[#out + 1] = kind
   out[#out + 1] = pttl
