@@ -119,8 +119,7 @@ class EntryFilter:
     def accepts(self, entry: Entry) -> bool:
         if self.cache is not None and entry.cache != self.cache:
             return False
-        if self.model is not None and entry.model != self.model and \
-                not (entry.llm_string and self.model in entry.llm_string):
+        if self.model is not None and not entry.has_model(self.model):
             return False
         if self.text:
             needle = self.text.casefold()

@@ -139,7 +139,7 @@ class Selection:
                 return False
         if self.prompt_hashes and entry.prompt_hash not in self.prompt_hashes:
             return False
-        if self.model is not None and not self._model_matches(entry):
+        if self.model is not None and not entry.has_model(self.model):
             return False
         if self.tags and not self._tags_match(entry, extra_tags or {}):
             return False
@@ -160,13 +160,6 @@ class Selection:
         if self.similar is not None and entry.key not in self.similar.distances:
             return False
         return True
-
-    def _model_matches(self, entry: Entry) -> bool:
-        if entry.model == self.model:
-            return True
-        # The model as a whole quoted value in the llm_string ('gpt-4o' must not select gpt-4o-mini).
-        return bool(entry.llm_string) and (f"'{self.model}'" in entry.llm_string
-                                           or f'"{self.model}"' in entry.llm_string)
 
     def _tags_match(self, entry: Entry, extra: dict[str, str]) -> bool:
         for name, wanted in self.tags.items():

@@ -125,3 +125,10 @@ def test_embeddings_cache_listed(run, redis_url):
     assert len(rows) == 1 and rows[0]["layout"] == "redisvl_embeddings"
     assert rows[0]["prompt"] == "hello world" and rows[0]["model"] == "all-MiniLM-L6-v2"
     assert rows[0]["vector"]["dims"] == 64
+
+
+def test_scan_model_filter_is_a_whole_name(run, redis_url):
+    writers.langchain_semantic(redis_url, [(Q, "Paris (4o).")], model="gpt-4o")
+    writers.langchain_semantic(redis_url, [("Other?", "Yes (mini).")], model="gpt-4o-mini")
+    assert [r["answer"] for r in run.json_lines("scan", "--model", "gpt-4o")] == ["Paris (4o)."]
+    assert [r["answer"] for r in run.json_lines("scan", "--model", "gpt-4o-mini")] == ["Yes (mini)."]

@@ -11,7 +11,7 @@ TTY_DEFAULT_LIMIT = 100
 @click.command("scan")
 @click.option("--cache", help="Only entries of this cache (its key prefix).")
 @click.option("--match", help="SCAN MATCH glob on key names, e.g. 'redis:*'.")
-@click.option("--model", help="Only entries of this model (name, or a piece of the llm_string).")
+@click.option("--model", help="Only entries of this model (its name, or a whole value in the llm_string: gpt-4o is not gpt-4o-mini).")
 @click.option("--limit", type=click.IntRange(min=1), help=f"Stop after N entries (on a terminal: {TTY_DEFAULT_LIMIT}).")
 @click.option("--count", type=click.IntRange(1, 100_000), default=1000, show_default=True,
               help="SCAN COUNT hint per batch.")

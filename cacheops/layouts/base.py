@@ -92,6 +92,13 @@ class Entry:
     def expires_at(self) -> float | None:
         return None if self.ttl_ms is None else time.time() + self.ttl_ms / 1000
 
+    def has_model(self, name: str) -> bool:
+        """This entry's model is `name`: its model name, or the model as a whole quoted value in the
+        llm_string ('gpt-4o' must not select gpt-4o-mini)."""
+        if self.model == name:
+            return True
+        return bool(self.llm_string) and (f"'{name}'" in self.llm_string or f'"{name}"' in self.llm_string)
+
     def to_dict(self, full: bool = False) -> dict:
         out = {
             "key": self.key, "layout": self.layout, "library": self.library, "kind": self.kind,
