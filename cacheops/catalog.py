@@ -14,12 +14,10 @@ from typing import Iterable, Iterator
 import redis
 
 from . import langchain_format as lc
-from .indexes import IndexInfo, list_indexes, parse_search
+from .indexes import IndexInfo, list_indexes
 from .keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
 from .layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
 
-KNOWN_HASHES_MAX = 100_000  # bound on hash -> text maps learned while scanning (flat memory)
-PREFETCH_PER_INDEX = 2_000
 
 
 @dataclass(slots=True)
@@ -59,44 +57,13 @@ class InfrastructureKey(UnknownKey):
 
 
 def build_context(client: redis.Redis, known_texts: Iterable[str] = (), learn: bool = True) -> Context:
-    ctx = Context(indexes=list_indexes(client))
+    ctx = Context(indexes=list_indexes(client), learn=learn)
     for layout in LAYOUTS:
         layout.prepare(client, ctx)
     for text in known_texts:
         for prompt in (lc.chat_prompt(text), text):
             ctx.known_prompts[lc.md5_hex(prompt)] = prompt
-    if learn:
-        for idx in ctx.indexes:
-            if {"prompt", "prompt_vector"} <= idx.fields.keys():
-                _prefetch_known(client, idx, ctx)
     return ctx
-
-
-def _prefetch_known(client: redis.Redis, idx: IndexInfo, ctx: Context) -> None:
-    """Learn prompt and llm_string hashes from a sample of a LangChain semantic cache, so entries of
-    an exact cache fed by the same app can show their text and model."""
-    try:
-        reply = client.execute_command("FT.SEARCH", idx.name, "*", "RETURN", 2, "prompt", "metadata",
-                                       "LIMIT", 0, PREFETCH_PER_INDEX, "DIALECT", 2)
-    except redis.ResponseError:
-        return
-    for _key, fields in parse_search(reply):
-        learn_from_fields(ctx, fields.get(b"prompt"), fields.get(b"metadata"))
-
-
-def learn_from_fields(ctx: Context, prompt: bytes | None, metadata: bytes | None) -> None:
-    if prompt and len(ctx.known_prompts) < KNOWN_HASHES_MAX:
-        text = prompt.decode("utf-8", "replace")
-        ctx.known_prompts.setdefault(lc.md5_hex(text), text)
-    if metadata and b"llm_string" in metadata and len(ctx.known_llm_strings) < KNOWN_HASHES_MAX:
-        import orjson
-
-        try:
-            llm_string = orjson.loads(metadata).get("llm_string")
-        except (orjson.JSONDecodeError, AttributeError):
-            return
-        if isinstance(llm_string, str):
-            ctx.known_llm_strings.setdefault(lc.md5_hex(llm_string), llm_string)
 
 
 @dataclass

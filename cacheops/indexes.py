@@ -124,3 +124,14 @@ def parse_search(reply, nocontent: bool = False) -> list[tuple[bytes, dict]]:
     for key, fields in zip(reply[1::2], reply[2::2]):
         out.append((key, dict(zip(fields[::2], fields[1::2])) if isinstance(fields, list) else {}))
     return out
+
+
+def sample_fields(client: redis.Redis, index: str, fields: tuple[str, ...], limit: int) -> list[dict]:
+    """Up to `limit` documents of an index, each as {field bytes: value bytes} for `fields` only.
+    [] when the index cannot be searched (dropped meanwhile, or no search module)."""
+    try:
+        reply = client.execute_command("FT.SEARCH", index, "*", "RETURN", len(fields), *fields,
+                                       "LIMIT", 0, limit, "DIALECT", 2)
+    except redis.ResponseError:
+        return []
+    return [found for _key, found in parse_search(reply)]

@@ -4,7 +4,7 @@ from .. import render
 from ..catalog import build_context
 from ..doctor import OK, PROBLEM, run_doctor
 from ..exit_codes import ExitCode
-from .app import AppState, output_format, output_options, pass_state
+from .app import AppState, output_format, output_options
 
 STYLE = {OK: "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", PROBLEM: "[red]problem[/red]"}
 

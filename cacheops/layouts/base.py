@@ -17,8 +17,10 @@ import redis
 
 from ..indexes import IndexInfo
 from ..keyspace import RawRecord
+from ..langchain_format import md5_hex
 
 HEX32 = "[0-9a-f]{32}"
+KNOWN_HASHES_MAX = 100_000  # bound on the hash -> text maps a Context learns (flat memory)
 HEX64 = "[0-9a-f]{64}"
 _HEX_RUN = re.compile(rb"[0-9a-f]+")
 
@@ -173,9 +175,24 @@ class Context:
     # their prompt and model: md5(prompt string) -> prompt string, md5(llm_string) -> llm_string.
     known_prompts: dict[str, str] = field(default_factory=dict)
     known_llm_strings: dict[str, str] = field(default_factory=dict)
+    # Whether layouts may sample caches in prepare() to learn those hashes (off where nothing is
+    # shown that needs them, e.g. doctor).
+    learn: bool = True
     # Per-layout state a layout's prepare() read from the server once (never per key).
     extras: dict[str, object] = field(default_factory=dict)
     _index_of: dict = field(default_factory=dict, repr=False, compare=False)  # index_for_prefix answers
+
+    def learn_prompt(self, prompt: bytes | str) -> None:
+        """Remember md5(prompt) -> prompt (bounded: memory stays flat)."""
+        text = prompt.decode("utf-8", "replace") if isinstance(prompt, bytes) else prompt
+        if len(self.known_prompts) < KNOWN_HASHES_MAX:
+            self.known_prompts.setdefault(md5_hex(text), text)
+
+    def learn_llm_string(self, llm_string: bytes | str) -> None:
+        """Remember md5(llm_string) -> llm_string (bounded)."""
+        text = llm_string.decode("utf-8", "replace") if isinstance(llm_string, bytes) else llm_string
+        if len(self.known_llm_strings) < KNOWN_HASHES_MAX:
+            self.known_llm_strings.setdefault(md5_hex(text), text)
 
     def index_for_prefix(self, prefix: str, key_type: str = "HASH") -> IndexInfo | None:
         """The index whose prefix is exactly `prefix` (with or without a trailing colon).

@@ -14,7 +14,7 @@ import orjson
 import redis
 
 from .. import langchain_format as lc
-from ..indexes import parse_search
+from ..indexes import sample_fields
 from ..keyspace import RawRecord
 from .base import HEX32, Context, Entry, Layout, PromptQuery
 from .redisvl_semantic import fields_of, mark_message_ids, mark_reachability, message_list, search_prompt_terms, \
@@ -37,19 +37,11 @@ class CommunitySemanticLayout(Layout):
         for idx in ctx.indexes:
             if not (idx.name.startswith("cache:") and idx.fields.get(self.vector_field) == "VECTOR"):
                 continue
-            try:
-                reply = client.execute_command("FT.SEARCH", idx.name, "*", "RETURN", 2, "llm_string", "prompt",
-                                               "LIMIT", 0, LEARN_PER_INDEX, "DIALECT", 2)
-            except redis.ResponseError:
-                continue
-            for _key, fields in parse_search(reply):
-                llm_string, prompt = fields.get(b"llm_string"), fields.get(b"prompt")
-                if llm_string:
-                    s = llm_string.decode("utf-8", "replace")
-                    ctx.known_llm_strings.setdefault(lc.md5_hex(s), s)
-                if prompt:
-                    p = prompt.decode("utf-8", "replace")
-                    ctx.known_prompts.setdefault(lc.md5_hex(p), p)
+            for fields in sample_fields(client, idx.name, ("llm_string", "prompt"), LEARN_PER_INDEX):
+                if fields.get(b"llm_string"):
+                    ctx.learn_llm_string(fields[b"llm_string"])
+                if fields.get(b"prompt"):
+                    ctx.learn_prompt(fields[b"prompt"])
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         fields = fields_of(rec)

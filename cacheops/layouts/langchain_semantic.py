@@ -14,13 +14,32 @@ from __future__ import annotations
 import orjson
 
 from .. import langchain_format as lc
+from ..indexes import sample_fields
 from .base import Entry, PromptQuery
-from .redisvl_semantic import RedisVLSemanticLayout, mark_message_ids, message_list, text
+from .redisvl_semantic import RedisVLSemanticLayout, json_field, mark_message_ids, message_list, text
+
+
+LEARN_PER_INDEX = 2_000
 
 
 class LangChainSemanticLayout(RedisVLSemanticLayout):
     id = "langchain_semantic"
     library = "langchain-redis RedisSemanticCache"
+
+    def prepare(self, client, ctx) -> None:
+        """Learn prompt and llm_string hashes from a sample of each semantic index, so entries of an
+        exact cache fed by the same app (which stores only md5s) can show their text and model."""
+        if not ctx.learn:
+            return
+        for idx in ctx.indexes:
+            if not {"prompt", self.vector_field} <= idx.fields.keys():
+                continue
+            for fields in sample_fields(client, idx.name, ("prompt", "metadata"), LEARN_PER_INDEX):
+                if fields.get(b"prompt"):
+                    ctx.learn_prompt(fields[b"prompt"])
+                meta = json_field(fields.get(b"metadata"))
+                if isinstance(meta, dict) and isinstance(meta.get("llm_string"), str):
+                    ctx.learn_llm_string(meta["llm_string"])
 
     def claims(self, fields: dict, meta) -> bool:
         return self._required <= fields.keys() and isinstance(meta, dict) and "llm_string" in meta
