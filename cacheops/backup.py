@@ -1,20 +1,24 @@
 """Backups of evicted entries (JSON lines) and `restore`, which puts them back exactly.
 
 Fidelity comes from Redis itself: each line holds the key's DUMP (value bytes, hash fields,
-vectors, JSON document, encoding) and its expiry; RESTORE re-creates the identical key, and a
-semantic cache's index picks it up again on its own. Companion keys (the entry's cacheops tag hash,
-a layout's companion keys) are saved on the same line and come back with it. DUMP payloads are
-Redis' own checksummed format, read back only by RESTORE: nothing is ever unpickled here.
+vectors, encoding) and its expiry; RESTORE re-creates the identical key, and a semantic cache's
+index picks it up again on its own. A RedisJSON document is saved as the document itself (what
+JSON.GET returns; evict reads it anyway to re-check it, and a DUMP would cost as much again) and
+put back with JSON.SET, which gives the identical document. Companion keys (the entry's cacheops
+tag hash, a layout's companion keys) are saved on the same line and come back with it. DUMP
+payloads are Redis' own checksummed format, read back only by RESTORE: nothing is ever unpickled.
 
 File format (one JSON document per line):
-  {"format": "cacheops-backup", "version": 1, "created_at": ..., "server": ..., "selectors": {...}}
+  {"format": "cacheops-backup", "version": 2, "created_at": ..., "server": ..., "selectors": {...}}
   {"key": "...", "dump": "<base64>", "pttl_ms": 5000, "expires_at_ms": 1790000000000, "sha1": "...",
    "layout": ..., "cache": ..., "model": ..., "prompt": ..., "answer": ..., "tags": {...},
    "companions": [{"key": ..., "dump": ..., "pttl_ms": ..., "expires_at_ms": ...}]}
+  {"key": "...", "json": "<the document>", ...}      (a RedisJSON document; "json_b64" if not UTF-8)
   {"not_deleted": "<key>", "sha1": "...", "reason": "changed" | "gone"}
         (that version was backed up but not deleted: restore skips it)
-Binary keys are written as "key_b64" instead of "key". Expiry is kept as an absolute server time,
-so a restored entry expires when it would have, had it never been evicted.
+"sha1" is the sha1 of the saved copy (the DUMP bytes, or the document's bytes). Binary keys are
+written as "key_b64" instead of "key". Expiry is kept as an absolute server time, so a restored
+entry expires when it would have, had it never been evicted. Version 1 files (DUMPs only) restore too.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from .errors import CacheopsError, NotFound, UsageError
 from .paths import state_dir
 
 FORMAT = "cacheops-backup"
-VERSION = 1
+VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
 RESTORE_BATCH = 500
 
 
@@ -83,16 +87,36 @@ def hash_digest(fields: dict[bytes, bytes]) -> str:
 @dataclass
 class SavedKey:
     key: bytes
-    dump: bytes
+    dump: bytes  # the saved copy: a DUMP payload, or with format "json" the RedisJSON document
     pttl_ms: int  # -1: no expiry
     digest: str | None = None  # hashes: hash_digest of the fields
+    format: str = "dump"  # "dump" | "json"
 
     def to_dict(self, now_ms: int) -> dict:
-        out = {**key_fields(self.key), "dump": base64.b64encode(self.dump).decode(), "pttl_ms": self.pttl_ms,
+        out = {**key_fields(self.key), **self._copy_fields(), "pttl_ms": self.pttl_ms,
                "expires_at_ms": None if self.pttl_ms < 0 else now_ms + self.pttl_ms}
         if self.digest:
             out["hash_digest"] = self.digest
         return out
+
+    def _copy_fields(self) -> dict:
+        if self.format == "json":
+            try:
+                return {"json": self.dump.decode("utf-8")}
+            except UnicodeDecodeError:
+                return {"json_b64": base64.b64encode(self.dump).decode()}
+        return {"dump": base64.b64encode(self.dump).decode()}
+
+
+def saved_copy(doc: dict) -> tuple[bytes, str] | None:
+    """(copy, format) of a backup line's saved key; None if the line saves none."""
+    if "dump" in doc:
+        return base64.b64decode(doc["dump"]), "dump"
+    if "json" in doc:
+        return doc["json"].encode("utf-8"), "json"
+    if "json_b64" in doc:
+        return base64.b64decode(doc["json_b64"]), "json"
+    return None
 
 
 class BackupWriter:
@@ -217,7 +241,7 @@ def restore(client: redis.Redis, path: Path | str, force: bool = False, dry_run:
     result = RestoreResult(str(path), header, dry_run=dry_run, not_deleted=len(skip))
     batch: list[dict] = []
     for doc in read_backup(path)[1]:
-        if "dump" not in doc or (key_from(doc), doc.get("sha1")) in skip:
+        if saved_copy(doc) is None or (key_from(doc), doc.get("sha1")) in skip:
             continue
         batch.append(doc)
         if len(batch) >= RESTORE_BATCH:
@@ -241,13 +265,17 @@ def restore(client: redis.Redis, path: Path | str, force: bool = False, dry_run:
 def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: bool, result: RestoreResult) -> None:
     now_ms = server_time_ms(client)
     keys = [key_from(d) for d in docs]
+    copies = [saved_copy(d) for d in docs]
     pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.dump(key)
-    current = pipe.execute()
+    for key, (_, fmt) in zip(keys, copies):
+        if fmt == "json":
+            pipe.execute_command("JSON.GET", key)
+        else:
+            pipe.dump(key)
+    current = [None if isinstance(r, Exception) and not _exists(client, k) else r
+               for k, r in zip(keys, pipe.execute(raise_on_error=False))]
     pipe = client.pipeline(transaction=False)
-    for doc, key, existing in zip(docs, keys, current):
-        dump = base64.b64decode(doc["dump"])
+    for doc, key, existing, (dump, fmt) in zip(docs, keys, current, copies):
         expires = doc.get("expires_at_ms")
         if expires is not None and expires <= now_ms:
             result.expired += 1
@@ -268,13 +296,14 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
             result.restored += 1
         if dry_run:
             continue
-        _queue_restore(pipe, key, dump, expires, replace)
+        _queue_restore(pipe, key, dump, fmt, expires, replace)
         for comp in doc.get("companions", []):
             comp_expires = comp.get("expires_at_ms")
-            if comp_expires is not None and comp_expires <= now_ms:
+            comp_copy = saved_copy(comp)
+            if comp_copy is None or (comp_expires is not None and comp_expires <= now_ms):
                 continue
             # A companion (tag hash) belongs to the entry being put back: its saved state wins.
-            _queue_restore(pipe, key_from(comp), base64.b64decode(comp["dump"]), comp_expires, True)
+            _queue_restore(pipe, key_from(comp), *comp_copy, comp_expires, True)
             result.companions_restored += 1
     if not dry_run and len(pipe):
         for reply in pipe.execute(raise_on_error=False):
@@ -292,7 +321,29 @@ def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
     return hash_digest(fields) if fields else None
 
 
-def _queue_restore(pipe, key: bytes, dump: bytes, expires_at_ms: int | None, replace: bool) -> None:
+def _exists(client: redis.Redis, key: bytes) -> bool:
+    return bool(client.exists(key))
+
+
+# Put a RedisJSON document back the way RESTORE puts back a DUMP: atomically, refusing an existing
+# key unless replacing (BUSYKEY, like RESTORE), with its absolute expiry.
+# KEYS[1]: the key. ARGV: the document, absolute expiry in ms ('' for none), '1' to replace.
+_RESTORE_JSON = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[3] ~= '1' then return redis.error_reply('BUSYKEY Target key name already exists.') end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('JSON.SET', KEYS[1], '$', ARGV[1])
+if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
+return 'OK'
+"""
+
+
+def _queue_restore(pipe, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None, replace: bool) -> None:
+    if fmt == "json":
+        pipe.eval(_RESTORE_JSON, 1, key, dump, "" if expires_at_ms is None else expires_at_ms,
+                  "1" if replace else "0")
+        return
     args = ["RESTORE", key, expires_at_ms or 0, dump]
     if expires_at_ms is not None:
         args.append("ABSTTL")

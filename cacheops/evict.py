@@ -4,12 +4,13 @@ plan()    streams the candidates (see selection.py) through the layouts and the 
           only counts per cache, a small sample, and the selected keys spooled to a temp file: memory
           stays flat however large the keyspace or the selection.
 execute() works through the spool in batches. For each batch it WATCHes the keys, re-reads them
-          atomically together with their DUMP (evict_read.lua, which also tells which values are
-          exactly the ones the preview judged), re-checks every selector on the others (a key the
-          app rewrote since the preview is deleted only if it still matches), backs the batch up
-          (fsync), then UNLINKs in MULTI/EXEC. A write to a watched key in between aborts the EXEC;
-          then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose DUMP is
-          still the one backed up, and a key changed in between is re-read and re-checked again.
+          atomically together with their backup copy (evict_read.lua: the DUMP, or for a RedisJSON
+          document the JSON itself, which is also what the re-check reads), learns which values
+          are exactly the ones the preview judged, re-checks every selector on the others (a key
+          the app rewrote since the preview is deleted only if it still matches), backs the batch
+          up (fsync), then UNLINKs in MULTI/EXEC. A write to a watched key in between aborts the
+          EXEC; then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose
+          copy is still the one backed up, and a key changed in between is re-read and re-checked.
           Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
           Finally one event is appended to the audit stream.
 Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
@@ -146,6 +147,7 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
                   if selection.similar else {})
     result._spool = tempfile.TemporaryFile()
     limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
+    full = selection.needs_full_decode  # else a listing decode: all the preview and the backup show
     for records in _candidate_records(client, selection, ctx, limit, server_side):
         result.candidates += len(records)
         entries: list[tuple[Entry, bytes]] = []
@@ -153,7 +155,7 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
             if rec.type == "none":
                 result.missing += 1
                 continue
-            item = decode_record(rec, ctx)
+            item = decode_record(rec, ctx, full)
             if isinstance(item, Entry):
                 entries.append((item, rec))
             elif not is_tag_key(rec.key):
@@ -314,7 +316,7 @@ class _Deleter:
         judged = {key: (digests, info) for key, digests, info in items}
         chosen = []
         for read in reads:
-            if read.dump is None:
+            if read.copy is None:
                 self.result.gone += 1
                 continue
             digests, info = judged.get(read.rec.key, (None, None))
@@ -322,7 +324,8 @@ class _Deleter:
                     (not self.selection.needs_tags or tags_digest(read.tags) == digests[1]):
                 chosen.append((read, info, None))  # exactly what the preview judged: still selected
                 continue
-            item = decode_record(read.rec, self.ctx)  # rewritten since it was judged: judge it again
+            # rewritten since it was judged: judge it again
+            item = decode_record(read.rec, self.ctx, self.selection.needs_full_decode)
             if isinstance(item, Entry) and self.selection.accepts(item, read.tags):
                 chosen.append((read, _info(item), item))
             else:
@@ -334,7 +337,8 @@ class _Deleter:
         chosen = []
         for (read, info, _), comps in zip(judged, extra):
             comps = comps + ([read.tag] if read.tag is not None else [])
-            self.writer.add(SavedKey(read.rec.key, read.dump, read.rec.pttl, read.hash_digest), now_ms, info, comps)
+            self.writer.add(SavedKey(read.rec.key, read.copy, read.rec.pttl, read.hash_digest, read.copy_format),
+                            now_ms, info, comps)
             chosen.append((read, info, comps))
         self.writer.commit()  # on disk before anything in it is deleted
         return chosen
@@ -372,14 +376,14 @@ class _Deleter:
             self.result.companions_deleted += len(comps)
             self.result.per_cache[info.get("cache")] += 1
         else:
-            self.writer.not_deleted(read.rec.key, dump_sha1(read.dump), "gone" if code == 0 else "changed")
+            self.writer.not_deleted(read.rec.key, dump_sha1(read.copy), "gone" if code == 0 else "changed")
             if code == 0:
                 self.result.gone += 1
 
     def _unlink_compared(self, chosen: list[Chosen]) -> None:
         """Compare-and-unlink each key against the DUMP backed up; re-read and re-judge the changed."""
         for _attempt in range(MAX_ATTEMPTS):
-            codes = self.scripts.unlink([(read.rec.key, dump_sha1(read.dump), [c.key for c in comps])
+            codes = self.scripts.unlink([(read.rec.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
                                          for read, _, comps in chosen])
             retry = []
             for (read, info, comps), code in zip(chosen, codes):
@@ -469,7 +473,8 @@ def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]],
 @dataclass
 class _Read:
     rec: RawRecord
-    dump: bytes | None
+    copy: bytes | None  # what is backed up: the DUMP, or a RedisJSON document's JSON (None: gone)
+    copy_format: str  # "dump" | "json" (backup.SavedKey.format)
     hash_digest: str | None
     tags: dict[str, str]
     tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
@@ -490,8 +495,8 @@ class _Scripts:
                                    f"delete atomically, and the server refused: {exc}") from None
 
     def read(self, keys: list[bytes], limit: int, conn=None, expected: list[str] | None = None) -> list[_Read]:
-        """Atomic read of each key with its DUMP; a key whose value digest equals its `expected`
-        one comes back without its value, marked unchanged."""
+        """Atomic read of each key with its backup copy; a key whose value digest equals its
+        `expected` one comes back marked unchanged (and, unless its copy is the value, without it)."""
         conn = conn if conn is not None else self.client
         args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX,
                 *(expected or [""] * len(keys))]
@@ -503,24 +508,27 @@ class _Scripts:
             reply = conn.execute_command("EVALSHA", *args)
         out = []
         for i, key in enumerate(keys):
-            kind, pttl, value, size, truncated, dump, unchanged, digest, tag_flat, tag_dump, tag_pttl = \
-                reply[11 * i:11 * i + 11]
+            kind, pttl, value, size, truncated, copy, copy_format, unchanged, digest, tag_flat, tag_dump, tag_pttl = \
+                reply[12 * i:12 * i + 12]
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            copy_format = copy_format.decode() if isinstance(copy_format, bytes) else str(copy_format)
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
+            elif copy_format == "json" and copy and not unchanged:
+                value = copy[:limit]  # the document is sent once, as the backup copy
             rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
             tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                     for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}
             tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
-            out.append(_Read(rec, dump or None, digest.decode() if isinstance(digest, bytes) else None, tags, tag,
-                             bool(unchanged)))
+            out.append(_Read(rec, copy or None, copy_format, digest.decode() if isinstance(digest, bytes) else None,
+                             tags, tag, bool(unchanged)))
         return out
 
-    def unlink(self, items: list[tuple[bytes, str, list[bytes]]]) -> list[int]:
+    def unlink(self, items: list[tuple[bytes, str, str, list[bytes]]]) -> list[int]:
         keys: list[bytes] = []
         argv: list = []
-        for key, sha, comps in items:
+        for key, sha, copy_format, comps in items:
             keys.append(key)
             keys.extend(comps)
-            argv.extend([sha, len(comps)])
+            argv.extend([sha, copy_format, len(comps)])
         return self.client.evalsha(self.unlink_sha, len(keys), *keys, *argv)

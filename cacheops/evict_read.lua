@@ -1,16 +1,20 @@
 -- Read the keys an eviction is about to delete, atomically: what the selectors are re-checked on
--- and the DUMP that is backed up are the same version of each key.
--- Read-only (EVALSHA_RO); read_value comes from read_value.lua, prepended when loaded. KEYS: the keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash
--- fields (comma-separated) replaced by their length (vectors: the DUMP keeps them whole); ARGV[3]:
--- the prefix of cacheops' tag hashes (tags.py), read with the entry they belong to; ARGV[3 + i]: the
--- digest of key i as the preview judged it ('' if none; cacheops.evict.record_digest). A key whose
--- value still has that digest is unchanged: its value is not sent back, only "still the same".
--- Reply: 11 items per key: type, pttl, value (string | flat hash array | false: unchanged or none),
--- full size (-1 if not measured), truncated (0/1), dump (false if gone), unchanged (0/1), for hashes
--- a digest of the full fields independent of their order (false otherwise: a RESTOREd
--- hashtable-encoded hash holds the same fields but may DUMP them in another order, so restore
--- compares this instead), then the entry's tag hash: fields (flat array | false), DUMP (false if
--- none), PTTL.
+-- and the copy that is backed up are the same version of each key.
+-- Read-only (EVALSHA_RO); read_value comes from read_value.lua, prepended when loaded. KEYS: the
+-- keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash fields (comma-separated) replaced by
+-- their length (vectors: the backup keeps them whole); ARGV[3]: the prefix of cacheops' tag hashes
+-- (tags.py), read with the entry they belong to; ARGV[3 + i]: the digest of key i as the preview
+-- judged it ('' if none; cacheops.evict.record_digest). A key whose value still has that digest is
+-- unchanged: its value is not sent back, only "still the same".
+-- The backup copy is the key's DUMP, except for a RedisJSON document: there the whole document as
+-- JSON.GET returns it is the backup (JSON.SET puts it back identically), so the one read serves
+-- the re-check and the backup: a second serialisation (DUMP) would cost as much again.
+-- Reply: 12 items per key: type, pttl, value (string | flat hash array | false: unchanged or none),
+-- full size (-1 if not measured), truncated (0/1), backup copy (false if gone), its format ('dump' |
+-- 'json'), unchanged (0/1), for hashes a digest of the full fields independent of their order
+-- (false otherwise: a RESTOREd hashtable-encoded hash holds the same fields but may DUMP them in
+-- another order, so restore compares this instead), then the entry's tag hash: fields (flat array
+-- | false), DUMP (false if none), PTTL.
 local limit = tonumber(ARGV[1])
 local elide = {}
 for name in string.gmatch(ARGV[2], '([^,]+)') do elide[name] = true end
@@ -44,33 +48,48 @@ local function value_digest(kind, value)
   return redis.sha1hex(kind .. '\n')
 end
 
+-- Most entries have no tag hash: one EXISTS over all of them spares a DUMP per key.
+local tag_keys = {}
+for n, key in ipairs(KEYS) do tag_keys[n] = ARGV[3] .. key end
+local any_tags = #tag_keys > 0 and redis.call('EXISTS', unpack(tag_keys)) > 0
+
 local out = {}
 for n, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key)['ok']
   local pttl = redis.call('PTTL', key)
-  local dump, same = false, 0
-  if kind ~= 'none' then
-    dump = redis.call('DUMP', key)
+  local copy, format, same = false, 'dump', 0
+  local value, size, truncated, digest = false, -1, 0, false
+  if kind == 'ReJSON-RL' then
+    local doc = redis.pcall('JSON.GET', key)
+    if type(doc) == 'string' then
+      copy, format, size = doc, 'json', #doc
+      value = doc
+      if size > limit then value = string.sub(doc, 1, limit); truncated = 1 end
+    end
   end
-  local value, size, truncated, digest = read_value(key, kind, limit, elide, hash_digest)
+  if kind ~= 'none' and not copy then
+    copy = redis.call('DUMP', key)
+    value, size, truncated, digest = read_value(key, kind, limit, elide, hash_digest)
+  end
   local expected = ARGV[3 + n]
   if expected ~= '' and kind ~= 'none' and value_digest(kind, value) == expected then
     same, value = 1, false
   end
+  if format == 'json' then value = false end  -- the client cuts it from the copy: sent once
   out[#out + 1] = kind
   out[#out + 1] = pttl
   out[#out + 1] = value
   out[#out + 1] = size
   out[#out + 1] = truncated
-  out[#out + 1] = dump
+  out[#out + 1] = copy
+  out[#out + 1] = format
   out[#out + 1] = same
   out[#out + 1] = digest
-  local tkey = ARGV[3] .. key
-  local tdump = redis.call('DUMP', tkey)
+  local tdump = any_tags and redis.call('DUMP', tag_keys[n])
   if tdump then
-    out[#out + 1] = redis.call('HGETALL', tkey)
+    out[#out + 1] = redis.call('HGETALL', tag_keys[n])
     out[#out + 1] = tdump
-    out[#out + 1] = redis.call('PTTL', tkey)
+    out[#out + 1] = redis.call('PTTL', tag_keys[n])
   else
     out[#out + 1] = false
     out[#out + 1] = false

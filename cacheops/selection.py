@@ -122,6 +122,12 @@ class Selection:
         return bool(self.response_contains or self.response_regex)
 
     @property
+    def needs_full_decode(self) -> bool:
+        """Whether entries must be decoded fully to be judged: the layouts' matches() compare a
+        prompt with the entry's messages, which a listing decode leaves out (Layout.decode)."""
+        return bool(self.prompts)
+
+    @property
     def needs_tags(self) -> bool:
         return bool(self.tags)
 

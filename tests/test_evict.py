@@ -506,14 +506,15 @@ def test_unchanged_entries_are_not_decoded_again(redis_url, client, tmp_path, mo
     from cacheops.selection import Selection
 
     mixed_cache(redis_url, client)
-    for selection in (Selection(cache="redis"), Selection(response_contains=["never possible"]),
-                      Selection(tags={"user_id": "bob"}), Selection(cache="llmcache")):
+    for n, selection in enumerate((Selection(cache="redis"), Selection(response_contains=["never possible"]),
+                                   Selection(tags={"user_id": "bob"}), Selection(cache="llmcache"))):
         plan = evict_lib.plan(client, selection, build_context(client))
         assert plan.total
         decoded = []
         real = evict_lib.decode_record
-        monkeypatch.setattr(evict_lib, "decode_record", lambda rec, ctx: decoded.append(rec.key) or real(rec, ctx))
-        result = evict_lib.execute(client, plan, backup_path=tmp_path / f"{len(decoded)}-{id(plan)}.jsonl")
+        monkeypatch.setattr(evict_lib, "decode_record",
+                            lambda rec, ctx, full=True: decoded.append(rec.key) or real(rec, ctx, full))
+        result = evict_lib.execute(client, plan, backup_path=tmp_path / f"{n}.jsonl")
         monkeypatch.setattr(evict_lib, "decode_record", real)
         assert result.deleted == plan.total and decoded == [], selection
 
@@ -526,8 +527,8 @@ def test_unreachable_selects_entries_the_layouts_mark(run, redis_url, client, mo
     assert evict(run, "--unreachable", "--yes")[0].exit_code == 7  # nothing marked: nothing matched
     real = catalog.decode_record
 
-    def marking(rec, ctx):
-        item = real(rec, ctx)
+    def marking(rec, ctx, full=True):
+        item = real(rec, ctx, full)
         if getattr(item, "answer", None) == WRONG:
             item.unreachable = "stored under a key no lookup computes"
         return item
