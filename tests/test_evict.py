@@ -304,6 +304,30 @@ def test_restore_brings_back_identical_bytes_and_ttls(run, redis_url, client, tm
     assert again["restored"] == 0 and again["identical"] == 4
 
 
+def test_restore_reads_version_1_backups(run, redis_url, client, tmp_path):
+    """Backups written before version 2 hold a DUMP for every key, RedisJSON documents included."""
+    import base64
+    import hashlib
+
+    mixed_cache(redis_url, client)
+    before = snapshot(client)
+    backup = tmp_path / "b.jsonl"
+    assert evict(run, "--cache", "redis", "--backup", str(backup), "--yes")[0].exit_code == 0
+    lines = [json.loads(line) for line in backup.read_text().splitlines()]
+    assert lines[0]["version"] == 2 and sum("json" in d for d in lines) >= 4
+    old = [{**lines[0], "version": 1}]
+    for doc in lines[1:]:
+        if "json" in doc:
+            del doc["json"]
+            dump = before[doc["key"].encode()][0]
+            doc.update(dump=base64.b64encode(dump).decode(), sha1=hashlib.sha1(dump).hexdigest())
+        old.append(doc)
+    v1 = tmp_path / "v1.jsonl"
+    v1.write_text("".join(json.dumps(d) + "\n" for d in old))
+    assert run.json("restore", str(v1))["restored"] == len(old) - 1
+    assert_same(before, snapshot(client), before)
+
+
 def test_restore_keeps_newer_entries_unless_forced(run, redis_url, client, tmp_path):
     writers.langchain_exact(redis_url, [(Q, WRONG)])
     backup = tmp_path / "b.jsonl"
