@@ -35,7 +35,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .labelled import LabelledSet
 from .tags import valid_tag_name
@@ -188,18 +188,20 @@ class WarmSection(BaseModel):
     def _tag_names(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_tags(value)
 
-    @model_validator(mode="after")
-    def _models_for_langchain(self) -> "WarmSection":
-        for target in self.caches:
+    @field_validator("caches")
+    @classmethod
+    def _models_for_langchain(cls, caches: list, info: ValidationInfo) -> list:
+        # a field validator (not a model one), so the error points at the caches list's line
+        for target in caches:
             if isinstance(target, (LangchainExactTarget, LangchainSemanticTarget)):
-                models = target.models if target.models is not None else self.models
+                models = target.models if target.models is not None else info.data.get("models") or []
                 if not models:
                     raise ValueError(f"cache {target.display!r} ({target.type}) needs a model: "
                                      f"set warm.models or the cache's models")
                 if isinstance(target, LangchainSemanticTarget) and len(models) > 1:
                     raise ValueError(f"cache {target.display!r}: a langchain_semantic cache keys on the prompt "
                                      f"only, so warm it for one model (set its own models: [...])")
-        return self
+        return caches
 
 
 class Playbook(LabelledSet):
