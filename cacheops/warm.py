@@ -8,6 +8,10 @@ computes, so the app's next lookup is a hit:
     never called) -> model._get_llm_string(stop=...), or given verbatim;
   - write: RedisCache.update / RedisSemanticCache.update / SemanticCache.store, with the playbook's TTL.
 
+Prompts without an answer are skipped, or with generate asked of the app's model the app's way:
+set_llm_cache(cache) + model.invoke, so LangChain's own lookup/update writes the reply (and then
+the entry must be where warm computed it, a check of the playbook's model settings).
+
 A prompt already cached is left alone unless refresh: exact caches by their key (the library's own
 _key), semantic caches by the library's own check() for the same prompt, which must return the very
 entry this prompt would be stored as (and, for LangChain, the same llm_string). The checking cache
@@ -34,7 +38,11 @@ from .playbook import (ImportRef, LangchainExactTarget, LangchainSemanticTarget,
 from .tags import set_tags
 
 WRITTEN, WOULD_WRITE, CACHED, SKIPPED, FAILED = "written", "would_write", "already_cached", "skipped", "failed"
-NO_ANSWER = "no answer in the playbook (warm writes the playbook's answers; it never calls the model)"
+NO_ANSWER = "no answer in the playbook (--generate asks the app's model for one)"
+NO_MODEL_TO_ASK = "no answer in the playbook, and RedisVL SemanticCache has no model to ask"
+NO_IMPORT_TO_ASK = "no answer in the playbook; --generate needs the model as an import, not an llm_string"
+ASKS_MODEL = "would ask the model"
+GENERATED = "answered by the model through the cache (--generate)"
 # check() returns the nearest entries; the prompt's own entry is at distance 0, so a few suffice
 # even when other entries embed identically.
 CHECK_RESULTS = 10
@@ -129,6 +137,8 @@ class AppModel:
     label: str
     llm_string: str
     chat: bool
+    model: object | None = None  # the LangChain model, when built from an import (--generate asks it)
+    stop: list[str] | None = None
 
 
 def resolve_model(ref: ModelRef, source: str) -> AppModel:
@@ -141,7 +151,7 @@ def resolve_model(ref: ModelRef, source: str) -> AppModel:
     if not isinstance(model, (BaseChatModel, BaseLLM)):
         raise ConfigError(f"{source}: model {ref.import_} built a {type(model).__name__}, not a LangChain chat "
                           f"model or LLM")
-    return AppModel(ref.name, model._get_llm_string(stop=ref.stop), isinstance(model, BaseChatModel))
+    return AppModel(ref.name, model._get_llm_string(stop=ref.stop), isinstance(model, BaseChatModel), model, ref.stop)
 
 
 def prompt_string(text: str, system: str | None, chat: bool) -> str:
@@ -206,8 +216,9 @@ def as_redisvl_vectorizer(obj):
 # -- the run ------------------------------------------------------------------------------------------
 
 def warm(client: redis.Redis, playbook: Playbook, path: str | Path, refresh: bool = False,
-         dry_run: bool = False) -> WarmReport:
-    """Write every prompt's answer into every cache of the playbook (see the module docstring)."""
+         dry_run: bool = False, generate: bool = False) -> WarmReport:
+    """Write every prompt's answer into every cache of the playbook (see the module docstring).
+    generate: prompts without an answer are asked of the app's model through the cache."""
     source = str(path)
     name = playbook_name(playbook, path)
     report = WarmReport(name, source, dry_run, refresh)
@@ -218,13 +229,13 @@ def warm(client: redis.Redis, playbook: Playbook, path: str | Path, refresh: boo
                   if not isinstance(t, LangchainExactTarget)}
     for target in playbook.warm.caches:
         run = TargetRun(client, playbook, target, models[id(target)], embeddings.get(id(target)), base_tags,
-                        report, refresh, dry_run)
+                        report, refresh, dry_run, generate)
         run.go()
     if not dry_run:
         totals = report.totals
         report.event_id = audit_log.record(
             client, "warm", audit_log.whoami(client),
-            {"playbook": name, "file": source, "refresh": refresh},
+            {"playbook": name, "file": source, "refresh": refresh, "generate": generate},
             {"written": totals[WRITTEN], "already_cached": totals[CACHED], "skipped": totals[SKIPPED],
              "failed": totals[FAILED]},
             None, {"caches": [c.to_dict() for c in report.caches]})
@@ -251,11 +262,11 @@ class TargetRun:
     """One cache of the playbook: open it with the library, then check and write each prompt."""
 
     def __init__(self, client, playbook: Playbook, target, models: list[AppModel], embedding, base_tags: dict,
-                 report: WarmReport, refresh: bool, dry_run: bool):
+                 report: WarmReport, refresh: bool, dry_run: bool, generate: bool = False):
         self.client, self.playbook, self.target, self.models = client, playbook, target, models
         self.lib_client = library_client(client)
         self.embedding, self.base_tags, self.report = embedding, base_tags, report
-        self.refresh, self.dry_run = refresh, dry_run
+        self.refresh, self.dry_run, self.generate = refresh, dry_run, generate
         self.ttl = ttl_of(playbook, target)
         self.outcome = CacheOutcome(target.display, target.type, [m.label for m in models], self.ttl)
         report.caches.append(self.outcome)
@@ -288,18 +299,14 @@ class TargetRun:
             self.outcome.cache = opened.cache.index.name  # the name langchain-redis gave the index
         for model in self.models or [None]:
             for p in self.playbook.prompts:
-                label = model.label if model else None
-                if p.answer is None:
-                    self.record(label, p.prompt, SKIPPED, reason=NO_ANSWER)
-                    continue
                 try:
                     self.one(opened, model, p)
                 except Exception as exc:
                     if _fatal(exc):
                         raise
-                    self.record(label, p.prompt, FAILED, reason=_reason(exc))
+                    self.record(model.label if model else None, p.prompt, FAILED, reason=_reason(exc))
 
-    # -- per cache type --------------------------------------------------------------------------
+    # -- opening the cache with its library -----------------------------------------------------
     def open(self):
         t = self.target
         if isinstance(t, LangchainExactTarget):
@@ -339,77 +346,109 @@ class TargetRun:
         return [f for f in schema["fields"] if f["name"] not in STANDARD_FIELDS]
 
     def one(self, cache, model: AppModel | None, p) -> None:
-        if isinstance(self.target, LangchainExactTarget):
-            self.exact(cache, model, p)
-        elif isinstance(self.target, LangchainSemanticTarget):
-            self.langchain_semantic(cache, model, p)
-        else:
-            self.redisvl_semantic(cache, p)
-
-    def exact(self, cache, model: AppModel, p) -> None:
-        prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
-        key = cache._key(prompt, model.llm_string)  # the library's own key for (prompt, llm_string)
-        if self.client.exists(key) and not self.refresh:
-            self.record(model.label, p.prompt, CACHED, key)
+        label = model.label if model else None
+        if p.answer is None and not self.generate:
+            self.record(label, p.prompt, SKIPPED, reason=NO_ANSWER)
+            return
+        if p.answer is None and (model is None or model.model is None):
+            self.record(label, p.prompt, SKIPPED, reason=NO_MODEL_TO_ASK if model is None else NO_IMPORT_TO_ASK)
+            return
+        key, cached, note = self.check(cache, model, p)
+        if cached and (not self.refresh or p.answer is None):
+            # --refresh does not re-ask a model: that costs a call; evict the entry to regenerate it
+            self.record(label, p.prompt, CACHED, key, None if p.answer is not None or not self.refresh else
+                        "--refresh does not ask the model again; evict the entry to regenerate it")
         elif self.dry_run:
-            self.record(model.label, p.prompt, WOULD_WRITE, key)
+            self.record(label, p.prompt, WOULD_WRITE, key, note or (ASKS_MODEL if p.answer is None else None))
+        elif p.answer is None:
+            self.ask(cache, model, p, key)
+            if not self.check(cache, model, p)[1]:
+                raise CacheopsError(f"the model's reply was not cached under {key}: the playbook's model or "
+                                    f"cache settings differ from what the library computed")
+            self.tag(cache, key, p)
+            self.record(label, p.prompt, WRITTEN, key, GENERATED)
         else:
-            cache.update(prompt, model.llm_string, generations(p.answer, model.chat))
-            self.tag(key, self.tags_of(p))
-            self.record(model.label, p.prompt, WRITTEN, key)
+            key = self.write(cache, model, p) or key
+            self.tag(cache, key, p)
+            self.record(label, p.prompt, WRITTEN, key, note)
 
-    def langchain_semantic(self, cache, model: AppModel, p) -> None:
+    # -- per cache type: (key, cached?, note) and the write ------------------------------------------
+    def check(self, cache, model: AppModel | None, p) -> tuple[str, bool, str | None]:
         from redisvl.redis.utils import hashify
 
-        prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
-        if cache is None:  # dry run, the index does not exist yet
-            self.record(model.label, p.prompt, WOULD_WRITE, f"{self.target.display}:{hashify(prompt)}")
-            return
-        key = cache.cache.index.key(hashify(prompt))  # RedisVL's entry id for a prompt without filters
-        hits = cache.cache.check(prompt=prompt, num_results=CHECK_RESULTS)
-        mine = [h for h in hits if h.get("key") == key]
-        if any((h.get("metadata") or {}).get("llm_string") == model.llm_string for h in mine) and not self.refresh:
-            self.record(model.label, p.prompt, CACHED, key)
-            return
-        # The entry id is the prompt's alone: another model's entry for it is replaced, as the app would.
-        note = "replaces another model's entry for this prompt (this cache keys on the prompt only)" \
-            if mine and not self.refresh else None
-        if self.dry_run:
-            self.record(model.label, p.prompt, WOULD_WRITE, key, note)
-            return
-        cache.cache.set_ttl(self.ttl)
-        try:
-            cache.update(prompt, model.llm_string, generations(p.answer, model.chat))
-        finally:
-            cache.cache.set_ttl(None)
-        self.tag(key, self.tags_of(p))
-        self.record(model.label, p.prompt, WRITTEN, key, note)
+        t = self.target
+        if isinstance(t, LangchainExactTarget):
+            prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
+            key = cache._key(prompt, model.llm_string)  # the library's own key for (prompt, llm_string)
+            return key, bool(self.client.exists(key)), None
+        if isinstance(t, LangchainSemanticTarget):
+            prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
+            if cache is None:  # dry run, the index does not exist yet
+                return f"{t.display}:{hashify(prompt)}", False, None
+            key = cache.cache.index.key(hashify(prompt))  # RedisVL's entry id for a prompt without filters
+            mine = [h for h in cache.cache.check(prompt=prompt, num_results=CHECK_RESULTS) if h.get("key") == key]
+            cached = any((h.get("metadata") or {}).get("llm_string") == model.llm_string for h in mine)
+            # The entry id is the prompt's alone: another model's entry for it is replaced, as by the app.
+            note = "replaces another model's entry for this prompt (this cache keys on the prompt only)" \
+                if mine and not cached else None
+            return key, cached, note
+        filters, _ = self.split_tags(cache, p)
+        if cache is None:
+            return f"{t.name}:{hashify(p.prompt, filters or None)}", False, None
+        key = cache.index.key(hashify(p.prompt, filters or None))  # what store() will name it
+        return key, any(h.get("key") == key for h in cache.check(prompt=p.prompt, num_results=CHECK_RESULTS)), None
 
-    def redisvl_semantic(self, cache, p) -> None:
-        from redisvl.redis.utils import hashify
-
+    def split_tags(self, cache, p) -> tuple[dict, dict]:
+        """RedisVL: (filters = the target's filters + tags that are filterable fields, the other tags)."""
         t: RedisvlSemanticTarget = self.target
         tags = self.tags_of(p)
         fields = (set(cache.return_fields) - STANDARD_FIELDS) if cache is not None else {
             f["name"] for f in (t.filterable_fields or [])}
-        filters = {**t.filters, **{k: v for k, v in tags.items() if k in fields}}
-        own_tags = {k: v for k, v in tags.items() if k not in fields}
-        if cache is None:
-            self.record(None, p.prompt, WOULD_WRITE, f"{t.name}:{hashify(p.prompt, filters or None)}")
-            return
-        key = cache.index.key(hashify(p.prompt, filters or None))  # what store() will name it
-        hits = cache.check(prompt=p.prompt, num_results=CHECK_RESULTS)
-        if any(h.get("key") == key for h in hits) and not self.refresh:
-            self.record(None, p.prompt, CACHED, key)
-        elif self.dry_run:
-            self.record(None, p.prompt, WOULD_WRITE, key)
-        else:
-            key = cache.store(p.prompt, p.answer, metadata=t.metadata or None, filters=filters or None, ttl=self.ttl)
-            if own_tags:
-                self.tag(key, own_tags)
-            self.record(None, p.prompt, WRITTEN, key)
+        return ({**t.filters, **{k: v for k, v in tags.items() if k in fields}},
+                {k: v for k, v in tags.items() if k not in fields})
 
-    def tag(self, key, tags: dict[str, str]) -> None:
+    def write(self, cache, model: AppModel | None, p) -> str | None:
+        t = self.target
+        if isinstance(t, LangchainExactTarget):
+            cache.update(prompt_string(p.prompt, self.system_of(p), model.chat), model.llm_string,
+                         generations(p.answer, model.chat))
+            return None
+        if isinstance(t, LangchainSemanticTarget):
+            cache.cache.set_ttl(self.ttl)
+            try:
+                cache.update(prompt_string(p.prompt, self.system_of(p), model.chat), model.llm_string,
+                             generations(p.answer, model.chat))
+            finally:
+                cache.cache.set_ttl(None)
+            return None
+        filters, _ = self.split_tags(cache, p)
+        return cache.store(p.prompt, p.answer, metadata=t.metadata or None, filters=filters or None, ttl=self.ttl)
+
+    def ask(self, cache, model: AppModel, p, key: str) -> None:
+        """The app's path: the model answers through the cache (set_llm_cache), which stores the reply."""
+        from langchain_core.globals import get_llm_cache, set_llm_cache
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        system = self.system_of(p)
+        messages = ([SystemMessage(content=system)] if system is not None else []) + [HumanMessage(content=p.prompt)]
+        semantic = isinstance(self.target, LangchainSemanticTarget)
+        before = get_llm_cache()
+        set_llm_cache(cache)
+        if semantic:
+            cache.cache.set_ttl(self.ttl)
+        try:
+            model.model.invoke(messages if model.chat else (p.prompt if system is None else messages),
+                               stop=model.stop)
+        finally:
+            set_llm_cache(before)
+            if semantic:
+                cache.cache.set_ttl(None)
+
+    def tag(self, cache, key, p) -> None:
+        """The prompt's tags beside the entry; for RedisVL only those that are no field of the cache."""
+        tags = self.split_tags(cache, p)[1] if isinstance(self.target, RedisvlSemanticTarget) else self.tags_of(p)
+        if not tags:
+            return
         if self._context is None:  # built once the cache (and its index) exists, so its entries classify
             from .catalog import build_context
 

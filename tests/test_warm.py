@@ -248,3 +248,32 @@ def test_shipped_faq_playbook_warms_the_demo_caches(run, redis_url, client):
     doc = warm_json(run, faq)
     assert doc["totals"]["failed"] == 0
     assert {c["cache"]: c["already_cached"] for c in doc["caches"]}["redis"] == 81
+
+
+def test_generate_asks_the_model_through_the_cache(run, redis_url, client, tmp_path):
+    """--generate: prompts without an answer are answered by the app's model, the app's way
+    (set_llm_cache + invoke), and land where the app looks them up."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_redis import RedisCache
+
+    model = {"import": "langchain_core.language_models.fake_chat_models:FakeListChatModel",
+             "kwargs": {"responses": ["Generated reply."]}, "label": "fake"}
+    prompts = [{"prompt": "What is new this week?", "system": "Be brief."}, {"prompt": "Hi", "answer": "Hello."}]
+    path = write_playbook(tmp_path, [{"type": "langchain_exact", "ttl": 300},
+                                     {"type": "redisvl_semantic", "name": "rvl", "embedding": HASHING}],
+                          prompts=prompts, models=[model])
+    assert warm_json(run, path)["totals"]["skipped"] == 2  # without --generate: skipped, nothing asked
+    assert warm_json(run, path, "--generate", "--dry-run")["entries"][0]["reason"] == "would ask the model"
+    doc = warm_json(run, path, "--generate")
+    by_cache = {c["cache"]: c for c in doc["caches"]}
+    assert by_cache["redis"]["written"] == 1 and by_cache["redis"]["already_cached"] == 1
+    assert by_cache["rvl"]["skipped"] == 1 and "no model to ask" in [
+        e["reason"] for e in doc["entries"] if e["cache"] == "rvl" and e["status"] == "skipped"][0]
+    app = FakeListChatModel(responses=["Generated reply."])
+    with writers.llm_cache(RedisCache(redis_url=redis_url)):
+        assert app.invoke([SystemMessage("Be brief."), HumanMessage("What is new this week?")]).content == \
+            "Generated reply."
+    assert app.i == 0  # a cache hit: the app's model was not called
+    key = f"redis:{lc.md5_hex(lc.chat_prompt('What is new this week?', 'Be brief.'))}:{lc.md5_hex(app._get_llm_string())}"
+    assert 290 < client.ttl(key) <= 300 and client.hget(b"cacheops:tags:" + key.encode(), "playbook") == b"onboarding"
+    assert warm_json(run, path, "--generate")["caches"][0]["already_cached"] == 2

@@ -11,9 +11,12 @@ from .app import AppState, output_format, output_options
 @click.argument("playbook_path", metavar="PLAYBOOK", type=click.Path(dir_okay=False))
 @click.option("--refresh", is_flag=True, help="Rewrite prompts that are already cached (default: leave them).")
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+@click.option("--generate", is_flag=True,
+              help="Prompts without an answer: ask the app's model through the cache, as the app would "
+                   "(calls the model; default: skip them).")
 @output_options
 @click.pass_context
-def command(ctx, playbook_path, refresh, dry_run, json_flag, table_flag):
+def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_flag):
     """Pre-fill LLM caches with a playbook's curated answers, so a deploy does not start cold.
 
     PLAYBOOK is a labelled set (prompts with answers, as for `audit --labels`) with a `warm:`
@@ -21,7 +24,8 @@ def command(ctx, playbook_path, refresh, dry_run, json_flag, table_flag):
     model (an import path + kwargs, constructed but never called, or a verbatim llm_string) and the
     embedding model. Entries are written by the cache libraries themselves, under the keys the app
     looks up, with the playbook's TTL and tags (playbook=NAME, for `evict --tag`). Prompts already
-    cached are left alone unless --refresh. Exits 8 when any prompt failed (a CI gate), 9 when the
+    cached are left alone unless --refresh. Prompts without an answer are skipped, or with
+    --generate answered by the app's model through the cache. Exits 8 when any prompt failed (a CI gate), 9 when the
     playbook is invalid.
 
     \b
@@ -31,7 +35,8 @@ def command(ctx, playbook_path, refresh, dry_run, json_flag, table_flag):
     """
     state: AppState = ctx.obj
     playbook = load_playbook(playbook_path)
-    report = warm(state.client(), playbook, playbook_path, refresh=refresh, dry_run=dry_run)
+    report = warm(state.client(), playbook, playbook_path, refresh=refresh, dry_run=dry_run,
+                  generate=generate)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
     else:
