@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .tags import valid_tag_name
 from .yamlfile import load_yaml_model
 
 
@@ -47,6 +48,14 @@ class LabelledPrompt(BaseModel):
     def _no_blank(cls, value: list[str]) -> list[str]:
         if any(not p.strip() for p in value):
             raise ValueError("a paraphrase is empty")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not valid_tag_name(name)]
+        if bad:
+            raise ValueError(f"tag name {bad[0]!r}: use letters, digits, '_', '-' or '.'")
         return value
 
 

@@ -46,6 +46,7 @@ GENERATED = "answered by the model through the cache (--generate)"
 # check() returns the nearest entries; the prompt's own entry is at distance 0, so a few suffice
 # even when other entries embed identically.
 CHECK_RESULTS = 10
+CHECK_MIN_THRESHOLD = 0.01
 # RedisVL SemanticCache's own fields; any other index field is a filterable field
 STANDARD_FIELDS = {"prompt", "response", "inserted_at", "updated_at", "prompt_vector", "entry_id", "metadata", "key"}
 
@@ -363,8 +364,8 @@ class TargetRun:
         elif p.answer is None:
             self.ask(cache, model, p, key)
             if not self.check(cache, model, p)[1]:
-                raise CacheopsError(f"the model's reply was not cached under {key}: the playbook's model or "
-                                    f"cache settings differ from what the library computed")
+                raise CacheopsError(f"nothing was cached under {key}: a nearby entry answered the lookup, or the "
+                                    f"playbook's model settings differ from what the model computed")
             self.tag(cache, key, p)
             self.record(label, p.prompt, WRITTEN, key, GENERATED)
         else:
@@ -386,7 +387,8 @@ class TargetRun:
             if cache is None:  # dry run, the index does not exist yet
                 return f"{t.display}:{hashify(prompt)}", False, None
             key = cache.cache.index.key(hashify(prompt))  # RedisVL's entry id for a prompt without filters
-            mine = [h for h in cache.cache.check(prompt=prompt, num_results=CHECK_RESULTS) if h.get("key") == key]
+            hits = cache.cache.check(prompt=prompt, num_results=CHECK_RESULTS, distance_threshold=self.check_threshold)
+            mine = [h for h in hits if h.get("key") == key]
             cached = any((h.get("metadata") or {}).get("llm_string") == model.llm_string for h in mine)
             # The entry id is the prompt's alone: another model's entry for it is replaced, as by the app.
             note = "replaces another model's entry for this prompt (this cache keys on the prompt only)" \
@@ -396,7 +398,14 @@ class TargetRun:
         if cache is None:
             return f"{t.name}:{hashify(p.prompt, filters or None)}", False, None
         key = cache.index.key(hashify(p.prompt, filters or None))  # what store() will name it
-        return key, any(h.get("key") == key for h in cache.check(prompt=p.prompt, num_results=CHECK_RESULTS)), None
+        hits = cache.check(prompt=p.prompt, num_results=CHECK_RESULTS, distance_threshold=self.check_threshold)
+        return key, any(h.get("key") == key for h in hits), None
+
+    @property
+    def check_threshold(self) -> float:
+        # The prompt's own entry is at distance ~0 (float noise, or a remote model's jitter): a cache
+        # threshold of 0 (exact only) must still find it.
+        return max(self.target.distance_threshold, CHECK_MIN_THRESHOLD)
 
     def split_tags(self, cache, p) -> tuple[dict, dict]:
         """RedisVL: (filters = the target's filters + tags that are filterable fields, the other tags)."""

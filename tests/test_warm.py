@@ -201,6 +201,8 @@ def test_a_cache_that_cannot_be_opened_fails_with_exit_8(run, redis_url, client,
     ("prompts:\n- prompt: a\nwarm:\n  models:\n  - import: not an import\n  caches: [{type: langchain_exact}]\n",
      ":5: warm.models.0"),
     ("prompts:\n- prompt: a\n", "warm: Field required"),
+    ("prompts:\n- prompt: a\n  tags: {bad name: x}\nwarm:\n  caches: [{type: langchain_exact}]\n",
+     ":3: prompts.0.tags: Value error, tag name 'bad name'"),
 ])
 def test_bad_playbook_is_one_line_with_file_and_line_exit_9(run, tmp_path, text, needle):
     path = tmp_path / "bad.yaml"

@@ -21,8 +21,8 @@ def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_fla
 
     PLAYBOOK is a labelled set (prompts with answers, as for `audit --labels`) with a `warm:`
     section naming the caches (langchain_exact, langchain_semantic, redisvl_semantic), the app's
-    model (an import path + kwargs, constructed but never called, or a verbatim llm_string) and the
-    embedding model. Entries are written by the cache libraries themselves, under the keys the app
+    model (an import path + kwargs, constructed but only called with --generate, or a verbatim
+    llm_string) and the embedding model. Entries are written by the cache libraries themselves, under the keys the app
     looks up, with the playbook's TTL and tags (playbook=NAME, for `evict --tag`). Prompts already
     cached are left alone unless --refresh. Prompts without an answer are skipped, or with
     --generate answered by the app's model through the cache. Exits 8 when any prompt failed (a CI gate), 9 when the
