@@ -86,6 +86,7 @@ class WarmReport:
     file: str
     dry_run: bool
     refresh: bool
+    generate: bool = False
     caches: list[CacheOutcome] = field(default_factory=list)
     entries: list[EntryOutcome] = field(default_factory=list)
     event_id: str | None = None
@@ -108,6 +109,7 @@ class WarmReport:
 
     def to_dict(self) -> dict:
         return {"playbook": self.playbook, "file": self.file, "dry_run": self.dry_run, "refresh": self.refresh,
+                "generate": self.generate,
                 "totals": self.totals, "caches": [c.to_dict() for c in self.caches],
                 "entries": [e.to_dict() for e in self.entries], "event": self.event_id}
 
@@ -222,7 +224,7 @@ def warm(client: redis.Redis, playbook: Playbook, path: str | Path, refresh: boo
     generate: prompts without an answer are asked of the app's model through the cache."""
     source = str(path)
     name = playbook_name(playbook, path)
-    report = WarmReport(name, source, dry_run, refresh)
+    report = WarmReport(name, source, dry_run, refresh, generate)
     base_tags = {"playbook": name, **playbook.warm.tags}
     # Resolve every model and embedding before writing anything: a bad import stops the run clean.
     models = {id(t): [resolve_model(m, source) for m in models_of(playbook, t)] for t in playbook.warm.caches}

@@ -77,8 +77,9 @@ def test_exact_cache_warm_is_a_hit_for_the_app(run, redis_url, client, tmp_path)
 
 
 def test_second_run_writes_nothing_and_refresh_rewrites(run, redis_url, client, tmp_path):
+    # threshold 0 (exact matches only): the check still finds the prompt's own entry
     path = write_playbook(tmp_path, [{"type": "langchain_exact"},
-                                     {"type": "langchain_semantic", "embedding": HASHING}])
+                                     {"type": "langchain_semantic", "embedding": HASHING, "distance_threshold": 0}])
     assert warm_json(run, path)["totals"]["written"] == 6
     before = {k: client.dump(k) for k in client.scan_iter(match="redis:*")}
     doc = warm_json(run, path)
