@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .playbook import ImportRef, ModelRef
+from .playbook import ImportRef, ModelRef, is_vectorizer_spec
 
 
 def build_import(ref: str, kwargs: dict, what: str, source: str):
@@ -77,11 +77,10 @@ def generations(answer: str, chat: bool) -> list:
 def load_embedding(ref, source: str):
     """A vectorizer SPEC -> RedisVL vectorizer (vectorizers.py); an import -> whatever it builds
     (LangChain Embeddings or a RedisVL vectorizer)."""
-    from .vectorizers import ALIASES, PROVIDERS, load_vectorizer
+    from .vectorizers import load_vectorizer
 
     if isinstance(ref, str):
-        provider = ref.partition(":")[0].lower()
-        if ALIASES.get(provider, provider) in PROVIDERS:
+        if is_vectorizer_spec(ref):
             return load_vectorizer(ref)
         ref = ImportRef.model_validate({"import": ref})
     return build_import(ref.import_, ref.kwargs, "embedding", source)

@@ -72,7 +72,7 @@ class ImportRef(BaseModel):
 
 
 class ModelRef(BaseModel):
-    """The app's model: built from an import path (constructed, never called) for its llm_string,
+    """The app's model: built from an import path (constructed; only --generate calls it) for its llm_string,
     or the llm_string itself, verbatim (as `cacheops show` prints it)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -108,8 +108,22 @@ class ModelRef(BaseModel):
 
 
 # An embedding model: a vectorizer SPEC (hf:..., openai:...) or an import path, as a string, or an
-# import with kwargs. Which one a string is gets decided in warm.py (vectorizers.PROVIDERS).
+# import with kwargs (see appmodel.load_embedding).
 EmbeddingRef = Union[str, ImportRef]
+
+
+def is_vectorizer_spec(text: str) -> bool:
+    from .vectorizers import ALIASES, PROVIDERS
+
+    provider = text.partition(":")[0].lower()
+    return ALIASES.get(provider, provider) in PROVIDERS
+
+
+def _check_embedding(value):
+    if isinstance(value, str) and not is_vectorizer_spec(value) and not _IMPORT_PATH.match(value):
+        raise ValueError(f"{value!r} is neither a vectorizer SPEC (hf:sentence-transformers/all-MiniLM-L6-v2) "
+                         f"nor an import path (package.module:function)")
+    return value
 
 
 class _Target(BaseModel):
@@ -138,6 +152,8 @@ class LangchainSemanticTarget(_Target):
     prefix: str = "llmcache"
     embedding: EmbeddingRef
     distance_threshold: float = Field(0.2, ge=0, le=2)
+
+    _embedding = field_validator("embedding")(_check_embedding)
     models: list[ModelRef] | None = Field(None, max_length=1)
 
     @property
@@ -155,6 +171,8 @@ class RedisvlSemanticTarget(_Target):
     name: str = "llmcache"
     embedding: EmbeddingRef
     distance_threshold: float = Field(0.1, ge=0, le=2)
+
+    _embedding = field_validator("embedding")(_check_embedding)
     filterable_fields: list[dict[str, Any]] | None = None  # default: the existing index's
     filters: dict[str, Scalar] = {}
     metadata: dict[str, Any] = {}

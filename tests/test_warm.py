@@ -202,6 +202,8 @@ def test_a_cache_that_cannot_be_opened_fails_with_exit_8(run, redis_url, client,
     ("prompts:\n- prompt: a\nwarm:\n  models:\n  - import: not an import\n  caches: [{type: langchain_exact}]\n",
      ":5: warm.models.0"),
     ("prompts:\n- prompt: a\n", "warm: Field required"),
+    ("prompts:\n- prompt: a\nwarm:\n  caches:\n  - type: redisvl_semantic\n    embedding: minilm\n",
+     ":6: warm.caches.0.redisvl_semantic.embedding: Value error, 'minilm' is neither a vectorizer SPEC"),
     ("prompts:\n- prompt: a\n  tags: {bad name: x}\nwarm:\n  caches: [{type: langchain_exact}]\n",
      ":3: prompts.0.tags: Value error, tag name 'bad name'"),
 ])
