@@ -20,6 +20,8 @@ from .layouts import LAYOUTS, Entry, Layout, PromptQuery  # noqa: E402
 from .evict import execute as execute_eviction, plan as plan_eviction  # noqa: E402
 from .backup import restore  # noqa: E402
 from .selection import Selection  # noqa: E402
+from .playbook import load_playbook  # noqa: E402
+from .warm import warm as warm_caches  # noqa: E402
 
 
 def connect_url(url: str):
@@ -30,4 +32,4 @@ def connect_url(url: str):
 __all__ = ["EntryFilter", "UnknownKey", "build_catalog", "build_context", "iter_entries", "connect",
            "connect_url", "redact_url", "resolve_spec", "CacheopsError", "find_by_prompt", "read_entry",
            "LAYOUTS", "Entry", "Layout", "PromptQuery", "Selection", "plan_eviction", "execute_eviction",
-           "restore"]
+           "restore", "load_playbook", "warm_caches"]

@@ -123,6 +123,13 @@ def connect(spec: ConnectionSpec, no_touch: bool = True) -> redis.Redis:
     return client
 
 
+def library_client(client: redis.Redis) -> redis.Redis:
+    """A second client over the same connection pool, to hand to a cache library (langchain-redis,
+    RedisVL): redis-py's json() registers its response callbacks on the client it is given, which
+    would change the replies cacheops itself parses (JSON.GET would come back decoded)."""
+    return redis.Redis(connection_pool=client.connection_pool)
+
+
 class _NoTouchMixin:
     """Every connection of an inspecting client turns on CLIENT NO-TOUCH (Redis >= 7.2), so reads do
     not bump a key's LRU idle time or LFU counter. Older servers reject the command; that is fine."""

@@ -12,7 +12,7 @@ class ExitCode(IntEnum):
     PERMISSION = 5  # the ACL user may not run a command cacheops needs
     MISSING_MODULE = 6  # the server lacks a module (search / JSON) the operation needs
     NOT_FOUND = 7  # nothing matched: no such key, no entry for that prompt, no such cache
-    PROBLEMS_FOUND = 8  # doctor found problems (for CI gates)
+    PROBLEMS_FOUND = 8  # doctor found problems, warm could not write some entries (for CI gates)
     CONFIG = 9  # config file / profile invalid
     EMBEDDED_UNAVAILABLE = 10  # the embedded server's wheels are missing or it failed to start
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
@@ -27,7 +27,7 @@ DESCRIPTIONS = {
     ExitCode.PERMISSION: "the ACL user lacks a permission cacheops needs",
     ExitCode.MISSING_MODULE: "the server lacks the search or JSON module the operation needs",
     ExitCode.NOT_FOUND: "nothing matched (key, prompt, cache)",
-    ExitCode.PROBLEMS_FOUND: "doctor found problems",
+    ExitCode.PROBLEMS_FOUND: "doctor found problems; warm could not write some entries",
     ExitCode.CONFIG: "invalid config file or profile",
     ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis could not be started",
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",

@@ -1,6 +1,7 @@
 """Labelled prompt sets: prompts, each with the paraphrases that should hit its cached answer.
 
-The file format is deliberately small so other features (cache warming) can reuse it:
+The file format is deliberately small so cache warming reuses it (a playbook is a labelled set
+with a `warm:` section, see playbook.py; the audit ignores that section):
 
     prompts:
       - prompt: What are your business hours?
@@ -9,8 +10,10 @@ The file format is deliberately small so other features (cache warming) can reus
         paraphrases:
           - When are you open?
           - What are your opening hours?
+        tags: {topic: hours}                      # optional: tags `cacheops warm` writes with it
       - prompt: Can I get a refund?
         paraphrases: [How do I get my money back?]
+    warm: {...}                                   # optional: see playbook.py
 
 Each paraphrase should be served its own prompt's answer; every other prompt should not be (a
 lookup that lands on another prompt is a wrong answer, unless both prompts give the same answer).
@@ -24,9 +27,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .tags import valid_tag_name
 from .yamlfile import load_yaml_model
 
 
@@ -36,6 +41,7 @@ class LabelledPrompt(BaseModel):
     paraphrases: list[str] = []
     answer: str | None = None
     system: str | None = None
+    tags: dict[str, str] = {}  # cache warming: tags for this prompt's entries
 
     @field_validator("paraphrases")
     @classmethod
@@ -44,10 +50,19 @@ class LabelledPrompt(BaseModel):
             raise ValueError("a paraphrase is empty")
         return value
 
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not valid_tag_name(name)]
+        if bad:
+            raise ValueError(f"tag name {bad[0]!r}: use letters, digits, '_', '-' or '.'")
+        return value
+
 
 class LabelledSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prompts: list[LabelledPrompt] = Field(min_length=1)
+    warm: dict[str, Any] | None = None  # a warm playbook's section (validated by playbook.py), ignored here
 
     @property
     def paraphrase_count(self) -> int:

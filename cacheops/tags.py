@@ -31,11 +31,15 @@ def is_tag_key(key: bytes) -> bool:
     return key.startswith(TAG_PREFIX)
 
 
+def valid_tag_name(name: str) -> bool:
+    return bool(name) and set(name) <= _TAG_NAME_CHARS
+
+
 def parse_pair(text: str) -> tuple[str, str]:
     """'NAME=VALUE' -> (name, value); a UsageError naming the fix otherwise."""
     name, sep, value = text.partition("=")
     name = name.strip()
-    if not sep or not name or not set(name) <= _TAG_NAME_CHARS:
+    if not sep or not valid_tag_name(name):
         raise UsageError(f"tag {text!r}: write NAME=VALUE, NAME made of letters, digits, '_', '-' or '.'")
     return name, value
 
@@ -56,15 +60,18 @@ def read_tags(client: redis.Redis, keys: list[bytes]) -> list[dict[str, str]]:
     return out
 
 
-def set_tags(client: redis.Redis, entry_key: str | bytes, tags: dict[str, str], remove: list[str] = ()) -> dict:
+def set_tags(client: redis.Redis, entry_key: str | bytes, tags: dict[str, str], remove: list[str] = (),
+             context=None) -> dict:
     """Tag one cache entry (it must exist and be recognised by a layout). Returns its tags after.
 
-    The tag hash takes the entry's remaining TTL, so an expired entry leaves no tag behind."""
+    The tag hash takes the entry's remaining TTL, so an expired entry leaves no tag behind.
+    context: a catalog Context to reuse when tagging many entries (default: built here)."""
     from .catalog import build_context
     from .finder import read_entry
     from .layouts import Entry
 
-    item = read_entry(client, build_context(client, learn=False), entry_key)
+    ctx = context if context is not None else build_context(client, learn=False)
+    item = read_entry(client, ctx, entry_key)
     if not isinstance(item, Entry):
         raise NotFound(f"{item.key!r} is not a cache entry cacheops recognises; only cache entries can be tagged")
     key = tag_key(entry_key)

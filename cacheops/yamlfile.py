@@ -43,11 +43,16 @@ def load_yaml_model(path: str | Path, model: type[Model], error: type[ConfigErro
 
 
 def line_of(node, loc: list) -> int | None:
-    """1-based line of the YAML node at a pydantic error location (the deepest node that exists)."""
+    """1-based line of the YAML node at a pydantic error location (the deepest node that exists).
+
+    A tagged union adds its tag to the location (caches.0.langchain_exact.prefix): a mapping key
+    that is not in the file is skipped, not the end of the walk."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if nxt is None and isinstance(part, str):
+                continue
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             nxt = node.value[part]
         else:

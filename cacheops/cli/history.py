@@ -6,11 +6,11 @@ from .app import AppState, output_format, output_options, pass_state
 
 @click.command("history")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest N events.")
-@click.option("--action", type=click.Choice(["evict", "restore"]), help="Only this kind of event.")
+@click.option("--action", type=click.Choice(["evict", "restore", "warm"]), help="Only this kind of event.")
 @output_options
 @pass_state
 def command(state: AppState, limit, action, json_flag, table_flag):
-    """The audit trail of evictions and restores on this server, newest first.
+    """The audit trail of evictions, restores and cache warming runs on this server, newest first.
 
     Each event says who (Redis ACL user, OS user and host), when, the selectors, the counts and
     the backup file. It lives in the capped stream cacheops:audit on the server itself.
@@ -26,13 +26,14 @@ def command(state: AppState, limit, action, json_flag, table_flag):
         render.flush()
         return
     if not events:
-        render.out("No evictions or restores recorded on this server.")
+        render.out("No evictions, restores or warm runs recorded on this server.")
         return
     t = render.table("when", "action", "who", "selectors", "counts", "backup")
     for e in events:
         counts = e.get("counts") or {}
         shown = {k: v for k, v in counts.items() if v and k in ("matched", "deleted", "restored", "kept_newer",
-                                                                "no_longer_matching", "overwritten")}
+                                                                "no_longer_matching", "overwritten", "written",
+                                                                "already_cached", "failed")}
         selectors = e.get("selectors") or {}
         t.add_row(render.timestamp(e["at"]), e["action"],
                   render.escape(f"{e.get('redis_user')} ({e.get('os_user')}@{e.get('host')})"),

@@ -1,0 +1,375 @@
+"""Cache warming: write a playbook's curated answers into the caches the app reads, before it does.
+
+Every entry is written by the cache library's own code, with the strings the app's own model
+computes, so the app's next lookup is a hit:
+  - prompt: langchain_core.load.dumps of the message list (system message first, if any) for a chat
+    model, the raw text for a plain LLM (FORMATS.md section 1);
+  - llm_string: the app's model, built from the playbook (import path + kwargs, constructed and
+    never called) -> model._get_llm_string(stop=...), or given verbatim;
+  - write: RedisCache.update / RedisSemanticCache.update / SemanticCache.store, with the playbook's TTL.
+
+Prompts without an answer are skipped, or with generate asked of the app's model the app's way:
+set_llm_cache(cache) + model.invoke, so LangChain's own lookup/update writes the reply (and then
+the entry must be where warm computed it, a check of the playbook's model settings).
+
+A prompt already cached is left alone unless refresh: exact caches by their key (the library's own
+_key), semantic caches by the library's own check() for the same prompt, which must return the very
+entry this prompt would be stored as (and, for LangChain, the same llm_string). The checking cache
+objects have no TTL, so check() does not slide any entry's expiry; the client is NO-TOUCH.
+
+Tags (playbook=<name>, warm.tags, per-prompt tags) go where `evict --tag` reads them: RedisVL
+filterable fields when the cache has a field of that name, else cacheops' tag hash beside the
+entry (tags.py). A run that writes is recorded in the audit stream (action "warm").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from . import audit_log
+from .connection import library_client, translate_redis_error
+from .appmodel import (AppModel, as_langchain_embeddings, as_redisvl_vectorizer, generations, load_embedding,
+                       prompt_string, resolve_model)
+from .errors import CacheopsError, ConfigError
+from .playbook import (LangchainExactTarget, LangchainSemanticTarget, Playbook, RedisvlSemanticTarget, models_of,
+                       playbook_name, ttl_of)
+from .tags import set_tags
+
+WRITTEN, WOULD_WRITE, CACHED, SKIPPED, FAILED = "written", "would_write", "already_cached", "skipped", "failed"
+NO_ANSWER = "no answer in the playbook (--generate asks the app's model for one)"
+NO_MODEL_TO_ASK = "no answer in the playbook, and RedisVL SemanticCache has no model to ask"
+NO_IMPORT_TO_ASK = "no answer in the playbook; --generate needs the model as an import, not an llm_string"
+ASKS_MODEL = "would ask the model"
+GENERATED = "answered by the model through the cache (--generate)"
+# check() returns the nearest entries; the prompt's own entry is at distance 0, so a few suffice
+# even when other entries embed identically.
+CHECK_RESULTS = 10
+CHECK_MIN_THRESHOLD = 0.01
+# RedisVL SemanticCache's own fields; any other index field is a filterable field
+STANDARD_FIELDS = {"prompt", "response", "inserted_at", "updated_at", "prompt_vector", "entry_id", "metadata", "key"}
+
+
+@dataclass
+class EntryOutcome:
+    cache: str
+    model: str | None
+    prompt: str
+    status: str
+    key: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"cache": self.cache, "model": self.model, "prompt": self.prompt, "status": self.status,
+                "key": self.key, "reason": self.reason}
+
+
+@dataclass
+class CacheOutcome:
+    cache: str
+    type: str
+    models: list[str]
+    ttl: int | None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((WRITTEN, WOULD_WRITE, CACHED, SKIPPED,
+                                                                          FAILED), 0))
+    error: str | None = None  # the cache could not be opened: every prompt failed for this reason
+
+    def to_dict(self) -> dict:
+        return {"cache": self.cache, "type": self.type, "models": self.models, "ttl": self.ttl, **self.counts,
+                "error": self.error}
+
+
+@dataclass
+class WarmReport:
+    playbook: str
+    file: str
+    dry_run: bool
+    refresh: bool
+    generate: bool = False
+    caches: list[CacheOutcome] = field(default_factory=list)
+    entries: list[EntryOutcome] = field(default_factory=list)
+    event_id: str | None = None
+
+    def add(self, outcome: CacheOutcome, entry: EntryOutcome) -> None:
+        outcome.counts[entry.status] += 1
+        self.entries.append(entry)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        out = dict.fromkeys((WRITTEN, WOULD_WRITE, CACHED, SKIPPED, FAILED), 0)
+        for c in self.caches:
+            for k, v in c.counts.items():
+                out[k] += v
+        return out
+
+    @property
+    def failed(self) -> int:
+        return self.totals[FAILED]
+
+    def to_dict(self) -> dict:
+        return {"playbook": self.playbook, "file": self.file, "dry_run": self.dry_run, "refresh": self.refresh,
+                "generate": self.generate,
+                "totals": self.totals, "caches": [c.to_dict() for c in self.caches],
+                "entries": [e.to_dict() for e in self.entries], "event": self.event_id}
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+def warm(client: redis.Redis, playbook: Playbook, path: str | Path, refresh: bool = False,
+         dry_run: bool = False, generate: bool = False) -> WarmReport:
+    """Write every prompt's answer into every cache of the playbook (see the module docstring).
+    generate: prompts without an answer are asked of the app's model through the cache."""
+    source = str(path)
+    name = playbook_name(playbook, path)
+    report = WarmReport(name, source, dry_run, refresh, generate)
+    base_tags = {"playbook": name, **playbook.warm.tags}
+    # Resolve every model and embedding before writing anything: a bad import stops the run clean.
+    models = {id(t): [resolve_model(m, source) for m in models_of(playbook, t)] for t in playbook.warm.caches}
+    embeddings = {id(t): load_embedding(t.embedding, source) for t in playbook.warm.caches
+                  if not isinstance(t, LangchainExactTarget)}
+    for target in playbook.warm.caches:
+        run = TargetRun(client, playbook, target, models[id(target)], embeddings.get(id(target)), base_tags,
+                        report, refresh, dry_run, generate)
+        run.go()
+    if not dry_run:
+        totals = report.totals
+        report.event_id = audit_log.record(
+            client, "warm", audit_log.whoami(client),
+            {"playbook": name, "file": source, "refresh": refresh, "generate": generate},
+            {"written": totals[WRITTEN], "already_cached": totals[CACHED], "skipped": totals[SKIPPED],
+             "failed": totals[FAILED]},
+            None, {"caches": [c.to_dict() for c in report.caches]})
+    return report
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, redis.RedisError):
+        translated = translate_redis_error(exc)
+        if translated is not None:
+            return translated.message
+    if isinstance(exc, CacheopsError):
+        return exc.message
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _fatal(exc: Exception) -> bool:
+    """Errors that end the whole run: the server is gone or refuses us, not one entry's problem."""
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError))
+
+
+class TargetRun:
+    """One cache of the playbook: open it with the library, then check and write each prompt."""
+
+    def __init__(self, client, playbook: Playbook, target, models: list[AppModel], embedding, base_tags: dict,
+                 report: WarmReport, refresh: bool, dry_run: bool, generate: bool = False):
+        self.client, self.playbook, self.target, self.models = client, playbook, target, models
+        self.lib_client = library_client(client)
+        self.embedding, self.base_tags, self.report = embedding, base_tags, report
+        self.refresh, self.dry_run, self.generate = refresh, dry_run, generate
+        self.ttl = ttl_of(playbook, target)
+        self.outcome = CacheOutcome(target.display, target.type, [m.label for m in models], self.ttl)
+        report.caches.append(self.outcome)
+        self._context = None
+
+    def system_of(self, prompt) -> str | None:
+        if prompt.system is not None:
+            return prompt.system
+        return self.target.system if self.target.system is not None else self.playbook.warm.system
+
+    def tags_of(self, prompt) -> dict[str, str]:
+        return {**self.base_tags, **prompt.tags}
+
+    def record(self, model: str | None, prompt: str, status: str, key=None, reason=None) -> None:
+        self.report.add(self.outcome, EntryOutcome(self.outcome.cache, model, prompt, status,
+                                                   key.decode() if isinstance(key, bytes) else key, reason))
+
+    def go(self) -> None:
+        try:
+            opened = self.open()
+        except Exception as exc:
+            if _fatal(exc):
+                raise
+            self.outcome.error = _reason(exc)
+            for model in self.models or [None]:
+                for p in self.playbook.prompts:
+                    self.record(model.label if model else None, p.prompt, FAILED, reason=self.outcome.error)
+            return
+        if opened is not None and isinstance(self.target, LangchainSemanticTarget):
+            self.outcome.cache = opened.cache.index.name  # the name langchain-redis gave the index
+        for model in self.models or [None]:
+            for p in self.playbook.prompts:
+                try:
+                    self.one(opened, model, p)
+                except Exception as exc:
+                    if _fatal(exc):
+                        raise
+                    self.record(model.label if model else None, p.prompt, FAILED, reason=_reason(exc))
+
+    # -- opening the cache with its library -----------------------------------------------------
+    def open(self):
+        t = self.target
+        if isinstance(t, LangchainExactTarget):
+            from langchain_redis import RedisCache
+
+            return RedisCache(redis_client=self.lib_client, prefix=t.prefix, ttl=self.ttl)
+        if self.dry_run and not self.index_exists(t.display):
+            return None  # opening would create the index: in a dry run every prompt would be written
+        if isinstance(t, LangchainSemanticTarget):
+            from langchain_redis import RedisSemanticCache
+
+            # No TTL on the object: check() slides the TTL of what it finds to the cache's TTL.
+            return RedisSemanticCache(embeddings=as_langchain_embeddings(self.embedding), redis_client=self.lib_client,
+                                      distance_threshold=t.distance_threshold, ttl=None, name=t.name,
+                                      prefix=t.prefix)
+        from redisvl.extensions.cache.llm import SemanticCache
+
+        fields = t.filterable_fields if t.filterable_fields is not None else self.existing_filterable_fields(t.name)
+        unknown = sorted(set(t.filters) - {f["name"] for f in fields or []})
+        if unknown:  # checked before opening: opening a missing cache creates its index
+            raise ConfigError(f"filters {', '.join(unknown)} are not filterable fields of {t.name}; declare them "
+                              f"in the cache's filterable_fields")
+        return SemanticCache(name=t.name, redis_client=self.lib_client, vectorizer=as_redisvl_vectorizer(self.embedding),
+                             distance_threshold=t.distance_threshold, ttl=None, filterable_fields=fields or None)
+
+    def index_exists(self, name: str) -> bool:
+        names = self.client.execute_command("FT._LIST")
+        return any((n.decode() if isinstance(n, bytes) else str(n)) == name for n in names)
+
+    def existing_filterable_fields(self, name: str) -> list[dict] | None:
+        """The filterable fields of an existing RedisVL cache index, so that opening it matches."""
+        from redisvl.index import SearchIndex
+
+        if not self.index_exists(name):
+            return None
+        schema = SearchIndex.from_existing(name, redis_client=self.lib_client).schema.to_dict()
+        return [f for f in schema["fields"] if f["name"] not in STANDARD_FIELDS]
+
+    def one(self, cache, model: AppModel | None, p) -> None:
+        label = model.label if model else None
+        if p.answer is None and not self.generate:
+            self.record(label, p.prompt, SKIPPED, reason=NO_ANSWER)
+            return
+        if p.answer is None and (model is None or model.model is None):
+            self.record(label, p.prompt, SKIPPED, reason=NO_MODEL_TO_ASK if model is None else NO_IMPORT_TO_ASK)
+            return
+        key, cached, note = self.check(cache, model, p)
+        if cached and (not self.refresh or p.answer is None):
+            # --refresh does not re-ask a model: that costs a call; evict the entry to regenerate it
+            self.record(label, p.prompt, CACHED, key, None if p.answer is not None or not self.refresh else
+                        "--refresh does not ask the model again; evict the entry to regenerate it")
+        elif self.dry_run:
+            self.record(label, p.prompt, WOULD_WRITE, key, note or (ASKS_MODEL if p.answer is None else None))
+        elif p.answer is None:
+            self.ask(cache, model, p, key)
+            if not self.check(cache, model, p)[1]:
+                raise CacheopsError(f"nothing was cached under {key}: a nearby entry answered the lookup, or the "
+                                    f"playbook's model settings differ from what the model computed")
+            self.tag(cache, key, p)
+            self.record(label, p.prompt, WRITTEN, key, GENERATED)
+        else:
+            key = self.write(cache, model, p) or key
+            self.tag(cache, key, p)
+            self.record(label, p.prompt, WRITTEN, key, note)
+
+    # -- per cache type: (key, cached?, note) and the write ------------------------------------------
+    def check(self, cache, model: AppModel | None, p) -> tuple[str, bool, str | None]:
+        from redisvl.redis.utils import hashify
+
+        t = self.target
+        if isinstance(t, LangchainExactTarget):
+            prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
+            key = cache._key(prompt, model.llm_string)  # the library's own key for (prompt, llm_string)
+            return key, bool(self.client.exists(key)), None
+        if isinstance(t, LangchainSemanticTarget):
+            prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
+            if cache is None:  # dry run, the index does not exist yet
+                return f"{t.display}:{hashify(prompt)}", False, None
+            key = cache.cache.index.key(hashify(prompt))  # RedisVL's entry id for a prompt without filters
+            hits = cache.cache.check(prompt=prompt, num_results=CHECK_RESULTS, distance_threshold=self.check_threshold)
+            mine = [h for h in hits if h.get("key") == key]
+            cached = any((h.get("metadata") or {}).get("llm_string") == model.llm_string for h in mine)
+            # The entry id is the prompt's alone: another model's entry for it is replaced, as by the app.
+            note = "replaces another model's entry for this prompt (this cache keys on the prompt only)" \
+                if mine and not cached else None
+            return key, cached, note
+        filters, _ = self.split_tags(cache, p)
+        if cache is None:
+            return f"{t.name}:{hashify(p.prompt, filters or None)}", False, None
+        key = cache.index.key(hashify(p.prompt, filters or None))  # what store() will name it
+        hits = cache.check(prompt=p.prompt, num_results=CHECK_RESULTS, distance_threshold=self.check_threshold)
+        return key, any(h.get("key") == key for h in hits), None
+
+    @property
+    def check_threshold(self) -> float:
+        # The prompt's own entry is at distance ~0 (float noise, or a remote model's jitter): a cache
+        # threshold of 0 (exact only) must still find it.
+        return max(self.target.distance_threshold, CHECK_MIN_THRESHOLD)
+
+    def split_tags(self, cache, p) -> tuple[dict, dict]:
+        """RedisVL: (filters = the target's filters + tags that are filterable fields, the other tags)."""
+        t: RedisvlSemanticTarget = self.target
+        tags = self.tags_of(p)
+        fields = (set(cache.return_fields) - STANDARD_FIELDS) if cache is not None else {
+            f["name"] for f in (t.filterable_fields or [])}
+        return ({**t.filters, **{k: v for k, v in tags.items() if k in fields}},
+                {k: v for k, v in tags.items() if k not in fields})
+
+    def write(self, cache, model: AppModel | None, p) -> str | None:
+        t = self.target
+        if isinstance(t, LangchainExactTarget):
+            cache.update(prompt_string(p.prompt, self.system_of(p), model.chat), model.llm_string,
+                         generations(p.answer, model.chat))
+            return None
+        if isinstance(t, LangchainSemanticTarget):
+            cache.cache.set_ttl(self.ttl)
+            try:
+                cache.update(prompt_string(p.prompt, self.system_of(p), model.chat), model.llm_string,
+                             generations(p.answer, model.chat))
+            finally:
+                cache.cache.set_ttl(None)
+            return None
+        filters, _ = self.split_tags(cache, p)
+        return cache.store(p.prompt, p.answer, metadata=t.metadata or None, filters=filters or None, ttl=self.ttl)
+
+    def ask(self, cache, model: AppModel, p, key: str) -> None:
+        """The app's path: the model answers through the cache (set_llm_cache), which stores the reply."""
+        from langchain_core.globals import get_llm_cache, set_llm_cache
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        system = self.system_of(p)
+        messages = ([SystemMessage(content=system)] if system is not None else []) + [HumanMessage(content=p.prompt)]
+        semantic = isinstance(self.target, LangchainSemanticTarget)
+        before = get_llm_cache()
+        set_llm_cache(cache)
+        if semantic:
+            cache.cache.set_ttl(self.ttl)
+        try:
+            model.model.invoke(messages if model.chat else (p.prompt if system is None else messages),
+                               stop=model.stop)
+        finally:
+            set_llm_cache(before)
+            if semantic:
+                cache.cache.set_ttl(None)
+
+    def tag(self, cache, key, p) -> None:
+        """The prompt's tags beside the entry; for RedisVL only those that are no field of the cache."""
+        tags = self.split_tags(cache, p)[1] if isinstance(self.target, RedisvlSemanticTarget) else self.tags_of(p)
+        if not tags:
+            return
+        if self._context is None:  # built once the cache (and its index) exists, so its entries classify
+            from .catalog import build_context
+
+            self._context = build_context(self.client, learn=False)
+        set_tags(self.client, key, tags, context=self._context)
+
+
+def describe(report: WarmReport) -> str:
+    """One line for logs: the totals."""
+    t = report.totals
+    written = f"{t[WOULD_WRITE]} would be written" if report.dry_run else f"{t[WRITTEN]} written"
+    return (f"playbook {report.playbook}: {written}, {t[CACHED]} already cached, {t[SKIPPED]} skipped, "
+            f"{t[FAILED]} failed")
+
