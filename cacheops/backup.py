@@ -93,19 +93,19 @@ class SavedKey:
     format: str = "dump"  # "dump" | "json"
 
     def to_dict(self, now_ms: int) -> dict:
-        out = {**key_fields(self.key), **self._copy_fields(), "pttl_ms": self.pttl_ms,
-               "expires_at_ms": None if self.pttl_ms < 0 else now_ms + self.pttl_ms}
+        out = key_fields(self.key)  # one dict built in place: this runs once per evicted key
+        if self.format == "json":
+            try:
+                out["json"] = self.dump.decode("utf-8")
+            except UnicodeDecodeError:
+                out["json_b64"] = base64.b64encode(self.dump).decode()
+        else:
+            out["dump"] = base64.b64encode(self.dump).decode()
+        out["pttl_ms"] = self.pttl_ms
+        out["expires_at_ms"] = None if self.pttl_ms < 0 else now_ms + self.pttl_ms
         if self.digest:
             out["hash_digest"] = self.digest
         return out
-
-    def _copy_fields(self) -> dict:
-        if self.format == "json":
-            try:
-                return {"json": self.dump.decode("utf-8")}
-            except UnicodeDecodeError:
-                return {"json_b64": base64.b64encode(self.dump).decode()}
-        return {"dump": base64.b64encode(self.dump).decode()}
 
 
 def saved_copy(doc: dict) -> tuple[bytes, str] | None:

@@ -507,11 +507,11 @@ class _Scripts:
                 raise
             reply = conn.execute_command("EVALSHA", *args)
         out = []
-        for i, key in enumerate(keys):
-            kind, pttl, value, size, truncated, copy, copy_format, unchanged, digest, tag_flat, tag_dump, tag_pttl = \
-                reply[12 * i:12 * i + 12]
+        items = iter(reply)
+        for key, kind, pttl, value, size, truncated, copy, copy_format, unchanged, digest, tag_flat, tag_dump, \
+                tag_pttl in zip(keys, *[items] * 12):
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            copy_format = copy_format.decode() if isinstance(copy_format, bytes) else str(copy_format)
+            copy_format = "json" if copy_format == b"json" else "dump"
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
             elif copy_format == "json" and copy and not unchanged:
