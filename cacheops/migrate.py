@@ -236,7 +236,7 @@ def _check_target(client: redis.Redis, indexes: list[IndexInfo], source: str, so
 
 def _entry_key(key: bytes, prefix: bytes) -> bool:
     """'<prefix>:<64 hex>': the shape of a semantic cache entry of exactly this cache."""
-    return len(key) == len(prefix) + 65 and key.startswith(prefix) and key[len(prefix)] == 58 and bool(hex_tail(key, 64))
+    return len(key) == len(prefix) + 65 and key.startswith(prefix) and hex_tail(key, 64) == 65
 
 
 def count_entry_keys(client: redis.Redis, cache: str) -> int:
@@ -271,7 +271,7 @@ class _Item:
 @dataclass
 class _Batch:
     items: list[_Item]
-    keys: int  # source keys this batch accounts for (progress)
+    keys: int  # entry-shaped source keys this batch accounts for (progress, as plan.entries counts them)
     counts: Counter
 
 
@@ -403,7 +403,7 @@ def _read_batch(client, plan: MigrationPlan, ctx: Context, prefix: bytes, keys: 
             counts["skipped"] += 1
             continue
         items.append(_Item(target + key[len(prefix) + 1:], fields, pttl, read_at, there is not None))
-    return _Batch(items, len(keys), counts)
+    return _Batch(items, len(keys_), counts)
 
 
 def _newer(source_updated, target_updated) -> bool:
