@@ -19,6 +19,12 @@ Contenders, on the same texts:
             SCAN + pipelined reads in a reader thread, embedding, MULTI/EXEC writes, audit event.
 The migration's own rate (its `seconds`, model load excluded) over the raw rate shows how much of
 the Redis I/O is hidden behind the embedding.
+
+    PYTHONPATH=$PWD /work/venv/bin/python bench/migrate.py --flat 2000,20000
+
+--flat: memory does not grow with the cache. The library's plan + execute runs in its own process
+(bench/_measure.py) with a cheap hashing vectorizer instead of the model (so torch's few hundred MB do
+not hide the migration's own memory), once per size; peak RSS and rate per size.
 """
 
 from __future__ import annotations
@@ -53,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--total", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--flat", metavar="N,N,...", help="memory check with a cheap vectorizer at these sizes")
     args = parser.parse_args()
+    if args.flat:
+        return flat([int(n) for n in args.flat.split(",")], args.batch)
 
     from cacheops.embedded import EmbeddedRedis
     import redis
@@ -104,6 +113,43 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
     }
     print(json.dumps(report, indent=2))
+
+
+FLAT_RUN = """
+import sys, time
+from redisvl.utils.vectorize import CustomVectorizer
+from cacheops import migrate
+from cacheops.connection import connect, resolve_spec
+from cacheops.demo import hashing_embeddings
+emb = hashing_embeddings(384)
+vec = CustomVectorizer(embed=emb.embed_query, embed_many=emb.embed_documents)
+client = connect(resolve_spec(sys.argv[1]))
+plan = migrate.plan(client, "bench", "hf:hashing-384", vectorizer=vec)
+result = migrate.execute(client, plan, vectorizer=vec, batch=int(sys.argv[2]))
+open(sys.argv[3], "w").write(f"{result.migrated} {result.seconds}")
+"""
+
+
+def flat(sizes: list[int], batch: int) -> None:
+    from cacheops.demo import hashing_embeddings
+    from cacheops.embedded import EmbeddedRedis
+    import writers
+
+    rows = []
+    for total in sizes:
+        with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmp:
+            writers.langchain_semantic(server.url, prompts(total), name="bench", ttl=86400,
+                                       embeddings=hashing_embeddings(256), distance_threshold=1e-9)
+            out = Path(tmp) / "out"
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "CACHEOPS_STATE_DIR": tmp}
+            measured = subprocess.run([sys.executable, str(ROOT / "bench" / "_measure.py"), sys.executable, "-c",
+                                       FLAT_RUN, server.url, str(batch), str(out)],
+                                      capture_output=True, text=True, env=env, check=True).stdout.split()
+            migrated, seconds = out.read_text().split()
+            rows.append({"entries": int(migrated), "seconds": round(float(seconds), 2),
+                         "per_s": round(int(migrated) / float(seconds), 1),
+                         "peak_rss_mb": round(int(measured[1]) / 1024, 1)})
+    print(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
