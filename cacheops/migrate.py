@@ -161,8 +161,9 @@ def plan(client: redis.Redis, cache: str, to_spec: str, from_spec: str | None = 
         raise NotFound(f"no cache named {cache!r} (no entries under {cache}: and no search index over it): "
                        f"`cacheops caches` lists the caches")
     if first is not None and first.layout not in SUPPORTED:
-        raise UsageError(f"cache {cache!r} is a {first.library} cache, not a semantic cache: migrate-embeddings "
-                         f"re-embeds langchain-redis RedisSemanticCache and RedisVL SemanticCache caches")
+        what = "a semantic cache this command supports" if first.kind == "semantic" else "a semantic cache"
+        raise UsageError(f"cache {cache!r} is a {first.library} cache, not {what}: migrate-embeddings re-embeds "
+                         f"langchain-redis RedisSemanticCache and RedisVL SemanticCache caches")
     if index is None or index.vector is None:
         raise UsageError(f"cache {cache!r} has no vector search index over its prefix: there is no schema to "
                          f"migrate (is it a semantic cache?)")

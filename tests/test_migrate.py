@@ -116,8 +116,11 @@ def test_langchain_semantic_cache_moves_to_minilm(run, client, redis_url):
     assert {k: v[0] for k, v in snapshot(client, DEFAULT_TARGET).items() if k in migrated} == \
         {k: v[0] for k, v in migrated.items()}
 
-    events = run.json_lines("history")
-    assert [e["selectors"]["target"] for e in events if e["action"] == "migrate-embeddings"] == [DEFAULT_TARGET] * 2
+    events = run.json_lines("history", "--action", "migrate-embeddings")
+    assert [e["selectors"]["target"] for e in events] == [DEFAULT_TARGET] * 2
+    assert [e["counts"]["migrated"] for e in events] == [0, len(QA)]  # newest first
+    table = run("history", "--table")
+    assert table.exit_code == 0 and "migrate-embeddings" in table.output and "migrated 7" in table.output
 
 
 def test_dry_run_writes_nothing(run, client, redis_url):
