@@ -55,11 +55,10 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
         parse_spec(from_spec)
     client = state.client()
     ctx = build_context(client, learn=False)
-    with render.status(f"loading {to_spec}…"):
-        vectorizer = load_vectorizer(to_spec)
-    with render.status("planning…"):
-        plan = migrate_lib.plan(client, cache, to_spec, from_spec=from_spec, target=target, vectorizer=vectorizer,
-                                ctx=ctx)
+    # The source is checked before the model loads (seconds), the target after (it needs the dims).
+    with render.status(f"checking {cache} and loading {to_spec}…"):
+        plan = migrate_lib.plan(client, cache, to_spec, from_spec=from_spec, target=target, ctx=ctx)
+    vectorizer = load_vectorizer(plan.to_spec)  # loaded once per process: the one plan used
     doc = {"preview": plan.to_dict(), "dry_run": dry_run}
     if not json_flag:
         render_preview(plan)
