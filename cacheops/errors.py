@@ -44,3 +44,11 @@ class EmbeddedUnavailable(CacheopsError):
 
 class UsageError(CacheopsError):
     exit_code = ExitCode.USAGE
+
+
+class ModelUnavailable(CacheopsError):
+    exit_code = ExitCode.MODEL_UNAVAILABLE
+
+
+class TargetConflict(CacheopsError):
+    exit_code = ExitCode.TARGET_CONFLICT

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     CONFIG = 9  # config file / profile invalid
     EMBEDDED_UNAVAILABLE = 10  # the embedded server's wheels are missing or it failed to start
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
+    MODEL_UNAVAILABLE = 12  # an embedding model, or the package it needs, is not available offline
+    TARGET_CONFLICT = 13  # migrate-embeddings: the target name is taken or would share keys with another index
 
 
 DESCRIPTIONS = {
@@ -31,4 +33,6 @@ DESCRIPTIONS = {
     ExitCode.CONFIG: "invalid config file or profile",
     ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis could not be started",
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
+    ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
+    ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",
 }

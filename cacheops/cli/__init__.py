@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .app import AppState, CacheopsGroup
-from . import audit, caches, demo, doctor, evict, history, restore, scan, show, stats, tag, tui, warm
+from . import audit, caches, demo, doctor, evict, history, migrate, restore, scan, show, stats, tag, tui, warm
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -33,7 +33,7 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
                        tls_ca_file=tls_ca_file, embedded=embedded)
 
 
-for module in (caches, scan, show, stats, doctor, audit, demo, evict, restore, history, tag, tui, warm):
+for module in (caches, scan, show, stats, doctor, audit, demo, evict, restore, history, tag, tui, warm, migrate):
     cli.add_command(module.command)
 
 
