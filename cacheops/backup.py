@@ -141,13 +141,17 @@ class BackupWriter:
     def _write(self, doc: dict) -> None:
         self._pending.append(orjson.dumps(doc, default=str))
 
-    def add(self, saved: SavedKey, now_ms: int, info: dict, companions: list[SavedKey]) -> None:
+    def add(self, saved: SavedKey, now_ms: int, info_json: bytes, companions: list[SavedKey]) -> None:
+        """One entry's line: its saved copy, expiry, companions, and the fields of `info_json` (a
+        JSON object: layout, cache, model, prompt, answer, ...), spliced in as they were serialised."""
         doc = saved.to_dict(now_ms)
         doc["sha1"] = dump_sha1(saved.dump)
-        doc.update(info)
         if companions:
             doc["companions"] = [c.to_dict(now_ms) for c in companions]
-        self._write(doc)
+        line = orjson.dumps(doc, default=str)
+        if len(info_json) > 2:  # not "{}": both are orjson objects, so "{a}" + "{b}" -> "{a,b}"
+            line = line[:-1] + b"," + info_json[1:]
+        self._pending.append(line)
         self.entries += 1
 
     def not_deleted(self, key: bytes, sha1: str, reason: str) -> None:

@@ -76,14 +76,15 @@ class Plan:
             self._spool.write(b"\n".join(self._pending))
             self._pending = []
 
-    def selected(self) -> Iterator[tuple[bytes, tuple, dict]]:
+    def selected(self) -> Iterator[tuple[bytes, tuple, "EntryInfo"]]:
         """(key, digests of what was judged (value, tags), entry info) for every selected entry."""
         if self._spool is None:
             return
         self._spool.seek(0)
         for line in self._spool:
-            doc = orjson.loads(line)
-            yield base64.b64decode(doc["k"]), (doc["d"], doc.get("t")), doc["i"]
+            head, _, info = line.rstrip(b"\n").partition(b"\t")
+            key, value_digest, tags_digest_, cache, companions = orjson.loads(head)
+            yield base64.b64decode(key), (value_digest, tags_digest_), EntryInfo(cache, companions, info)
 
     def keys(self) -> Iterator[bytes]:
         for key, _, _ in self.selected():
@@ -186,10 +187,12 @@ def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_s
     # The spool line: the key, a digest of exactly what was judged (value as read, and the tags if
     # they were part of the selection), and what the backup says about the entry. At delete time an
     # unchanged digest means the selectors' verdict stands; a changed one means re-decode and re-check.
-    result._pending.append(orjson.dumps({"k": base64.b64encode(rec.key).decode(),
-                                         "d": record_digest(rec),
-                                         "t": tags_digest(tags if result.selection.needs_tags else None),
-                                         "i": _info(entry)}))
+    # The entry info stays serialised until it is copied into the backup line: "<head>\t<info>"
+    # (JSON never holds a raw tab).
+    info = entry_info(entry)
+    result._pending.append(orjson.dumps([base64.b64encode(rec.key).decode(), record_digest(rec),
+                                         tags_digest(tags if result.selection.needs_tags else None),
+                                         info.cache, info.companion_keys]) + b"\t" + info.json)
     if len(result.sample) < sample_size:
         if tags:
             entry.tags = {**tags, **(entry.tags or {})}
@@ -249,8 +252,8 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     return result
 
 
-Judged = tuple[bytes, "tuple | None", "dict | None"]  # key, digests of what the preview judged, entry info
-Chosen = tuple["_Read", dict, "list[SavedKey]"]  # what is read, backup info, companion keys
+Judged = tuple[bytes, "tuple | None", "EntryInfo | None"]  # key, digests of what the preview judged, entry info
+Chosen = tuple["_Read", "EntryInfo", "list[SavedKey]"]  # what is read, backup info, companion keys
 
 
 class _Deleter:
@@ -319,7 +322,7 @@ class _Deleter:
             if read.copy is None:
                 self.result.gone += 1
                 continue
-            digests, info = judged.get(read.rec.key, (None, None))
+            digests, info = judged.get(read.key, (None, None))
             if read.unchanged and digests is not None and \
                     (not self.selection.needs_tags or tags_digest(read.tags) == digests[1]):
                 chosen.append((read, info, None))  # exactly what the preview judged: still selected
@@ -327,7 +330,7 @@ class _Deleter:
             # rewritten since it was judged: judge it again
             item = decode_record(read.rec, self.ctx, self.selection.needs_full_decode)
             if isinstance(item, Entry) and self.selection.accepts(item, read.tags):
-                chosen.append((read, _info(item), item))
+                chosen.append((read, entry_info(item), item))
             else:
                 self.result.no_longer_matching += 1
         return chosen
@@ -337,8 +340,8 @@ class _Deleter:
         chosen = []
         for (read, info, _), comps in zip(judged, extra):
             comps = comps + ([read.tag] if read.tag is not None else [])
-            self.writer.add(SavedKey(read.rec.key, read.copy, read.rec.pttl, read.hash_digest, read.copy_format),
-                            now_ms, info, comps)
+            self.writer.add(SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format),
+                            now_ms, info.json, comps)
             chosen.append((read, info, comps))
         self.writer.commit()  # on disk before anything in it is deleted
         return chosen
@@ -352,7 +355,7 @@ class _Deleter:
                 continue
             companions = [c.key for _, _, comps in chosen for c in comps]
             pipe.multi()
-            pipe.unlink(*[read.rec.key for read, _, _ in chosen])
+            pipe.unlink(*[read.key for read, _, _ in chosen])
             if companions:
                 pipe.unlink(*companions)
             try:
@@ -370,26 +373,26 @@ class _Deleter:
                 for i, (read, info, comps) in enumerate(chosen):
                     self._count(read, info, comps, 1 if i < removed else 0)
 
-    def _count(self, read: "_Read", info: dict, comps: list[SavedKey], code: int) -> None:
+    def _count(self, read: "_Read", info: "EntryInfo", comps: list[SavedKey], code: int) -> None:
         if code == 1:
             self.result.deleted += 1
             self.result.companions_deleted += len(comps)
-            self.result.per_cache[info.get("cache")] += 1
+            self.result.per_cache[info.cache] += 1
         else:
-            self.writer.not_deleted(read.rec.key, dump_sha1(read.copy), "gone" if code == 0 else "changed")
+            self.writer.not_deleted(read.key, dump_sha1(read.copy), "gone" if code == 0 else "changed")
             if code == 0:
                 self.result.gone += 1
 
     def _unlink_compared(self, chosen: list[Chosen]) -> None:
         """Compare-and-unlink each key against the DUMP backed up; re-read and re-judge the changed."""
         for _attempt in range(MAX_ATTEMPTS):
-            codes = self.scripts.unlink([(read.rec.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
+            codes = self.scripts.unlink([(read.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
                                          for read, _, comps in chosen])
             retry = []
             for (read, info, comps), code in zip(chosen, codes):
                 self._count(read, info, comps, code)
                 if code == -1:
-                    retry.append((read.rec.key, None, None))  # no digest: decode and judge afresh
+                    retry.append((read.key, None, None))  # no digest: decode and judge afresh
             if not retry:
                 return
             now_ms = server_time_ms(self.client)
@@ -427,16 +430,28 @@ def tags_digest(tags: dict | None) -> str | None:
         else None
 
 
-def _info(entry: Entry) -> dict:
-    """What the backup line says about the entry, for people reading it (restore needs only the dump),
-    and the companion keys its layout names (deleted and backed up with it)."""
+@dataclass(slots=True)
+class EntryInfo:
+    """What execute needs of a selected entry besides its key: its cache (for the counts), the
+    companion keys its layout names (deleted and backed up with it), and the JSON object the backup
+    line says about it, kept serialised from the preview to the backup."""
+
+    cache: str
+    companion_keys: list[str] | None
+    json: bytes
+
+
+def entry_info(entry: Entry) -> EntryInfo:
+    """What the backup line says about the entry, for people reading it (restore needs only the
+    saved copy), and the companion keys its layout names."""
     info = {"layout": entry.layout, "cache": entry.cache, "model": entry.model, "prompt": entry.prompt,
             "answer": (entry.answer or "")[:500] or None, "inserted_at": entry.inserted_at}
     layout = BY_ID.get(entry.layout)
     companions = layout.companion_keys(entry) if layout is not None else []
     if companions:
-        info["companion_keys"] = [k if isinstance(k, str) else k.decode("utf-8", "backslashreplace") for k in companions]
-    return info
+        companions = [k if isinstance(k, str) else k.decode("utf-8", "backslashreplace") for k in companions]
+        info["companion_keys"] = companions
+    return EntryInfo(entry.cache, companions or None, orjson.dumps(info, default=str))
 
 
 def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]], ctx: Context) -> list[list[SavedKey]]:
@@ -449,7 +464,7 @@ def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]],
             layout = BY_ID.get(entry.layout)
             names = layout.companion_keys(entry) if layout is not None else []
         else:
-            names = info.get("companion_keys") or []
+            names = info.companion_keys or []
         wanted.append([k.encode("utf-8") if isinstance(k, str) else k for k in names])
     if not any(wanted):
         return [[] for _ in chosen]
@@ -479,6 +494,14 @@ class _Read:
     tags: dict[str, str]
     tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
     unchanged: bool = False  # the value is the one the preview judged (then it was not sent back)
+
+    @property
+    def key(self) -> bytes:
+        return self.rec.key
+
+    @property
+    def pttl(self) -> int:
+        return self.rec.pttl
 
 
 class _Scripts:
