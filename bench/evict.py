@@ -15,8 +15,9 @@ Both contenders delete the same 100k keys in the same run:
   pipe     redis-cli --scan --pattern 'victim:*' | xargs redis-cli unlink
   cacheops cacheops evict --cache victim --yes --backup FILE   (the CLI, in its own process: preview,
            layout check of every key, backup of every value, re-check + WATCH/UNLINK, audit)
-The preview alone (--dry-run) is timed too, to show how the time splits.
-The victim keys are re-created between the two runs. redis-cli comes from redis-tools; the script
+The preview alone (--dry-run) is timed too, to show how the time splits. Then --rounds rounds (default
+3) of cacheops and the pipe, one after the other, the victim keys re-created before each; each round's
+ratio is printed and the median reported (the machine's speed drifts between rounds, not within one). redis-cli comes from redis-tools; the script
 installs it with apt-get when missing (root) or tells you how.
 """
 
@@ -91,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--total", type=int, default=1_000_000)
     parser.add_argument("--matched", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="evict/pipe rounds; the median is reported")
     args = parser.parse_args()
     redis_cli = ensure_redis_cli()
 
@@ -112,40 +114,49 @@ def main() -> None:
               f"(used_memory {client.info('memory')['used_memory_human']})", flush=True)
 
         # cacheops: the real CLI in its own process. First the preview alone (--dry-run), to show how
-        # the time splits; then the eviction itself, with its backup.
-        backup = Path(tmp) / "backup.jsonl"
+        # the time splits; then rounds of the eviction itself (with its backup) and the pipe, one
+        # after the other on the same data: the machine's speed drifts, so each round compares the
+        # two under the same conditions and the median round is reported.
         env = {**os.environ, "CACHEOPS_STATE_DIR": tmp}
         t = time.monotonic()
         subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim", "--dry-run",
                         "--json"], capture_output=True, env=env, check=True)
         dry_run_s = time.monotonic() - t
-        t = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim",
-                               "--yes", "--json", "--backup", str(backup)], capture_output=True, env=env)
-        cacheops_s = time.monotonic() - t
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if proc.returncode != 0:
-            sys.exit(f"cacheops evict failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
-        result = json.loads(proc.stdout)["result"]
-        assert result["deleted"] == args.matched, result
-        assert count(client, "victim:*") == 0
-        backup_mb = backup.stat().st_size / 1e6
+        rounds = []
+        for n in range(args.rounds):
+            if n:
+                load(client, "victim", exact, args.matched, "exact")
+            backup = Path(tmp) / f"backup-{n}.jsonl"
+            t = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim",
+                                   "--yes", "--json", "--backup", str(backup)], capture_output=True, env=env)
+            cacheops_s = time.monotonic() - t
+            if proc.returncode != 0:
+                sys.exit(f"cacheops evict failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+            result = json.loads(proc.stdout)["result"]
+            assert result["deleted"] == args.matched, result
+            assert count(client, "victim:*") == 0
+            backup_mb = backup.stat().st_size / 1e6
+            backup.unlink()
 
-        # the pipe, on the same data
-        load(client, "victim", exact, args.matched, "exact")
-        assert client.dbsize() >= args.total
-        t = time.monotonic()
-        subprocess.run(f"{redis_cli} -u {url} --scan --pattern 'victim:*' | xargs {redis_cli} -u {url} unlink "
-                       f"> /dev/null", shell=True, check=True)
-        pipe_s = time.monotonic() - t
-        assert count(client, "victim:*") == 0
+            # the pipe, on the same data
+            load(client, "victim", exact, args.matched, "exact")
+            assert client.dbsize() >= args.total
+            t = time.monotonic()
+            subprocess.run(f"{redis_cli} -u {url} --scan --pattern 'victim:*' | xargs {redis_cli} -u {url} unlink "
+                           f"> /dev/null", shell=True, check=True)
+            pipe_s = time.monotonic() - t
+            assert count(client, "victim:*") == 0
+            rounds.append({"cacheops_seconds": round(cacheops_s, 2), "pipe_seconds": round(pipe_s, 2),
+                           "ratio": round(cacheops_s / pipe_s, 2)})
+            print(json.dumps(rounds[-1]), flush=True)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         remaining = client.dbsize()
 
-    ratio = cacheops_s / pipe_s
+    median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
     print(json.dumps({
-        "total_keys": args.total, "matched": args.matched, "cacheops_seconds": round(cacheops_s, 2),
-        "cacheops_dry_run_seconds": round(dry_run_s, 2),
-        "pipe_seconds": round(pipe_s, 2), "ratio": round(ratio, 2), "target_ratio": 2.0,
+        "total_keys": args.total, "matched": args.matched, "rounds": rounds, "median_ratio": median["ratio"],
+        "cacheops_dry_run_seconds": round(dry_run_s, 2), "target_ratio": 2.0,
         "cacheops_peak_rss_mb": round(peak_rss_mb, 1), "backup_mb": round(backup_mb, 1),
         "keys_left": remaining,
     }, indent=2))

@@ -42,6 +42,8 @@ from .tags import TAG_PREFIX, is_tag_key, read_tags
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
 WATCH_SLICE = 250  # keys WATCHed per connection
+READ_AHEAD = 2  # batches WATCHed and read while one is judged, backed up and deleted
+DEDUPE_WINDOW = 10 * BATCH  # a key SCAN returns twice within this many is selected once (> READ_AHEAD batches)
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
 _READ_SCRIPT = lua_script("evict_read.lua")
@@ -149,6 +151,7 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
     result._spool = tempfile.TemporaryFile()
     limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
     full = selection.needs_full_decode  # else a listing decode: all the preview and the backup show
+    recent = _RecentKeys()
     for records in _candidate_records(client, selection, ctx, limit, server_side):
         result.candidates += len(records)
         entries: list[tuple[Entry, bytes]] = []
@@ -163,6 +166,8 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
                 result.not_entries += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
         for (entry, rec), tags in zip(entries, extra):
+            if recent.seen(rec.key):
+                continue
             if not selection.accepts(entry, tags):
                 if selection.older_than is not None and entry.inserted_at is None:
                     result.no_age += 1
@@ -173,6 +178,25 @@ def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, 
             on_progress(len(records))
     result.seconds = time.monotonic() - started
     return result
+
+
+class _RecentKeys:
+    """The last DEDUPE_WINDOW..2*DEDUPE_WINDOW keys seen, in bounded memory. SCAN may return a key
+    twice; selected twice, a key read ahead in one batch could be deleted by an earlier batch, and its
+    "gone" marker would then keep restore from bringing back the copy that was deleted. Repeats
+    further apart than the read-ahead are harmless: the key is gone by then and is not backed up again."""
+
+    def __init__(self) -> None:
+        self.current: set[bytes] = set()
+        self.previous: set[bytes] = set()
+
+    def seen(self, key: bytes) -> bool:
+        if key in self.current or key in self.previous:
+            return True
+        if len(self.current) >= DEDUPE_WINDOW:
+            self.previous, self.current = self.current, set()
+        self.current.add(key)
+        return False
 
 
 def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_size: int) -> None:
@@ -260,8 +284,9 @@ class _Deleter:
     """Deletes batch after batch of judged keys. Per batch, on its own connections:
     WATCH the keys -> atomic read with DUMP -> re-check -> backup (fsync) ->
     MULTI / UNLINK ... / EXEC. Any write to a watched key in between aborts the EXEC, and then the
-    batch falls back to the compare-and-unlink script, key by key. The next batch is read while the
-    current one is judged and backed up, so the server and the client work at the same time."""
+    batch falls back to the compare-and-unlink script, key by key. The next READ_AHEAD batches are
+    read while the current one is judged and backed up, so the server and the client work at the
+    same time."""
 
     def __init__(self, client, scripts: "_Scripts", ctx: Context, selection: Selection, writer: BackupWriter,
                  result: EvictResult):
@@ -270,21 +295,29 @@ class _Deleter:
         self.limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
 
     def run(self, batches: Iterator[list[Judged]], on_progress: Progress | None) -> None:
+        from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         batches = iter(batches)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
-            first = next(batches, None)
-            ahead = pool.submit(self._watch_and_read, first) if first else None
-            while ahead is not None:
-                items, watched, now_ms = ahead.result()
+        ahead: deque = deque()  # batches being read (in order) while the oldest is settled
+
+        def read_more() -> None:
+            while len(ahead) < READ_AHEAD:
                 following = next(batches, None)
-                ahead = pool.submit(self._watch_and_read, following) if following else None
+                if following is None:
+                    return
+                ahead.append(pool.submit(self._watch_and_read, following))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
+            read_more()
+            while ahead:
+                items, watched, now_ms = ahead.popleft().result()
+                read_more()
                 try:
                     self._settle(items, watched, now_ms)
                 except BaseException:
-                    if ahead is not None:  # release the batch read ahead as well
-                        for pipe, _ in ahead.result()[1]:
+                    for pending in ahead:  # release the batches read ahead as well
+                        for pipe, _ in pending.result()[1]:
                             pipe.reset()
                     raise
                 finally:
