@@ -41,7 +41,7 @@ from .selection import Selection, batched
 from .tags import TAG_PREFIX, is_tag_key, read_tags
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
-WATCH_SLICE = 250  # keys WATCHed per connection
+WATCH_SLICE = 125  # keys WATCHed per connection
 READ_AHEAD = 2  # batches WATCHed and read while one is judged, backed up and deleted
 DEDUPE_WINDOW = 10 * BATCH  # a key SCAN returns twice within this many is selected once (> READ_AHEAD batches)
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
@@ -310,42 +310,63 @@ class _Deleter:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
             read_more()
-            while ahead:
-                items, watched, now_ms = ahead.popleft().result()
-                read_more()
-                try:
-                    self._settle(items, watched, now_ms)
-                except BaseException:
-                    for pending in ahead:  # release the batches read ahead as well
-                        for pipe, _ in pending.result()[1]:
-                            pipe.reset()
-                    raise
-                finally:
-                    for pipe, _ in watched:
-                        pipe.reset()  # UNWATCH, connection back to the pool
-                if on_progress:
-                    on_progress(len(items))
+            previous = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
+            try:
+                while ahead:
+                    items, watched, now_ms = ahead.popleft().result()
+                    read_more()
+                    current = (len(items), watched, None)
+                    sent = self._send(items, watched, now_ms)
+                    current = (len(items), watched, sent)
+                    if previous is not None:  # its replies, while the server runs this batch's
+                        self._finish(*previous, on_progress)
+                    previous, current = current, None
+                if previous is not None:
+                    self._finish(*previous, on_progress)
+                    previous = None
+            finally:
+                for batch in (previous, current):
+                    if batch is not None:
+                        for watch in batch[1]:
+                            watch.close()
+                for pending in ahead:  # after a failure: release the batches read ahead as well
+                    for watch in pending.result()[1]:
+                        watch.close()
+
+    def _finish(self, count: int, watched: list["_WatchedSlice"], sent: list, on_progress: Progress | None) -> None:
+        try:
+            self._outcomes(sent)
+        finally:
+            for watch in watched:
+                watch.close()  # UNWATCH if still watching, connection back to the pool
+        if on_progress:
+            on_progress(count)
 
     def _watch_and_read(self, items: list[Judged]):
         """WATCH and read the batch in slices of WATCH_SLICE keys, each on its own connection (the
-        server checks each new watched key against the client's list: cost grows with its square)."""
-        watched: list[tuple[object, list[_Read]]] = []
-        now_ms = None
+        server checks each new watched key against the client's list: cost grows with its square).
+        Every slice's WATCH and read are sent before any reply is read: one round trip per batch."""
+        watched: list[_WatchedSlice] = []
         try:
             for start in range(0, len(items), WATCH_SLICE):
                 part = items[start:start + WATCH_SLICE]
                 keys = [key for key, _, _ in part]
-                pipe = self.client.pipeline(transaction=True)
-                watched.append((pipe, []))
-                pipe.watch(*keys)  # immediate mode from here until multi()
-                if now_ms is None:
-                    now_ms = _time_ms(pipe.time())
-                expected = [d[0] if d else "" for _, d, _ in part]
-                watched[-1][1].extend(self.scripts.read(keys, self.limit, conn=pipe, expected=expected))
+                watch = _WatchedSlice(self.client.connection_pool, keys)
+                watched.append(watch)
+                watch.send("WATCH", *keys)
+                if start == 0:
+                    watch.send("TIME")
+                watch.send(*self.scripts.read_command(keys, self.limit, [d[0] if d else "" for _, d, _ in part]))
+            now_ms = None
+            for n, watch in enumerate(watched):
+                watch.receive()  # WATCH: OK
+                if n == 0:
+                    now_ms = _time_ms(watch.receive())
+                watch.reads = self.scripts.parse_read(watch.keys, watch.receive(), self.limit)
             return items, watched, now_ms
         except BaseException:
-            for pipe, _ in watched:
-                pipe.reset()
+            for watch in watched:
+                watch.close()
             raise
 
     def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", dict, Entry | None]]:
@@ -379,24 +400,26 @@ class _Deleter:
         self.writer.commit()  # on disk before anything in it is deleted
         return chosen
 
-    def _settle(self, items: list[Judged], watched: list, now_ms: int) -> None:
-        slices = [self._judge(items, reads) for _, reads in watched]
-        backed_up = iter(self._backup([c for chosen in slices for c in chosen], now_ms))  # one fsync
-        for (pipe, _), judged in zip(watched, slices):
+    def _send(self, items: list[Judged], watched: list["_WatchedSlice"], now_ms: int) -> list:
+        """Judge and back up the batch (one fsync), then send each slice's MULTI/UNLINK/EXEC; the
+        replies are read by _outcomes, after the next batch has been judged and backed up."""
+        slices = [self._judge(items, watch.reads) for watch in watched]
+        backed_up = iter(self._backup([c for chosen in slices for c in chosen], now_ms))
+        sent = []
+        for watch, judged in zip(watched, slices):
             chosen = [next(backed_up) for _ in judged]
-            if not chosen:
-                continue
-            companions = [c.key for _, _, comps in chosen for c in comps]
-            pipe.multi()
-            pipe.unlink(*[read.key for read, _, _ in chosen])
-            if companions:
-                pipe.unlink(*companions)
-            try:
-                removed = pipe.execute()[0]
-            except redis.WatchError:  # the app wrote one of these keys since the read: key by key
+            if chosen:
+                companions = [c.key for _, _, comps in chosen for c in comps]
+                watch.transaction([read.key for read, _, _ in chosen], companions)
+                sent.append((watch, chosen))
+        return sent
+
+    def _outcomes(self, sent: list) -> None:
+        for watch, chosen in sent:
+            removed = watch.outcome()
+            if removed is None:  # the app wrote one of these keys since the read: key by key
                 self._unlink_compared(chosen)
-                continue
-            if removed == len(chosen):
+            elif removed == len(chosen):
                 for read, info, comps in chosen:
                     self._count(read, info, comps, 1)
             else:
@@ -434,6 +457,17 @@ class _Deleter:
             if not chosen:
                 return
         self.result.kept_busy += len(chosen)
+
+
+def _has_evalsha_ro(client: redis.Redis, sha: str) -> bool:
+    """Whether the server has EVALSHA_RO (Redis >= 7), asked once with an empty read."""
+    try:
+        client.execute_command("EVALSHA_RO", sha, 0, PREVIEW_LIMIT, "", TAG_PREFIX)
+        return True
+    except redis.ResponseError as exc:
+        if "unknown command" in str(exc).lower():
+            return False
+        raise
 
 
 def _time_ms(reply) -> int:
@@ -537,6 +571,60 @@ class _Read:
         return self.rec.pttl
 
 
+class _WatchedSlice:
+    """One connection of the pool that WATCHes a slice of a batch until its MULTI/EXEC: commands are
+    sent without waiting, replies read in order. A connection left with unread replies (an error
+    part-way) is disconnected before it goes back to the pool; one still watching is UNWATCHed."""
+
+    def __init__(self, pool, keys: list[bytes]):
+        self.pool, self.keys = pool, keys
+        self.conn = pool.get_connection()
+        self.pending = 0  # replies sent for and not yet read
+        self.watching = True
+        self.reads: list[_Read] = []
+        self._queued = 0
+
+    def send(self, *args) -> None:
+        self.conn.send_command(*args)
+        self.pending += 1
+
+    def receive(self):
+        self.pending -= 1
+        return self.conn.read_response()
+
+    def transaction(self, keys: list[bytes], companions: list[bytes]) -> None:
+        self.send("MULTI")
+        self.send("UNLINK", *keys)
+        if companions:
+            self.send("UNLINK", *companions)
+        self._queued = 2 if companions else 1
+        self.send("EXEC")
+
+    def outcome(self) -> int | None:
+        """UNLINKed entry count, or None when a watched key changed and the EXEC was aborted."""
+        self.receive()  # MULTI: OK
+        for _ in range(self._queued):
+            self.receive()  # QUEUED
+        replies = self.receive()
+        self.watching = False  # EXEC ends the WATCH, aborted or not
+        return None if replies is None else replies[0]
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            if self.pending:
+                self.conn.disconnect()  # unread replies: the connection cannot be reused
+            elif self.watching:
+                self.send("UNWATCH")
+                self.receive()
+        except redis.RedisError:
+            self.conn.disconnect()
+        finally:
+            self.pool.release(self.conn)
+            self.conn = None
+
+
 class _Scripts:
     """The two server-side scripts execute() needs, loaded once. Refused scripts are a clear error:
     an eviction that cannot re-check and delete atomically does not run."""
@@ -546,22 +634,23 @@ class _Scripts:
         try:
             self.read_sha = client.script_load(_READ_SCRIPT)
             self.unlink_sha = client.script_load(_UNLINK_SCRIPT)
+            self.read_only = _has_evalsha_ro(client, self.read_sha)
         except redis.ResponseError as exc:
             raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
                                    f"delete atomically, and the server refused: {exc}") from None
 
-    def read(self, keys: list[bytes], limit: int, conn=None, expected: list[str] | None = None) -> list[_Read]:
-        """Atomic read of each key with its backup copy; a key whose value digest equals its
-        `expected` one comes back marked unchanged (and, unless its copy is the value, without it)."""
-        conn = conn if conn is not None else self.client
-        args = [self.read_sha, len(keys), *keys, limit, ",".join(DEFAULT_ELIDE), TAG_PREFIX,
-                *(expected or [""] * len(keys))]
-        try:
-            reply = conn.execute_command("EVALSHA_RO", *args)
-        except redis.ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise
-            reply = conn.execute_command("EVALSHA", *args)
+    def read_command(self, keys: list[bytes], limit: int, expected: list[str] | None = None) -> list:
+        """The atomic read of each key with its backup copy (evict_read.lua); a key whose value
+        digest equals its `expected` one comes back marked unchanged (and, unless its copy is the
+        value, without it)."""
+        return ["EVALSHA_RO" if self.read_only else "EVALSHA", self.read_sha, len(keys), *keys, limit,
+                ",".join(DEFAULT_ELIDE), TAG_PREFIX, *(expected or [""] * len(keys))]
+
+    def read(self, keys: list[bytes], limit: int) -> list[_Read]:
+        return self.parse_read(keys, self.client.execute_command(*self.read_command(keys, limit)), limit)
+
+    @staticmethod
+    def parse_read(keys: list[bytes], reply: list, limit: int) -> list[_Read]:
         out = []
         items = iter(reply)
         for key, kind, pttl, value, size, truncated, copy, copy_format, unchanged, digest, tag_flat, tag_dump, \
