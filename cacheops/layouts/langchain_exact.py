@@ -18,8 +18,13 @@ from .base import HEX32, Context, Layout, PromptQuery, hex_tail
 _TEXT_RE = re.compile(rb'"text":\s*"((?:[^"\\]|\\.){0,400})')
 
 
+_GENERATION_ID = ["langchain", "schema", "output"]
+ARRAY_ROOT = "value shape: array root (langchain-redis >= 0.2.6)"
+OBJECT_ROOT = "value shape: object root (langchain-redis <= 0.2.5)"
+
+
 def _is_generation(obj) -> bool:
-    return isinstance(obj, dict) and obj.get("lc") == 1 and (obj.get("id") or [])[:3] == ["langchain", "schema", "output"]
+    return isinstance(obj, dict) and obj.get("lc") == 1 and (obj.get("id") or [])[:3] == _GENERATION_ID
 
 
 class LangChainExactLayout(Layout):
@@ -43,11 +48,13 @@ class LangChainExactLayout(Layout):
                 doc = orjson.loads(rec.value)
             except orjson.JSONDecodeError:
                 doc = None
-            if isinstance(doc, list) and doc and all(_is_generation(g) for g in doc):
-                gens_raw, shape = doc, "array root (langchain-redis >= 0.2.6)"
+            if isinstance(doc, list):
+                if doc and all(map(_is_generation, doc)):
+                    gens_raw, shape = doc, ARRAY_ROOT
             elif _is_generation(doc):
-                gens_raw, shape = [doc], "object root (langchain-redis <= 0.2.5)"
-        entry = self.new_entry(rec, cache, prompt_hash=prompt_md5)
+                gens_raw, shape = [doc], OBJECT_ROOT
+        entry = self.new_entry(rec, cache)
+        entry.prompt_hash = prompt_md5
         if gens_raw is None:
             if not rec.truncated or not isinstance(rec.value, bytes) or b'"lc":1' not in rec.value[:200].replace(b" ", b""):
                 return None  # not LangChain's: leave it unknown
@@ -56,7 +63,7 @@ class LangChainExactLayout(Layout):
             entry.notes.append("value too large to decode fully; answer is a preview")
         else:
             entry.answer, entry.model, entry.generations, entry.usage = lc.read_generations(gens_raw, full)
-            entry.notes.append(f"value shape: {shape}")
+            entry.notes.append(shape)
         entry.prompt = ctx.known_prompts.get(prompt_md5)
         llm_string = ctx.known_llm_strings.get(llm_md5)
         if llm_string:
