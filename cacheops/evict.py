@@ -79,14 +79,14 @@ class Plan:
             self._pending = []
 
     def selected(self) -> Iterator[tuple[bytes, tuple, "EntryInfo"]]:
-        """(key, digests of what was judged (value, tags), entry info) for every selected entry."""
+        """(key, digests of what was judged (value, tags) and its type, entry info) for every selected entry."""
         if self._spool is None:
             return
         self._spool.seek(0)
         for line in self._spool:
             head, _, info = line.rstrip(b"\n").partition(b"\t")
-            key, value_digest, tags_digest_, cache, companions = orjson.loads(head)
-            yield base64.b64decode(key), (value_digest, tags_digest_), EntryInfo(cache, companions, info)
+            key, value_digest, tags_digest_, kind, cache, companions = orjson.loads(head)
+            yield base64.b64decode(key), (value_digest, tags_digest_, kind), EntryInfo(cache, companions, info)
 
     def keys(self) -> Iterator[bytes]:
         for key, _, _ in self.selected():
@@ -215,7 +215,7 @@ def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_s
     # (JSON never holds a raw tab).
     info = entry_info(entry)
     result._pending.append(orjson.dumps([base64.b64encode(rec.key).decode(), record_digest(rec),
-                                         tags_digest(tags if result.selection.needs_tags else None),
+                                         tags_digest(tags if result.selection.needs_tags else None), rec.type,
                                          info.cache, info.companion_keys]) + b"\t" + info.json)
     if len(result.sample) < sample_size:
         if tags:
@@ -352,17 +352,19 @@ class _Deleter:
                 part = items[start:start + WATCH_SLICE]
                 keys = [key for key, _, _ in part]
                 watch = _WatchedSlice(self.client.connection_pool, keys)
+                watch.expected = [d[0] if d else "" for _, d, _ in part]
                 watched.append(watch)
                 watch.send("WATCH", *keys)
                 if start == 0:
                     watch.send("TIME")
-                watch.send(*self.scripts.read_command(keys, self.limit, [d[0] if d else "" for _, d, _ in part]))
+                watch.send(*self.scripts.read_command(keys, self.limit, [d[0] if d else "" for _, d, _ in part],
+                                                      [d[2] if d else "" for _, d, _ in part]))
             now_ms = None
             for n, watch in enumerate(watched):
                 watch.receive()  # WATCH: OK
                 if n == 0:
                     now_ms = _time_ms(watch.receive())
-                watch.reads = self.scripts.parse_read(watch.keys, watch.receive(), self.limit)
+                watch.reads = self.scripts.parse_read(watch.keys, watch.receive(), self.limit, watch.expected)
             return items, watched, now_ms
         except BaseException:
             for watch in watched:
@@ -475,6 +477,9 @@ def _time_ms(reply) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+_JSON_HEAD = b"ReJSON-RL\n"
+
+
 def record_digest(rec: RawRecord) -> str:
     """A digest of a record as read: its type and bounded value (hash fields as sorted per-field
     digests, vectors by length). The same as evict_read.lua's value_digest, so the server can tell
@@ -582,6 +587,7 @@ class _WatchedSlice:
         self.pending = 0  # replies sent for and not yet read
         self.watching = True
         self.reads: list[_Read] = []
+        self.expected: list[str] = []  # the preview's digest of each key ('' if none)
         self._queued = 0
 
     def send(self, *args) -> None:
@@ -639,28 +645,33 @@ class _Scripts:
             raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
                                    f"delete atomically, and the server refused: {exc}") from None
 
-    def read_command(self, keys: list[bytes], limit: int, expected: list[str] | None = None) -> list:
+    def read_command(self, keys: list[bytes], limit: int, expected: list[str] | None = None,
+                     types: list[str] | None = None) -> list:
         """The atomic read of each key with its backup copy (evict_read.lua); a key whose value
-        digest equals its `expected` one comes back marked unchanged (and, unless its copy is the
-        value, without it)."""
+        digest equals its `expected` one is unchanged (parse_read). `types`: what the preview saw."""
+        blank = [""] * len(keys)
         return ["EVALSHA_RO" if self.read_only else "EVALSHA", self.read_sha, len(keys), *keys, limit,
-                ",".join(DEFAULT_ELIDE), TAG_PREFIX, *(expected or [""] * len(keys))]
+                ",".join(DEFAULT_ELIDE), TAG_PREFIX, *(expected or blank), *(types or blank)]
 
     def read(self, keys: list[bytes], limit: int) -> list[_Read]:
         return self.parse_read(keys, self.client.execute_command(*self.read_command(keys, limit)), limit)
 
     @staticmethod
-    def parse_read(keys: list[bytes], reply: list, limit: int) -> list[_Read]:
+    def parse_read(keys: list[bytes], reply: list, limit: int, expected: list[str] | None = None) -> list[_Read]:
         out = []
         items = iter(reply)
+        expected = expected or [""] * len(keys)
         for key, kind, pttl, value, size, truncated, copy, copy_format, unchanged, digest, tag_flat, tag_dump, \
-                tag_pttl in zip(keys, *[items] * 12):
+                tag_pttl, judged in zip(keys, *[items] * 12, expected):
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             copy_format = "json" if copy_format == b"json" else "dump"
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
-            elif copy_format == "json" and copy and not unchanged:
-                value = copy[:limit]  # the document is sent once, as the backup copy
+            elif copy_format == "json" and copy:
+                # the document is sent once, as the backup copy; its digest is compared here
+                value = copy[:limit]
+                if judged and hashlib.sha1(_JSON_HEAD + value).hexdigest() == judged:
+                    unchanged, value = 1, None
             rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
             tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                     for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}

@@ -5,7 +5,9 @@
 -- their length (vectors: the backup keeps them whole); ARGV[3]: the prefix of cacheops' tag hashes
 -- (tags.py), read with the entry they belong to; ARGV[3 + i]: the digest of key i as the preview
 -- judged it ('' if none; cacheops.evict.record_digest). A key whose value still has that digest is
--- unchanged: its value is not sent back, only "still the same".
+-- unchanged: its value is not sent back, only "still the same" (a RedisJSON document is sent
+-- whole as its backup copy, and the client compares its digest). ARGV[3 + #KEYS + i]: the type the
+-- preview saw for key i ('' if unknown), so a document is read without asking its TYPE first.
 -- The backup copy is the key's DUMP, except for a RedisJSON document: there the whole document as
 -- JSON.GET returns it is the backup (JSON.SET puts it back identically), so the one read serves
 -- the re-check and the backup: a second serialisation (DUMP) would cost as much again.
@@ -54,28 +56,36 @@ for n, key in ipairs(KEYS) do tag_keys[n] = ARGV[3] .. key end
 local any_tags = #tag_keys > 0 and redis.call('EXISTS', unpack(tag_keys)) > 0
 
 local out = {}
+local nkeys = #KEYS
 for n, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key)['ok']
+  local kind, doc = nil, nil
+  if ARGV[3 + nkeys + n] == 'ReJSON-RL' then  -- the preview's type: no TYPE call if it still holds
+    local v = redis.pcall('JSON.GET', key)
+    if type(v) == 'string' then kind, doc = 'ReJSON-RL', v end
+  end
+  if not kind then
+    kind = redis.call('TYPE', key)['ok']
+    if kind == 'ReJSON-RL' then
+      local v = redis.pcall('JSON.GET', key)
+      if type(v) == 'string' then doc = v end
+    end
+  end
   local pttl = redis.call('PTTL', key)
   local copy, format, same = false, 'dump', 0
   local value, size, truncated, digest = false, -1, 0, false
-  if kind == 'ReJSON-RL' then
-    local doc = redis.pcall('JSON.GET', key)
-    if type(doc) == 'string' then
-      copy, format, size = doc, 'json', #doc
-      value = doc
-      if size > limit then value = string.sub(doc, 1, limit); truncated = 1 end
-    end
-  end
-  if kind ~= 'none' and not copy then
+  if doc then
+    -- The document goes back whole as the copy; the client cuts the value from it and compares
+    -- its digest with the preview's itself (cheaper there than here).
+    copy, format, size = doc, 'json', #doc
+    if size > limit then truncated = 1 end
+  elseif kind ~= 'none' then
     copy = redis.call('DUMP', key)
     value, size, truncated, digest = read_value(key, kind, limit, elide, hash_digest)
+    local expected = ARGV[3 + n]
+    if expected ~= '' and value_digest(kind, value) == expected then
+      same, value = 1, false
+    end
   end
-  local expected = ARGV[3 + n]
-  if expected ~= '' and kind ~= 'none' and value_digest(kind, value) == expected then
-    same, value = 1, false
-  end
-  if format == 'json' then value = false end  -- the client cuts it from the copy: sent once
   out[#out + 1] = kind
   out[#out + 1] = pttl
   out[#out + 1] = value
