@@ -420,9 +420,9 @@ def test_concurrent_writer_loses_nothing_outside_the_selection(run, redis_url, c
 
 
 def test_terminal_asks_before_deleting(run, redis_url, client, monkeypatch):
-    import cacheops.cli.evict as cli_evict
+    import cacheops.cli.app as cli_app
 
-    monkeypatch.setattr(cli_evict, "interactive", lambda: True)
+    monkeypatch.setattr(cli_app, "interactive", lambda: True)
     writers.langchain_exact(redis_url, [(Q, WRONG)])
     result = run("evict", "--prompt", Q, input="n\n")
     assert result.exit_code == 0 and "cancelled: nothing was deleted" in result.output

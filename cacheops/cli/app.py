@@ -11,7 +11,7 @@ import redis
 
 from .. import render
 from ..connection import ConnectionSpec, connect, resolve_spec, translate_redis_error
-from ..errors import CacheopsError
+from ..errors import CacheopsError, UsageError
 from ..exit_codes import ExitCode
 
 
@@ -75,6 +75,21 @@ class CacheopsGroup(click.Group):
 
 
 pass_state = click.make_pass_decorator(AppState)
+
+
+def interactive() -> bool:
+    """Whether a person can answer a confirmation prompt."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def confirmed(question: str, refusal: str, yes: bool) -> bool:
+    """The one confirmation of every destructive command: --yes goes ahead; on a terminal the user
+    is asked; off one it stops with `refusal` (exit 2) and nothing is changed."""
+    if yes:
+        return True
+    if not interactive():
+        raise UsageError(refusal)
+    return click.confirm(question, default=False, err=True)
 
 
 def output_format(json_flag: bool, table_flag: bool = False) -> str:

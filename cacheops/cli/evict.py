@@ -1,4 +1,3 @@
-import sys
 from itertools import chain
 
 import click
@@ -9,12 +8,7 @@ from ..catalog import build_context
 from ..errors import NotFound, UsageError
 from ..selection import Neighbourhood, Selection, parse_duration
 from ..tags import parse_pair
-from .app import AppState, pass_state
-
-
-def interactive() -> bool:
-    """Whether a person can answer a confirmation prompt."""
-    return sys.stdin.isatty() and sys.stdout.isatty()
+from .app import AppState, confirmed, pass_state
 
 
 def _key_stream(keys: tuple[str, ...], keys_from):
@@ -109,14 +103,11 @@ def command(state: AppState, prompts, system, prompt_hashes, keys, keys_from, ta
             else:
                 render.note("dry run: nothing was deleted")
             return
-        if not yes:
-            if not interactive():
-                raise UsageError(f"refusing to delete {plan.total:,} entries without confirmation: "
-                                 f"re-run with --yes (or --dry-run to only preview)")
-            if not click.confirm(f"Delete {plan.total:,} entries (a backup is written first)?",
-                                 default=False, err=True):
-                render.note("cancelled: nothing was deleted")
-                return
+        if not confirmed(f"Delete {plan.total:,} entries (a backup is written first)?",
+                         f"refusing to delete {plan.total:,} entries without confirmation: "
+                         f"re-run with --yes (or --dry-run to only preview)", yes):
+            render.note("cancelled: nothing was deleted")
+            return
         with render.progress(plan.total, "evicting") as advance:
             result = evict_lib.execute(client, plan, backup_path=backup_path, server=state.spec.display,
                                        on_progress=advance, ctx=ctx)

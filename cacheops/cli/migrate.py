@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import migrate as migrate_lib
 from .. import render
 from ..catalog import build_context
-from ..errors import UsageError
 from ..vectorizers import load_vectorizer, parse_spec
-from .app import AppState, pass_state
-
-
-def interactive() -> bool:
-    return sys.stdin.isatty() and sys.stdout.isatty()
+from .app import AppState, confirmed, pass_state
 
 
 @click.command("migrate-embeddings")
@@ -68,14 +61,12 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
         else:
             render.note("dry run: nothing was written")
         return
-    if not yes:
-        if not interactive():
-            raise UsageError(f"refusing to migrate {plan.entries:,} entries without confirmation: re-run with --yes "
-                             f"(or --dry-run to only preview)")
-        if not click.confirm(f"Create/fill cache {plan.target!r} with {plan.entries:,} re-embedded entries "
-                             f"(the source is not modified)?", default=False, err=True):
-            render.note("cancelled: nothing was written")
-            return
+    if not confirmed(f"Create/fill cache {plan.target!r} with {plan.entries:,} re-embedded entries "
+                     f"(the source is not modified)?",
+                     f"refusing to migrate {plan.entries:,} entries without confirmation: re-run with --yes "
+                     f"(or --dry-run to only preview)", yes):
+        render.note("cancelled: nothing was written")
+        return
     with render.progress(plan.entries, "re-embedding", threshold=1) as advance:
         result = migrate_lib.execute(client, plan, vectorizer=vectorizer, batch=batch, on_progress=advance, ctx=ctx)
     if json_flag:

@@ -2,9 +2,7 @@ import click
 
 from .. import render
 from ..backup import restore
-from ..errors import UsageError
-from .app import AppState, pass_state
-from .evict import interactive
+from .app import AppState, confirmed, pass_state
 
 
 @click.command("restore")
@@ -27,13 +25,11 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
     """
     client = state.client()
     preview = restore(client, file, force=force, dry_run=True)
-    if force and not dry_run and preview.overwritten and not yes:
-        if not interactive():
-            raise UsageError(f"--force would overwrite {preview.overwritten:,} newer entries: re-run with --yes")
-        if not click.confirm(f"Overwrite {preview.overwritten:,} entries the app wrote since the eviction?",
-                             default=False, err=True):
-            render.note("cancelled: nothing was restored")
-            return
+    if force and not dry_run and preview.overwritten and \
+            not confirmed(f"Overwrite {preview.overwritten:,} entries the app wrote since the eviction?",
+                          f"--force would overwrite {preview.overwritten:,} newer entries: re-run with --yes", yes):
+        render.note("cancelled: nothing was restored")
+        return
     if dry_run:
         result = preview
     else:
