@@ -12,13 +12,13 @@ Never KEYS; nothing here writes.
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
 
 import redis
+
+from .readahead import read_ahead
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
 SHOW_LIMIT = 16 * 1024 * 1024  # bytes read of one value when showing a single entry
@@ -137,42 +137,21 @@ def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) ->
     except redis.ResponseError as exc:
         raise ScriptUnavailable(str(exc)) from None
     stats.path = "server-side script"
-    results: queue.Queue = queue.Queue(maxsize=2)  # two batches in flight while one is decoded
-    stop = threading.Event()
 
-    def reader():
+    def replies() -> Iterator[list[RawRecord]]:
         reply = first
-        try:
-            while True:
-                cursor, records = _script_records(reply)
-                results.put(("ok", records))
-                if _s(cursor) == "0" or stop.is_set():
-                    break
-                reply = call(cursor)
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            results.put(("error", exc))
-            return
-        results.put(("done", None))
-
-    thread = threading.Thread(target=reader, name="cacheops-scan", daemon=True)
-    thread.start()
-    try:
         while True:
-            kind, payload = results.get()
-            if kind == "error":
-                raise payload
-            if kind == "done":
+            cursor, records = _script_records(reply)
+            yield records
+            if _s(cursor) == "0":
                 return
-            stats.batches += 1
-            stats.keys += len(payload)
-            yield payload
-    finally:
-        stop.set()
-        while thread.is_alive():  # drain so the reader can finish its put()
-            try:
-                results.get(timeout=0.1)
-            except queue.Empty:
-                pass
+            reply = call(cursor)
+
+    # Two batches in flight while one is decoded.
+    for records in read_ahead(replies(), depth=2, name="cacheops-scan"):
+        stats.batches += 1
+        stats.keys += len(records)
+        yield records
 
 
 # -- plain path -----------------------------------------------------------------------------------

@@ -29,23 +29,22 @@ entry of the source cache to a new cache (the target) with a vector computed by 
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import redis
 
 from . import audit_log
 from .catalog import EntryFilter, build_context, iter_entries
 from .errors import NotFound, TargetConflict, UsageError
-from .indexes import IndexInfo, list_indexes
+from .indexes import IndexInfo
 from .keyspace import RawRecord, glob_escape
 from .layouts import BY_ID, Context, classify
 from .layouts.base import hex_tail
+from .readahead import read_ahead
 from .vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
 
 SUPPORTED = ("langchain_semantic", "redisvl_semantic")
@@ -276,9 +275,6 @@ class _Batch:
     counts: Counter
 
 
-_DONE = object()
-
-
 def execute(client: redis.Redis, plan: MigrationPlan, vectorizer=None, batch: int = DEFAULT_BATCH,
             on_progress: Progress | None = None, ctx: Context | None = None) -> MigrationResult:
     """Create the target index (if new), copy and re-embed every entry, append the audit event."""
@@ -289,28 +285,11 @@ def execute(client: redis.Redis, plan: MigrationPlan, vectorizer=None, batch: in
     started = time.monotonic()
     result.created_index = _ensure_index(client, plan)
     ctx = ctx or build_context(client, learn=False)
-    out: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
-    stop = threading.Event()
-    reader = threading.Thread(target=_reader, args=(client, plan, ctx, batch, out, stop), daemon=True,
-                              name="cacheops-migrate-reader")
-    reader.start()
-    try:
-        while True:
-            got = out.get()
-            if got is _DONE:
-                break
-            if isinstance(got, BaseException):
-                raise got
-            _write_batch(client, plan, vectorizer, got, result)
-            if on_progress:
-                on_progress(got.keys)
-    finally:
-        stop.set()
-        while reader.is_alive():  # drain so the reader can finish its put()
-            try:
-                out.get(timeout=0.1)
-            except queue.Empty:
-                pass
+    batches = read_ahead(_read_batches(client, plan, ctx, batch), depth=QUEUE_DEPTH, name="cacheops-migrate-reader")
+    for got in batches:
+        _write_batch(client, plan, vectorizer, got, result)
+        if on_progress:
+            on_progress(got.keys)
     result.seconds = time.monotonic() - started
     actor = audit_log.whoami(client)
     result.actor = actor.to_dict()
@@ -338,34 +317,20 @@ def _ensure_index(client: redis.Redis, plan: MigrationPlan) -> bool:
     return True
 
 
-def _reader(client, plan: MigrationPlan, ctx: Context, batch: int, out: queue.Queue, stop: threading.Event):
-    """SCAN the source, read each batch whole (fields, PTTL, the target copy's updated_at), put it on
-    the queue for the embedder. Runs a batch or more ahead of it."""
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    try:
-        prefix = plan.source.encode()
-        pending: list[bytes] = []
-        cursor = 0
-        while not stop.is_set():
-            cursor, keys = client.scan(cursor, match=glob_escape(plan.source) + ":*", count=SCAN_COUNT, _type="hash")
-            pending.extend(keys)
-            while len(pending) >= batch or (int(cursor) == 0 and pending):
-                chunk, pending = pending[:batch], pending[batch:]
-                if not put(_read_batch(client, plan, ctx, prefix, chunk)):
-                    return
-            if int(cursor) == 0:
-                break
-        put(_DONE)
-    except BaseException as exc:  # handed to the main thread, which raises it
-        put(exc)
+def _read_batches(client, plan: MigrationPlan, ctx: Context, batch: int) -> Iterator["_Batch"]:
+    """SCAN the source and read each batch whole (fields, PTTL, the target copy's updated_at). Run
+    by read_ahead, a batch or more ahead of the embedder."""
+    prefix = plan.source.encode()
+    pending: list[bytes] = []
+    cursor = 0
+    while True:
+        cursor, keys = client.scan(cursor, match=glob_escape(plan.source) + ":*", count=SCAN_COUNT, _type="hash")
+        pending.extend(keys)
+        while len(pending) >= batch or (int(cursor) == 0 and pending):
+            chunk, pending = pending[:batch], pending[batch:]
+            yield _read_batch(client, plan, ctx, prefix, chunk)
+        if int(cursor) == 0:
+            return
 
 
 def _read_batch(client, plan: MigrationPlan, ctx: Context, prefix: bytes, keys: list[bytes]) -> _Batch:
