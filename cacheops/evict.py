@@ -282,7 +282,7 @@ Chosen = tuple["_Read", "EntryInfo", "list[SavedKey]"]  # what is read, backup i
 
 class _Deleter:
     """Deletes batch after batch of judged keys. Per batch, on its own connections:
-    WATCH the keys -> atomic read with DUMP -> re-check -> backup (fsync) ->
+    WATCH the keys -> atomic read with the backup copy -> re-check -> backup (fsync) ->
     MULTI / UNLINK ... / EXEC. Any write to a watched key in between aborts the EXEC, and then the
     batch falls back to the compare-and-unlink script, key by key. The next READ_AHEAD batches are
     read while the current one is judged and backed up, so the server and the client work at the
@@ -357,7 +357,7 @@ class _Deleter:
                 watch.send("WATCH", *keys)
                 if start == 0:
                     watch.send("TIME")
-                watch.send(*self.scripts.read_command(keys, self.limit, [d[0] if d else "" for _, d, _ in part],
+                watch.send(*self.scripts.read_command(keys, self.limit, watch.expected,
                                                       [d[2] if d else "" for _, d, _ in part]))
             now_ms = None
             for n, watch in enumerate(watched):
@@ -371,7 +371,7 @@ class _Deleter:
                 watch.close()
             raise
 
-    def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", dict, Entry | None]]:
+    def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", "EntryInfo", Entry | None]]:
         judged = {key: (digests, info) for key, digests, info in items}
         chosen = []
         for read in reads:
@@ -442,7 +442,7 @@ class _Deleter:
                 self.result.gone += 1
 
     def _unlink_compared(self, chosen: list[Chosen]) -> None:
-        """Compare-and-unlink each key against the DUMP backed up; re-read and re-judge the changed."""
+        """Compare-and-unlink each key against the copy backed up; re-read and re-judge the changed."""
         for _attempt in range(MAX_ATTEMPTS):
             codes = self.scripts.unlink([(read.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
                                          for read, _, comps in chosen])
@@ -475,9 +475,6 @@ def _has_evalsha_ro(client: redis.Redis, sha: str) -> bool:
 def _time_ms(reply) -> int:
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-_JSON_HEAD = b"ReJSON-RL\n"
 
 
 def record_digest(rec: RawRecord) -> str:
@@ -668,11 +665,10 @@ class _Scripts:
             if kind == "hash" and isinstance(value, list):
                 value = dict(zip(value[::2], value[1::2]))
             elif copy_format == "json" and copy:
-                # the document is sent once, as the backup copy; its digest is compared here
-                value = copy[:limit]
-                if judged and hashlib.sha1(_JSON_HEAD + value).hexdigest() == judged:
-                    unchanged, value = 1, None
+                value = copy[:limit]  # the document is sent once, as the backup copy
             rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
+            if copy_format == "json" and copy and judged and record_digest(rec) == judged:
+                unchanged, rec.value = 1, None  # its digest is compared here, not on the server
             tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                     for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}
             tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
