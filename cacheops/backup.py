@@ -87,7 +87,7 @@ def hash_digest(fields: dict[bytes, bytes]) -> str:
 @dataclass
 class SavedKey:
     key: bytes
-    dump: bytes  # the saved copy: a DUMP payload, or with format "json" the RedisJSON document
+    copy: bytes  # the saved copy: a DUMP payload, or with format "json" the RedisJSON document
     pttl_ms: int  # -1: no expiry
     digest: str | None = None  # hashes: hash_digest of the fields
     format: str = "dump"  # "dump" | "json"
@@ -96,11 +96,11 @@ class SavedKey:
         out = key_fields(self.key)  # one dict built in place: this runs once per evicted key
         if self.format == "json":
             try:
-                out["json"] = self.dump.decode("utf-8")
+                out["json"] = self.copy.decode("utf-8")
             except UnicodeDecodeError:
-                out["json_b64"] = base64.b64encode(self.dump).decode()
+                out["json_b64"] = base64.b64encode(self.copy).decode()
         else:
-            out["dump"] = base64.b64encode(self.dump).decode()
+            out["dump"] = base64.b64encode(self.copy).decode()
         out["pttl_ms"] = self.pttl_ms
         out["expires_at_ms"] = None if self.pttl_ms < 0 else now_ms + self.pttl_ms
         if self.digest:
@@ -145,7 +145,7 @@ class BackupWriter:
         """One entry's line: its saved copy, expiry, companions, and the fields of `info_json` (a
         JSON object: layout, cache, model, prompt, answer, ...), spliced in as they were serialised."""
         doc = saved.to_dict(now_ms)
-        doc["sha1"] = dump_sha1(saved.dump)
+        doc["sha1"] = dump_sha1(saved.copy)
         if companions:
             doc["companions"] = [c.to_dict(now_ms) for c in companions]
         line = orjson.dumps(doc, default=str)
@@ -270,13 +270,14 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
     now_ms = server_time_ms(client)
     keys = [key_from(d) for d in docs]
     copies = [saved_copy(d) for d in docs]
+    restore_json = client.register_script(_RESTORE_JSON)
     pipe = client.pipeline(transaction=False)
     for key, (_, fmt) in zip(keys, copies):
         if fmt == "json":
             pipe.execute_command("JSON.GET", key)
         else:
             pipe.dump(key)
-    current = [None if isinstance(r, Exception) and not _exists(client, k) else r
+    current = [None if isinstance(r, Exception) and not client.exists(k) else r
                for k, r in zip(keys, pipe.execute(raise_on_error=False))]
     pipe = client.pipeline(transaction=False)
     for doc, key, existing, (dump, fmt) in zip(docs, keys, current, copies):
@@ -300,14 +301,14 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
             result.restored += 1
         if dry_run:
             continue
-        _queue_restore(pipe, key, dump, fmt, expires, replace)
+        _queue_restore(pipe, restore_json, key, dump, fmt, expires, replace)
         for comp in doc.get("companions", []):
             comp_expires = comp.get("expires_at_ms")
             comp_copy = saved_copy(comp)
             if comp_copy is None or (comp_expires is not None and comp_expires <= now_ms):
                 continue
             # A companion (tag hash) belongs to the entry being put back: its saved state wins.
-            _queue_restore(pipe, key_from(comp), *comp_copy, comp_expires, True)
+            _queue_restore(pipe, restore_json, key_from(comp), *comp_copy, comp_expires, True)
             result.companions_restored += 1
     if not dry_run and len(pipe):
         for reply in pipe.execute(raise_on_error=False):
@@ -325,28 +326,15 @@ def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
     return hash_digest(fields) if fields else None
 
 
-def _exists(client: redis.Redis, key: bytes) -> bool:
-    return bool(client.exists(key))
+# RedisJSON documents go back through restore_json.lua (EVALSHA, loaded on first use by redis-py).
+_RESTORE_JSON = Path(__file__).with_name("restore_json.lua").read_text()
 
 
-# Put a RedisJSON document back the way RESTORE puts back a DUMP: atomically, refusing an existing
-# key unless replacing (BUSYKEY, like RESTORE), with its absolute expiry.
-# KEYS[1]: the key. ARGV: the document, absolute expiry in ms ('' for none), '1' to replace.
-_RESTORE_JSON = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  if ARGV[3] ~= '1' then return redis.error_reply('BUSYKEY Target key name already exists.') end
-  redis.call('DEL', KEYS[1])
-end
-redis.call('JSON.SET', KEYS[1], '$', ARGV[1])
-if ARGV[2] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-return 'OK'
-"""
-
-
-def _queue_restore(pipe, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None, replace: bool) -> None:
+def _queue_restore(pipe, restore_json, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None,
+                   replace: bool) -> None:
     if fmt == "json":
-        pipe.eval(_RESTORE_JSON, 1, key, dump, "" if expires_at_ms is None else expires_at_ms,
-                  "1" if replace else "0")
+        restore_json(keys=[key], args=[dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"],
+                     client=pipe)
         return
     args = ["RESTORE", key, expires_at_ms or 0, dump]
     if expires_at_ms is not None:
