@@ -24,10 +24,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TOPICS = ["billing", "refunds", "passwords", "plans", "exports", "the API", "teams", "security", "domains",
-          "invoices", "trials", "discounts", "support", "uptime", "languages", "the mobile app"]
-ASKS = ["How do I change {t} for account {n}?", "What is the price of plan {n}?", "Why does {t} fail on device {n}?",
-        "Can you explain {t} in region {n}?", "Where can I find {t} setting number {n}?"]
+TOPICS = [
+    "billing",
+    "refunds",
+    "passwords",
+    "plans",
+    "exports",
+    "the API",
+    "teams",
+    "security",
+    "domains",
+    "invoices",
+    "trials",
+    "discounts",
+    "support",
+    "uptime",
+    "languages",
+    "the mobile app",
+]
+ASKS = [
+    "How do I change {t} for account {n}?",
+    "What is the price of plan {n}?",
+    "Why does {t} fail on device {n}?",
+    "Can you explain {t} in region {n}?",
+    "Where can I find {t} setting number {n}?",
+]
 
 
 def fill(url: str, name: str, total: int) -> float:
@@ -48,9 +69,9 @@ def fill(url: str, name: str, total: int) -> float:
 AUDIT = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from cacheops.audit import AuditOptions, run_audit
-from cacheops.catalog import build_context
-from cacheops.connection import connect, resolve_spec
+from cacheops.semantic.audit import AuditOptions, run_audit
+from cacheops.inspect.catalog import build_context
+from cacheops.server.connection import connect, resolve_spec
 client = connect(resolve_spec({url!r}, None, None, None, None, None))
 started = time.monotonic()
 report = run_audit(client, build_context(client, learn=False), AuditOptions(cache={name!r}, k={k}, bare=False))
@@ -76,9 +97,9 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     from contextlib import nullcontext
 
-    from cacheops.embedded import EmbeddedRedis
+    from cacheops.server.embedded import EmbeddedRedis
 
-    with (nullcontext() if args.url else EmbeddedRedis()) as server:
+    with nullcontext() if args.url else EmbeddedRedis() as server:
         url = args.url or server.url
         rows = []
         for size in sizes:
@@ -88,11 +109,15 @@ def main() -> None:
             result.update(size=size, fill_seconds=round(fill_s, 1))
             rows.append(result)
             print(json.dumps(result), flush=True)
-        print("\n| entries | k | audit wall time | entries/s | peak RSS (audit process) | fill (langchain-redis update) |")
+        print(
+            "\n| entries | k | audit wall time | entries/s | peak RSS (audit process) | fill (langchain-redis update) |"
+        )
         print("|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['entries']:,} | {args.k} | {r['seconds']:.1f} s | {r['entries'] / r['seconds']:,.0f} | "
-                  f"{r['peak_rss_mb']:.0f} MB | {r['fill_seconds']:.0f} s |")
+            print(
+                f"| {r['entries']:,} | {args.k} | {r['seconds']:.1f} s | {r['entries'] / r['seconds']:,.0f} | "
+                f"{r['peak_rss_mb']:.0f} MB | {r['fill_seconds']:.0f} s |"
+            )
     print(f"\nbaseline python RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

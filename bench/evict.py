@@ -56,10 +56,24 @@ def library_templates(url: str, client) -> tuple[list[bytes], list[bytes]]:
     """DUMPs of entries written by the real libraries: langchain-redis exact, RedisVL semantic."""
     import writers
 
-    writers.langchain_exact(url, [(f"template question {i}?", f"Template answer number {i}, " + "lorem ipsum " * 8)
-                                  for i in range(POOL)], model="gpt-4o", prefix="tpl")
-    writers.redisvl_semantic(url, [{"prompt": f"semantic template {i}", "response": f"answer {i} " + "dolor " * 10,
-                                    "metadata": {"model": "gpt-4o"}} for i in range(POOL)], name="llmcache")
+    writers.langchain_exact(
+        url,
+        [(f"template question {i}?", f"Template answer number {i}, " + "lorem ipsum " * 8) for i in range(POOL)],
+        model="gpt-4o",
+        prefix="tpl",
+    )
+    writers.redisvl_semantic(
+        url,
+        [
+            {
+                "prompt": f"semantic template {i}",
+                "response": f"answer {i} " + "dolor " * 10,
+                "metadata": {"model": "gpt-4o"},
+            }
+            for i in range(POOL)
+        ],
+        name="llmcache",
+    )
     exact = [client.dump(k) for k in client.scan_iter(match="tpl:*", count=1000)]
     semantic = [client.dump(k) for k in client.scan_iter(match="llmcache:*", count=1000)]
     for k in list(client.scan_iter(match="tpl:*", count=1000)) + list(client.scan_iter(match="llmcache:*", count=1000)):
@@ -98,7 +112,7 @@ def main() -> None:
 
     import redis
 
-    from cacheops.embedded import EmbeddedRedis
+    from cacheops.server.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmp:
         url = server.url
@@ -110,8 +124,11 @@ def main() -> None:
         load(client, "victim", exact, args.matched, "exact")
         load(client, "app", exact, rest * 2 // 3, "exact")
         load(client, "llmcache", semantic, rest - rest * 2 // 3, "semantic")
-        print(f"loaded {client.dbsize():,} keys in {time.monotonic() - t:.1f}s "
-              f"(used_memory {client.info('memory')['used_memory_human']})", flush=True)
+        print(
+            f"loaded {client.dbsize():,} keys in {time.monotonic() - t:.1f}s "
+            f"(used_memory {client.info('memory')['used_memory_human']})",
+            flush=True,
+        )
 
         # cacheops: the real CLI in its own process. First the preview alone (--dry-run), to show how
         # the time splits; then rounds of the eviction itself (with its backup) and the pipe, one
@@ -119,8 +136,12 @@ def main() -> None:
         # two under the same conditions and the median round is reported.
         env = {**os.environ, "CACHEOPS_STATE_DIR": tmp}
         t = time.monotonic()
-        subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim", "--dry-run",
-                        "--json"], capture_output=True, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim", "--dry-run", "--json"],
+            capture_output=True,
+            env=env,
+            check=True,
+        )
         dry_run_s = time.monotonic() - t
         rounds = []
         for n in range(args.rounds):
@@ -128,8 +149,24 @@ def main() -> None:
                 load(client, "victim", exact, args.matched, "exact")
             backup = Path(tmp) / f"backup-{n}.jsonl"
             t = time.monotonic()
-            proc = subprocess.run([sys.executable, "-m", "cacheops", "--url", url, "evict", "--cache", "victim",
-                                   "--yes", "--json", "--backup", str(backup)], capture_output=True, env=env)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "cacheops",
+                    "--url",
+                    url,
+                    "evict",
+                    "--cache",
+                    "victim",
+                    "--yes",
+                    "--json",
+                    "--backup",
+                    str(backup),
+                ],
+                capture_output=True,
+                env=env,
+            )
             cacheops_s = time.monotonic() - t
             if proc.returncode != 0:
                 sys.exit(f"cacheops evict failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
@@ -143,23 +180,41 @@ def main() -> None:
             load(client, "victim", exact, args.matched, "exact")
             assert client.dbsize() >= args.total
             t = time.monotonic()
-            subprocess.run(f"{redis_cli} -u {url} --scan --pattern 'victim:*' | xargs {redis_cli} -u {url} unlink "
-                           f"> /dev/null", shell=True, check=True)
+            subprocess.run(
+                f"{redis_cli} -u {url} --scan --pattern 'victim:*' | xargs {redis_cli} -u {url} unlink > /dev/null",
+                shell=True,
+                check=True,
+            )
             pipe_s = time.monotonic() - t
             assert count(client, "victim:*") == 0
-            rounds.append({"cacheops_seconds": round(cacheops_s, 2), "pipe_seconds": round(pipe_s, 2),
-                           "ratio": round(cacheops_s / pipe_s, 2)})
+            rounds.append(
+                {
+                    "cacheops_seconds": round(cacheops_s, 2),
+                    "pipe_seconds": round(pipe_s, 2),
+                    "ratio": round(cacheops_s / pipe_s, 2),
+                }
+            )
             print(json.dumps(rounds[-1]), flush=True)
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         remaining = client.dbsize()
 
     median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
-    print(json.dumps({
-        "total_keys": args.total, "matched": args.matched, "rounds": rounds, "median_ratio": median["ratio"],
-        "cacheops_dry_run_seconds": round(dry_run_s, 2), "target_ratio": 2.0,
-        "cacheops_peak_rss_mb": round(peak_rss_mb, 1), "backup_mb": round(backup_mb, 1),
-        "keys_left": remaining,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "total_keys": args.total,
+                "matched": args.matched,
+                "rounds": rounds,
+                "median_ratio": median["ratio"],
+                "cacheops_dry_run_seconds": round(dry_run_s, 2),
+                "target_ratio": 2.0,
+                "cacheops_peak_rss_mb": round(peak_rss_mb, 1),
+                "backup_mb": round(backup_mb, 1),
+                "keys_left": remaining,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 MINILM = "hf:sentence-transformers/all-MiniLM-L6-v2"
-TOPICS = ["billing", "passwords", "the API", "exports", "team seats", "invoices", "SSO", "webhooks", "the mobile app",
-          "refunds", "data retention", "two-factor sign-in", "custom domains", "rate limits", "audit logs"]
-ASKS = ["How do I change {t} for workspace {n}?", "Why does {t} fail for user {n} after the upgrade?",
-        "Can you explain how {t} works on plan {n}?", "What is the limit on {t} for team {n}, and can it be raised?"]
+TOPICS = [
+    "billing",
+    "passwords",
+    "the API",
+    "exports",
+    "team seats",
+    "invoices",
+    "SSO",
+    "webhooks",
+    "the mobile app",
+    "refunds",
+    "data retention",
+    "two-factor sign-in",
+    "custom domains",
+    "rate limits",
+    "audit logs",
+]
+ASKS = [
+    "How do I change {t} for workspace {n}?",
+    "Why does {t} fail for user {n} after the upgrade?",
+    "Can you explain how {t} works on plan {n}?",
+    "What is the limit on {t} for team {n}, and can it be raised?",
+]
 
 
 def prompts(total: int) -> list[tuple[str, str]]:
@@ -64,52 +83,73 @@ def main() -> None:
     if args.flat:
         return flat([int(n) for n in args.flat.split(",")], args.batch)
 
-    from cacheops.embedded import EmbeddedRedis
     import redis
     import writers
+
     from cacheops.demo import hashing_embeddings
+    from cacheops.server.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
         t0 = time.perf_counter()
         # 256 dims and a tiny threshold: no two distinct prompts hit each other while the cache is filled
-        writers.langchain_semantic(server.url, prompts(args.total), name="bench", ttl=86400,
-                                   embeddings=hashing_embeddings(256), distance_threshold=1e-9)
-        print(f"wrote {args.total:,} entries through langchain-redis in {time.perf_counter() - t0:.1f}s",
-              file=sys.stderr)
+        writers.langchain_semantic(
+            server.url,
+            prompts(args.total),
+            name="bench",
+            ttl=86400,
+            embeddings=hashing_embeddings(256),
+            distance_threshold=1e-9,
+        )
+        print(
+            f"wrote {args.total:,} entries through langchain-redis in {time.perf_counter() - t0:.1f}s", file=sys.stderr
+        )
         texts = [client.hget(k, "prompt").decode() for k in client.scan_iter(match="bench:*", count=1000)]
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
-            cmd = (f"exec {sys.executable} -m cacheops --url {server.url} migrate-embeddings --cache bench "
-                   f"--to {MINILM} --batch {args.batch} --yes --json > {out}")
+            cmd = (
+                f"exec {sys.executable} -m cacheops --url {server.url} migrate-embeddings --cache bench "
+                f"--to {MINILM} --batch {args.batch} --yes --json > {out}"
+            )
             env = {**os.environ, "PYTHONPATH": str(ROOT), "CACHEOPS_STATE_DIR": tmp}
-            measured = subprocess.run([sys.executable, str(ROOT / "bench" / "_measure.py"), "sh", "-c", cmd],
-                                      capture_output=True, text=True, env=env, check=True).stdout.split()
+            measured = subprocess.run(
+                [sys.executable, str(ROOT / "bench" / "_measure.py"), "sh", "-c", cmd],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.split()
             wall, rss_kib, code = float(measured[0]), int(measured[1]), int(measured[2])
             if code != 0:
                 sys.exit(f"migrate-embeddings exited {code}")
             result = json.loads(out.read_text())["result"]
 
-        from cacheops.vectorizers import load_vectorizer
+        from cacheops.semantic.vectorizers import load_vectorizer
 
         vectorizer = load_vectorizer(MINILM)
         raw_runs = []
         for _ in range(2):  # the machine is shared: two runs, the faster one counts
             t0 = time.perf_counter()
             for i in range(0, len(texts), args.batch):
-                vectorizer.embed_many(texts[i:i + args.batch], batch_size=args.batch)
+                vectorizer.embed_many(texts[i : i + args.batch], batch_size=args.batch)
             raw_runs.append(time.perf_counter() - t0)
         raw_seconds = min(raw_runs)
 
     raw_rate = len(texts) / raw_seconds
     mig_rate = result["migrated"] / result["seconds"]
     report = {
-        "entries": len(texts), "batch": args.batch, "migrated": result["migrated"],
-        "raw_embed_per_s": round(raw_rate, 1), "raw_runs_s": [round(r, 2) for r in raw_runs], "migrate_per_s": round(mig_rate, 1),
+        "entries": len(texts),
+        "batch": args.batch,
+        "migrated": result["migrated"],
+        "raw_embed_per_s": round(raw_rate, 1),
+        "raw_runs_s": [round(r, 2) for r in raw_runs],
+        "migrate_per_s": round(mig_rate, 1),
         "migrate_vs_raw": round(mig_rate / raw_rate, 3),
-        "migrate_seconds": round(result["seconds"], 2), "of_which_embedding_s": round(result["embed_seconds"], 2),
-        "cli_wall_s": round(wall, 2), "cli_peak_rss_mb": round(rss_kib / 1024, 1),
+        "migrate_seconds": round(result["seconds"], 2),
+        "of_which_embedding_s": round(result["embed_seconds"], 2),
+        "cli_wall_s": round(wall, 2),
+        "cli_peak_rss_mb": round(rss_kib / 1024, 1),
         "load_average": os.getloadavg()[0],
     }
     print(json.dumps(report, indent=2))
@@ -119,7 +159,7 @@ FLAT_RUN = """
 import sys, time
 from redisvl.utils.vectorize import CustomVectorizer
 from cacheops import migrate
-from cacheops.connection import connect, resolve_spec
+from cacheops.server.connection import connect, resolve_spec
 from cacheops.demo import hashing_embeddings
 emb = hashing_embeddings(384)
 vec = CustomVectorizer(embed=emb.embed_query, embed_many=emb.embed_documents)
@@ -131,24 +171,49 @@ open(sys.argv[3], "w").write(f"{result.migrated} {result.seconds}")
 
 
 def flat(sizes: list[int], batch: int) -> None:
-    from cacheops.demo import hashing_embeddings
-    from cacheops.embedded import EmbeddedRedis
     import writers
+
+    from cacheops.demo import hashing_embeddings
+    from cacheops.server.embedded import EmbeddedRedis
 
     rows = []
     for total in sizes:
         with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmp:
-            writers.langchain_semantic(server.url, prompts(total), name="bench", ttl=86400,
-                                       embeddings=hashing_embeddings(256), distance_threshold=1e-9)
+            writers.langchain_semantic(
+                server.url,
+                prompts(total),
+                name="bench",
+                ttl=86400,
+                embeddings=hashing_embeddings(256),
+                distance_threshold=1e-9,
+            )
             out = Path(tmp) / "out"
             env = {**os.environ, "PYTHONPATH": str(ROOT), "CACHEOPS_STATE_DIR": tmp}
-            measured = subprocess.run([sys.executable, str(ROOT / "bench" / "_measure.py"), sys.executable, "-c",
-                                       FLAT_RUN, server.url, str(batch), str(out)],
-                                      capture_output=True, text=True, env=env, check=True).stdout.split()
+            measured = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "_measure.py"),
+                    sys.executable,
+                    "-c",
+                    FLAT_RUN,
+                    server.url,
+                    str(batch),
+                    str(out),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout.split()
             migrated, seconds = out.read_text().split()
-            rows.append({"entries": int(migrated), "seconds": round(float(seconds), 2),
-                         "per_s": round(int(migrated) / float(seconds), 1),
-                         "peak_rss_mb": round(int(measured[1]) / 1024, 1)})
+            rows.append(
+                {
+                    "entries": int(migrated),
+                    "seconds": round(float(seconds), 2),
+                    "per_s": round(int(migrated) / float(seconds), 1),
+                    "peak_rss_mb": round(int(measured[1]) / 1024, 1),
+                }
+            )
     print(json.dumps(rows, indent=2))
 
 

@@ -41,10 +41,24 @@ sys.path.insert(0, str(ROOT))
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku", "llama-3.1-8b-instruct")
 TTLS = (None, None, None, 3600, 3600, 86400, 86400, 7 * 86400)  # seconds; a mix, 3/8 never expire
 DIMS = 384  # all-MiniLM-L6-v2
-TOPICS = ("billing", "password reset", "refunds", "API limits", "SSO", "exports", "the mobile app",
-          "two-factor auth", "invoices", "team seats", "data retention", "webhooks")
-ANSWER_BODY = ("Open Settings, then choose the section for {t}. The change applies at once to every member "
-               "of the workspace; admins get an email summary. ")
+TOPICS = (
+    "billing",
+    "password reset",
+    "refunds",
+    "API limits",
+    "SSO",
+    "exports",
+    "the mobile app",
+    "two-factor auth",
+    "invoices",
+    "team seats",
+    "data retention",
+    "webhooks",
+)
+ANSWER_BODY = (
+    "Open Settings, then choose the section for {t}. The change applies at once to every member "
+    "of the workspace; admins get an email summary. "
+)
 
 
 def ensure_redis_cli() -> str:
@@ -63,6 +77,7 @@ def ensure_redis_cli() -> str:
 
 
 # -- the chat model and the spy that captures what LangChain hands a cache ---------------------------
+
 
 def capture_pool(per_model: int):
     """[(llm_string, model, [ChatGeneration])...] captured from real invoke() calls."""
@@ -86,6 +101,7 @@ def capture_pool(per_model: int):
 
     class ProviderLikeChatModel(GenericFakeChatModel):
         """A fake chat model identified like a provider model (model_name, temperature)."""
+
         model_name: str
         temperature: float = 0.0
 
@@ -103,13 +119,27 @@ def capture_pool(per_model: int):
                 topic = TOPICS[i % len(TOPICS)]
                 text = ANSWER_BODY.format(t=topic) * rng.randint(1, 6)
                 prompt_tokens, completion_tokens = rng.randint(8, 60), len(text) // 4
-                replies.append(AIMessage(content=text.strip(), response_metadata={
-                    "token_usage": {"completion_tokens": completion_tokens, "prompt_tokens": prompt_tokens,
-                                    "total_tokens": completion_tokens + prompt_tokens},
-                    "model_name": model_name, "system_fingerprint": "fp_0ba0d124f1", "finish_reason": "stop",
-                    "logprobs": None}, usage_metadata={
-                    "input_tokens": prompt_tokens, "output_tokens": completion_tokens,
-                    "total_tokens": completion_tokens + prompt_tokens}))
+                replies.append(
+                    AIMessage(
+                        content=text.strip(),
+                        response_metadata={
+                            "token_usage": {
+                                "completion_tokens": completion_tokens,
+                                "prompt_tokens": prompt_tokens,
+                                "total_tokens": completion_tokens + prompt_tokens,
+                            },
+                            "model_name": model_name,
+                            "system_fingerprint": "fp_0ba0d124f1",
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        },
+                        usage_metadata={
+                            "input_tokens": prompt_tokens,
+                            "output_tokens": completion_tokens,
+                            "total_tokens": completion_tokens + prompt_tokens,
+                        },
+                    )
+                )
             chat = ProviderLikeChatModel(model_name=model_name, messages=iter(replies))
             for i in range(per_model):
                 chat.invoke(f"pool question {i} for {model_name}")
@@ -158,6 +188,7 @@ def question(i: int) -> str:
 
 # -- fill ------------------------------------------------------------------------------------------
 
+
 def fill(url: str, n: int, semantic_share: float, batch: int = 2000) -> dict:
     import redis
     from langchain_core.load import dumps
@@ -187,8 +218,12 @@ def fill(url: str, n: int, semantic_share: float, batch: int = 2000) -> dict:
         llm_string = pool[p][0]
         key = exact._key(prompt, llm_string)
         assert json.loads(client.execute_command("JSON.GET", key)) == json.loads(exact_values[p]), key
-        entry = CacheEntry(prompt=prompt, response=semantic_responses[p], prompt_vector=emb.embed_query(prompt),
-                           metadata={"llm_string": llm_string}).to_dict(rvl._vectorizer.dtype)
+        entry = CacheEntry(
+            prompt=prompt,
+            response=semantic_responses[p],
+            prompt_vector=emb.embed_query(prompt),
+            metadata={"llm_string": llm_string},
+        ).to_dict(rvl._vectorizer.dtype)
         stored = client.hgetall(f"{rvl.index.prefix}:{entry['entry_id']}")
         for name in ("prompt", "response", "metadata", "prompt_vector", "entry_id"):
             want = entry[name] if isinstance(entry[name], bytes) else str(entry[name]).encode()
@@ -214,12 +249,16 @@ def fill(url: str, n: int, semantic_share: float, batch: int = 2000) -> dict:
     for i in range(n_semantic):
         p = (i * 5) % len(pool)
         prompt = dumps([HumanMessage(content=question(n_exact + i))])
-        entries.append(CacheEntry(prompt=prompt, response=semantic_responses[p],
-                                  prompt_vector=emb.pool[i % len(emb.pool)],
-                                  metadata={"llm_string": pool[p][0]}).to_dict(rvl._vectorizer.dtype))
+        entries.append(
+            CacheEntry(
+                prompt=prompt,
+                response=semantic_responses[p],
+                prompt_vector=emb.pool[i % len(emb.pool)],
+                metadata={"llm_string": pool[p][0]},
+            ).to_dict(rvl._vectorizer.dtype)
+        )
         if len(entries) >= batch or i == n_semantic - 1:
-            rvl._index.load(data=entries, ttl=TTLS[(i // batch) % len(TTLS)], id_field="entry_id",
-                            batch_size=batch)
+            rvl._index.load(data=entries, ttl=TTLS[(i // batch) % len(TTLS)], id_field="entry_id", batch_size=batch)
             entries = []
     while True:  # the index catches up in the background; scan does not need it, FT.INFO does
         info = client.execute_command("FT.INFO", rvl.index.name)
@@ -227,12 +266,17 @@ def fill(url: str, n: int, semantic_share: float, batch: int = 2000) -> dict:
         if float(info.get(b"percent_indexed", info.get("percent_indexed", 1))) >= 1:
             break
         time.sleep(0.5)
-    return {"exact": n_exact + len(checks), "semantic": n_semantic + len(checks),
-            "dbsize": client.dbsize(), "fill_seconds": round(time.monotonic() - started, 1),
-            "used_memory_human": client.info("memory")["used_memory_human"]}
+    return {
+        "exact": n_exact + len(checks),
+        "semantic": n_semantic + len(checks),
+        "dbsize": client.dbsize(),
+        "fill_seconds": round(time.monotonic() - started, 1),
+        "used_memory_human": client.info("memory")["used_memory_human"],
+    }
 
 
 # -- timing ----------------------------------------------------------------------------------------
+
 
 def server_cpu(client) -> float:
     info = client.info("cpu")
@@ -251,8 +295,11 @@ def timed(argv: list[str], env: dict | None = None) -> tuple[float, int, float]:
 
 
 def cli_supports_count(cli: str) -> bool:
-    return "--count" in subprocess.run([cli, "--help"], capture_output=True, text=True).stderr + \
-        subprocess.run([cli, "--help"], capture_output=True, text=True).stdout
+    return (
+        "--count"
+        in subprocess.run([cli, "--help"], capture_output=True, text=True).stderr
+        + subprocess.run([cli, "--help"], capture_output=True, text=True).stdout
+    )
 
 
 def count_lines(argv: list[str], env: dict | None = None) -> dict:
@@ -268,8 +315,14 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     import redis
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg_1m_at_start": os.getloadavg()[0], "python": platform.python_version(), "redis-py": redis.__version__,
-            "kernel": platform.release()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_avg_1m_at_start": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "redis-py": redis.__version__,
+        "kernel": platform.release(),
+    }
 
 
 def main() -> None:
@@ -284,7 +337,7 @@ def main() -> None:
     args = parser.parse_args()
     cli = ensure_redis_cli()
 
-    from cacheops.embedded import EmbeddedRedis
+    from cacheops.server.embedded import EmbeddedRedis
 
     server = None
     if args.url:
@@ -320,13 +373,23 @@ def main() -> None:
                 wall, rss, cpu = timed(argv, env)
                 results[name].append((wall, rss, cpu, server_cpu(client) - before))
         listed = count_lines(ops_argv, env)
-        report = {"commands": {name: " ".join(argv) for name, argv in variants.items()}, "entries": args.entries, "keyspace": fill_info, "listed": listed, "machine": facts, "runs": {}}
+        report = {
+            "commands": {name: " ".join(argv) for name, argv in variants.items()},
+            "entries": args.entries,
+            "keyspace": fill_info,
+            "listed": listed,
+            "machine": facts,
+            "runs": {},
+        }
         for name, runs in results.items():
             mid = sorted(runs)[len(runs) // 2]  # the run with the median wall time
-            report["runs"][name] = {"wall_median_s": round(mid[0], 3),
-                                    "wall_all_s": [round(r[0], 3) for r in runs],
-                                    "client_cpu_s": round(mid[2], 2), "server_cpu_s": round(mid[3], 2),
-                                    "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1)}
+            report["runs"][name] = {
+                "wall_median_s": round(mid[0], 3),
+                "wall_all_s": [round(r[0], 3) for r in runs],
+                "client_cpu_s": round(mid[2], 2),
+                "server_cpu_s": round(mid[3], 2),
+                "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
+            }
         base = report["runs"]["redis-cli"]["wall_median_s"]
         for name, row in report["runs"].items():
             row["ratio_to_redis_cli"] = round(row["wall_median_s"] / base, 2)

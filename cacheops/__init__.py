@@ -12,16 +12,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .catalog import EntryFilter, UnknownKey, build_catalog, build_context, iter_entries  # noqa: E402
-from .connection import connect, redact_url, resolve_spec  # noqa: E402
 from .errors import CacheopsError  # noqa: E402
-from .finder import find_by_prompt, read_entry  # noqa: E402
+from .inspect.catalog import EntryFilter, UnknownKey, build_catalog, build_context, iter_entries  # noqa: E402
+from .inspect.finder import find_by_prompt, read_entry  # noqa: E402
 from .layouts import LAYOUTS, Entry, Layout, PromptQuery  # noqa: E402
-from .evict import execute as execute_eviction, plan as plan_eviction  # noqa: E402
-from .backup import restore  # noqa: E402
-from .selection import Selection  # noqa: E402
-from .playbook import load_playbook  # noqa: E402
-from .warm import warm as warm_caches  # noqa: E402
+from .ops.backup import restore  # noqa: E402
+from .ops.evict import execute as execute_eviction  # noqa: E402
+from .ops.evict import plan as plan_eviction
+from .ops.playbook import load_playbook  # noqa: E402
+from .ops.selection import Selection  # noqa: E402
+from .ops.warm import warm as warm_caches  # noqa: E402
+from .server.connection import connect, redact_url, resolve_spec  # noqa: E402
 
 
 def connect_url(url: str):
@@ -29,7 +30,27 @@ def connect_url(url: str):
     return connect(resolve_spec(url))
 
 
-__all__ = ["EntryFilter", "UnknownKey", "build_catalog", "build_context", "iter_entries", "connect",
-           "connect_url", "redact_url", "resolve_spec", "CacheopsError", "find_by_prompt", "read_entry",
-           "LAYOUTS", "Entry", "Layout", "PromptQuery", "Selection", "plan_eviction", "execute_eviction",
-           "restore", "load_playbook", "warm_caches"]
+__all__ = [
+    "EntryFilter",
+    "UnknownKey",
+    "build_catalog",
+    "build_context",
+    "iter_entries",
+    "connect",
+    "connect_url",
+    "redact_url",
+    "resolve_spec",
+    "CacheopsError",
+    "find_by_prompt",
+    "read_entry",
+    "LAYOUTS",
+    "Entry",
+    "Layout",
+    "PromptQuery",
+    "Selection",
+    "plan_eviction",
+    "execute_eviction",
+    "restore",
+    "load_playbook",
+    "warm_caches",
+]

@@ -145,18 +145,27 @@ def fill_demo_cache(url: str) -> DemoResult:
         questions = FAQ + PARAPHRASES
         for i, model_name in enumerate(MODELS):
             model = demo_chat_model(model_name)
-            for question, answer in questions[i::len(MODELS)]:
+            for question, answer in questions[i :: len(MODELS)]:
                 model.answer(question, answer)
                 result.llm_calls += 1
     finally:
         set_llm_cache(None)
     # 4. RedisVL SemanticCache used directly, with filterable fields, 7 day TTL.
     vectorizer = CustomVectorizer(embed=embeddings.embed_query)
-    rvl = SemanticCache(name="support_cache", redis_url=url, vectorizer=vectorizer, ttl=7 * 86400,
-                        filterable_fields=[{"name": "tier", "type": "tag"}, {"name": "model", "type": "tag"}])
+    rvl = SemanticCache(
+        name="support_cache",
+        redis_url=url,
+        vectorizer=vectorizer,
+        ttl=7 * 86400,
+        filterable_fields=[{"name": "tier", "type": "tag"}, {"name": "model", "type": "tag"}],
+    )
     for n, (question, answer) in enumerate(FAQ[:15]):
-        rvl.store(question, answer, metadata={"source": "faq"},
-                  filters={"tier": "pro" if n % 3 else "free", "model": MODELS[n % 2]})
+        rvl.store(
+            question,
+            answer,
+            metadata={"source": "faq"},
+            filters={"tier": "pro" if n % 3 else "free", "model": MODELS[n % 2]},
+        )
         result.redisvl_stores += 1
     # 5. RedisVL EmbeddingsCache behind a vectorizer.
     emb_cache = EmbeddingsCache(name="embedcache", redis_url=url, ttl=30 * 86400)

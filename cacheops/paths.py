@@ -8,7 +8,8 @@ from pathlib import Path
 
 def state_dir() -> Path:
     base = os.environ.get("CACHEOPS_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "cacheops")
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "cacheops"
+    )
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -145,8 +145,14 @@ def progress(total: int, description: str, threshold: int = 1000):
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar_:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar_:
         task = bar_.add_task(description, total=total)
         yield lambda n: bar_.advance(task, n)
 
@@ -172,6 +178,7 @@ def scan_progress(stats, what: str = "scanning"):
         return
     stop = threading.Event()
     with err_console.status(f"{what}…") as status:
+
         def refresh():
             while not stop.wait(0.2):
                 status.update(f"{what}: {stats.keys:,} keys")

@@ -1,6 +1,6 @@
 """Test fixtures: a real redis-server with the search and JSON modules, started by the suite.
 
-The server comes from cacheops.embedded (the same code `cacheops demo` uses). Every test gets an
+The server comes from cacheops.server.embedded (the same code `cacheops demo` uses). Every test gets an
 empty keyspace; cache entries are written by the real libraries (see writers.py).
 """
 
@@ -11,10 +11,10 @@ import os
 import pytest
 import redis
 from click.testing import CliRunner
+from venvs import venv_writers  # noqa: F401  (fixture: writers that need their own virtualenv)
 
 from cacheops.cli import cli
-from cacheops.embedded import EmbeddedRedis
-from venvs import venv_writers  # noqa: F401  (fixture: writers that need their own virtualenv)
+from cacheops.server.embedded import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import writers
 import yaml
+from writers import MINILM, langchain_semantic, minilm_embeddings
 
 from cacheops.exit_codes import ExitCode
-from cacheops.labelled import LabelledPrompt, LabelledSet, evaluate
-
-import writers
-from writers import MINILM, langchain_semantic, minilm_embeddings
+from cacheops.semantic.labelled import LabelledPrompt, LabelledSet, evaluate
 
 HOURS, HOURS_ANSWER = "What are your business hours?", "Nine to five, Monday to Friday."
 REFUND, CAPITAL, DATA = "Can I get a refund?", "What is the capital of France?", "Is my data shared with advertisers?"
@@ -27,13 +25,21 @@ QA = [
     (PLAN3, "Plan 3 costs $30 a month."),
     (PLAN4, "Plan 4 costs $40 a month."),
 ]
-LABELS = {"prompts": [
-    {"prompt": HOURS, "paraphrases": ["what are your business hours", "What are your business hours ?",
-                                      "What are your opening hours?"]},
-    {"prompt": REFUND, "paraphrases": ["Could I get a refund?", "can i get a refund"]},
-    {"prompt": CAPITAL, "paraphrases": ["What's the capital of France?"]},
-    {"prompt": DATA, "paraphrases": ["is my data shared with advertisers"]},
-]}
+LABELS = {
+    "prompts": [
+        {
+            "prompt": HOURS,
+            "paraphrases": [
+                "what are your business hours",
+                "What are your business hours ?",
+                "What are your opening hours?",
+            ],
+        },
+        {"prompt": REFUND, "paraphrases": ["Could I get a refund?", "can i get a refund"]},
+        {"prompt": CAPITAL, "paraphrases": ["What's the capital of France?"]},
+        {"prompt": DATA, "paraphrases": ["is my data shared with advertisers"]},
+    ]
+}
 
 
 def pairs_of(doc):
@@ -92,8 +98,9 @@ def test_recommended_threshold_stops_wrong_answers_and_keeps_paraphrases(run, re
             assert chat.answer(question, "the right answer").content == HOURS_ANSWER
     labels = tmp_path / "labels.yaml"
     labels.write_text(yaml.safe_dump(LABELS))
-    doc = run.json("audit", "--cache", "llmcache", "--embedding", MINILM, "--labels", str(labels),
-                   "--min-precision", "1.0")
+    doc = run.json(
+        "audit", "--cache", "llmcache", "--embedding", MINILM, "--labels", str(labels), "--min-precision", "1.0"
+    )
     (cache,) = doc["caches"]
     lab = cache["labelled"]
     assert lab["at_recommended"]["precision"] == 1.0 and lab["at_recommended"]["recall"] == 1.0
@@ -133,9 +140,11 @@ def test_labels_need_the_model(run, redis_url, tmp_path):
 
 def test_redisvl_filters_scope_the_collisions(run, redis_url, tmp_path):
     # RedisVL apps filter lookups on their filter fields: same words for another user is no collision.
-    entries = [{"prompt": "price of plan three", "response": "$30", "filters": {"user": "alice"}},
-               {"prompt": "price of plan three", "response": "$99", "filters": {"user": "bob"}},
-               {"prompt": "price of plan four", "response": "$40", "filters": {"user": "alice"}}]
+    entries = [
+        {"prompt": "price of plan three", "response": "$30", "filters": {"user": "alice"}},
+        {"prompt": "price of plan three", "response": "$99", "filters": {"user": "bob"}},
+        {"prompt": "price of plan four", "response": "$40", "filters": {"user": "alice"}},
+    ]
     writers.redisvl_semantic(redis_url, entries, name="tenants", filterable_fields=[{"name": "user", "type": "tag"}])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"caches": {"tenants": {"distance_threshold": 1.5}}}))
     result = run("audit", "--cache", "tenants", "--json")
@@ -143,7 +152,10 @@ def test_redisvl_filters_scope_the_collisions(run, redis_url, tmp_path):
     assert cache["threshold_source"] == "config file" and cache["scopes"] == 2
     assert cache["colliding_pairs"] == 1 and result.exit_code == ExitCode.COLLISIONS_FOUND
     assert pairs_of(cache) and all("bob" not in str(p) for p in cache["worst_pairs"])
-    assert {p["a"]["answer"] for p in cache["worst_pairs"]} | {p["b"]["answer"] for p in cache["worst_pairs"]} == {"$30", "$40"}
+    assert {p["a"]["answer"] for p in cache["worst_pairs"]} | {p["b"]["answer"] for p in cache["worst_pairs"]} == {
+        "$30",
+        "$40",
+    }
 
 
 def test_evaluate_and_recommend_without_a_model():
@@ -155,8 +167,9 @@ def test_evaluate_and_recommend_without_a_model():
         rows = np.array([vecs[t] for t, _ in items], dtype=np.float32)
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
-    labelled = LabelledSet(prompts=[LabelledPrompt(prompt="a", paraphrases=["a2"]), LabelledPrompt(prompt="b"),
-                                    LabelledPrompt(prompt="c")])
+    labelled = LabelledSet(
+        prompts=[LabelledPrompt(prompt="a", paraphrases=["a2"]), LabelledPrompt(prompt="b"), LabelledPrompt(prompt="c")]
+    )
     report = evaluate(labelled, embed, min_precision=1.0)
     d_a2 = 1 - float(embed([("a2", None)])[0] @ embed([("a", None)])[0])
     d_ab = 1 - float(embed([("b", None)])[0] @ embed([("a", None)])[0])

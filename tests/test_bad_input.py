@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
-from cacheops.embedded import EmbeddedRedis, free_port
-from cacheops.exit_codes import ExitCode
-
 import writers
+
+from cacheops.exit_codes import ExitCode
+from cacheops.server.embedded import EmbeddedRedis, free_port
 
 
 def assert_clean_error(result, code: ExitCode, *needles: str):
@@ -113,8 +112,9 @@ def test_profile_with_password_env(redis_url, tmp_path, monkeypatch, client):
 
     with EmbeddedRedis(password="pw-from-env", modules=()) as server:
         config = tmp_path / "config.yaml"
-        config.write_text(f"profiles:\n  local:\n    url: redis://127.0.0.1:{server.port}/0\n"
-                          f"    password_env: MY_REDIS_PW\n")
+        config.write_text(
+            f"profiles:\n  local:\n    url: redis://127.0.0.1:{server.port}/0\n    password_env: MY_REDIS_PW\n"
+        )
         monkeypatch.setenv("CACHEOPS_CONFIG", str(config))
         run = Cli("")
         assert_clean_error(run("--profile", "local", "caches"), ExitCode.CONFIG, "MY_REDIS_PW")
@@ -123,12 +123,15 @@ def test_profile_with_password_env(redis_url, tmp_path, monkeypatch, client):
         assert result.exit_code == 0 and "pw-from-env" not in result.output
 
 
-@pytest.mark.parametrize("url,shown", [
-    ("redis://user:topsecret@host:6379/0", "redis://user:***@host:6379/0"),
-    ("rediss://:p%40ss@host/1", "rediss://:***@host/1"),
-    ("redis://host:6379", "redis://host:6379"),
-])
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("redis://user:topsecret@host:6379/0", "redis://user:***@host:6379/0"),
+        ("rediss://:p%40ss@host/1", "rediss://:***@host/1"),
+        ("redis://host:6379", "redis://host:6379"),
+    ],
+)
 def test_redact_url(url, shown):
-    from cacheops.connection import redact_url
+    from cacheops.server.connection import redact_url
 
     assert redact_url(url) == shown

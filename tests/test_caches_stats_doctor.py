@@ -2,9 +2,9 @@
 
 import json
 
-from cacheops.exit_codes import ExitCode
-
 import writers
+
+from cacheops.exit_codes import ExitCode
 
 Q = "What is the capital of France?"
 
@@ -13,8 +13,13 @@ def fill_mixed(redis_url):
     writers.langchain_exact(redis_url, [(Q, "Paris."), ("Hi?", "Hello.")], model="gpt-4o-mini")
     writers.langchain_exact(redis_url, [(Q, "Paris!")], model="gpt-4o", prefix="app:exact", ttl=7200)
     writers.langchain_semantic(redis_url, [(Q, "Paris."), ("Bye?", "Goodbye.")], model="gpt-4o", ttl=86400 * 3)
-    writers.redisvl_semantic(redis_url, [{"prompt": "p", "response": "r", "filters": {"tier": "pro"}}],
-                             name="tiered", filterable_fields=[{"name": "tier", "type": "tag"}], ttl=30)
+    writers.redisvl_semantic(
+        redis_url,
+        [{"prompt": "p", "response": "r", "filters": {"tier": "pro"}}],
+        name="tiered",
+        filterable_fields=[{"name": "tier", "type": "tag"}],
+        ttl=30,
+    )
     writers.redisvl_embeddings(redis_url, [("text", "m1"), ("text", "m2")])
 
 
@@ -77,8 +82,22 @@ def test_doctor_prefix_bleed_and_acl(run, client, redis_url):
     writers.redisvl_semantic(redis_url, [{"prompt": "b", "response": "B"}], name="llmcache_v2")
     report = run.json("doctor") if False else json.loads(run("doctor", "--json").output)
     assert any("llmcache_v2" in c["message"] and c["status"] == "warn" for c in report["checks"])
-    client.execute_command("ACL", "SETUSER", "reader", "on", ">readerpw", "~*", "+@read", "+@connection",
-                           "+acl|whoami", "+acl|dryrun", "+info", "+client", "+ft._list", "+ft.info")
+    client.execute_command(
+        "ACL",
+        "SETUSER",
+        "reader",
+        "on",
+        ">readerpw",
+        "~*",
+        "+@read",
+        "+@connection",
+        "+acl|whoami",
+        "+acl|dryrun",
+        "+info",
+        "+client",
+        "+ft._list",
+        "+ft.info",
+    )
     host = redis_url.split("//")[1]
     result = run("doctor", "--json", url=f"redis://reader:readerpw@{host}")
     acl = next(c for c in json.loads(result.output)["checks"] if c["area"] == "acl")
@@ -101,7 +120,7 @@ def wait_indexed(client, index: str, timeout: float = 10.0) -> None:
     """RediSearch indexes existing documents of a new index in the background."""
     import time
 
-    from cacheops.indexes import parse_ft_info
+    from cacheops.server.indexes import parse_ft_info
 
     deadline = time.monotonic() + timeout
     while parse_ft_info(client.execute_command("FT.INFO", index)).percent_indexed < 1:
@@ -119,15 +138,17 @@ def test_doctor_finds_vectors_that_no_longer_match_the_index(run, client, redis_
 
     writers.redisvl_semantic(redis_url, [{"prompt": "old q", "response": "old a"}], name="drifted")
     small = hashing_embeddings(32)
-    cache = SemanticCache(name="drifted", redis_url=redis_url, vectorizer=CustomVectorizer(embed=small.embed_query),
-                          overwrite=True)
+    cache = SemanticCache(
+        name="drifted", redis_url=redis_url, vectorizer=CustomVectorizer(embed=small.embed_query), overwrite=True
+    )
     cache.store("new q", "new a")
     wait_indexed(client, "drifted")
     result = run("doctor", "--json")
     assert result.exit_code == 8
     checks = json.loads(result.output)["checks"]
-    assert any(c["area"] == "index drifted" and c["status"] == "problem" and "failed to index" in c["message"]
-               for c in checks)
+    assert any(
+        c["area"] == "index drifted" and c["status"] == "problem" and "failed to index" in c["message"] for c in checks
+    )
     rows = {r["prompt"]: r for r in run.json_lines("scan", "--cache", "drifted")}
     assert rows["old q"]["vector"]["matches_index"] is False and rows["new q"]["vector"]["matches_index"] is True
     summary = next(c for c in run.json("caches")["caches"] if c["name"] == "drifted")

@@ -7,18 +7,36 @@ import subprocess
 import threading
 
 import pytest
-
-from cacheops.exit_codes import ExitCode
-
 import writers
 from conftest import Cli
+
+from cacheops.exit_codes import ExitCode
 
 
 def make_cert(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, cert
 
 
@@ -100,7 +118,7 @@ def test_embedded_shared_server_lifecycle(tmp_path):
     result = run("--embedded", "caches", "--json")
     assert result.exit_code == 0, result.output
     try:
-        from cacheops.embedded import running_shared
+        from cacheops.server.embedded import running_shared
 
         state = running_shared()
         assert state and state["url"].startswith("redis://127.0.0.1:")

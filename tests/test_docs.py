@@ -23,14 +23,14 @@ def test_every_command_has_a_readme_section_and_an_example():
 
 
 def test_shipped_playbook_is_a_valid_labelled_set():
-    from cacheops.labelled import load_labelled_set
+    from cacheops.semantic.labelled import load_labelled_set
 
     faq = load_labelled_set(Path(__file__).parent.parent / "playbooks" / "faq.yaml")
     assert len(faq.prompts) >= 20 and any(p.paraphrases for p in faq.prompts)
 
 
 def test_shipped_playbook_is_a_valid_warm_playbook():
-    from cacheops.playbook import load_playbook
+    from cacheops.ops.playbook import load_playbook
 
     faq = load_playbook(Path(__file__).parent.parent / "playbooks" / "faq.yaml")
     assert {c.type for c in faq.warm.caches} == {"langchain_exact", "langchain_semantic", "redisvl_semantic"}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import writers
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from cacheops import langchain_format as lc
-
-import writers
+from cacheops.layouts import langchain_format as lc
 
 Q = "What is the refund policy?"
 WRONG = "Refunds are never possible."
@@ -58,19 +57,40 @@ def evict(run, *args, input=None):
 
 def mixed_cache(url, client):
     """Several caches, layouts, models, TTLs, and keys that are not cache entries."""
-    writers.langchain_exact(url, [(Q, WRONG), ("What are your hours?", "9 to 5."),
-                                  ([SystemMessage(SYS), HumanMessage(Q)], "System-prompted refund answer.")],
-                            model="gpt-4o-mini", ttl=600)
+    writers.langchain_exact(
+        url,
+        [
+            (Q, WRONG),
+            ("What are your hours?", "9 to 5."),
+            ([SystemMessage(SYS), HumanMessage(Q)], "System-prompted refund answer."),
+        ],
+        model="gpt-4o-mini",
+        ttl=600,
+    )
     writers.langchain_exact(url, [(Q, WRONG + " (4o)"), ("Do you ship abroad?", "Yes.")], model="gpt-4o")
     writers.langchain_exact_llm(url, [(Q, "LLM refund answer")])
-    writers.langchain_semantic(url, [(Q, WRONG), ("How do I reset my password?", "Use the reset link.")],
-                               model="gpt-4o", ttl=3600)
-    writers.redisvl_semantic(url, [
-        {"prompt": "Tagged refund question", "response": "Refunds: never possible for alice",
-         "filters": {"user_id": "alice", "cost": 3}, "metadata": {"model": "gpt-4o"}},
-        {"prompt": "Tagged other question", "response": "Some answer for bob",
-         "filters": {"user_id": "bob", "cost": 5}, "metadata": {"model": "claude-3-5-haiku"}},
-    ], name="tagged_cache", filterable_fields=[{"name": "user_id", "type": "tag"}, {"name": "cost", "type": "numeric"}])
+    writers.langchain_semantic(
+        url, [(Q, WRONG), ("How do I reset my password?", "Use the reset link.")], model="gpt-4o", ttl=3600
+    )
+    writers.redisvl_semantic(
+        url,
+        [
+            {
+                "prompt": "Tagged refund question",
+                "response": "Refunds: never possible for alice",
+                "filters": {"user_id": "alice", "cost": 3},
+                "metadata": {"model": "gpt-4o"},
+            },
+            {
+                "prompt": "Tagged other question",
+                "response": "Some answer for bob",
+                "filters": {"user_id": "bob", "cost": 5},
+                "metadata": {"model": "claude-3-5-haiku"},
+            },
+        ],
+        name="tagged_cache",
+        filterable_fields=[{"name": "user_id", "type": "tag"}, {"name": "cost", "type": "numeric"}],
+    )
     writers.redisvl_embeddings(url, [("hello world", "all-MiniLM-L6-v2")], ttl=3600)
     client.set("redis:session:42", "a user's session, not a cache entry")
     client.hset("llmcache:not-a-cache-entry", mapping={"owner": "someone else"})
@@ -92,6 +112,7 @@ def content_of_dump(client, dump: bytes):
 
 
 # -- the poisoning cycle --------------------------------------------------------------------------
+
 
 def test_poisoning_cycle_evicts_every_copy_and_the_app_recaches_the_right_answer(run, redis_url, client):
     from langchain_redis import RedisCache, RedisSemanticCache
@@ -133,6 +154,7 @@ def test_poisoning_cycle_evicts_every_copy_and_the_app_recaches_the_right_answer
 
 
 # -- selectors on a mixed cache -------------------------------------------------------------------
+
 
 def deleted_by(run, client, *selectors):
     before = snapshot(client)
@@ -253,6 +275,7 @@ def test_foreign_keys_are_never_deleted(run, redis_url, client):
 
 # -- behaviour ----------------------------------------------------------------------------------
 
+
 def test_dry_run_deletes_nothing_and_preview_shows_sample(run, redis_url, client):
     mixed_cache(redis_url, client)
     before = snapshot(client)
@@ -371,9 +394,9 @@ def test_default_backup_goes_to_the_state_dir(run, redis_url, client, tmp_path):
 
 def test_rewritten_since_preview_is_deleted_only_if_it_still_matches(redis_url, client, tmp_path):
     """The preview/confirm gap: the app rewrites entries; execute re-checks each key."""
-    from cacheops import evict as evict_lib
-    from cacheops.catalog import build_context
-    from cacheops.selection import Selection
+    from cacheops.inspect.catalog import build_context
+    from cacheops.ops import evict as evict_lib
+    from cacheops.ops.selection import Selection
 
     writers.langchain_exact(redis_url, [(Q, WRONG), ("Q2?", WRONG), ("Q3?", WRONG)], model="gpt-4o")
     sel = Selection(response_contains=["never possible"])
@@ -383,8 +406,9 @@ def test_rewritten_since_preview_is_deleted_only_if_it_still_matches(redis_url, 
     writers.langchain_exact_rewrite(redis_url, "Q2?", WRONG + " Really.", model="gpt-4o")  # still matches
     result = evict_lib.execute(client, plan, backup_path=tmp_path / "b.jsonl")
     assert result.deleted == 2 and result.no_longer_matching == 1
-    assert [json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"] for k in exact_key(client, Q)] \
-        == [RIGHT]
+    assert [json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"] for k in exact_key(client, Q)] == [
+        RIGHT
+    ]
     # the backup holds the version that was deleted (the rewritten one), which restore brings back
     lines = [json.loads(line) for line in open(tmp_path / "b.jsonl")][1:]
     assert sorted(line["answer"] for line in lines) == sorted([WRONG, WRONG + " Really."])
@@ -435,9 +459,9 @@ def test_terminal_asks_before_deleting(run, redis_url, client, monkeypatch):
 def test_write_between_backup_and_delete_is_caught(redis_url, client, tmp_path, monkeypatch):
     """The app writes a key after it was read and backed up, before the delete: the batch's EXEC
     aborts (WATCH) and each key goes through compare-and-unlink; the changed key is re-judged."""
-    from cacheops import evict as evict_lib
-    from cacheops.catalog import build_context
-    from cacheops.selection import Selection
+    from cacheops.inspect.catalog import build_context
+    from cacheops.ops import evict as evict_lib
+    from cacheops.ops.selection import Selection
 
     writers.langchain_exact(redis_url, [(Q, WRONG), ("Q2?", WRONG), ("Q3?", WRONG)], model="gpt-4o")
     plan = evict_lib.plan(client, Selection(response_contains=["never possible"]), build_context(client))
@@ -457,8 +481,9 @@ def test_write_between_backup_and_delete_is_caught(redis_url, client, tmp_path, 
     # Q was fixed by the app: kept. Q2 was rewritten but still wrong: re-judged, backed up, deleted.
     assert result.deleted == 2 and result.no_longer_matching == 1
     assert calls == [3, 1]  # all three backed up, then the re-judged Q2 alone
-    assert [json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"] for k in exact_key(client, Q)] \
-        == [RIGHT]
+    assert [json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"] for k in exact_key(client, Q)] == [
+        RIGHT
+    ]
     assert not exact_key(client, "Q2?") and not exact_key(client, "Q3?")
     lines = [json.loads(line) for line in open(tmp_path / "b.jsonl")][1:]
     # every version backed up; the ones not deleted are marked, so restore brings back exactly the deleted
@@ -466,13 +491,16 @@ def test_write_between_backup_and_delete_is_caught(redis_url, client, tmp_path, 
     client.delete(*exact_key(client, Q))
     restored = evict_lib_restore(client, tmp_path / "b.jsonl")
     assert restored.restored == 2
-    texts = sorted(json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"]
-                   for q in ("Q2?", "Q3?") for k in exact_key(client, q))
+    texts = sorted(
+        json.loads(client.execute_command("JSON.GET", k))[0]["kwargs"]["text"]
+        for q in ("Q2?", "Q3?")
+        for k in exact_key(client, q)
+    )
     assert texts == sorted([WRONG + " Again.", WRONG])
 
 
 def evict_lib_restore(client, path):
-    from cacheops.backup import restore
+    from cacheops.ops.backup import restore
 
     return restore(client, path)
 
@@ -481,29 +509,34 @@ def test_similar_to_evicts_paraphrases_within_the_threshold(run, redis_url, clie
     """The real all-MiniLM-L6-v2 embeds what LangChain embeds (the serialised message list); the
     distances shown are RedisVL's own check() distances."""
     import pytest
-
     from writers import MINILM, minilm_embeddings
 
     hours = "What are your business hours?"
-    qa = [(hours, "WRONG: we never open."), ("what are your business hours", "WRONG: we never open."),
-          ("When are you open?", "Nine to five."), ("Can I get a refund?", "Yes, within 30 days."),
-          ("What is the price of plan 3?", "Plan 3 costs $30.")]
+    qa = [
+        (hours, "WRONG: we never open."),
+        ("what are your business hours", "WRONG: we never open."),
+        ("When are you open?", "Nine to five."),
+        ("Can I get a refund?", "Yes, within 30 days."),
+        ("What is the price of plan 3?", "Plan 3 costs $30."),
+    ]
     cache = writers.langchain_semantic(redis_url, qa, embeddings=minilm_embeddings(), distance_threshold=0.0001)
     writers.langchain_exact(redis_url, [(hours, "WRONG: we never open.")])  # exact caches have no vectors
     vector = cache.cache._vectorize_prompt(lc.chat_prompt(hours))
-    everything = {r["key"]: float(r["vector_distance"])
-                  for r in cache.cache.check(vector=vector, num_results=10, distance_threshold=2.0)}
+    everything = {
+        r["key"]: float(r["vector_distance"])
+        for r in cache.cache.check(vector=vector, num_results=10, distance_threshold=2.0)
+    }
     threshold = 0.05
     inside = {k for k, d in everything.items() if d <= threshold}
     assert 2 <= len(inside) < len(qa)  # the test means something: some go, some stay
 
-    result, doc = evict(run, "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM,
-                        "--dry-run")
+    result, doc = evict(run, "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM, "--dry-run")
     assert result.exit_code == 0, result.output
     assert doc["preview"]["distances"] == {k: pytest.approx(everything[k], abs=1e-6) for k in inside}
     assert all(row["distance"] == pytest.approx(everything[row["key"]], abs=1e-6) for row in doc["preview"]["sample"])
-    table = run("evict", "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM,
-                "--dry-run").output
+    table = run(
+        "evict", "--similar-to", hours, "--threshold", str(threshold), "--embedding", MINILM, "--dry-run"
+    ).output
     assert "distance" in table
 
     before = snapshot(client)
@@ -515,8 +548,9 @@ def test_similar_to_evicts_paraphrases_within_the_threshold(run, redis_url, clie
     kept = {k.decode() for k in after if k.startswith(b"llmcache:")}
     assert kept == set(everything) - inside
     # combined with another selector (AND): only the neighbours that also match
-    result, _ = evict(run, "--similar-to", hours, "--threshold", "2", "--embedding", MINILM,
-                      "--response-contains", "Plan 3", "--yes")
+    result, _ = evict(
+        run, "--similar-to", hours, "--threshold", "2", "--embedding", MINILM, "--response-contains", "Plan 3", "--yes"
+    )
     plan3 = f"llmcache:{lc.sha256_hex(lc.chat_prompt('What is the price of plan 3?'))}"
     assert result.exit_code == 0 and {k.decode() for k in set(after) - set(snapshot(client))} == {plan3}
 
@@ -525,19 +559,26 @@ def test_unchanged_entries_are_not_decoded_again(redis_url, client, tmp_path, mo
     """The server tells an entry unchanged since the preview by the same digest cacheops computed
     (evict_read.lua value_digest == evict.record_digest), for JSON documents and for hashes with
     vectors, tag fields and TTLs alike; only a rewritten entry is decoded and judged again."""
-    from cacheops import evict as evict_lib
-    from cacheops.catalog import build_context
-    from cacheops.selection import Selection
+    from cacheops.inspect.catalog import build_context
+    from cacheops.ops import evict as evict_lib
+    from cacheops.ops.selection import Selection
 
     mixed_cache(redis_url, client)
-    for n, selection in enumerate((Selection(cache="redis"), Selection(response_contains=["never possible"]),
-                                   Selection(tags={"user_id": "bob"}), Selection(cache="llmcache"))):
+    for n, selection in enumerate(
+        (
+            Selection(cache="redis"),
+            Selection(response_contains=["never possible"]),
+            Selection(tags={"user_id": "bob"}),
+            Selection(cache="llmcache"),
+        )
+    ):
         plan = evict_lib.plan(client, selection, build_context(client))
         assert plan.total
         decoded = []
         real = evict_lib.decode_record
-        monkeypatch.setattr(evict_lib, "decode_record",
-                            lambda rec, ctx, full=True: decoded.append(rec.key) or real(rec, ctx, full))
+        monkeypatch.setattr(
+            evict_lib, "decode_record", lambda rec, ctx, full=True: decoded.append(rec.key) or real(rec, ctx, full)
+        )
         result = evict_lib.execute(client, plan, backup_path=tmp_path / f"{n}.jsonl")
         monkeypatch.setattr(evict_lib, "decode_record", real)
         assert result.deleted == plan.total and decoded == [], selection
@@ -545,7 +586,8 @@ def test_unchanged_entries_are_not_decoded_again(redis_url, client, tmp_path, mo
 
 def test_unreachable_selects_entries_the_layouts_mark(run, redis_url, client, monkeypatch):
     """--unreachable uses Entry.unreachable, set by the layouts (absent before they set it)."""
-    from cacheops import catalog, evict as evict_lib
+    from cacheops.inspect import catalog
+    from cacheops.ops import evict as evict_lib
 
     writers.langchain_exact(redis_url, [(Q, WRONG), ("Q2?", "fine")])
     assert evict(run, "--unreachable", "--yes")[0].exit_code == 7  # nothing marked: nothing matched
@@ -593,10 +635,21 @@ def test_companion_keys_go_with_their_entry_and_come_back(run, redis_url, client
 def test_a_key_scan_returns_twice_is_selected_once(monkeypatch):
     """SCAN returns a key at least once. Selected twice, the copy read ahead could be deleted by an
     earlier batch and then marked "gone", which would keep restore from bringing back the deleted copy."""
-    from cacheops import evict as evict_lib
+    from cacheops.ops import evict as evict_lib
 
     monkeypatch.setattr(evict_lib, "DEDUPE_WINDOW", 3)
     recent = evict_lib._RecentKeys()
     keys = (b"a", b"b", b"a", b"c", b"d", b"e", b"b", b"a", b"f", b"g", b"a")
-    assert [recent.seen(k) for k in keys] == [False, False, True, False, False, False, True, True, False, False,
-                                              False]  # at least 3 keys remembered, at most 6
+    assert [recent.seen(k) for k in keys] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]  # at least 3 keys remembered, at most 6

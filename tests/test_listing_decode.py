@@ -1,13 +1,12 @@
 """A listing (scan, caches, stats) decodes each entry with full=False: it must show exactly what a
 full decode shows, for every layout, and `show` must still get the whole entry."""
 
+import writers
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from cacheops.catalog import build_context, decode_record
-from cacheops.keyspace import ScanOptions, iter_batches
+from cacheops.inspect.catalog import build_context, decode_record
 from cacheops.layouts import Entry
-
-import writers
+from cacheops.server.keyspace import ScanOptions, iter_batches
 
 Q = "What is the capital of France?"
 
@@ -20,17 +19,28 @@ def _listed(item) -> dict:
 
 def test_listing_decode_shows_what_full_decode_shows_for_every_layout(redis_url, client, venv_writers):
     legacy, lite = venv_writers["legacy_langchain"], venv_writers["litellm"]
-    writers.langchain_exact(redis_url, [(Q, "lc exact"), ([SystemMessage("Be terse."), HumanMessage("Hi")], "Hello")],
-                            ttl=600)
+    writers.langchain_exact(
+        redis_url, [(Q, "lc exact"), ([SystemMessage("Be terse."), HumanMessage("Hi")], "Hello")], ttl=600
+    )
     writers.langchain_exact_llm(redis_url, [("Raw LLM prompt", "Raw answer")])
-    writers.langchain_semantic(redis_url, [([SystemMessage("sys"), HumanMessage(Q)], "lc semantic"), ("Ça va? 日本", "Oui")])
+    writers.langchain_semantic(
+        redis_url, [([SystemMessage("sys"), HumanMessage(Q)], "lc semantic"), ("Ça va? 日本", "Oui")]
+    )
     # a prompt serialised with message ids (langchain-core < 1.2.7): unreachable, in both modes
-    legacy(redis_url, "langchain_redis_semantic", qa=[[{"text": "hi", "id": "msg-1"}, "hello"]], cache={"name": "idcache"},
-           check=False)
+    legacy(
+        redis_url,
+        "langchain_redis_semantic",
+        qa=[[{"text": "hi", "id": "msg-1"}, "hello"]],
+        cache={"name": "idcache"},
+        check=False,
+    )
     legacy(redis_url, "langchain_redis_exact", qa=[[{"text": "hi", "id": "msg-1"}, "hello"]], check=False)
-    writers.redisvl_semantic(redis_url, [{"prompt": "Tagged", "response": "rvl", "metadata": {"model": "gpt-4o"},
-                                          "filters": {"user_id": "alice"}}], name="rvlcache",
-                             filterable_fields=[{"name": "user_id", "type": "tag"}])
+    writers.redisvl_semantic(
+        redis_url,
+        [{"prompt": "Tagged", "response": "rvl", "metadata": {"model": "gpt-4o"}, "filters": {"user_id": "alice"}}],
+        name="rvlcache",
+        filterable_fields=[{"name": "user_id", "type": "tag"}],
+    )
     writers.redisvl_embeddings(redis_url, [("hello", "mini")])
     writers.community_exact(redis_url, [(Q, "community exact")])
     legacy(redis_url, "community_semantic", qa=[[Q, "community semantic"]], check=False)
@@ -54,6 +64,16 @@ def test_listing_decode_shows_what_full_decode_shows_for_every_layout(redis_url,
                 assert listed.model == full.model and listed.llm_string == full.llm_string, rec.key
                 unreachable += full.unreachable == "message_ids"
     assert unreachable == 2  # the semantic entry, and the exact one once its prompt is learned
-    assert layouts == {"langchain_exact", "langchain_semantic", "redisvl_semantic", "redisvl_embeddings",
-                       "community_exact", "community_semantic", "litellm_exact", "litellm_semantic", "gptcache",
-                       "pickle_llm_cache", "pickle_smart_cache"}
+    assert layouts == {
+        "langchain_exact",
+        "langchain_semantic",
+        "redisvl_semantic",
+        "redisvl_embeddings",
+        "community_exact",
+        "community_semantic",
+        "litellm_exact",
+        "litellm_semantic",
+        "gptcache",
+        "pickle_llm_cache",
+        "pickle_smart_cache",
+    }

@@ -8,12 +8,12 @@ import json
 
 import pytest
 import redis
-
 import writers
-from cacheops import migrate
-from cacheops.connection import connect, resolve_spec
-from cacheops.indexes import parse_ft_info
 from writers import MINILM, llm_cache, minilm_embeddings
+
+from cacheops.ops import migrate
+from cacheops.server.connection import connect, resolve_spec
+from cacheops.server.indexes import parse_ft_info
 
 QA = [
     ("What is the capital of France?", "Paris is the capital of France."),
@@ -57,8 +57,9 @@ def app_answers(url: str, name: str, prompts: list[str], threshold: float = 0.05
     from cacheops.demo import demo_chat_model
 
     out = []
-    with llm_cache(RedisSemanticCache(name=name, embeddings=minilm_embeddings(), redis_url=url,
-                                      distance_threshold=threshold)):
+    with llm_cache(
+        RedisSemanticCache(name=name, embeddings=minilm_embeddings(), redis_url=url, distance_threshold=threshold)
+    ):
         chat = demo_chat_model("gpt-4o-mini")
         for prompt in prompts:
             out.append(chat.answer(prompt, MODEL_CALLED).content)
@@ -83,18 +84,23 @@ def test_langchain_semantic_cache_moves_to_minilm(run, client, redis_url):
     target = parse_ft_info(client.execute_command("FT.INFO", DEFAULT_TARGET))
     assert target.prefixes == [DEFAULT_TARGET] and target.num_docs == len(QA)
     assert target.fields == source_info.fields
-    assert (target.vector.dims, target.vector.dtype, target.vector.metric, target.vector.algorithm) == \
-        (384, "FLOAT32", source_info.vector.metric, source_info.vector.algorithm)
+    assert (target.vector.dims, target.vector.dtype, target.vector.metric, target.vector.algorithm) == (
+        384,
+        "FLOAT32",
+        source_info.vector.metric,
+        source_info.vector.algorithm,
+    )
 
     # Every entry: same id, every field but the vector byte for byte, TTL kept.
     for key, (fields, pttl) in before.items():
         if key in (b"llmcache:not-a-cache-entry", b"llmcache:" + b"0" * 64):
-            assert not client.exists(DEFAULT_TARGET.encode() + key[len(b"llmcache"):])
+            assert not client.exists(DEFAULT_TARGET.encode() + key[len(b"llmcache") :])
             continue
-        new_key = DEFAULT_TARGET.encode() + key[len(b"llmcache"):]
+        new_key = DEFAULT_TARGET.encode() + key[len(b"llmcache") :]
         copied = client.hgetall(new_key)
-        assert {k: v for k, v in copied.items() if k != b"prompt_vector"} == \
-            {k: v for k, v in fields.items() if k != b"prompt_vector"}
+        assert {k: v for k, v in copied.items() if k != b"prompt_vector"} == {
+            k: v for k, v in fields.items() if k != b"prompt_vector"
+        }
         assert len(copied[b"prompt_vector"]) == 384 * 4
         assert 0 <= pttl - client.pttl(new_key) < 120_000
 
@@ -113,8 +119,9 @@ def test_langchain_semantic_cache_moves_to_minilm(run, client, redis_url):
     again = run.json("migrate-embeddings", "--cache", "llmcache", "--to", MINILM, "--yes")
     assert again["preview"]["target_exists"] and again["result"]["migrated"] == 0
     assert (again["result"]["skipped"], again["result"]["not_entries"]) == (len(QA), 1)
-    assert {k: v[0] for k, v in snapshot(client, DEFAULT_TARGET).items() if k in migrated} == \
-        {k: v[0] for k, v in migrated.items()}
+    assert {k: v[0] for k, v in snapshot(client, DEFAULT_TARGET).items() if k in migrated} == {
+        k: v[0] for k, v in migrated.items()
+    }
 
     events = run.json_lines("history", "--action", "migrate-embeddings")
     assert [e["selectors"]["target"] for e in events] == [DEFAULT_TARGET] * 2
@@ -144,15 +151,28 @@ def test_redisvl_cache_with_filters_and_ttls(run, client, redis_url):
     from redisvl.extensions.cache.llm import SemanticCache
     from redisvl.query.filter import Tag
 
-    from cacheops.vectorizers import load_vectorizer
+    from cacheops.semantic.vectorizers import load_vectorizer
 
     fields = [{"name": "tier", "type": "tag"}, {"name": "model", "type": "tag"}]
     entries = [
-        {"prompt": "What is the capital of France?", "response": "Paris (pro)", "filters": {"tier": "pro", "model": "a"},
-         "metadata": {"source": "faq"}, "ttl": 600},
-        {"prompt": "What is the capital of France?", "response": "Paris (free)", "filters": {"tier": "free", "model": "a"}},
-        {"prompt": "How do I reset my password?", "response": "Use the link (pro)", "filters": {"tier": "pro", "model": "b"},
-         "ttl": 900},
+        {
+            "prompt": "What is the capital of France?",
+            "response": "Paris (pro)",
+            "filters": {"tier": "pro", "model": "a"},
+            "metadata": {"source": "faq"},
+            "ttl": 600,
+        },
+        {
+            "prompt": "What is the capital of France?",
+            "response": "Paris (free)",
+            "filters": {"tier": "free", "model": "a"},
+        },
+        {
+            "prompt": "How do I reset my password?",
+            "response": "Use the link (pro)",
+            "filters": {"tier": "pro", "model": "b"},
+            "ttl": 900,
+        },
     ]
     writers.redisvl_semantic(redis_url, entries, name="support", filterable_fields=fields)
     before = snapshot(client, "support")
@@ -162,13 +182,18 @@ def test_redisvl_cache_with_filters_and_ttls(run, client, redis_url):
     assert doc["preview"]["filterable_fields"] == ["tier", "model"]
     assert doc["result"]["migrated"] == 3
     for key, (_fields, pttl) in before.items():
-        new_pttl = client.pttl(b"minilm_support" + key[len(b"support"):])
+        new_pttl = client.pttl(b"minilm_support" + key[len(b"support") :])
         assert (new_pttl == -1) if pttl == -1 else 0 <= pttl - new_pttl < 120_000
     assert same_except_ttl_drift(before, snapshot(client, "support"))
 
     # The app after the switch: the same filterable fields, the new model; the schema matches.
-    cache = SemanticCache(name="minilm_support", redis_url=redis_url, vectorizer=load_vectorizer(MINILM),
-                          filterable_fields=fields, distance_threshold=0.1)
+    cache = SemanticCache(
+        name="minilm_support",
+        redis_url=redis_url,
+        vectorizer=load_vectorizer(MINILM),
+        filterable_fields=fields,
+        distance_threshold=0.1,
+    )
     pro = cache.check("What is the capital of France?", filter_expression=Tag("tier") == "pro")
     free = cache.check("What is the capital of France?", filter_expression=Tag("tier") == "free")
     assert [h["response"] for h in pro] == ["Paris (pro)"] and [h["response"] for h in free] == ["Paris (free)"]
@@ -177,9 +202,18 @@ def test_redisvl_cache_with_filters_and_ttls(run, client, redis_url):
     assert [h["response"] for h in hit] == ["Use the link (pro)"]
 
     # The app (still on the old cache) rewrites an entry: a re-run copies just that one.
-    writers.redisvl_semantic(redis_url, [{"prompt": "How do I reset my password?", "response": "New link (pro)",
-                                          "filters": {"tier": "pro", "model": "b"}}],
-                             name="support", filterable_fields=fields)
+    writers.redisvl_semantic(
+        redis_url,
+        [
+            {
+                "prompt": "How do I reset my password?",
+                "response": "New link (pro)",
+                "filters": {"tier": "pro", "model": "b"},
+            }
+        ],
+        name="support",
+        filterable_fields=fields,
+    )
     again = run.json("migrate-embeddings", "--cache", "support", "--to", MINILM, "--target", "minilm_support", "--yes")
     assert (again["result"]["migrated"], again["result"]["refreshed"], again["result"]["skipped"]) == (1, 1, 2)
     hit = cache.check("How do I reset my password?", filter_expression=Tag("tier") == "pro")

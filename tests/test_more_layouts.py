@@ -5,11 +5,10 @@ conflict with ours, see venvs.py)."""
 import time
 
 import orjson
+import writers
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from cacheops import langchain_format as lc
-
-import writers
+from cacheops.layouts import langchain_format as lc
 
 Q = "What is the capital of France?"
 
@@ -24,9 +23,15 @@ def cache_of(catalog, name):
 
 def test_langchain_community_exact_and_semantic(run, redis_url, venv_writers):
     legacy = venv_writers["legacy_langchain"]
-    assert legacy(redis_url, "community_semantic", qa=[[Q, "Paris (sem)"], [{"text": "hi", "id": "msg-1"}, "hello"]],
-                  model="gpt-4o")["hits"] == ["Paris (sem)", "hello"]
-    assert legacy(redis_url, "community_exact", qa=[[Q, "Paris (0.3)"]], model="gpt-4o", ttl=90)["hits"] == ["Paris (0.3)"]
+    assert legacy(
+        redis_url,
+        "community_semantic",
+        qa=[[Q, "Paris (sem)"], [{"text": "hi", "id": "msg-1"}, "hello"]],
+        model="gpt-4o",
+    )["hits"] == ["Paris (sem)", "hello"]
+    assert legacy(redis_url, "community_exact", qa=[[Q, "Paris (0.3)"]], model="gpt-4o", ttl=90)["hits"] == [
+        "Paris (0.3)"
+    ]
     writers.community_exact(redis_url, [("Current stack?", "community 0.4")], model="gpt-4o")
     rows = run.json_lines("scan")
     exact = [r for r in rows if r["layout"] == "community_exact"]
@@ -37,8 +42,13 @@ def test_langchain_community_exact_and_semantic(run, redis_url, venv_writers):
     assert set(sem) == {Q, "hi"} and all(r["model"] == "gpt-4o" for r in sem.values())
     assert sem[Q]["index"].startswith("cache:") and sem[Q]["cache"] == "doc:" + sem[Q]["index"]
     assert sem[Q]["unreachable"] is None and sem["hi"]["unreachable"] == "message_ids"
-    assert sem[Q]["vector"] == {"field": "content_vector", "dims": 8, "dtype": "FLOAT32", "bytes": 32,
-                                "matches_index": True}
+    assert sem[Q]["vector"] == {
+        "field": "content_vector",
+        "dims": 8,
+        "dtype": "FLOAT32",
+        "bytes": 32,
+        "matches_index": True,
+    }
     # The exact entry is found from text alone: its llm_string is learned from the semantic index.
     found = run.json("show", "--prompt", Q)
     assert sorted(e["layout"] for e in found) == ["community_exact", "community_semantic"]
@@ -52,11 +62,16 @@ def test_langchain_community_exact_and_semantic(run, redis_url, venv_writers):
 
 def test_litellm_exact_sync_async_and_namespaces(run, redis_url, venv_writers):
     user = [{"role": "user", "content": Q}]
-    venv_writers["litellm"](redis_url, "exact", calls=[
-        {"messages": user, "answer": "Paris (sync)"},
-        {"messages": [{"role": "user", "content": "async q"}], "answer": "Paris (async)", "async": True},
-        {"messages": [{"role": "user", "content": "tenant q"}], "answer": "Paris (tenant)", "namespace": "tenantA"},
-    ], cache={"namespace": "litellm.caching", "ttl": 600})
+    venv_writers["litellm"](
+        redis_url,
+        "exact",
+        calls=[
+            {"messages": user, "answer": "Paris (sync)"},
+            {"messages": [{"role": "user", "content": "async q"}], "answer": "Paris (async)", "async": True},
+            {"messages": [{"role": "user", "content": "tenant q"}], "answer": "Paris (tenant)", "namespace": "tenantA"},
+        ],
+        cache={"namespace": "litellm.caching", "ttl": 600},
+    )
     venv_writers["litellm"](redis_url, "exact", calls=[{"messages": user, "answer": "bare", "model": "gpt-4o"}])
     rows = {r["answer"]: r for r in run.json_lines("scan")}
     assert set(rows) == {"Paris (sync)", "Paris (async)", "Paris (tenant)", "bare"}
@@ -73,11 +88,19 @@ def test_litellm_exact_sync_async_and_namespaces(run, redis_url, venv_writers):
 def test_litellm_semantic_and_isolated_fallback(run, redis_url, venv_writers):
     # An index already named litellm_semantic_cache_index with another schema (no litellm_cache_key
     # tag): LiteLLM falls back to "<name>_isolated", which that index's prefix also covers (bleed).
-    writers.redisvl_semantic(redis_url, [{"prompt": "plain redisvl", "response": "rvl"}],
-                             name="litellm_semantic_cache_index")
-    venv_writers["litellm"](redis_url, "semantic", calls=[
-        {"messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": Q}],
-         "answer": "Paris (semantic)"}])
+    writers.redisvl_semantic(
+        redis_url, [{"prompt": "plain redisvl", "response": "rvl"}], name="litellm_semantic_cache_index"
+    )
+    venv_writers["litellm"](
+        redis_url,
+        "semantic",
+        calls=[
+            {
+                "messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": Q}],
+                "answer": "Paris (semantic)",
+            }
+        ],
+    )
     rows = by_key(run.json_lines("scan"))
     lite = next(r for r in rows.values() if r["layout"] == "litellm_semantic")
     assert lite["cache"] == "litellm_semantic_cache_index_isolated"
@@ -125,8 +148,9 @@ def test_gptcache_entry_is_question_plus_vector_and_orphans(run, redis_url, clie
 
 def test_pickle_caches_are_never_unpickled(run, redis_url, client, tmp_path):
     writers.pickle_llm_cache(redis_url, [(Q, "Paris (pickled)")])
-    writers.pickle_smart_cache(redis_url, [("faq:hours", {"question": "Hours?", "answer": "9-5"}, ["faq", "hours"])],
-                               version=2)
+    writers.pickle_smart_cache(
+        redis_url, [("faq:hours", {"question": "Hours?", "answer": "9-5"}, ["faq", "hours"])], version=2
+    )
     proof = tmp_path / "unpickled"
 
     class Exploit:  # what an attacker who can write to Redis plants: loading it creates a file
@@ -157,10 +181,18 @@ def test_pickle_caches_are_never_unpickled(run, redis_url, client, tmp_path):
 
 
 def test_old_langchain_redis_semantic_prefix_mappings(run, redis_url, venv_writers):
-    venv_writers["langchain_redis_01"](redis_url, "langchain_redis_semantic", qa=[[Q, "Paris (0.1.2)"]],
-                                       cache={"name": "tenantidx01", "prefix": "tenant01"})
-    venv_writers["legacy_langchain"](redis_url, "langchain_redis_semantic", qa=[[Q, "Paris (0.2.3)"]],
-                                     cache={"name": "tenantidx", "prefix": "tenant42"})
+    venv_writers["langchain_redis_01"](
+        redis_url,
+        "langchain_redis_semantic",
+        qa=[[Q, "Paris (0.1.2)"]],
+        cache={"name": "tenantidx01", "prefix": "tenant01"},
+    )
+    venv_writers["legacy_langchain"](
+        redis_url,
+        "langchain_redis_semantic",
+        qa=[[Q, "Paris (0.2.3)"]],
+        cache={"name": "tenantidx", "prefix": "tenant42"},
+    )
     rows = {r["answer"]: r for r in run.json_lines("scan")}
     sha = lc.sha256_hex(lc.chat_prompt(Q))
     # 0.1.x: index = name over keys "<prefix>:"; 0.2.1-0.2.3: the prefix is ignored, keys "<name>:"
@@ -171,8 +203,9 @@ def test_old_langchain_redis_semantic_prefix_mappings(run, redis_url, venv_write
 
 
 def test_message_id_prompts_from_old_langchain_core_are_unreachable(run, redis_url, venv_writers):
-    venv_writers["legacy_langchain"](redis_url, "langchain_redis_semantic", qa=[
-        [{"text": "hi", "id": "msg-1"}, "hello"], ["no ids", "fine"]])
+    venv_writers["legacy_langchain"](
+        redis_url, "langchain_redis_semantic", qa=[[{"text": "hi", "id": "msg-1"}, "hello"], ["no ids", "fine"]]
+    )
     rows = {r["prompt"]: r for r in run.json_lines("scan")}
     assert rows["hi"]["unreachable"] == "message_ids" and rows["no ids"]["unreachable"] is None
     # the exact cache stores only md5(prompt): established once the prompt is known (from the semantic cache)
@@ -188,19 +221,27 @@ def test_float16_vectors_and_mismatched_or_unindexed_documents(run, redis_url, c
     writers.redisvl_semantic(redis_url, [{"prompt": "half", "response": "f16"}], name="halfcache", dtype="float16")
     # The app switched embedding models and recreated the index (overwrite keeps the documents).
     writers.redisvl_semantic(redis_url, [{"prompt": "old dims", "response": "64"}], name="switched")
-    SemanticCache(name="switched", redis_url=redis_url, overwrite=True,
-                  vectorizer=CustomVectorizer(embed=lambda t: [0.5] * 16)).store(prompt="new dims", response="16")
+    SemanticCache(
+        name="switched", redis_url=redis_url, overwrite=True, vectorizer=CustomVectorizer(embed=lambda t: [0.5] * 16)
+    ).store(prompt="new dims", response="16")
     # An index dropped without its documents (FT.DROPINDEX without DD, as a migration does).
     writers.redisvl_semantic(redis_url, [{"prompt": "dropped", "response": "gone"}], name="dropped_cache")
     client.execute_command("FT.DROPINDEX", "dropped_cache")
     rows = {r["prompt"]: r for r in run.json_lines("scan")}
-    assert rows["half"]["vector"] == {"field": "prompt_vector", "dims": 64, "dtype": "FLOAT16", "bytes": 128,
-                                      "matches_index": True}
+    assert rows["half"]["vector"] == {
+        "field": "prompt_vector",
+        "dims": 64,
+        "dtype": "FLOAT16",
+        "bytes": 128,
+        "matches_index": True,
+    }
     assert rows["half"]["unreachable"] is None
     assert rows["old dims"]["unreachable"] == "vector_mismatch" and rows["new dims"]["unreachable"] is None
     assert rows["dropped"]["unreachable"] == "no_index"
     caches = run.json("caches")
-    assert caches["unreachable"]["vector_mismatch"]["entries"] == 1 and caches["unreachable"]["no_index"]["entries"] == 1
+    assert (
+        caches["unreachable"]["vector_mismatch"]["entries"] == 1 and caches["unreachable"]["no_index"]["entries"] == 1
+    )
     assert "FT.INFO" in caches["unreachable"]["vector_mismatch"]["how"]
     table = run("caches", "--table").output
     assert "vector_mismatch" in table and "no_index" in table
@@ -216,17 +257,31 @@ def test_mixed_keyspace_every_layout_and_no_foreign_key_claimed(run, redis_url, 
     writers.community_exact(redis_url, [(Q, "community exact")])
     legacy(redis_url, "community_semantic", qa=[[Q, "community semantic"]], check=False)
     legacy(redis_url, "langchain_redis_exact", qa=[["old shape?", "lc old"]], cache={"prefix": "old"}, check=False)
-    lite(redis_url, "exact", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact"}],
-         cache={"namespace": "ll"})
+    lite(
+        redis_url,
+        "exact",
+        calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact"}],
+        cache={"namespace": "ll"},
+    )
     lite(redis_url, "semantic", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm semantic"}])
     venv_writers["gptcache"](redis_url, "qa", qa=[[Q, "gptcache"]], lookups=[Q])
     writers.pickle_llm_cache(redis_url, [(Q, "pickle llm")])
     writers.pickle_smart_cache(redis_url, [("k", {"prompt": Q, "response": "pickle smart"}, ["t"])])
-    expected = {"lc exact": "langchain_exact", "lc semantic": "langchain_semantic", "rvl": "redisvl_semantic",
-                "rvl16": "redisvl_semantic", "embedding, 64 dims": "redisvl_embeddings",
-                "community exact": "community_exact", "community semantic": "community_semantic",
-                "lc old": "langchain_exact", "litellm exact": "litellm_exact", "litellm semantic": "litellm_semantic",
-                "gptcache": "gptcache", "pickle llm": "pickle_llm_cache", "pickle smart": "pickle_smart_cache"}
+    expected = {
+        "lc exact": "langchain_exact",
+        "lc semantic": "langchain_semantic",
+        "rvl": "redisvl_semantic",
+        "rvl16": "redisvl_semantic",
+        "embedding, 64 dims": "redisvl_embeddings",
+        "community exact": "community_exact",
+        "community semantic": "community_semantic",
+        "lc old": "langchain_exact",
+        "litellm exact": "litellm_exact",
+        "litellm semantic": "litellm_semantic",
+        "gptcache": "gptcache",
+        "pickle llm": "pickle_llm_cache",
+        "pickle smart": "pickle_smart_cache",
+    }
     entry_keys = {r["key"] for r in run.json_lines("scan")}
     # Foreign keys shaped like cache keys (same prefixes, hash lengths, types or value openings).
     sha, md5 = lc.sha256_hex("foreign"), lc.md5_hex("foreign")

@@ -4,14 +4,13 @@ model with the real all-MiniLM-L6-v2 embeddings."""
 from __future__ import annotations
 
 import pytest
-
-from cacheops import langchain_format as lc
-from cacheops.catalog import build_context
-from cacheops.errors import CacheopsError, ConfigError, UsageError
-from cacheops.neighbours import iter_nearest, semantic_caches, similar_to_text
-from cacheops.vectorizers import library_text, load_vectorizer, parse_spec, spec_for_cache
-
 from writers import MINILM, langchain_semantic, minilm_embeddings
+
+from cacheops.errors import CacheopsError, ConfigError, UsageError
+from cacheops.inspect.catalog import build_context
+from cacheops.layouts import langchain_format as lc
+from cacheops.semantic.neighbours import iter_nearest, semantic_caches, similar_to_text
+from cacheops.semantic.vectorizers import library_text, load_vectorizer, parse_spec, spec_for_cache
 
 HOURS = "What are your business hours?"
 QA = [
@@ -61,8 +60,10 @@ def test_similar_to_text_matches_redisvl_check(client, filled):
     assert "Can I get a refund?" not in prompts  # 0.11 away: outside 0.05
     # The distances are the ones RedisVL's own check() returns for the same lookup.
     vector = filled.cache._vectorize_prompt(lc.chat_prompt(HOURS))
-    checked = {r["key"]: float(r["vector_distance"])
-               for r in filled.cache.check(vector=vector, num_results=10, distance_threshold=0.05)}
+    checked = {
+        r["key"]: float(r["vector_distance"])
+        for r in filled.cache.check(vector=vector, num_results=10, distance_threshold=0.05)
+    }
     assert {n.entry.key: pytest.approx(n.distance, abs=1e-6) for n in found} == checked
 
 
@@ -77,6 +78,8 @@ def test_iter_nearest_uses_stored_vectors(client, filled):
     nearest = lists["What is the price of plan 3?"].neighbours[0]
     assert nearest.entry.prompt == "What is the price of plan 4?" and nearest.distance < 0.005
     # Same distance as a text lookup (query vector computed by cacheops) gives.
-    via_text = {n.entry.prompt: n.distance for n in similar_to_text(
-        client, ctx, "What is the price of plan 3?", 0.01, embedding=MINILM)}
+    via_text = {
+        n.entry.prompt: n.distance
+        for n in similar_to_text(client, ctx, "What is the price of plan 3?", 0.01, embedding=MINILM)
+    }
     assert via_text["What is the price of plan 4?"] == pytest.approx(nearest.distance, abs=1e-5)

@@ -2,11 +2,9 @@
 
 import time
 
-import pytest
-
-from cacheops import langchain_format as lc
-
 import writers
+
+from cacheops.layouts import langchain_format as lc
 
 Q = "What is the capital of France?"
 

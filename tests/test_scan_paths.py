@@ -2,9 +2,8 @@
 
 import json
 
-from langchain_core.messages import HumanMessage, SystemMessage
-
 import writers
+from langchain_core.messages import HumanMessage, SystemMessage
 
 Q = "What is the capital of France?"
 TIME_DEPENDENT = ("ttl_seconds", "expires_at")
@@ -22,16 +21,27 @@ def _normalised(output: str) -> list[dict]:
 
 
 def _fill(url: str, client, venv_writers) -> None:
-    writers.langchain_exact(url, [(Q, "Paris."), ([SystemMessage("Be terse."), HumanMessage("Hi")], "Hello")],
-                            model="gpt-4o-mini", ttl=600)
-    writers.langchain_exact_old_shape(venv_writers["legacy_langchain"], url, "Old question?", "Old answer",
-                                      prefix="legacy")
+    writers.langchain_exact(
+        url, [(Q, "Paris."), ([SystemMessage("Be terse."), HumanMessage("Hi")], "Hello")], model="gpt-4o-mini", ttl=600
+    )
+    writers.langchain_exact_old_shape(
+        venv_writers["legacy_langchain"], url, "Old question?", "Old answer", prefix="legacy"
+    )
     writers.langchain_exact_llm(url, [("Raw LLM prompt", "Raw answer")])
     writers.langchain_semantic(url, [(Q, "Paris."), ("Ça va? 日本", "Oui")], model="gpt-4o", ttl=3600)
-    writers.redisvl_semantic(url, [
-        {"prompt": "Tagged question", "response": "Tagged answer", "metadata": {"model": "gpt-4o"},
-         "filters": {"user_id": "alice", "cost": 3}},
-    ], name="tagged_cache", filterable_fields=[{"name": "user_id", "type": "tag"}, {"name": "cost", "type": "numeric"}])
+    writers.redisvl_semantic(
+        url,
+        [
+            {
+                "prompt": "Tagged question",
+                "response": "Tagged answer",
+                "metadata": {"model": "gpt-4o"},
+                "filters": {"user_id": "alice", "cost": 3},
+            },
+        ],
+        name="tagged_cache",
+        filterable_fields=[{"name": "user_id", "type": "tag"}, {"name": "cost", "type": "numeric"}],
+    )
     writers.redisvl_embeddings(url, [("hello", "demo-model")])
     client.set("redis:session:42", "not a cache entry")
     client.hset("llmcache:" + "0" * 64, mapping={"foo": "bar"})
@@ -46,8 +56,13 @@ def test_script_and_plain_paths_give_identical_json(run, redis_url, client, venv
         assert script.exit_code == 0 and plain.exit_code == 0
         assert _normalised(script.output) == _normalised(plain.output), extra
     rows = _normalised(run("scan", "--json", "--unknown").output)
-    assert {r["layout"] for r in rows} >= {"langchain_exact", "langchain_semantic", "redisvl_semantic",
-                                            "redisvl_embeddings", "unknown"}
+    assert {r["layout"] for r in rows} >= {
+        "langchain_exact",
+        "langchain_semantic",
+        "redisvl_semantic",
+        "redisvl_embeddings",
+        "unknown",
+    }
 
 
 def test_big_values_same_on_both_paths(run, redis_url, client):

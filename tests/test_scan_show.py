@@ -2,11 +2,10 @@
 
 import json
 
+import writers
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from cacheops import langchain_format as lc
-
-import writers
+from cacheops.layouts import langchain_format as lc
 
 Q = "What is the capital of France?"
 SYS = "You are a terse assistant."
@@ -17,10 +16,15 @@ def by_key(rows):
 
 
 def test_scan_lists_langchain_exact_entries_both_shapes(run, redis_url, client, venv_writers):
-    writers.langchain_exact(redis_url, [(Q, "Paris."), ([SystemMessage(SYS), HumanMessage("Say hello in French")], "Bonjour")],
-                            model="gpt-4o-mini", ttl=600)
-    writers.langchain_exact_old_shape(venv_writers["legacy_langchain"], redis_url, "Old question?", "Old answer",
-                                      prefix="legacy")
+    writers.langchain_exact(
+        redis_url,
+        [(Q, "Paris."), ([SystemMessage(SYS), HumanMessage("Say hello in French")], "Bonjour")],
+        model="gpt-4o-mini",
+        ttl=600,
+    )
+    writers.langchain_exact_old_shape(
+        venv_writers["legacy_langchain"], redis_url, "Old question?", "Old answer", prefix="legacy"
+    )
     rows = run.json_lines("scan", "--prompts", "-") if False else None
     result = run("scan", "--json")
     rows = [json.loads(line) for line in result.output.splitlines()]
@@ -46,16 +50,31 @@ def test_exact_entries_learn_model_and_text_from_semantic_cache(run, redis_url):
     writers.langchain_semantic(redis_url, [(Q, "Paris.")], model="gpt-4o")
     rows = run.json_lines("scan")
     assert {(r["layout"], r["prompt"], r["model"]) for r in rows} == {
-        ("langchain_exact", Q, "gpt-4o"), ("langchain_semantic", Q, "gpt-4o")}
+        ("langchain_exact", Q, "gpt-4o"),
+        ("langchain_semantic", Q, "gpt-4o"),
+    }
 
 
 def test_scan_lists_semantic_entries(run, redis_url):
-    writers.langchain_semantic(redis_url, [(Q, "Paris."), ([SystemMessage(SYS), HumanMessage("Hi there")], "Hello")],
-                               model="claude-3-5-haiku", ttl=3600)
-    writers.redisvl_semantic(redis_url, [
-        {"prompt": "Tagged question", "response": "Tagged answer", "metadata": {"model": "gpt-4o"},
-         "filters": {"user_id": "alice", "cost": 3}},
-    ], name="tagged_cache", filterable_fields=[{"name": "user_id", "type": "tag"}, {"name": "cost", "type": "numeric"}])
+    writers.langchain_semantic(
+        redis_url,
+        [(Q, "Paris."), ([SystemMessage(SYS), HumanMessage("Hi there")], "Hello")],
+        model="claude-3-5-haiku",
+        ttl=3600,
+    )
+    writers.redisvl_semantic(
+        redis_url,
+        [
+            {
+                "prompt": "Tagged question",
+                "response": "Tagged answer",
+                "metadata": {"model": "gpt-4o"},
+                "filters": {"user_id": "alice", "cost": 3},
+            },
+        ],
+        name="tagged_cache",
+        filterable_fields=[{"name": "user_id", "type": "tag"}, {"name": "cost", "type": "numeric"}],
+    )
     rows = by_key(run.json_lines("scan"))
     assert len(rows) == 3
     sem = [r for r in rows.values() if r["layout"] == "langchain_semantic"]
@@ -84,11 +103,16 @@ def test_show_prompt_finds_every_copy(run, redis_url):
     writers.langchain_semantic(redis_url, [(Q, "Paris (semantic).")], model="gpt-4o")
     writers.langchain_exact(redis_url, [([SystemMessage(SYS), HumanMessage(Q)], "Paris (sys).")], model="gpt-4o")
     writers.langchain_exact_llm(redis_url, [(Q, "Paris (llm).")])
-    writers.redisvl_semantic(redis_url, [{"prompt": Q, "response": "Paris (rvl).", "filters": {"user_id": "bob"}}],
-                             name="rvl_cache", filterable_fields=[{"name": "user_id", "type": "tag"}])
+    writers.redisvl_semantic(
+        redis_url,
+        [{"prompt": Q, "response": "Paris (rvl).", "filters": {"user_id": "bob"}}],
+        name="rvl_cache",
+        filterable_fields=[{"name": "user_id", "type": "tag"}],
+    )
     found = run.json("show", "--prompt", Q)
     assert sorted(e["answer"] for e in found) == sorted(
-        ["Paris (mini).", "Paris (4o).", "Paris (semantic).", "Paris (llm).", "Paris (rvl)."])
+        ["Paris (mini).", "Paris (4o).", "Paris (semantic).", "Paris (llm).", "Paris (rvl)."]
+    )
     assert all(e["prompt"] == Q for e in found)
     with_sys = run.json("show", "--prompt", Q, "--system", SYS)
     assert [e["answer"] for e in with_sys] == ["Paris (sys)."]

@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-import pytest
+from writers import langchain_exact, langchain_semantic
 
 from cacheops import connect_url
 from cacheops.tui import CacheopsApp
@@ -17,11 +17,12 @@ from cacheops.tui.session import Session
 from cacheops.tui.widgets.cache_list import CacheList
 from cacheops.tui.widgets.entry_detail import EntryDetail
 from cacheops.tui.widgets.entry_table import EntryTable
-from writers import langchain_exact, langchain_semantic
 
-QA = [("What is the capital of France?", "Paris is the capital of France."),
-      ("What is the refund policy?", "Refunds within 30 days."),
-      ("Do you offer a free trial?", "Yes, 14 days.")]
+QA = [
+    ("What is the capital of France?", "Paris is the capital of France."),
+    ("What is the refund policy?", "Refunds within 30 days."),
+    ("Do you offer a free trial?", "Yes, 14 days."),
+]
 
 
 def make_app(redis_url: str) -> CacheopsApp:

@@ -24,8 +24,13 @@ from pathlib import Path
 SPECS: dict[str, list[str]] = {
     # langchain-core < 1.2.7 (keys keep message ids), community RedisSemanticCache (redis-py < 6),
     # langchain-redis 0.2.3 (prefix ignored by the semantic cache; exact value = one object root).
-    "legacy_langchain": ["langchain-core==0.3.86", "langchain-community==0.3.31", "langchain-redis==0.2.3",
-                         "redisvl==0.6.0", "redis==5.3.1"],
+    "legacy_langchain": [
+        "langchain-core==0.3.86",
+        "langchain-community==0.3.31",
+        "langchain-redis==0.2.3",
+        "redisvl==0.6.0",
+        "redis==5.3.1",
+    ],
     # langchain-redis 0.1.2 on redisvl 0.3.9: index = name, keys = "<prefix>:<sha>".
     "langchain_redis_01": ["langchain-redis==0.1.2", "redisvl==0.3.9", "langchain-core==0.3.86", "redis==5.3.1"],
     "gptcache": ["gptcache==0.1.44", "redis-om==0.2.2", "pydantic==1.10.27", "redis==5.3.1"],
@@ -62,8 +67,12 @@ def ensure(name: str) -> Path:
         log = target.parent / f"{target.name}.log"
         with open(log, "w") as out:
             subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, stdout=out, stderr=out)
-            result = subprocess.run([str(python), "-m", "pip", "install", "-q", *SPECS[name]],
-                                    stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
+            result = subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", *SPECS[name]],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=BUILD_TIMEOUT,
+            )
         if result.returncode != 0:
             tail = "\n".join(line for line in log.read_text().splitlines() if "is ignored" not in line)[-2000:]
             raise RuntimeError(f"building the {name} writer venv failed (log {log}):\n{tail}")
@@ -87,9 +96,14 @@ class VenvWriter:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env["TOKENIZERS_PARALLELISM"] = "false"
         env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network: use the bundled price map
-        proc = subprocess.run([str(self.python), str(WRITERS / f"write_{self.name}.py"), url,
-                               json.dumps({"op": op, **args})],
-                              capture_output=True, text=True, timeout=600, env=env, cwd=str(WRITERS))
+        proc = subprocess.run(
+            [str(self.python), str(WRITERS / f"write_{self.name}.py"), url, json.dumps({"op": op, **args})],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            cwd=str(WRITERS),
+        )
         if proc.returncode != 0:
             raise AssertionError(f"{self.name} writer {op} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -102,6 +116,7 @@ except ImportError:  # pragma: no cover
     pytest = None
 
 if pytest is not None:
+
     @pytest.fixture(scope="session")
     def venv_writers() -> dict[str, VenvWriter]:
         """Every writer venv (built on first use, in parallel), as callables: venv_writers["gptcache"](url, op, ...)."""

@@ -45,8 +45,9 @@ def langchain_exact_llm(url: str, qa: list[tuple], **cache_kwargs):
             FakeListLLM(responses=[answer]).invoke(prompt)
 
 
-def langchain_exact_old_shape(venv_writer, url: str, prompt, answer: str, model: str = "gpt-4o-mini",
-                               prefix: str = "redis"):
+def langchain_exact_old_shape(
+    venv_writer, url: str, prompt, answer: str, model: str = "gpt-4o-mini", prefix: str = "redis"
+):
     """langchain-redis <= 0.2.5 stored one generation object as the JSON root: written by the real
     langchain-redis 0.2.3 in its own venv (tests/venvs.py)."""
     return venv_writer(url, "langchain_redis_exact", qa=[[prompt, answer]], model=model, cache={"prefix": prefix})
@@ -56,23 +57,30 @@ def langchain_semantic(url: str, qa: list[tuple], model: str = "gpt-4o-mini", em
     from langchain_redis import RedisSemanticCache
 
     cache_kwargs.setdefault("distance_threshold", 0.01)
-    with llm_cache(RedisSemanticCache(embeddings=embeddings or hashing_embeddings(), redis_url=url,
-                                      **cache_kwargs)) as cache:
+    with llm_cache(
+        RedisSemanticCache(embeddings=embeddings or hashing_embeddings(), redis_url=url, **cache_kwargs)
+    ) as cache:
         chat = demo_chat_model(model)
         for prompt, answer in qa:
             chat.answer(prompt, answer)
     return cache
 
 
-def redisvl_semantic(url: str, entries: list[dict], name: str = "llmcache", filterable_fields=None,
-                     dtype: str = "float32", **kwargs):
+def redisvl_semantic(
+    url: str, entries: list[dict], name: str = "llmcache", filterable_fields=None, dtype: str = "float32", **kwargs
+):
     """entries: dicts of SemanticCache.store() arguments (prompt, response, metadata, filters, ttl)."""
     from redisvl.extensions.cache.llm import SemanticCache
     from redisvl.utils.vectorize import CustomVectorizer
 
     emb = hashing_embeddings()
-    cache = SemanticCache(name=name, redis_url=url, vectorizer=CustomVectorizer(embed=emb.embed_query, dtype=dtype),
-                          filterable_fields=filterable_fields, **kwargs)
+    cache = SemanticCache(
+        name=name,
+        redis_url=url,
+        vectorizer=CustomVectorizer(embed=emb.embed_query, dtype=dtype),
+        filterable_fields=filterable_fields,
+        **kwargs,
+    )
     for entry in entries:
         cache.store(**entry)
     return cache
@@ -101,6 +109,7 @@ def community_exact(url: str, qa: list[tuple], model: str = "gpt-4o-mini", ttl: 
 
 # -- the hand-rolled pickle caches of the widely copied blog pattern (this IS the app's code) --
 
+
 def pickle_llm_cache(url: str, qa: list[tuple], model: str = "gpt-4o-mini", ttl: int = 3600):
     """cache_key = "llm_cache:" + sha256(json.dumps({model, messages, temperature}, sort_keys)),
     value = pickle.dumps(response dict) with SET EX."""
@@ -112,8 +121,12 @@ def pickle_llm_cache(url: str, qa: list[tuple], model: str = "gpt-4o-mini", ttl:
     r = redis.Redis.from_url(url)
     for prompt, answer in qa:
         messages = [{"role": "user", "content": prompt}]
-        key = "llm_cache:" + hashlib.sha256(json.dumps({"model": model, "messages": messages, "temperature": 0},
-                                                       sort_keys=True).encode()).hexdigest()
+        key = (
+            "llm_cache:"
+            + hashlib.sha256(
+                json.dumps({"model": model, "messages": messages, "temperature": 0}, sort_keys=True).encode()
+            ).hexdigest()
+        )
         r.set(key, pickle.dumps({"prompt": prompt, "response": answer, "model": model}), ex=ttl)
     r.close()
 

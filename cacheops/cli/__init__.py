@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import click
 
-from .app import AppState, CacheopsGroup
 from . import audit, caches, demo, doctor, evict, history, migrate, restore, scan, show, stats, tag, tui, warm
+from .app import AppState, CacheopsGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(cls=CacheopsGroup, context_settings=CONTEXT)
-@click.option("--url", envvar="REDIS_URL", show_envvar=True,
-              help="Redis URL: redis://[user:pass@]host:port/db or rediss:// for TLS. Default redis://localhost:6379.")
+@click.option(
+    "--url",
+    envvar="REDIS_URL",
+    show_envvar=True,
+    help="Redis URL: redis://[user:pass@]host:port/db or rediss:// for TLS. Default redis://localhost:6379.",
+)
 @click.option("--profile", envvar="CACHEOPS_PROFILE", help="A named profile from the config file.")
 @click.option("--username", help="ACL username (overrides the URL's).")
-@click.option("--password", envvar="REDIS_PASSWORD", show_envvar=False,
-              help="Password (prefer the REDIS_PASSWORD environment variable).")
+@click.option(
+    "--password",
+    envvar="REDIS_PASSWORD",
+    show_envvar=False,
+    help="Password (prefer the REDIS_PASSWORD environment variable).",
+)
 @click.option("--db", type=int, help="Database number.")
 @click.option("--tls-ca-file", type=click.Path(dir_okay=False), help="CA certificate for rediss:// URLs.")
 @click.option("--embedded", is_flag=True, help="Use the local embedded Redis (started by `cacheops demo`).")
@@ -29,8 +37,15 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
     Example:
         cacheops --url redis://localhost:6379 caches
     """
-    ctx.obj = AppState(url=url, profile=profile, username=username, password=password, db=db,
-                       tls_ca_file=tls_ca_file, embedded=embedded)
+    ctx.obj = AppState(
+        url=url,
+        profile=profile,
+        username=username,
+        password=password,
+        db=db,
+        tls_ca_file=tls_ca_file,
+        embedded=embedded,
+    )
 
 
 for module in (caches, scan, show, stats, doctor, audit, demo, evict, restore, history, tag, tui, warm, migrate):

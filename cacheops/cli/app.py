@@ -10,9 +10,9 @@ import click
 import redis
 
 from .. import render
-from ..connection import ConnectionSpec, connect, resolve_spec, translate_redis_error
 from ..errors import CacheopsError, UsageError
 from ..exit_codes import ExitCode
+from ..server.connection import ConnectionSpec, connect, resolve_spec, translate_redis_error
 
 
 @dataclass
@@ -32,7 +32,7 @@ class AppState:
         if self._spec is None:
             url = self.url
             if self.embedded:
-                from ..embedded import ensure_shared
+                from ..server.embedded import ensure_shared
 
                 url, started = ensure_shared()
                 if started:
@@ -104,6 +104,7 @@ def output_format(json_flag: bool, table_flag: bool = False) -> str:
 def output_options(fn):
     """The output flags every listing command shares."""
     fn = click.option("--table", "table_flag", is_flag=True, help="Force a table even when not on a terminal.")(fn)
-    fn = click.option("--json", "json_flag", is_flag=True,
-                      help="JSON output (the default when stdout is not a terminal).")(fn)
+    fn = click.option(
+        "--json", "json_flag", is_flag=True, help="JSON output (the default when stdout is not a terminal)."
+    )(fn)
     return fn

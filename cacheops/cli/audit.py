@@ -1,39 +1,88 @@
 import click
 
 from .. import render
-from ..audit import WRAPPER_EXPLANATION, AuditOptions, CacheAudit, run_audit
-from ..catalog import build_context
 from ..exit_codes import ExitCode
-from ..labelled import load_labelled_set
+from ..inspect.catalog import build_context
+from ..semantic.audit import WRAPPER_EXPLANATION, AuditOptions, CacheAudit, run_audit
+from ..semantic.labelled import load_labelled_set
 from .app import AppState, output_format, output_options
 
 
 @click.command("audit")
 @click.option("--cache", help="Only this semantic cache (default: every semantic cache).")
-@click.option("--threshold", type=click.FloatRange(0, 2),
-              help="The cache's distance threshold. Default: caches.<name>.distance_threshold in the config "
-                   "file, else the library's default (LangChain 0.2, RedisVL 0.1).")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 2),
+    help="The cache's distance threshold. Default: caches.<name>.distance_threshold in the config "
+    "file, else the library's default (LangChain 0.2, RedisVL 0.1).",
+)
 @click.option("--model", help="Only entries of this model.")
-@click.option("--k", "k", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Nearest neighbours examined per entry.")
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Nearest neighbours examined per entry.",
+)
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Worst pairs shown.")
-@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
-              help="Labelled set (YAML: prompts with their paraphrases) for precision/recall per threshold.")
-@click.option("--min-precision", type=click.FloatRange(0, 1), default=0.99, show_default=True,
-              help="With --labels: the precision the recommended threshold must reach.")
-@click.option("--embedding", metavar="SPEC",
-              help="The cache's embedding model, a RedisVL vectorizer spec, e.g. "
-                   "hf:sentence-transformers/all-MiniLM-L6-v2 (default: caches.<name>.embedding).")
-@click.option("--bare/--no-bare", default=True, show_default=True,
-              help="Also audit the bare user text (needs the model) when the library embeds a wrapper.")
-@click.option("--bare-sample", type=click.IntRange(2, 100_000), default=300, show_default=True,
-              help="Entries embedded for the bare-text comparison.")
-@click.option("--max-collisions", type=click.IntRange(0), default=0, show_default=True,
-              help="Exit 11 when more colliding pairs than this are found (CI gate).")
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=False),
+    help="Labelled set (YAML: prompts with their paraphrases) for precision/recall per threshold.",
+)
+@click.option(
+    "--min-precision",
+    type=click.FloatRange(0, 1),
+    default=0.99,
+    show_default=True,
+    help="With --labels: the precision the recommended threshold must reach.",
+)
+@click.option(
+    "--embedding",
+    metavar="SPEC",
+    help="The cache's embedding model, a RedisVL vectorizer spec, e.g. "
+    "hf:sentence-transformers/all-MiniLM-L6-v2 (default: caches.<name>.embedding).",
+)
+@click.option(
+    "--bare/--no-bare",
+    default=True,
+    show_default=True,
+    help="Also audit the bare user text (needs the model) when the library embeds a wrapper.",
+)
+@click.option(
+    "--bare-sample",
+    type=click.IntRange(2, 100_000),
+    default=300,
+    show_default=True,
+    help="Entries embedded for the bare-text comparison.",
+)
+@click.option(
+    "--max-collisions",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Exit 11 when more colliding pairs than this are found (CI gate).",
+)
 @output_options
 @click.pass_context
-def command(ctx, cache, threshold, model, k, top, labels_path, min_precision, embedding, bare, bare_sample,
-            max_collisions, json_flag, table_flag):
+def command(
+    ctx,
+    cache,
+    threshold,
+    model,
+    k,
+    top,
+    labels_path,
+    min_precision,
+    embedding,
+    bare,
+    bare_sample,
+    max_collisions,
+    json_flag,
+    table_flag,
+):
     """Find cached answers a semantic cache would serve for the wrong question, and a safe threshold.
 
     For every entry, its nearest other entries by the stored vectors (the index's own KNN, no model
@@ -50,8 +99,18 @@ def command(ctx, cache, threshold, model, k, top, labels_path, min_precision, em
     state: AppState = ctx.obj
     labelled = load_labelled_set(labels_path) if labels_path else None
     client = state.client()
-    opts = AuditOptions(cache=cache, threshold=threshold, k=k, top=top, model=model, embedding=embedding,
-                        labelled=labelled, min_precision=min_precision, bare=bare, bare_sample=bare_sample)
+    opts = AuditOptions(
+        cache=cache,
+        threshold=threshold,
+        k=k,
+        top=top,
+        model=model,
+        embedding=embedding,
+        labelled=labelled,
+        min_precision=min_precision,
+        bare=bare,
+        bare_sample=bare_sample,
+    )
     report = run_audit(client, build_context(client, learn=False), opts)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
@@ -64,18 +123,36 @@ def command(ctx, cache, threshold, model, k, top, labels_path, min_precision, em
 
 def render_cache(r: CacheAudit) -> None:
     e = render.escape
-    render.out(f"[bold]{e(r.cache)}[/bold] ({e(r.library)}, index {e(r.index)}): {r.entries} entries, "
-               f"{r.scopes} model(s)/scope(s), threshold {r.threshold:g} ({e(r.threshold_source)})")
-    verdict = "[green]no collisions[/green]" if not r.colliding_pairs else \
-        f"[red]{r.colliding_pairs}{'' if r.pairs_exact else '+'} colliding pair(s)[/red]"
-    render.out(f"{verdict}: {r.colliding_entries} entr{'y' if r.colliding_entries == 1 else 'ies'} would be "
-               f"served another question's answer at threshold {r.threshold:g}")
+    render.out(
+        f"[bold]{e(r.cache)}[/bold] ({e(r.library)}, index {e(r.index)}): {r.entries} entries, "
+        f"{r.scopes} model(s)/scope(s), threshold {r.threshold:g} ({e(r.threshold_source)})"
+    )
+    verdict = (
+        "[green]no collisions[/green]"
+        if not r.colliding_pairs
+        else f"[red]{r.colliding_pairs}{'' if r.pairs_exact else '+'} colliding pair(s)[/red]"
+    )
+    render.out(
+        f"{verdict}: {r.colliding_entries} entr{'y' if r.colliding_entries == 1 else 'ies'} would be "
+        f"served another question's answer at threshold {r.threshold:g}"
+    )
     if r.worst:
-        t = render.table("distance", "question", "cached answer", "would be served for", "its own answer",
-                         title="worst pairs (same model, different answers)")
+        t = render.table(
+            "distance",
+            "question",
+            "cached answer",
+            "would be served for",
+            "its own answer",
+            title="worst pairs (same model, different answers)",
+        )
         for p in r.worst:
-            t.add_row(f"{p.distance:.4f}", e(render.preview(p.a.prompt, 40)), e(render.preview(p.a.answer, 30)),
-                      e(render.preview(p.b.prompt, 40)), e(render.preview(p.b.answer, 30)))
+            t.add_row(
+                f"{p.distance:.4f}",
+                e(render.preview(p.a.prompt, 40)),
+                e(render.preview(p.a.answer, 30)),
+                e(render.preview(p.b.prompt, 40)),
+                e(render.preview(p.b.answer, 30)),
+            )
         render.out(t)
     rows = r.nn.rows(include=r.threshold)
     if rows:
@@ -85,15 +162,25 @@ def render_cache(r: CacheAudit) -> None:
             mark = "  ◀ threshold" if lo <= r.threshold < hi else ""
             render.out(f"  {lo:6.3f}-{hi:<6.3f} {render.bar(count, top, 30):<30} {count}{mark}")
     if r.closest_conflict is not None:
-        render.out(f"closest different answers: {r.closest_conflict:.6f} apart; "
-                   f"largest threshold with no collision: [bold]{r.safe_threshold:g}[/bold]")
+        render.out(
+            f"closest different answers: {r.closest_conflict:.6f} apart; "
+            f"largest threshold with no collision: [bold]{r.safe_threshold:g}[/bold]"
+        )
     if r.labelled:
         lab = r.labelled
-        t = render.table("threshold", "precision", "recall", "right", "wrong", "missed",
-                         title=f"labelled set: {lab.prompts} prompts, {lab.paraphrases} paraphrases")
+        t = render.table(
+            "threshold",
+            "precision",
+            "recall",
+            "right",
+            "wrong",
+            "missed",
+            title=f"labelled set: {lab.prompts} prompts, {lab.paraphrases} paraphrases",
+        )
         for p in lab.points:
-            t.add_row(f"{p.threshold:g}", f"{p.precision:.3f}", f"{p.recall:.3f}", str(p.right), str(p.wrong),
-                      str(p.missed))
+            t.add_row(
+                f"{p.threshold:g}", f"{p.precision:.3f}", f"{p.recall:.3f}", str(p.right), str(p.wrong), str(p.missed)
+            )
         render.out(t)
         if lab.recommended is None:
             render.out(f"no threshold reaches precision {lab.min_precision:g} on the labelled set")
@@ -103,14 +190,18 @@ def render_cache(r: CacheAudit) -> None:
         render.note(WRAPPER_EXPLANATION)
     if r.bare:
         b = r.bare
-        render.out(f"same audit on {b.sample} entries, stored string vs bare user text: median nearest "
-                   f"distance {b.median_nn_stored} vs {b.median_nn_bare}; collisions at {b.threshold:g}: "
-                   f"{b.collisions_stored} vs {b.collisions_bare}; largest safe threshold: "
-                   f"{b.safe_threshold_stored} vs {b.safe_threshold_bare}")
+        render.out(
+            f"same audit on {b.sample} entries, stored string vs bare user text: median nearest "
+            f"distance {b.median_nn_stored} vs {b.median_nn_bare}; collisions at {b.threshold:g}: "
+            f"{b.collisions_stored} vs {b.collisions_bare}; largest safe threshold: "
+            f"{b.safe_threshold_stored} vs {b.safe_threshold_bare}"
+        )
         if b.labelled and b.labelled.recommended is not None and b.labelled.at_recommended:
             at = b.labelled.at_recommended
-            render.out(f"with bare text the labelled set would allow {b.labelled.recommended:g} "
-                       f"(precision {at.precision:.3f}, recall {at.recall:.3f})")
+            render.out(
+                f"with bare text the labelled set would allow {b.labelled.recommended:g} "
+                f"(precision {at.precision:.3f}, recall {at.recall:.3f})"
+            )
     for text in r.notes:
         render.note(text)
     render.out("")

@@ -1,8 +1,8 @@
 import click
 
 from .. import render
-from ..catalog import EntryFilter, build_catalog, build_context
-from ..keyspace import ScanStats
+from ..inspect.catalog import EntryFilter, build_catalog, build_context
+from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
 
@@ -41,11 +41,22 @@ def render_catalog(catalog) -> None:
             if len(c.models) > 3:
                 models += f", +{len(c.models) - 3} more"
             vectors = ", ".join(c.vector_dims) or "-"
-            t.add_row(render.escape(c.name), c.kind, libraries, c.index or "-", f"{c.entries:,}",
-                      render.human_bytes(c.bytes), c.ttl_policy, vectors, render.escape(models or "-"))
+            t.add_row(
+                render.escape(c.name),
+                c.kind,
+                libraries,
+                c.index or "-",
+                f"{c.entries:,}",
+                render.human_bytes(c.bytes),
+                c.ttl_policy,
+                vectors,
+                render.escape(models or "-"),
+            )
         render.out(t)
         for c in catalog.caches:
             for text in c.notes:
                 render.warn(f"{c.name}: {text}")
-    render.note(f"{catalog.scanned_keys:,} keys scanned in {catalog.seconds:.2f}s ({catalog.scan_path}); "
-                f"{catalog.unknown_keys:,} not recognised as cache entries")
+    render.note(
+        f"{catalog.scanned_keys:,} keys scanned in {catalog.seconds:.2f}s ({catalog.scan_path}); "
+        f"{catalog.unknown_keys:,} not recognised as cache entries"
+    )

@@ -1,10 +1,10 @@
 import click
 
 from .. import render
-from ..catalog import build_catalog, build_context
-from ..connection import connect, resolve_spec
 from ..demo import fill_demo_cache
-from ..embedded import ensure_shared, stop_shared
+from ..inspect.catalog import build_catalog, build_context
+from ..server.connection import connect, resolve_spec
+from ..server.embedded import ensure_shared, stop_shared
 from .app import AppState, pass_state
 from .caches import render_catalog
 
@@ -37,11 +37,15 @@ def command(state: AppState, stop, into_url):
         render.note("the server already holds keys; adding the demo traffic again (entries are overwritten)")
     with render.console.status("the demo app is answering its FAQ through LangChain and RedisVL caches…"):
         result = fill_demo_cache(url)
-    render.out(f"The demo app made {result.llm_calls} LLM calls through LangChain's Redis caches, "
-               f"{result.redisvl_stores} RedisVL SemanticCache stores and {result.embeddings} cached embeddings. "
-               f"What cacheops sees:")
+    render.out(
+        f"The demo app made {result.llm_calls} LLM calls through LangChain's Redis caches, "
+        f"{result.redisvl_stores} RedisVL SemanticCache stores and {result.embeddings} cached embeddings. "
+        f"What cacheops sees:"
+    )
     render_catalog(build_catalog(client, build_context(client)))
     target = "--embedded" if not into_url else f"--url {spec.display}"
-    render.out(f"\nNext: [bold]cacheops {target} scan[/bold], [bold]cacheops {target} stats[/bold], "
-               f"[bold]cacheops {target} show --prompt \"What is the capital of France?\"[/bold], "
-               f"[bold]cacheops {target} doctor[/bold]")
+    render.out(
+        f"\nNext: [bold]cacheops {target} scan[/bold], [bold]cacheops {target} stats[/bold], "
+        f'[bold]cacheops {target} show --prompt "What is the capital of France?"[/bold], '
+        f"[bold]cacheops {target} doctor[/bold]"
+    )

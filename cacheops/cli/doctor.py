@@ -1,9 +1,9 @@
 import click
 
 from .. import render
-from ..catalog import build_context
-from ..doctor import OK, PROBLEM, run_doctor
 from ..exit_codes import ExitCode
+from ..inspect.catalog import build_context
+from ..inspect.doctor import OK, PROBLEM, run_doctor
 from .app import AppState, output_format, output_options
 
 STYLE = {OK: "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", PROBLEM: "[red]problem[/red]"}

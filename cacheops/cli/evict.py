@@ -2,12 +2,12 @@ from itertools import chain
 
 import click
 
-from .. import evict as evict_lib
 from .. import render
-from ..catalog import build_context
 from ..errors import NotFound, UsageError
-from ..selection import Neighbourhood, Selection, parse_duration
-from ..tags import parse_pair
+from ..inspect.catalog import build_context
+from ..ops import evict as evict_lib
+from ..ops.selection import Neighbourhood, Selection, parse_duration
+from ..ownkeys import parse_pair
 from .app import AppState, confirmed, pass_state
 
 
@@ -21,39 +21,97 @@ def _key_stream(keys: tuple[str, ...], keys_from):
 
 
 @click.command("evict")
-@click.option("--prompt", "prompts", multiple=True, metavar="TEXT",
-              help="The user's text: every cached copy, in every cache, for every model (repeatable).")
+@click.option(
+    "--prompt",
+    "prompts",
+    multiple=True,
+    metavar="TEXT",
+    help="The user's text: every cached copy, in every cache, for every model (repeatable).",
+)
 @click.option("--system", metavar="TEXT", help="With --prompt: the system message the app sends before it.")
-@click.option("--prompt-hash", "prompt_hashes", multiple=True, metavar="HASH",
-              help="The md5 key segment (exact caches) or sha256 entry id (semantic caches), e.g. from logs.")
-@click.option("--key", "keys", multiple=True, metavar="KEY", help="An entry's key (repeatable; taken literally, "
-              "never as a pattern).")
+@click.option(
+    "--prompt-hash",
+    "prompt_hashes",
+    multiple=True,
+    metavar="HASH",
+    help="The md5 key segment (exact caches) or sha256 entry id (semantic caches), e.g. from logs.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="An entry's key (repeatable; taken literally, never as a pattern).",
+)
 @click.option("--keys-from", type=click.File("r"), metavar="FILE", help="Keys, one per line ('-' for stdin).")
-@click.option("--tag", "tags", multiple=True, metavar="NAME=VALUE",
-              help="A RedisVL filterable field, or a cacheops tag (`cacheops tag`), equal to VALUE.")
-@click.option("--response-contains", multiple=True, metavar="TEXT",
-              help="The cached answer contains TEXT (case-sensitive; repeatable, all must appear).")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A RedisVL filterable field, or a cacheops tag (`cacheops tag`), equal to VALUE.",
+)
+@click.option(
+    "--response-contains",
+    multiple=True,
+    metavar="TEXT",
+    help="The cached answer contains TEXT (case-sensitive; repeatable, all must appear).",
+)
 @click.option("--response-regex", metavar="RE", help="The cached answer matches this Python regular expression.")
 @click.option("--model", help="Only entries of this model (name, or a piece of the llm_string).")
-@click.option("--older-than", metavar="DURATION", help="Inserted more than DURATION ago (90s, 30m, 12h, 7d, 2w); "
-              "entries that record no insertion time (LangChain exact) are never selected by age.")
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    help="Inserted more than DURATION ago (90s, 30m, 12h, 7d, 2w); "
+    "entries that record no insertion time (LangChain exact) are never selected by age.",
+)
 @click.option("--cache", help="Only entries of this cache (its key prefix); alone, the whole cache.")
 @click.option("--unreachable", is_flag=True, help="Only entries their cache can no longer serve.")
 @click.option("--similar-to", metavar="TEXT", help="The semantic neighbourhood of TEXT (needs --threshold).")
 @click.option("--threshold", type=float, metavar="D", help="With --similar-to: the largest distance selected.")
-@click.option("--embedding", metavar="SPEC", help="With --similar-to: the cache's embedding model, a RedisVL "
-              "vectorizer spec (default: the cache's setting in the config file).")
-@click.option("--backup", "backup_path", type=click.Path(dir_okay=False), metavar="PATH",
-              help="Where to write the backup (default: a timestamped file in the state dir).")
+@click.option(
+    "--embedding",
+    metavar="SPEC",
+    help="With --similar-to: the cache's embedding model, a RedisVL "
+    "vectorizer spec (default: the cache's setting in the config file).",
+)
+@click.option(
+    "--backup",
+    "backup_path",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Where to write the backup (default: a timestamped file in the state dir).",
+)
 @click.option("--dry-run", is_flag=True, help="Preview only: delete nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
-@click.option("--sample", type=click.IntRange(0, 1000), default=10, show_default=True,
-              help="Rows in the preview's sample table.")
+@click.option(
+    "--sample", type=click.IntRange(0, 1000), default=10, show_default=True, help="Rows in the preview's sample table."
+)
 @click.option("--json", "json_flag", is_flag=True, help="One JSON document: the preview and the result.")
 @pass_state
-def command(state: AppState, prompts, system, prompt_hashes, keys, keys_from, tags, response_contains,
-            response_regex, model, older_than, cache, unreachable, similar_to, threshold, embedding,
-            backup_path, dry_run, yes, sample, json_flag):
+def command(
+    state: AppState,
+    prompts,
+    system,
+    prompt_hashes,
+    keys,
+    keys_from,
+    tags,
+    response_contains,
+    response_regex,
+    model,
+    older_than,
+    cache,
+    unreachable,
+    similar_to,
+    threshold,
+    embedding,
+    backup_path,
+    dry_run,
+    yes,
+    sample,
+    json_flag,
+):
     """Delete cache entries precisely: preview, confirm, back up, delete, audit.
 
     Selectors combine (all must hold). Always previews first (counts per cache and a sample); on a
@@ -73,18 +131,33 @@ def command(state: AppState, prompts, system, prompt_hashes, keys, keys_from, ta
     if embedding and similar_to is None:
         raise UsageError("--embedding goes with --similar-to")
     key_stream = _key_stream(keys, keys_from) if (keys or keys_from is not None) else None
-    source = " ".join(filter(None, [f"--key x{len(keys)}" if keys else "",
-                                    f"--keys-from {keys_from.name}" if keys_from is not None else ""]))
+    source = " ".join(
+        filter(
+            None,
+            [f"--key x{len(keys)}" if keys else "", f"--keys-from {keys_from.name}" if keys_from is not None else ""],
+        )
+    )
     selection = Selection(
-        prompts=list(prompts), system=system, prompt_hashes=list(prompt_hashes), keys=key_stream, key_source=source,
-        tags=dict(parse_pair(t) for t in tags), response_contains=list(response_contains),
-        response_regex=response_regex, model=model,
-        older_than=parse_duration(older_than) if older_than else None, older_than_text=older_than,
-        cache=cache, unreachable=unreachable,
-        similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None)
+        prompts=list(prompts),
+        system=system,
+        prompt_hashes=list(prompt_hashes),
+        keys=key_stream,
+        key_source=source,
+        tags=dict(parse_pair(t) for t in tags),
+        response_contains=list(response_contains),
+        response_regex=response_regex,
+        model=model,
+        older_than=parse_duration(older_than) if older_than else None,
+        older_than_text=older_than,
+        cache=cache,
+        unreachable=unreachable,
+        similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None,
+    )
     if selection.empty:
-        raise UsageError("give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
-                         "--cache NAME to evict a whole cache)")
+        raise UsageError(
+            "give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
+            "--cache NAME to evict a whole cache)"
+        )
     client = state.client()
     ctx = build_context(client, known_texts=selection.prompts)
     with render.status("selecting entries…"):
@@ -103,14 +176,18 @@ def command(state: AppState, prompts, system, prompt_hashes, keys, keys_from, ta
             else:
                 render.note("dry run: nothing was deleted")
             return
-        if not confirmed(f"Delete {plan.total:,} entries (a backup is written first)?",
-                         f"refusing to delete {plan.total:,} entries without confirmation: "
-                         f"re-run with --yes (or --dry-run to only preview)", yes):
+        if not confirmed(
+            f"Delete {plan.total:,} entries (a backup is written first)?",
+            f"refusing to delete {plan.total:,} entries without confirmation: "
+            f"re-run with --yes (or --dry-run to only preview)",
+            yes,
+        ):
             render.note("cancelled: nothing was deleted")
             return
         with render.progress(plan.total, "evicting") as advance:
-            result = evict_lib.execute(client, plan, backup_path=backup_path, server=state.spec.display,
-                                       on_progress=advance, ctx=ctx)
+            result = evict_lib.execute(
+                client, plan, backup_path=backup_path, server=state.spec.display, on_progress=advance, ctx=ctx
+            )
     finally:
         plan.close()
     if json_flag:
@@ -131,16 +208,21 @@ def render_preview(plan) -> None:
         sample = render.table(*columns, title=f"sample ({len(p.sample)} of {p.total:,})")
         for e in p.sample:
             prompt = e.prompt if e.prompt is not None else f"md5 {(e.prompt_hash or '')[:12]}… (not stored)"
-            row = [render.escape(render.preview(e.key, 40)), render.escape(render.preview(prompt, 40)),
-                   render.escape(e.model or "-"), render.escape(render.preview(e.answer, 40)),
-                   render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000)]
+            row = [
+                render.escape(render.preview(e.key, 40)),
+                render.escape(render.preview(prompt, 40)),
+                render.escape(e.model or "-"),
+                render.escape(render.preview(e.answer, 40)),
+                render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000),
+            ]
             if p.distances:
                 d = p.distances.get(e.key)
                 row.append("-" if d is None else f"{d:.4f}")
             sample.add_row(*row)
         render.out(sample)
-    render.out(f"{p.total:,} entries selected ({render.human_bytes(p.bytes)}) from {p.candidates:,} candidates "
-               f"({p.source})")
+    render.out(
+        f"{p.total:,} entries selected ({render.human_bytes(p.bytes)}) from {p.candidates:,} candidates ({p.source})"
+    )
     if p.not_entries:
         render.note(f"{p.not_entries:,} candidate key(s) are not cache entries: never deleted")
     if p.missing and p.source == "keys":
@@ -151,9 +233,11 @@ def render_preview(plan) -> None:
 
 def render_result(result) -> None:
     r = result
-    render.out(f"deleted {r.deleted:,} of {r.plan.total:,} entries"
-               + (f" (+{r.companions_deleted:,} companion keys)" if r.companions_deleted else "")
-               + f" in {r.seconds:.2f}s")
+    render.out(
+        f"deleted {r.deleted:,} of {r.plan.total:,} entries"
+        + (f" (+{r.companions_deleted:,} companion keys)" if r.companions_deleted else "")
+        + f" in {r.seconds:.2f}s"
+    )
     for cache, n in r.per_cache.most_common():
         render.out(f"  {render.escape(cache)}: {n:,}")
     if r.no_longer_matching:
@@ -164,5 +248,7 @@ def render_result(result) -> None:
         render.warn(f"{r.kept_busy:,} kept changing while being deleted: left alone; run again")
     render.out(f"backup: {render.escape(r.backup)}  (undo with: cacheops restore {render.escape(r.backup)})")
     actor = r.actor or {}
-    render.note(f"audit {r.audit_id} by {actor.get('redis_user')} ({actor.get('os_user')}@{actor.get('host')}); "
-                f"`cacheops history` lists it")
+    render.note(
+        f"audit {r.audit_id} by {actor.get('redis_user')} ({actor.get('os_user')}@{actor.get('host')}); "
+        f"`cacheops history` lists it"
+    )

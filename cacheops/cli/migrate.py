@@ -4,24 +4,45 @@ from __future__ import annotations
 
 import click
 
-from .. import migrate as migrate_lib
 from .. import render
-from ..catalog import build_context
-from ..vectorizers import load_vectorizer, parse_spec
+from ..inspect.catalog import build_context
+from ..ops import migrate as migrate_lib
+from ..semantic.vectorizers import load_vectorizer, parse_spec
 from .app import AppState, confirmed, pass_state
 
 
 @click.command("migrate-embeddings")
-@click.option("--cache", required=True, metavar="NAME", help="The semantic cache to migrate (its key prefix, as "
-              "`cacheops caches` names it).")
-@click.option("--to", "to_spec", required=True, metavar="SPEC", help="The new embedding model, a RedisVL "
-              "vectorizer spec, e.g. hf:sentence-transformers/all-MiniLM-L6-v2.")
-@click.option("--from", "from_spec", metavar="SPEC", help="The model the cache was written with (recorded in "
-              "the audit trail; the old vectors are never needed).")
-@click.option("--target", metavar="NAME", help="The new cache's name (default: <model>-<cache>, which never "
-              "shares a key prefix with the source).")
-@click.option("--batch", type=click.IntRange(1, 10_000), default=migrate_lib.DEFAULT_BATCH, show_default=True,
-              help="Entries read, embedded and written per step.")
+@click.option(
+    "--cache",
+    required=True,
+    metavar="NAME",
+    help="The semantic cache to migrate (its key prefix, as `cacheops caches` names it).",
+)
+@click.option(
+    "--to",
+    "to_spec",
+    required=True,
+    metavar="SPEC",
+    help="The new embedding model, a RedisVL vectorizer spec, e.g. hf:sentence-transformers/all-MiniLM-L6-v2.",
+)
+@click.option(
+    "--from",
+    "from_spec",
+    metavar="SPEC",
+    help="The model the cache was written with (recorded in the audit trail; the old vectors are never needed).",
+)
+@click.option(
+    "--target",
+    metavar="NAME",
+    help="The new cache's name (default: <model>-<cache>, which never shares a key prefix with the source).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=migrate_lib.DEFAULT_BATCH,
+    show_default=True,
+    help="Entries read, embedded and written per step.",
+)
 @click.option("--dry-run", is_flag=True, help="Preview only: write nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--json", "json_flag", is_flag=True, help="One JSON document: the preview and the result.")
@@ -61,10 +82,12 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
         else:
             render.note("dry run: nothing was written")
         return
-    if not confirmed(f"Create/fill cache {plan.target!r} with {plan.entries:,} re-embedded entries "
-                     f"(the source is not modified)?",
-                     f"refusing to migrate {plan.entries:,} entries without confirmation: re-run with --yes "
-                     f"(or --dry-run to only preview)", yes):
+    if not confirmed(
+        f"Create/fill cache {plan.target!r} with {plan.entries:,} re-embedded entries (the source is not modified)?",
+        f"refusing to migrate {plan.entries:,} entries without confirmation: re-run with --yes "
+        f"(or --dry-run to only preview)",
+        yes,
+    ):
         render.note("cancelled: nothing was written")
         return
     with render.progress(plan.entries, "re-embedding", threshold=1) as advance:
@@ -79,8 +102,11 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
 def render_preview(plan) -> None:
     p = plan
     t = render.table("", "source", "target")
-    t.add_row("cache", render.escape(p.source), render.escape(p.target)
-              + (" (exists: resuming)" if p.target_exists else " (new)"))
+    t.add_row(
+        "cache",
+        render.escape(p.source),
+        render.escape(p.target) + (" (exists: resuming)" if p.target_exists else " (new)"),
+    )
     t.add_row("index", render.escape(p.source_index), render.escape(p.target))
     t.add_row("library", render.escape(p.library), render.escape(p.library))
     t.add_row("model", render.escape(p.from_spec or "(not given)"), render.escape(p.to_spec))
@@ -95,8 +121,10 @@ def render_preview(plan) -> None:
 
 def render_result(result) -> None:
     r, p = result, result.plan
-    render.out(f"migrated {r.migrated:,} entries to {render.escape(p.target)!s} in {r.seconds:.1f}s "
-               f"({r.rate:,.1f}/s)" + (f", {r.refreshed:,} of them newer than the target's copy" if r.refreshed else ""))
+    render.out(
+        f"migrated {r.migrated:,} entries to {render.escape(p.target)!s} in {r.seconds:.1f}s "
+        f"({r.rate:,.1f}/s)" + (f", {r.refreshed:,} of them newer than the target's copy" if r.refreshed else "")
+    )
     if r.skipped:
         render.note(f"{r.skipped:,} already migrated: skipped")
     if r.expired:
@@ -108,9 +136,16 @@ def render_result(result) -> None:
     render.note(f"audit {r.audit_id}; `cacheops history` lists it")
     name = render.escape(p.target)
     if p.layout == "langchain_semantic":
-        render.out(f"next: configure the app with RedisSemanticCache(name=\"{name}\", embeddings=<{render.escape(p.to_spec)}>)")
+        render.out(
+            f'next: configure the app with RedisSemanticCache(name="{name}", embeddings=<{render.escape(p.to_spec)}>)'
+        )
     else:
-        render.out(f"next: configure the app with SemanticCache(name=\"{name}\", vectorizer=<{render.escape(p.to_spec)}>"
-                   + (", the same filterable_fields" if p.filterable_fields else "") + ")")
-    render.out(f"then, once it serves from {name}, remove the old cache: cacheops evict --cache {render.escape(p.source)} "
-               f"(it backs up first); re-run this command before that to copy entries the app wrote meanwhile")
+        render.out(
+            f'next: configure the app with SemanticCache(name="{name}", vectorizer=<{render.escape(p.to_spec)}>'
+            + (", the same filterable_fields" if p.filterable_fields else "")
+            + ")"
+        )
+    render.out(
+        f"then, once it serves from {name}, remove the old cache: cacheops evict --cache {render.escape(p.source)} "
+        f"(it backs up first); re-run this command before that to copy entries the app wrote meanwhile"
+    )

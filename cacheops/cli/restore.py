@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..backup import restore
+from ..ops.backup import restore
 from .app import AppState, confirmed, pass_state
 
 
@@ -25,9 +25,16 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
     """
     client = state.client()
     preview = restore(client, file, force=force, dry_run=True)
-    if force and not dry_run and preview.overwritten and \
-            not confirmed(f"Overwrite {preview.overwritten:,} entries the app wrote since the eviction?",
-                          f"--force would overwrite {preview.overwritten:,} newer entries: re-run with --yes", yes):
+    if (
+        force
+        and not dry_run
+        and preview.overwritten
+        and not confirmed(
+            f"Overwrite {preview.overwritten:,} entries the app wrote since the eviction?",
+            f"--force would overwrite {preview.overwritten:,} newer entries: re-run with --yes",
+            yes,
+        )
+    ):
         render.note("cancelled: nothing was restored")
         return
     if dry_run:
@@ -39,13 +46,17 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
         render.json_doc(result.to_dict())
         return
     verb = "would restore" if dry_run else "restored"
-    render.out(f"{verb} {result.restored + result.overwritten:,} entries from {render.escape(file)}"
-               + (f" (+{result.companions_restored:,} companion keys)" if result.companions_restored else ""))
+    render.out(
+        f"{verb} {result.restored + result.overwritten:,} entries from {render.escape(file)}"
+        + (f" (+{result.companions_restored:,} companion keys)" if result.companions_restored else "")
+    )
     if result.identical:
         render.note(f"{result.identical:,} already present with the same bytes")
     if result.kept_newer:
-        render.warn(f"{result.kept_newer:,} exist again with newer content and were kept (--force overwrites), "
-                    f"e.g. {', '.join(result.conflicts[:3])}")
+        render.warn(
+            f"{result.kept_newer:,} exist again with newer content and were kept (--force overwrites), "
+            f"e.g. {', '.join(result.conflicts[:3])}"
+        )
     if result.overwritten:
         render.note(f"{result.overwritten:,} newer entries {'would be ' if dry_run else ''}overwritten (--force)")
     if result.expired:

@@ -1,8 +1,8 @@
 import click
 
 from .. import render
-from ..catalog import EntryFilter, UnknownKey, build_context, iter_entries
-from ..keyspace import ScanStats
+from ..inspect.catalog import EntryFilter, UnknownKey, build_context, iter_entries
+from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
 TTY_DEFAULT_LIMIT = 100
@@ -11,14 +11,22 @@ TTY_DEFAULT_LIMIT = 100
 @click.command("scan")
 @click.option("--cache", help="Only entries of this cache (its key prefix).")
 @click.option("--match", help="SCAN MATCH glob on key names, e.g. 'redis:*'.")
-@click.option("--model", help="Only entries of this model (its name, or a whole value in the llm_string: gpt-4o is not gpt-4o-mini).")
+@click.option(
+    "--model",
+    help="Only entries of this model (its name, or a whole value in the llm_string: gpt-4o is not gpt-4o-mini).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help=f"Stop after N entries (on a terminal: {TTY_DEFAULT_LIMIT}).")
-@click.option("--count", type=click.IntRange(1, 100_000), default=1000, show_default=True,
-              help="SCAN COUNT hint per batch.")
+@click.option(
+    "--count", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="SCAN COUNT hint per batch."
+)
 @click.option("--unknown", is_flag=True, help="Also list keys that are not cache entries.")
-@click.option("--prompts", "prompts_file", type=click.File("r"),
-              help="A file of known prompts, one per line: exact caches store only md5(prompt), so "
-                   "this lets their entries show text.")
+@click.option(
+    "--prompts",
+    "prompts_file",
+    type=click.File("r"),
+    help="A file of known prompts, one per line: exact caches store only md5(prompt), so "
+    "this lets their entries show text.",
+)
 @click.option("--plain", is_flag=True, help="Do not use the server-side script (for servers that forbid scripts).")
 @output_options
 @pass_state
@@ -40,9 +48,18 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     if fmt == "table" and limit is None:
         limit = TTY_DEFAULT_LIMIT
     stats = ScanStats()
-    items = iter_entries(client, ctx, EntryFilter(cache=cache, model=model), match=match, count=count,
-                         limit=limit, include_unknown=unknown, stats=stats, server_side=False if plain else None,
-                         full=False)
+    items = iter_entries(
+        client,
+        ctx,
+        EntryFilter(cache=cache, model=model),
+        match=match,
+        count=count,
+        limit=limit,
+        include_unknown=unknown,
+        stats=stats,
+        server_side=False if plain else None,
+        full=False,
+    )
     if fmt == "json":
         chunk = []
         for item in items:
@@ -58,16 +75,34 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     for item in items:
         shown += 1
         if isinstance(item, UnknownKey):
-            t.add_row(render.escape(render.short_key(item.key)), "[dim]unknown[/dim]", "-", f"({item.type})", "-",
-                      render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
-                      render.human_bytes(item.bytes), "-")
+            t.add_row(
+                render.escape(render.short_key(item.key)),
+                "[dim]unknown[/dim]",
+                "-",
+                f"({item.type})",
+                "-",
+                render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
+                render.human_bytes(item.bytes),
+                "-",
+            )
             continue
-        prompt = item.prompt if item.prompt is not None else \
-            f"hash {item.prompt_hash[:12]}… (not stored)" if item.prompt_hash else "(not stored)"
-        t.add_row(render.escape(render.short_key(item.key)), item.layout, render.escape(item.model or "-"),
-                  render.escape(render.preview(prompt, 48)), render.escape(render.preview(item.answer, 48)),
-                  render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
-                  render.human_bytes(item.bytes), render.timestamp(item.inserted_at))
+        prompt = (
+            item.prompt
+            if item.prompt is not None
+            else f"hash {item.prompt_hash[:12]}… (not stored)"
+            if item.prompt_hash
+            else "(not stored)"
+        )
+        t.add_row(
+            render.escape(render.short_key(item.key)),
+            item.layout,
+            render.escape(item.model or "-"),
+            render.escape(render.preview(prompt, 48)),
+            render.escape(render.preview(item.answer, 48)),
+            render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
+            render.human_bytes(item.bytes),
+            render.timestamp(item.inserted_at),
+        )
     render.out(t)
     more = " (limit reached: --limit N or --json for more)" if limit is not None and shown >= limit else ""
     render.note(f"{shown} shown, {stats.keys:,} keys scanned ({stats.path}){more}")

@@ -2,9 +2,9 @@ import click
 from rich.panel import Panel
 
 from .. import render
-from ..catalog import UnknownKey, build_context
 from ..errors import NotFound, UsageError
-from ..finder import find_by_prompt, read_entry
+from ..inspect.catalog import UnknownKey, build_context
+from ..inspect.finder import find_by_prompt, read_entry
 from ..layouts import Entry, PromptQuery
 from .app import AppState, output_format, output_options, pass_state
 
@@ -38,8 +38,10 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
         entries = find_by_prompt(client, ctx, PromptQuery(prompt, system), cache)
         if not entries:
             where = f" in cache {cache!r}" if cache else ""
-            raise NotFound(f"no cached entry for that prompt{where} (system message given: {system is not None}); "
-                           f"check the exact text, or list entries with `cacheops scan`")
+            raise NotFound(
+                f"no cached entry for that prompt{where} (system message given: {system is not None}); "
+                f"check the exact text, or list entries with `cacheops scan`"
+            )
     if output_format(json_flag, table_flag) == "json":
         docs = [e.to_dict(full=True) for e in entries]
         render.json_doc(docs[0] if key else docs)
@@ -50,23 +52,37 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
 
 def render_entry(item) -> None:
     if isinstance(item, UnknownKey):
-        render.out(f"{render.escape(item.key)}: a {item.type} key that is not a known cache entry "
-                   f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it.")
+        render.out(
+            f"{render.escape(item.key)}: a {item.type} key that is not a known cache entry "
+            f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it."
+        )
         return
     e: Entry = item
     t = render.table("field", "value")
     rows = [
-        ("key", e.key), ("cache", f"{e.cache} ({e.library}, {e.kind})"), ("index", e.index or "-"),
+        ("key", e.key),
+        ("cache", f"{e.cache} ({e.library}, {e.kind})"),
+        ("index", e.index or "-"),
         ("model", e.model or "-"),
-        ("TTL", render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000)
-         + (f" (expires {render.timestamp(e.expires_at)})" if e.ttl_ms is not None else "")),
-        ("size", render.human_bytes(e.bytes)), ("prompt hash", e.prompt_hash or "-"),
-        ("inserted", render.timestamp(e.inserted_at)), ("updated", render.timestamp(e.updated_at)),
+        (
+            "TTL",
+            render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000)
+            + (f" (expires {render.timestamp(e.expires_at)})" if e.ttl_ms is not None else ""),
+        ),
+        ("size", render.human_bytes(e.bytes)),
+        ("prompt hash", e.prompt_hash or "-"),
+        ("inserted", render.timestamp(e.inserted_at)),
+        ("updated", render.timestamp(e.updated_at)),
     ]
     if e.vector:
-        rows.append(("vector", f"{e.vector.field}: {e.vector.dims} dims {e.vector.dtype or ''}, "
-                               f"{e.vector.nbytes} bytes"
-                               + ("" if e.vector.matches_index is not False else " (does NOT match the index)")))
+        rows.append(
+            (
+                "vector",
+                f"{e.vector.field}: {e.vector.dims} dims {e.vector.dtype or ''}, "
+                f"{e.vector.nbytes} bytes"
+                + ("" if e.vector.matches_index is not False else " (does NOT match the index)"),
+            )
+        )
     if e.tags:
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in e.tags.items())))
     if e.usage:
@@ -84,8 +100,11 @@ def render_entry(item) -> None:
         for m in e.messages:
             render.out(Panel(render.escape(m.content), title=m.role, title_align="left", expand=False))
     else:
-        render.out(Panel(render.escape(e.prompt or "(prompt text not stored)"), title="prompt",
-                         title_align="left", expand=False))
+        render.out(
+            Panel(
+                render.escape(e.prompt or "(prompt text not stored)"), title="prompt", title_align="left", expand=False
+            )
+        )
     render.out(Panel(render.escape(e.answer or "-"), title="answer", title_align="left", expand=False))
     for text in e.notes:
         render.note(text)

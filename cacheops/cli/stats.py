@@ -1,9 +1,9 @@
 import click
 
 from .. import render
-from ..catalog import TTL_BUCKETS, EntryFilter, build_context
-from ..keyspace import ScanStats
-from ..stats import FREQ_BUCKETS, IDLE_BUCKETS, collect_stats
+from ..inspect.catalog import TTL_BUCKETS, EntryFilter, build_context
+from ..inspect.stats import FREQ_BUCKETS, IDLE_BUCKETS, collect_stats
+from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
 
@@ -28,20 +28,29 @@ def command(state: AppState, cache, json_flag, table_flag):
         return
     s = report.server
     ratio = f"{report.hit_ratio:.1%}" if report.hit_ratio is not None else "no lookups yet"
-    render.out(f"[bold]Redis {s.version}[/bold]  maxmemory {render.human_bytes(s.maxmemory) if s.maxmemory else 'unlimited'}"
-               f" ({s.policy}), used {render.human_bytes(s.used_memory)}")
-    render.out(f"keyspace hits {s.keyspace_hits:,} / misses {s.keyspace_misses:,}: hit ratio {ratio} "
-               f"[dim](whole server, INFO stats)[/dim]")
+    render.out(
+        f"[bold]Redis {s.version}[/bold]  maxmemory {render.human_bytes(s.maxmemory) if s.maxmemory else 'unlimited'}"
+        f" ({s.policy}), used {render.human_bytes(s.used_memory)}"
+    )
+    render.out(
+        f"keyspace hits {s.keyspace_hits:,} / misses {s.keyspace_misses:,}: hit ratio {ratio} "
+        f"[dim](whole server, INFO stats)[/dim]"
+    )
     if not report.catalog.caches:
         render.out("No LLM caches found.")
     buckets = FREQ_BUCKETS if report.access.measure == "lfu_frequency" else IDLE_BUCKETS
-    label = "LFU frequency (OBJECT FREQ)" if report.access.measure == "lfu_frequency" else \
-        "idle time since last access (OBJECT IDLETIME)"
+    label = (
+        "LFU frequency (OBJECT FREQ)"
+        if report.access.measure == "lfu_frequency"
+        else "idle time since last access (OBJECT IDLETIME)"
+    )
     for c in report.catalog.caches:
         render.out("")
-        render.out(f"[bold]{render.escape(c.name)}[/bold]  {c.kind}, {', '.join(c.libraries) or 'empty'}"
-                   f"{', index ' + c.index if c.index else ''}: {c.entries:,} entries, {render.human_bytes(c.bytes)}"
-                   f", inserted {render.timestamp(c.oldest)} .. {render.timestamp(c.newest)}")
+        render.out(
+            f"[bold]{render.escape(c.name)}[/bold]  {c.kind}, {', '.join(c.libraries) or 'empty'}"
+            f"{', index ' + c.index if c.index else ''}: {c.entries:,} entries, {render.human_bytes(c.bytes)}"
+            f", inserted {render.timestamp(c.oldest)} .. {render.timestamp(c.newest)}"
+        )
         t = render.table("TTL left", "entries", "")
         for name, _ in TTL_BUCKETS:
             n = c.ttl_histogram.get(name, 0)

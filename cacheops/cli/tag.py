@@ -1,7 +1,8 @@
 import click
 
 from .. import render
-from ..tags import parse_pair, set_tags
+from ..ops.tagging import set_tags
+from ..ownkeys import parse_pair
 from .app import AppState, pass_state
 
 

@@ -2,8 +2,8 @@ import click
 
 from .. import render
 from ..exit_codes import ExitCode
-from ..playbook import load_playbook
-from ..warm import CACHED, FAILED, SKIPPED, WOULD_WRITE, WRITTEN, WarmReport, describe, warm
+from ..ops.playbook import load_playbook
+from ..ops.warm import CACHED, FAILED, SKIPPED, WOULD_WRITE, WRITTEN, WarmReport, describe, warm
 from .app import AppState, output_format, output_options
 
 
@@ -11,9 +11,12 @@ from .app import AppState, output_format, output_options
 @click.argument("playbook_path", metavar="PLAYBOOK", type=click.Path(dir_okay=False))
 @click.option("--refresh", is_flag=True, help="Rewrite prompts that are already cached (default: leave them).")
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
-@click.option("--generate", is_flag=True,
-              help="Prompts without an answer: ask the app's model through the cache, as the app would "
-                   "(calls the model; default: skip them).")
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="Prompts without an answer: ask the app's model through the cache, as the app would "
+    "(calls the model; default: skip them).",
+)
 @output_options
 @click.pass_context
 def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_flag):
@@ -35,8 +38,7 @@ def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_fla
     """
     state: AppState = ctx.obj
     playbook = load_playbook(playbook_path)
-    report = warm(state.client(), playbook, playbook_path, refresh=refresh, dry_run=dry_run,
-                  generate=generate)
+    report = warm(state.client(), playbook, playbook_path, refresh=refresh, dry_run=dry_run, generate=generate)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
     else:
@@ -48,22 +50,38 @@ def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_fla
 def render_report(report: WarmReport) -> None:
     e = render.escape
     first = "would write" if report.dry_run else "written"
-    t = render.table("cache", "type", "model(s)", "TTL", first, "already cached", "skipped", "failed",
-                     title=f"warm {e(report.playbook)} ({e(report.file)})" + (" (dry run)" if report.dry_run else ""))
+    t = render.table(
+        "cache",
+        "type",
+        "model(s)",
+        "TTL",
+        first,
+        "already cached",
+        "skipped",
+        "failed",
+        title=f"warm {e(report.playbook)} ({e(report.file)})" + (" (dry run)" if report.dry_run else ""),
+    )
     for c in report.caches:
         n = c.counts
-        t.add_row(e(c.cache), c.type, e(", ".join(c.models) or "-"),
-                  render.human_duration(c.ttl) if c.ttl else "none",
-                  str(n[WOULD_WRITE] if report.dry_run else n[WRITTEN]), str(n[CACHED]), str(n[SKIPPED]),
-                  f"[red]{n[FAILED]}[/red]" if n[FAILED] else "0")
+        t.add_row(
+            e(c.cache),
+            c.type,
+            e(", ".join(c.models) or "-"),
+            render.human_duration(c.ttl) if c.ttl else "none",
+            str(n[WOULD_WRITE] if report.dry_run else n[WRITTEN]),
+            str(n[CACHED]),
+            str(n[SKIPPED]),
+            f"[red]{n[FAILED]}[/red]" if n[FAILED] else "0",
+        )
     render.out(t)
     failures = [x for x in report.entries if x.status == FAILED]
     for c in report.caches:
         if c.error:
             render.out(f"[red]{e(c.cache)}: cannot open the cache: {e(c.error)}[/red]")
     for x in [x for x in failures if not any(c.error and c.cache == x.cache for c in report.caches)][:20]:
-        render.out(f"[red]failed[/red] {e(x.cache)} {e(x.model or '')}: {e(render.preview(x.prompt, 50))}: "
-                   f"{e(x.reason or '')}")
+        render.out(
+            f"[red]failed[/red] {e(x.cache)} {e(x.model or '')}: {e(render.preview(x.prompt, 50))}: {e(x.reason or '')}"
+        )
     reasons = sorted({x.reason for x in report.entries if x.status == SKIPPED and x.reason})
     for reason in reasons:
         count = sum(1 for x in report.entries if x.status == SKIPPED and x.reason == reason)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..keyspace import RawRecord
+from ..server.keyspace import RawRecord
 from .base import UNREACHABLE_REASONS, Context, Entry, Infrastructure, Layout, Message, PromptQuery, VectorInfo
 from .cacheops_own import CacheopsOwnLayout
 from .community_exact import CommunityExactLayout
@@ -56,5 +56,16 @@ def classify(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrast
     return None
 
 
-__all__ = ["LAYOUTS", "BY_ID", "UNREACHABLE_REASONS", "classify", "Context", "Entry", "Infrastructure", "Layout",
-           "Message", "PromptQuery", "VectorInfo"]
+__all__ = [
+    "LAYOUTS",
+    "BY_ID",
+    "UNREACHABLE_REASONS",
+    "classify",
+    "Context",
+    "Entry",
+    "Infrastructure",
+    "Layout",
+    "Message",
+    "PromptQuery",
+    "VectorInfo",
+]

@@ -10,14 +10,15 @@ from __future__ import annotations
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 import redis
 
-from ..indexes import IndexInfo
-from ..keyspace import RawRecord
-from ..langchain_format import md5_hex
+from ..server.indexes import IndexInfo
+from ..server.keyspace import RawRecord
+from .langchain_format import md5_hex
 
 HEX32 = "[0-9a-f]{32}"
 KNOWN_HASHES_MAX = 100_000  # bound on the hash -> text maps a Context learns (flat memory)
@@ -103,13 +104,23 @@ class Entry:
 
     def to_dict(self, full: bool = False) -> dict:
         out = {
-            "key": self.key, "layout": self.layout, "library": self.library, "kind": self.kind,
-            "cache": self.cache, "index": self.index, "prompt": self.prompt, "prompt_hash": self.prompt_hash,
-            "model": self.model, "answer": self.answer,
+            "key": self.key,
+            "layout": self.layout,
+            "library": self.library,
+            "kind": self.kind,
+            "cache": self.cache,
+            "index": self.index,
+            "prompt": self.prompt,
+            "prompt_hash": self.prompt_hash,
+            "model": self.model,
+            "answer": self.answer,
             "ttl_seconds": None if self.ttl_ms is None else round(self.ttl_ms / 1000, 3),
-            "expires_at": self.expires_at, "bytes": self.bytes,
-            "inserted_at": self.inserted_at, "updated_at": self.updated_at,
-            "tags": self.tags or {}, "truncated": self.truncated,
+            "expires_at": self.expires_at,
+            "bytes": self.bytes,
+            "inserted_at": self.inserted_at,
+            "updated_at": self.updated_at,
+            "tags": self.tags or {},
+            "truncated": self.truncated,
             "unreachable": self.unreachable,
         }
         if self.value_format:
@@ -117,8 +128,13 @@ class Entry:
         if self.companions:
             out["companion_keys"] = list(self.companions)
         if self.vector:
-            out["vector"] = {"field": self.vector.field, "dims": self.vector.dims, "dtype": self.vector.dtype,
-                             "bytes": self.vector.nbytes, "matches_index": self.vector.matches_index}
+            out["vector"] = {
+                "field": self.vector.field,
+                "dims": self.vector.dims,
+                "dtype": self.vector.dtype,
+                "bytes": self.vector.nbytes,
+                "matches_index": self.vector.matches_index,
+            }
         if full:
             out["messages"] = [{"role": m.role, "content": m.content} for m in self.messages or []]
             out["llm_string"] = self.llm_string
@@ -133,15 +149,15 @@ class Entry:
 # Why an entry can never be hit again, and how cacheops establishes it (shown with the counts).
 UNREACHABLE_REASONS: dict[str, str] = {
     "message_ids": "the stored prompt's messages carry ids: langchain-core < 1.2.7 keyed on them, current "
-                   "versions strip ids before keying, so no current app computes this key (read from the "
-                   "serialised prompt; for exact caches only when the prompt text is known)",
+    "versions strip ids before keying, so no current app computes this key (read from the "
+    "serialised prompt; for exact caches only when the prompt text is known)",
     "orphan_vector": "GPTCache vector hash whose question document no longer exists (expired or deleted): "
-                     "GPTCache answers through the question document, so the vector only costs memory "
-                     "(checked against the question ids listed once per scan from the questions index)",
+    "GPTCache answers through the question document, so the vector only costs memory "
+    "(checked against the question ids listed once per scan from the questions index)",
     "vector_mismatch": "the vector's byte length is not the index's dims x dtype width (FT.INFO): "
-                       "RediSearch could not index it, so no vector query returns it",
+    "RediSearch could not index it, so no vector query returns it",
     "no_index": "no search index indexes this key's vector field under its prefix (FT._LIST/FT.INFO): "
-                "vector lookups cannot reach it until an index over the prefix is created",
+    "vector lookups cannot reach it until an index over the prefix is created",
 }
 
 
@@ -161,9 +177,16 @@ class Infrastructure:
     ttl_ms: int | None
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "layout": self.layout, "infrastructure": self.role, "cache": self.cache,
-                "library": self.library, "type": self.type, "bytes": self.bytes,
-                "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
+        return {
+            "key": self.key,
+            "layout": self.layout,
+            "infrastructure": self.role,
+            "cache": self.cache,
+            "library": self.library,
+            "type": self.type,
+            "bytes": self.bytes,
+            "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000,
+        }
 
 
 @dataclass
@@ -271,8 +294,9 @@ class Layout(ABC):
         left out. Whether an entry is recognised never depends on full."""
 
     @abstractmethod
-    def locate(self, client: redis.Redis, query: PromptQuery, ctx: Context,
-               cache: str | None = None) -> Iterable[bytes]:
+    def locate(
+        self, client: redis.Redis, query: PromptQuery, ctx: Context, cache: str | None = None
+    ) -> Iterable[bytes]:
         """Candidate keys for a prompt, computed the way the library keys it. Candidates are then
         read and classified like any other key, so a wrong guess is harmless."""
 
@@ -301,5 +325,4 @@ class Layout(ABC):
         return entry
 
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
-        return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory,
-                              self.ttl_ms(rec))
+        return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from ..audit_log import STREAM
-from ..keyspace import RawRecord
-from ..tags import TAG_PREFIX
+from ..ownkeys import OPLOG_STREAM as STREAM
+from ..ownkeys import TAG_PREFIX
+from ..server.keyspace import RawRecord
 from .base import Context, Entry, Infrastructure, Layout, PromptQuery
 
 _ROLES = {"stream": "cacheops audit trail", "hash": "cacheops tags of an entry"}

@@ -12,8 +12,8 @@ import re
 
 import orjson
 
-from .. import langchain_format as lc
-from ..keyspace import RawRecord
+from ..server.keyspace import RawRecord
+from . import langchain_format as lc
 from .base import HEX32, Context, Entry, Layout, PromptQuery
 
 CACHE_NAME = "langchain_community.RedisCache"  # its keys have no prefix: the cache is named by library

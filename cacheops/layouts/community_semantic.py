@@ -13,12 +13,19 @@ import re
 import orjson
 import redis
 
-from .. import langchain_format as lc
-from ..indexes import sample_fields
-from ..keyspace import RawRecord
+from ..server.indexes import sample_fields
+from ..server.keyspace import RawRecord
+from . import langchain_format as lc
 from .base import HEX32, Context, Entry, Layout, PromptQuery
-from .redisvl_semantic import fields_of, mark_message_ids, mark_reachability, message_list, search_prompt_terms, \
-    text, vector_info
+from .redisvl_semantic import (
+    fields_of,
+    mark_message_ids,
+    mark_reachability,
+    message_list,
+    search_prompt_terms,
+    text,
+    vector_info,
+)
 
 LEARN_PER_INDEX = 200
 

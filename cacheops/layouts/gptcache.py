@@ -20,8 +20,8 @@ from datetime import datetime
 import orjson
 import redis
 
-from ..indexes import IndexInfo, parse_search
-from ..keyspace import RawRecord, glob_escape
+from ..server.indexes import IndexInfo, parse_search
+from ..server.keyspace import RawRecord, glob_escape
 from .base import Context, Entry, Infrastructure, Layout, PromptQuery, VectorInfo
 
 _QUESTION_RE = re.compile(r"^(?P<prefix>.+):questions:(?P<id>\d+)$", re.S)
@@ -57,8 +57,7 @@ class GPTCacheState:
         try:
             issued = int(self.client.get(f"{prefix}:counter") or 0)
             bits = bytearray(issued // 8 + 1)
-            for key in self.client.scan_iter(match=f"{glob_escape(prefix)}:questions:*", count=5000,
-                                              _type="ReJSON-RL"):
+            for key in self.client.scan_iter(match=f"{glob_escape(prefix)}:questions:*", count=5000, _type="ReJSON-RL"):
                 tail = key.rsplit(b":", 1)[-1]
                 if tail.isdigit():
                     n = int(tail)
@@ -182,8 +181,13 @@ class GPTCacheLayout(Layout):
         if isinstance(embedding, str):
             nbytes = len(embedding)  # float32 bytes stored as latin-1 text: one char per byte
             vec = index.vector if index else None
-            entry.vector = VectorInfo("embedding", nbytes // 4 if nbytes % 4 == 0 else None, "FLOAT32", nbytes,
-                                      matches_index=(nbytes == vec.nbytes) if vec else None)
+            entry.vector = VectorInfo(
+                "embedding",
+                nbytes // 4 if nbytes % 4 == 0 else None,
+                "FLOAT32",
+                nbytes,
+                matches_index=(nbytes == vec.nbytes) if vec else None,
+            )
         if ns is not None:
             entry.companions = [f"{ns}doc:{m.group('id')}"]
         else:
@@ -214,10 +218,17 @@ class GPTCacheLayout(Layout):
         nbytes = raw if isinstance(raw, int) else len(raw)
         vec = index.vector
         entry = self.new_entry(rec, prefix, index=index.name, prompt_hash=None, unreachable="orphan_vector")
-        entry.vector = VectorInfo("vector", nbytes // 4 if nbytes % 4 == 0 else None, vec.dtype if vec else "FLOAT32",
-                                  nbytes, matches_index=(nbytes == vec.nbytes) if vec else None)
-        entry.notes.append(f"orphan vector: question document {question} no longer exists (expired or deleted); "
-                           "GPTCache vectors never expire, so this only costs memory")
+        entry.vector = VectorInfo(
+            "vector",
+            nbytes // 4 if nbytes % 4 == 0 else None,
+            vec.dtype if vec else "FLOAT32",
+            nbytes,
+            matches_index=(nbytes == vec.nbytes) if vec else None,
+        )
+        entry.notes.append(
+            f"orphan vector: question document {question} no longer exists (expired or deleted); "
+            "GPTCache vectors never expire, so this only costs memory"
+        )
         return entry
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
@@ -229,8 +240,17 @@ class GPTCacheLayout(Layout):
             if cache is not None and cache != prefix:
                 continue
             try:
-                reply = client.execute_command("FT.SEARCH", f"{prefix}:questions:index", f"@question:{{{tag}}}",
-                                               "NOCONTENT", "LIMIT", 0, 100, "DIALECT", 2)
+                reply = client.execute_command(
+                    "FT.SEARCH",
+                    f"{prefix}:questions:index",
+                    f"@question:{{{tag}}}",
+                    "NOCONTENT",
+                    "LIMIT",
+                    0,
+                    100,
+                    "DIALECT",
+                    2,
+                )
             except redis.ResponseError:
                 continue
             out.extend(key for key, _ in parse_search(reply, nocontent=True))
@@ -253,4 +273,4 @@ def _preview(raw: bytes, marker: bytes) -> str | None:
         return None
     start += len(marker)
     end = raw.find(b'"', start)
-    return raw[start:end if end > 0 else start + 400].decode("utf-8", "replace")
+    return raw[start : end if end > 0 else start + 400].decode("utf-8", "replace")

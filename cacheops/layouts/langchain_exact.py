@@ -11,8 +11,8 @@ import re
 
 import orjson
 
-from .. import langchain_format as lc
-from ..keyspace import RawRecord, glob_escape
+from ..server.keyspace import RawRecord, glob_escape
+from . import langchain_format as lc
 from .base import HEX32, Context, Layout, PromptQuery, hex_tail
 
 _TEXT_RE = re.compile(rb'"text":\s*"((?:[^"\\]|\\.){0,400})')
@@ -56,7 +56,11 @@ class LangChainExactLayout(Layout):
         entry = self.new_entry(rec, cache)
         entry.prompt_hash = prompt_md5
         if gens_raw is None:
-            if not rec.truncated or not isinstance(rec.value, bytes) or b'"lc":1' not in rec.value[:200].replace(b" ", b""):
+            if (
+                not rec.truncated
+                or not isinstance(rec.value, bytes)
+                or b'"lc":1' not in rec.value[:200].replace(b" ", b"")
+            ):
                 return None  # not LangChain's: leave it unknown
             found = _TEXT_RE.search(rec.value)
             entry.answer = found.group(1).decode("utf-8", "replace") if found else None
@@ -97,4 +101,3 @@ class LangChainExactLayout(Layout):
         if query.system is None:
             wanted.add(lc.md5_hex(query.text))
         return entry.prompt_hash in wanted
-

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import orjson
 
-from .. import langchain_format as lc
-from ..indexes import sample_fields
+from ..server.indexes import sample_fields
+from . import langchain_format as lc
 from .base import Entry, PromptQuery
 from .redisvl_semantic import RedisVLSemanticLayout, json_field, mark_message_ids, message_list, text
-
 
 LEARN_PER_INDEX = 2_000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..keyspace import RawRecord
+from ..server.keyspace import RawRecord
 from .base import HEX64, Context, Entry, Layout, PromptQuery
 from .litellm_format import decode_into, looks_like_wrapper
 
@@ -44,8 +44,10 @@ class LiteLLMExactLayout(Layout):
         entry = self.new_entry(rec, cache, prompt_hash=self.key_re.match(rec.key_text).group("id"))
         if not decode_into(entry, raw, encoding):
             return None
-        entry.notes.append(f"value written as {'JSON (async path)' if encoding == 'json' else 'a Python repr (sync path)'}"
-                           "; key = sha256 of the request kwargs in call order: the prompt is not stored")
+        entry.notes.append(
+            f"value written as {'JSON (async path)' if encoding == 'json' else 'a Python repr (sync path)'}"
+            "; key = sha256 of the request kwargs in call order: the prompt is not stored"
+        )
         return entry
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):

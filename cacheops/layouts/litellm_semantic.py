@@ -24,8 +24,10 @@ class LiteLLMSemanticLayout(RedisVLSemanticLayout):
         entry.prompt = text(fields.get(b"prompt"))
         scope = entry.tags.get("litellm_cache_key")
         if scope:
-            entry.notes.append(f"scope (litellm_cache_key) {scope[:12]}…: sha256 of the model and request "
-                               "params; lookups only match entries of the same scope")
+            entry.notes.append(
+                f"scope (litellm_cache_key) {scope[:12]}…: sha256 of the model and request "
+                "params; lookups only match entries of the same scope"
+            )
         raw = fields.get(b"response")
         encoding = looks_like_wrapper(raw) if isinstance(raw, bytes) else None
         if encoding is None or not decode_into(entry, raw, encoding):

@@ -24,10 +24,14 @@ def decode_pickle(entry: Entry, raw: bytes) -> bool:
     if entry.answer is None and seen.strings:
         entry.answer = max(seen.strings, key=len)  # a bare pickled string, or the longest constant
     entry.metadata = {"pickle": seen.to_dict()}
-    entry.notes.append("Python pickle: cacheops never loads it (loading a pickle runs code); shown from "
-                       "its opcode stream (string constants only)")
+    entry.notes.append(
+        "Python pickle: cacheops never loads it (loading a pickle runs code); shown from "
+        "its opcode stream (string constants only)"
+    )
     if seen.runs_code:
-        entry.notes.append("WARNING: loading this value would import and call " + ", ".join(sorted(set(seen.runs_code))))
+        entry.notes.append(
+            "WARNING: loading this value would import and call " + ", ".join(sorted(set(seen.runs_code)))
+        )
     if not seen.complete:
         entry.notes.append("pickle stream incomplete (value read in part)")
     return True

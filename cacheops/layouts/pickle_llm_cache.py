@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..keyspace import RawRecord
+from ..server.keyspace import RawRecord
 from .base import HEX64, Context, Entry, Layout, PromptQuery
 from .pickle_common import decode_pickle
 

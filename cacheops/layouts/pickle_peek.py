@@ -12,12 +12,20 @@ import io
 import pickletools
 from dataclasses import dataclass, field
 
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
-               "SHORT_BINSTRING"}
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
 _BYTES_OPS = {"SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8"}
-_SAFE_GLOBALS = {("builtins", "dict"), ("builtins", "list"), ("builtins", "set"), ("builtins", "frozenset"),
-                 ("builtins", "tuple"), ("__builtin__", "set"), ("collections", "OrderedDict"),
-                 ("_codecs", "encode"), ("copy_reg", "_reconstructor"), ("datetime", "datetime")}
+_SAFE_GLOBALS = {
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "tuple"),
+    ("__builtin__", "set"),
+    ("collections", "OrderedDict"),
+    ("_codecs", "encode"),
+    ("copy_reg", "_reconstructor"),
+    ("datetime", "datetime"),
+}
 MAX_STRINGS = 200
 
 
@@ -52,8 +60,14 @@ class PicklePeek:
         return None
 
     def to_dict(self) -> dict:
-        return {"protocol": self.protocol, "globals": self.globals, "imports_that_run_code": self.runs_code,
-                "strings": self.strings[:20], "complete": self.complete, "error": self.error}
+        return {
+            "protocol": self.protocol,
+            "globals": self.globals,
+            "imports_that_run_code": self.runs_code,
+            "strings": self.strings[:20],
+            "complete": self.complete,
+            "error": self.error,
+        }
 
 
 def peek(raw: bytes) -> PicklePeek:

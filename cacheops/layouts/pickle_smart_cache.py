@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..keyspace import RawRecord
+from ..server.keyspace import RawRecord
 from .base import Context, Entry, Infrastructure, Layout, PromptQuery
 from .pickle_common import decode_pickle
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from .. import langchain_format as lc
-from ..keyspace import RawRecord, glob_escape
+from ..server.keyspace import RawRecord, glob_escape
+from . import langchain_format as lc
 from .base import HEX64, Context, Entry, Layout, PromptQuery, VectorInfo, hex_tail
 from .redisvl_semantic import as_float, fields_of, json_field, text
 

@@ -12,16 +12,48 @@ import re
 
 import orjson
 
-from .. import langchain_format as lc
-from ..indexes import DTYPE_BYTES, parse_search
-from ..keyspace import RawRecord
+from ..server.indexes import DTYPE_BYTES, parse_search
+from ..server.keyspace import RawRecord
+from . import langchain_format as lc
 from .base import HEX64, Context, Entry, Layout, Message, PromptQuery, VectorInfo, hex_tail
 
 CORE_FIELDS = {"entry_id", "prompt", "response", "prompt_vector", "inserted_at", "updated_at", "metadata"}
 _CORE_FIELD_NAMES = frozenset(name.encode() for name in CORE_FIELDS)
-_STOPWORDS = {"a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
-              "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
-              "they", "this", "to", "was", "will", "with"}
+_STOPWORDS = {
+    "a",
+    "an",
+    "and",
+    "are",
+    "as",
+    "at",
+    "be",
+    "but",
+    "by",
+    "for",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "no",
+    "not",
+    "of",
+    "on",
+    "or",
+    "such",
+    "that",
+    "the",
+    "their",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "to",
+    "was",
+    "will",
+    "with",
+}
 
 
 def text(value) -> str | None:
@@ -97,8 +129,11 @@ class RedisVLSemanticLayout(Layout):
         entry.metadata = meta
         entry.vector = vector_info(fields, self.vector_field, index)
         if fields.keys() - _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
-            entry.tags = {k.decode("utf-8", "replace"): text(v) for k, v in fields.items()
-                          if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)}
+            entry.tags = {
+                k.decode("utf-8", "replace"): text(v)
+                for k, v in fields.items()
+                if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)
+            }
         mark_reachability(entry, ctx, index, cache, self.vector_field)
         self.decode_payload(entry, fields, full)
         return entry
@@ -143,16 +178,20 @@ def mark_reachability(entry: Entry, ctx: Context, index, cache: str, vector_fiel
     """Set entry.unreachable when no vector query can return the document (see UNREACHABLE_REASONS)."""
     if entry.vector and entry.vector.matches_index is False:
         entry.unreachable = "vector_mismatch"
-        entry.notes.append(f"vector is {entry.vector.nbytes} bytes but index {index.name} expects "
-                           f"{index.vector.nbytes} ({index.vector.dims} x {index.vector.dtype}): not searchable")
+        entry.notes.append(
+            f"vector is {entry.vector.nbytes} bytes but index {index.name} expects "
+            f"{index.vector.nbytes} ({index.vector.dims} x {index.vector.dtype}): not searchable"
+        )
     elif index is None:
         other = ctx.searchable_by(entry.key, vector_field)
         if other is None:
             entry.unreachable = "no_index"
             entry.notes.append(f"no search index covers prefix {cache!r}: the cache cannot find this entry")
         else:
-            entry.notes.append(f"only index {other.name!r} (prefix {other.prefixes}) covers this key, by prefix "
-                               f"bleed: its searches can return this entry")
+            entry.notes.append(
+                f"only index {other.name!r} (prefix {other.prefixes}) covers this key, by prefix "
+                f"bleed: its searches can return this entry"
+            )
 
 
 def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> list[bytes]:
@@ -174,8 +213,10 @@ def mark_message_ids(entry: Entry, ids: list[str]) -> None:
     if ids:
         if entry.unreachable is None:
             entry.unreachable = "message_ids"
-        entry.notes.append(f"prompt messages carry ids {ids[:3]}: keyed by langchain-core < 1.2.7; "
-                           f"an app on >= 1.2.7 strips ids and never looks this key up")
+        entry.notes.append(
+            f"prompt messages carry ids {ids[:3]}: keyed by langchain-core < 1.2.7; "
+            f"an app on >= 1.2.7 strips ids and never looks this key up"
+        )
 
 
 def message_list(messages):

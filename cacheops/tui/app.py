@@ -17,11 +17,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Input, Label, ProgressBar
 
-from ..catalog import Catalog, EntryFilter
-from ..connection import translate_redis_error
 from ..errors import CacheopsError, NotFound
-from ..keyspace import ScanStats
+from ..inspect.catalog import Catalog, EntryFilter
 from ..layouts import Entry
+from ..server.connection import translate_redis_error
+from ..server.keyspace import ScanStats
 from .screens.confirm_evict import ConfirmEvictScreen
 from .screens.find_prompt import FindPromptScreen
 from .screens.neighbours import NeighboursScreen
@@ -36,7 +36,7 @@ def parse_filter(text: str, cache: str | None) -> EntryFilter:
     model, words = None, []
     for word in text.split():
         if word.startswith("model:") and len(word) > len("model:"):
-            model = word[len("model:"):]
+            model = word[len("model:") :]
         else:
             words.append(word)
     return EntryFilter(cache=cache, model=model, text=" ".join(words) or None)
@@ -73,8 +73,7 @@ class CacheopsApp(App[None]):
                 yield Label("", id="scan-status")
                 yield ProgressBar(id="scan-progress", show_eta=False)
             with Vertical(id="centre"):
-                yield Input(placeholder="filter: text in prompt/answer/key, model:NAME  (enter to apply)",
-                            id="filter")
+                yield Input(placeholder="filter: text in prompt/answer/key, model:NAME  (enter to apply)", id="filter")
                 yield EntryTable(id="entries")
             yield EntryDetail(id="detail")
         yield Footer()
@@ -88,8 +87,7 @@ class CacheopsApp(App[None]):
         yield SystemCommand("Refresh", "Scan the keyspace again (one catalog pass)", self.action_refresh)
         yield SystemCommand("Find by prompt", "Every cached copy of a user's text", self.action_find)
         yield SystemCommand("Neighbours", "Nearest entries of the selected semantic entry", self.action_neighbours)
-        yield SystemCommand("Evict entry", "Preview, confirm, back up and delete the selected entry",
-                            self.action_evict)
+        yield SystemCommand("Evict entry", "Preview, confirm, back up and delete the selected entry", self.action_evict)
         yield SystemCommand("Filter entries", "Focus the filter (text, model:NAME)", self.action_focus_filter)
         yield SystemCommand("Load more rows", "Pull the next batch of entries", self.action_more)
 
@@ -121,7 +119,8 @@ class CacheopsApp(App[None]):
     def _show_scan_progress(self) -> None:
         if self._scan_stats is not None:
             self.query_one("#scan-progress", ProgressBar).update(
-                total=self._scan_total or None, progress=self._scan_stats.keys)
+                total=self._scan_total or None, progress=self._scan_stats.keys
+            )
             self.query_one("#scan-status", Label).update(f"scanning… {self._scan_stats.keys:,} keys")
 
     @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
@@ -146,8 +145,9 @@ class CacheopsApp(App[None]):
         caches.show(catalog)
         status.update(f"{catalog.scanned_keys:,} keys scanned, {catalog.unknown_keys:,} unknown")
         if not catalog.caches:
-            self.query_one(EntryDetail).show(None, "No LLM caches found on this server. Fill one with "
-                                                   "`cacheops demo --into URL`, then press r.")
+            self.query_one(EntryDetail).show(
+                None, "No LLM caches found on this server. Fill one with `cacheops demo --into URL`, then press r."
+            )
         elif caches.current is not None:
             self.list_cache(caches.current)
 
@@ -185,8 +185,9 @@ class CacheopsApp(App[None]):
         try:
             item = self.session.read(key)
         except NotFound:
-            self.call_from_thread(self.query_one(EntryDetail).show, None,
-                                  f"{key} no longer exists (expired or deleted).")
+            self.call_from_thread(
+                self.query_one(EntryDetail).show, None, f"{key} no longer exists (expired or deleted)."
+            )
             return
         except Exception as exc:
             self._from_thread_report(exc)
@@ -218,8 +219,7 @@ class CacheopsApp(App[None]):
 
     def _found(self, text: str, found: list[Entry]) -> None:
         if not found:
-            self.notify(f"no cached entry for {text!r} (check the exact text and system message)",
-                        severity="warning")
+            self.notify(f"no cached entry for {text!r} (check the exact text and system message)", severity="warning")
             return
         table = self.query_one(EntryTable)
         table.show_entries(f"prompt {text!r}", found)
@@ -257,8 +257,9 @@ class CacheopsApp(App[None]):
         elif what == "evict":
             keys = [hood.entry.key] + [n.entry.key for n in hood.within]
             distances = {hood.entry.key: 0.0, **{n.entry.key: n.distance for n in hood.within}}
-            self._plan(keys, hood.entry.cache, f"tui: neighbourhood of {hood.entry.key} "
-                                               f"within {hood.threshold:g}", distances)
+            self._plan(
+                keys, hood.entry.cache, f"tui: neighbourhood of {hood.entry.key} within {hood.threshold:g}", distances
+            )
 
     # -- evict --------------------------------------------------------------------------------
     def action_evict(self) -> None:
@@ -275,11 +276,11 @@ class CacheopsApp(App[None]):
             return
         if the_plan.total == 0:
             the_plan.close()
-            self.call_from_thread(self.notify, "nothing to evict: the entry is gone or no longer a cache entry",
-                                  severity="warning")
+            self.call_from_thread(
+                self.notify, "nothing to evict: the entry is gone or no longer a cache entry", severity="warning"
+            )
             return
-        self.call_from_thread(self.push_screen, ConfirmEvictScreen(the_plan),
-                              partial(self._confirmed, the_plan, keys))
+        self.call_from_thread(self.push_screen, ConfirmEvictScreen(the_plan), partial(self._confirmed, the_plan, keys))
 
     def _confirmed(self, the_plan, keys: list[str], yes: bool) -> None:
         if not yes:
@@ -304,8 +305,12 @@ class CacheopsApp(App[None]):
         cache_list = self.query_one(CacheList)
         for cache, n in result.per_cache.items():
             cache_list.add_entries(cache, -n)
-        self.query_one(EntryDetail).show(None, f"Evicted {result.deleted:,} entr{'y' if result.deleted == 1 else 'ies'}."
-                                               f"\n\nbackup: {result.backup}\nundo with: cacheops restore "
-                                               f"{result.backup}")
-        self.notify(f"deleted {result.deleted:,} of {result.plan.total:,}; backup: {result.backup}",
-                    title="evicted", timeout=12)
+        self.query_one(EntryDetail).show(
+            None,
+            f"Evicted {result.deleted:,} entr{'y' if result.deleted == 1 else 'ies'}."
+            f"\n\nbackup: {result.backup}\nundo with: cacheops restore "
+            f"{result.backup}",
+        )
+        self.notify(
+            f"deleted {result.deleted:,} of {result.plan.total:,}; backup: {result.backup}", title="evicted", timeout=12
+        )

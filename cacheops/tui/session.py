@@ -7,18 +7,18 @@ connection.connect (CLIENT NO-TOUCH), and nothing here writes except evict.execu
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import redis
 
-from .. import evict
-from ..catalog import Catalog, EntryFilter, build_catalog, build_context, iter_entries
-from ..finder import find_by_prompt, read_entry
-from ..keyspace import ScanStats
+from ..inspect.catalog import Catalog, EntryFilter, build_catalog, build_context, iter_entries
+from ..inspect.finder import find_by_prompt, read_entry
 from ..layouts import Context, Entry, PromptQuery
-from ..selection import Selection
-from ..vectorizers import threshold_for_cache
+from ..ops import evict
+from ..ops.selection import Selection
+from ..semantic.vectorizers import threshold_for_cache
+from ..server.keyspace import ScanStats
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Session:
         return find_by_prompt(self.client, self.ctx, PromptQuery(text, system or None))
 
     def neighbourhood(self, entry: Entry, k: int = 10) -> Neighbourhood:
-        from ..neighbours import nearest_to
+        from ..semantic.neighbours import nearest_to
 
         near = nearest_to(self.client, self.ctx, entry, k)
         threshold, source = threshold_for_cache(entry.cache, entry.layout)

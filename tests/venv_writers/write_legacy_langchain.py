@@ -9,9 +9,8 @@ import json
 import sys
 
 import redis
-from langchain_core.globals import set_llm_cache
-
 from _fakes import ask, chat_model, langchain_embeddings, result
+from langchain_core.globals import set_llm_cache
 
 
 def main(url, spec):
@@ -23,8 +22,9 @@ def main(url, spec):
     elif op == "community_semantic":
         from langchain_community.cache import RedisSemanticCache
 
-        cache = RedisSemanticCache(redis_url=url, embedding=langchain_embeddings(spec.get("dims", 8)),
-                                   score_threshold=0.01)
+        cache = RedisSemanticCache(
+            redis_url=url, embedding=langchain_embeddings(spec.get("dims", 8)), score_threshold=0.01
+        )
     elif op == "langchain_redis_exact":
         from langchain_redis import RedisCache
 
@@ -32,8 +32,12 @@ def main(url, spec):
     elif op == "langchain_redis_semantic":
         from langchain_redis import RedisSemanticCache
 
-        cache = RedisSemanticCache(embeddings=langchain_embeddings(spec.get("dims", 8)), redis_url=url,
-                                   distance_threshold=0.01, **spec.get("cache", {}))
+        cache = RedisSemanticCache(
+            embeddings=langchain_embeddings(spec.get("dims", 8)),
+            redis_url=url,
+            distance_threshold=0.01,
+            **spec.get("cache", {}),
+        )
     else:
         raise SystemExit(f"unknown op {op}")
     set_llm_cache(cache)

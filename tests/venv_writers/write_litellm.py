@@ -8,21 +8,20 @@ usage: python write_litellm.py REDIS_URL '{"op": "exact"|"semantic", "calls": [{
 import asyncio
 import json
 import sys
-import time
 from urllib.parse import urlparse
 
 import litellm
+from _fakes import embed, result
 from litellm import CustomLLM
 from litellm.caching.caching import Cache
 from litellm.types.utils import EmbeddingResponse
 
-from _fakes import embed, result
-
 
 class FakeEmbeddings(CustomLLM):
     def embedding(self, model, input, model_response: EmbeddingResponse, *args, **kwargs):
-        model_response.data = [{"object": "embedding", "index": i, "embedding": embed(t, 8)}
-                               for i, t in enumerate(input)]
+        model_response.data = [
+            {"object": "embedding", "index": i, "embedding": embed(t, 8)} for i, t in enumerate(input)
+        ]
         model_response.model = model
         return model_response
 
@@ -36,15 +35,23 @@ def main(url, spec):
     kwargs = dict(spec.get("cache", {}))
     if spec["op"] == "semantic":
         # no password on the test server: the semantic cache then needs the URL form
-        kwargs.update(type="redis-semantic", redis_url=url, similarity_threshold=0.99,
-                      redis_semantic_cache_embedding_model="fakeemb/emb-8")
+        kwargs.update(
+            type="redis-semantic",
+            redis_url=url,
+            similarity_threshold=0.99,
+            redis_semantic_cache_embedding_model="fakeemb/emb-8",
+        )
     else:
         kwargs.update(type="redis", host=u.hostname, port=str(u.port))
     litellm.cache = Cache(**kwargs)
     answers = []
     for call in spec["calls"]:
-        args = dict(model=call.get("model", "gpt-4o-mini"), messages=call["messages"],
-                    mock_response=call["answer"], caching=True)
+        args = dict(
+            model=call.get("model", "gpt-4o-mini"),
+            messages=call["messages"],
+            mock_response=call["answer"],
+            caching=True,
+        )
         if "namespace" in call or "ttl" in call:
             args["cache"] = {k: call[k] for k in ("namespace", "ttl") if k in call}
         if call.get("async"):

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label
 
 from ... import render
-from ...evict import Plan
+from ...ops.evict import Plan
 
 
 class ConfirmEvictScreen(ModalScreen[bool]):
@@ -23,14 +23,19 @@ class ConfirmEvictScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         p = self.plan
         with Vertical(id="dialog", classes="danger"):
-            yield Label(f"Evict {p.total:,} entr{'y' if p.total == 1 else 'ies'} "
-                        f"({render.human_bytes(p.bytes)})?", classes="title")
+            yield Label(
+                f"Evict {p.total:,} entr{'y' if p.total == 1 else 'ies'} ({render.human_bytes(p.bytes)})?",
+                classes="title",
+            )
             per_cache = ", ".join(f"{cache}: {n:,}" for cache, n in p.per_cache.most_common())
             yield Label(f"per cache: {per_cache or '-'}   candidates looked at: {p.candidates:,}")
             table = DataTable(id="sample", cursor_type="none", show_cursor=False)
             yield table
-            yield Label("A backup is written first (`cacheops restore FILE` puts it back); the eviction is "
-                        "recorded in the audit trail.", classes="hint")
+            yield Label(
+                "A backup is written first (`cacheops restore FILE` puts it back); the eviction is "
+                "recorded in the audit trail.",
+                classes="hint",
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Delete (y)", variant="error", id="yes")
                 yield Button("Cancel (n / escape)", variant="primary", id="no")
@@ -41,8 +46,13 @@ class ConfirmEvictScreen(ModalScreen[bool]):
         table.add_columns(*columns)
         for e in self.plan.sample:
             prompt = e.prompt if e.prompt is not None else f"md5 {(e.prompt_hash or '')[:12]}…"
-            row = [render.short_key(e.key, 32), render.preview(prompt, 36), e.model or "-",
-                   render.preview(e.answer, 30), render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000)]
+            row = [
+                render.short_key(e.key, 32),
+                render.preview(prompt, 36),
+                e.model or "-",
+                render.preview(e.answer, 30),
+                render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000),
+            ]
             if self.plan.distances:
                 d = self.plan.distances.get(e.key)
                 row.append("-" if d is None else f"{d:.4f}")

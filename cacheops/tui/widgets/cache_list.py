@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ...catalog import Catalog
+from ...inspect.catalog import Catalog
 
 
 class CacheList(DataTable):

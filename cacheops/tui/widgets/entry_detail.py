@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ... import render
-from ...catalog import UnknownKey
+from ...inspect.catalog import UnknownKey
 from ...layouts import UNREACHABLE_REASONS, Entry
 
 
@@ -19,10 +19,17 @@ def fields_of(e: Entry) -> list[tuple[str, str]]:
     ttl = render.human_duration(None if e.ttl_ms is None else e.ttl_ms / 1000)
     if e.ttl_ms is not None:
         ttl += f" (expires {render.timestamp(e.expires_at)})"
-    rows = [("key", e.key), ("cache", f"{e.cache} ({e.library}, {e.kind})"), ("index", e.index or "-"),
-            ("model", e.model or "-"), ("TTL", ttl), ("size", render.human_bytes(e.bytes)),
-            ("prompt hash", e.prompt_hash or "-"), ("inserted", render.timestamp(e.inserted_at)),
-            ("updated", render.timestamp(e.updated_at))]
+    rows = [
+        ("key", e.key),
+        ("cache", f"{e.cache} ({e.library}, {e.kind})"),
+        ("index", e.index or "-"),
+        ("model", e.model or "-"),
+        ("TTL", ttl),
+        ("size", render.human_bytes(e.bytes)),
+        ("prompt hash", e.prompt_hash or "-"),
+        ("inserted", render.timestamp(e.inserted_at)),
+        ("updated", render.timestamp(e.updated_at)),
+    ]
     if e.model_params:
         rows.append(("model params", ", ".join(f"{k}={v!r}" for k, v in e.model_params.items())))
     elif e.llm_string:
@@ -33,8 +40,9 @@ def fields_of(e: Entry) -> list[tuple[str, str]]:
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in e.tags.items())))
     if e.vector:
         fit = "" if e.vector.matches_index is not False else " (does NOT match the index)"
-        rows.append(("vector", f"{e.vector.field}: {e.vector.dims} dims {e.vector.dtype or ''}, "
-                               f"{e.vector.nbytes} bytes{fit}"))
+        rows.append(
+            ("vector", f"{e.vector.field}: {e.vector.dims} dims {e.vector.dtype or ''}, {e.vector.nbytes} bytes{fit}")
+        )
     if e.unreachable:
         rows.append(("unreachable", f"{e.unreachable}: {UNREACHABLE_REASONS.get(e.unreachable, '')}"))
     if e.value_format:
@@ -46,8 +54,10 @@ def fields_of(e: Entry) -> list[tuple[str, str]]:
 
 def renderable_of(item: Entry | UnknownKey):
     if isinstance(item, UnknownKey):
-        return Text(f"{item.key}: a {item.type} key that is not a known cache entry "
-                    f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it.")
+        return Text(
+            f"{item.key}: a {item.type} key that is not a known cache entry "
+            f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it."
+        )
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")

@@ -7,7 +7,7 @@ cursor nears the end or on request, in a worker thread so the screen stays respo
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from textual import work
 from textual.message import Message
@@ -23,9 +23,14 @@ PREFETCH = 20  # pull the next batch when the cursor is this close to the last r
 
 def row_of(entry: Entry) -> tuple:
     prompt = entry.prompt if entry.prompt is not None else f"md5 {(entry.prompt_hash or '')[:12]}… (not stored)"
-    return (render.preview(prompt, 30), render.preview(entry.answer, 22), entry.model or "-",
-            render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
-            render.human_bytes(entry.bytes), entry.cache)
+    return (
+        render.preview(prompt, 30),
+        render.preview(entry.answer, 22),
+        entry.model or "-",
+        render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
+        render.human_bytes(entry.bytes),
+        entry.cache,
+    )
 
 
 class EntryTable(DataTable):

@@ -37,9 +37,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .labelled import LabelledSet
-from .tags import valid_tag_name
-from .yamlfile import load_yaml_model
+from ..ownkeys import valid_tag_name
+from ..semantic.labelled import LabelledSet
+from ..yamlfile import load_yaml_model
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 Scalar = Union[str, int, float, bool]
@@ -84,7 +84,7 @@ class ModelRef(BaseModel):
     label: str | None = None  # shown in reports; default: the model name found in kwargs, else the import
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ModelRef":
+    def _one_source(self) -> ModelRef:
         if (self.import_ is None) == (self.llm_string is None):
             raise ValueError("give either import (with kwargs) or llm_string")
         if self.import_ is not None:
@@ -102,7 +102,7 @@ class ModelRef(BaseModel):
                 return self.kwargs[key]
         if self.import_:
             return self.import_.rpartition(":")[2]
-        from .langchain_format import parse_llm_string
+        from ..layouts.langchain_format import parse_llm_string
 
         return parse_llm_string(self.llm_string)[0] or "llm_string"
 
@@ -113,7 +113,7 @@ EmbeddingRef = Union[str, ImportRef]
 
 
 def is_vectorizer_spec(text: str) -> bool:
-    from .vectorizers import ALIASES, PROVIDERS
+    from ..semantic.vectorizers import ALIASES, PROVIDERS
 
     provider = text.partition(":")[0].lower()
     return ALIASES.get(provider, provider) in PROVIDERS
@@ -121,8 +121,10 @@ def is_vectorizer_spec(text: str) -> bool:
 
 def _check_embedding(value):
     if isinstance(value, str) and not is_vectorizer_spec(value) and not _IMPORT_PATH.match(value):
-        raise ValueError(f"{value!r} is neither a vectorizer SPEC (hf:sentence-transformers/all-MiniLM-L6-v2) "
-                         f"nor an import path (package.module:function)")
+        raise ValueError(
+            f"{value!r} is neither a vectorizer SPEC (hf:sentence-transformers/all-MiniLM-L6-v2) "
+            f"nor an import path (package.module:function)"
+        )
     return value
 
 
@@ -182,14 +184,15 @@ class RedisvlSemanticTarget(_Target):
         return self.name
 
     @model_validator(mode="after")
-    def _no_system(self) -> "RedisvlSemanticTarget":
+    def _no_system(self) -> RedisvlSemanticTarget:
         if self.system is not None:
             raise ValueError("RedisVL SemanticCache stores the raw prompt; a system message does not apply")
         return self
 
 
-CacheTarget = Annotated[Union[LangchainExactTarget, LangchainSemanticTarget, RedisvlSemanticTarget],
-                        Field(discriminator="type")]
+CacheTarget = Annotated[
+    LangchainExactTarget | LangchainSemanticTarget | RedisvlSemanticTarget, Field(discriminator="type")
+]
 
 
 class WarmSection(BaseModel):
@@ -214,11 +217,14 @@ class WarmSection(BaseModel):
             if isinstance(target, (LangchainExactTarget, LangchainSemanticTarget)):
                 models = target.models if target.models is not None else info.data.get("models") or []
                 if not models:
-                    raise ValueError(f"cache {target.display!r} ({target.type}) needs a model: "
-                                     f"set warm.models or the cache's models")
+                    raise ValueError(
+                        f"cache {target.display!r} ({target.type}) needs a model: set warm.models or the cache's models"
+                    )
                 if isinstance(target, LangchainSemanticTarget) and len(models) > 1:
-                    raise ValueError(f"cache {target.display!r}: a langchain_semantic cache keys on the prompt "
-                                     f"only, so warm it for one model (set its own models: [...])")
+                    raise ValueError(
+                        f"cache {target.display!r}: a langchain_semantic cache keys on the prompt "
+                        f"only, so warm it for one model (set its own models: [...])"
+                    )
         return caches
 
 

@@ -21,9 +21,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import langchain_format as lc
-from .config import Config, load_config
-from .errors import ConfigError, ModelUnavailable, UsageError
+from ..config import Config, load_config
+from ..errors import ConfigError, ModelUnavailable, UsageError
+from ..layouts import langchain_format as lc
 
 # provider prefix -> (RedisVL class name, pip package that provides the client library)
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -64,8 +64,10 @@ def parse_spec(spec: str) -> EmbeddingSpec:
     provider = ALIASES.get(provider.lower(), provider.lower())
     if not sep or not model or provider not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
-        raise UsageError(f"embedding spec {spec!r} is not PROVIDER:MODEL with PROVIDER one of {known} "
-                         f"(e.g. hf:sentence-transformers/all-MiniLM-L6-v2)")
+        raise UsageError(
+            f"embedding spec {spec!r} is not PROVIDER:MODEL with PROVIDER one of {known} "
+            f"(e.g. hf:sentence-transformers/all-MiniLM-L6-v2)"
+        )
     return EmbeddingSpec(provider, model)
 
 
@@ -104,20 +106,24 @@ def _build(spec: EmbeddingSpec):
         vectorize = importlib.import_module("redisvl.utils.vectorize")
         cls = getattr(vectorize, class_name)
     except (ImportError, AttributeError):
-        raise ModelUnavailable(f"this redisvl has no {class_name}: upgrade redisvl for {spec.provider}: embeddings") from None
+        raise ModelUnavailable(
+            f"this redisvl has no {class_name}: upgrade redisvl for {spec.provider}: embeddings"
+        ) from None
     if spec.provider != "hf":
         try:
             return cls(model=spec.model)
         except ImportError:
-            raise ModelUnavailable(f"embedding spec {spec.text!r} needs the {package!r} package: "
-                                f"pip install {package}") from None
+            raise ModelUnavailable(
+                f"embedding spec {spec.text!r} needs the {package!r} package: pip install {package}"
+            ) from None
         except ValueError as exc:  # missing API key and the like
             raise ModelUnavailable(f"cannot use {spec.text!r}: {str(exc).splitlines()[0]}") from None
     try:
         import sentence_transformers  # noqa: F401
     except ImportError:
-        raise ModelUnavailable(f"embedding spec {spec.text!r} needs sentence-transformers: "
-                            f"pip install 'cacheops[embeddings]'") from None
+        raise ModelUnavailable(
+            f"embedding spec {spec.text!r} needs sentence-transformers: pip install 'cacheops[embeddings]'"
+        ) from None
     force_offline()
     quiet_loading()
     source = local_model_path(spec.model) or spec.model
@@ -168,13 +174,16 @@ def spec_for_cache(cache: str, override: str | None = None, config: Config | Non
     settings = config.caches.get(cache)
     if settings and settings.embedding:
         return settings.embedding
-    raise ConfigError(f"no embedding model known for cache {cache!r}: pass --embedding SPEC "
-                      f"(e.g. hf:sentence-transformers/all-MiniLM-L6-v2) or set caches.{cache}.embedding "
-                      f"in the config file")
+    raise ConfigError(
+        f"no embedding model known for cache {cache!r}: pass --embedding SPEC "
+        f"(e.g. hf:sentence-transformers/all-MiniLM-L6-v2) or set caches.{cache}.embedding "
+        f"in the config file"
+    )
 
 
-def threshold_for_cache(cache: str, library: str | None, override: float | None = None,
-                        config: Config | None = None) -> tuple[float, str]:
+def threshold_for_cache(
+    cache: str, library: str | None, override: float | None = None, config: Config | None = None
+) -> tuple[float, str]:
     """(distance threshold, where it came from): --threshold, the config file, else the library default."""
     if override is not None:
         return override, "--threshold"

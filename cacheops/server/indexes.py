@@ -84,9 +84,15 @@ def parse_ft_info(raw) -> IndexInfo:
         kind = _s(attr.get("type", "")).upper()
         idx.fields[name] = kind
         if kind == "VECTOR":
-            idx.vectors.append(VectorField(
-                name=name, dims=int(_s(attr.get("dim", 0))), dtype=_s(attr.get("data_type", "FLOAT32")).upper(),
-                metric=_s(attr.get("distance_metric", "COSINE")).upper(), algorithm=_s(attr.get("algorithm", "FLAT")).upper()))
+            idx.vectors.append(
+                VectorField(
+                    name=name,
+                    dims=int(_s(attr.get("dim", 0))),
+                    dtype=_s(attr.get("data_type", "FLOAT32")).upper(),
+                    metric=_s(attr.get("distance_metric", "COSINE")).upper(),
+                    algorithm=_s(attr.get("algorithm", "FLAT")).upper(),
+                )
+            )
     return idx
 
 
@@ -130,8 +136,9 @@ def sample_fields(client: redis.Redis, index: str, fields: tuple[str, ...], limi
     """Up to `limit` documents of an index, each as {field bytes: value bytes} for `fields` only.
     [] when the index cannot be searched (dropped meanwhile, or no search module)."""
     try:
-        reply = client.execute_command("FT.SEARCH", index, "*", "RETURN", len(fields), *fields,
-                                       "LIMIT", 0, limit, "DIALECT", 2)
+        reply = client.execute_command(
+            "FT.SEARCH", index, "*", "RETURN", len(fields), *fields, "LIMIT", 0, limit, "DIALECT", 2
+        )
     except redis.ResponseError:
         return []
     return [found for _key, found in parse_search(reply)]

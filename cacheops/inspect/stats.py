@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import redis
 
+from ..layouts import Context, Entry
+from ..server.serverinfo import ServerInfo, server_info
 from .catalog import Catalog, EntryFilter, build_catalog
-from .layouts import Context, Entry
-from .serverinfo import ServerInfo, server_info
 
 ACCESS_SAMPLE_MAX = 100_000  # entries whose OBJECT FREQ / IDLETIME is read (flat cost on big caches)
 IDLE_BUCKETS = (("<1m", 60), ("<1h", 3600), ("<1d", 86400), (">=1d", float("inf")))
@@ -25,8 +25,11 @@ class AccessStats:
     sampled: int = 0
 
     def to_dict(self) -> dict:
-        return {"measure": self.measure, "sampled": self.sampled,
-                "per_cache": {k: dict(v) for k, v in self.per_cache.items()}}
+        return {
+            "measure": self.measure,
+            "sampled": self.sampled,
+            "per_cache": {k: dict(v) for k, v in self.per_cache.items()},
+        }
 
 
 @dataclass
@@ -42,12 +45,21 @@ class StatsReport:
 
     def to_dict(self) -> dict:
         s = self.server
-        return {"server": {"version": s.version, "maxmemory": s.maxmemory, "maxmemory_policy": s.policy,
-                           "used_memory": s.used_memory, "keyspace_hits": s.keyspace_hits,
-                           "keyspace_misses": s.keyspace_misses, "hit_ratio": self.hit_ratio,
-                           "hit_ratio_scope": "whole server (INFO stats), not only caches",
-                           "no_touch": s.no_touch},
-                **self.catalog.to_dict(), "access": self.access.to_dict()}
+        return {
+            "server": {
+                "version": s.version,
+                "maxmemory": s.maxmemory,
+                "maxmemory_policy": s.policy,
+                "used_memory": s.used_memory,
+                "keyspace_hits": s.keyspace_hits,
+                "keyspace_misses": s.keyspace_misses,
+                "hit_ratio": self.hit_ratio,
+                "hit_ratio_scope": "whole server (INFO stats), not only caches",
+                "no_touch": s.no_touch,
+            },
+            **self.catalog.to_dict(),
+            "access": self.access.to_dict(),
+        }
 
 
 def _bucket(value: float, buckets) -> str:
@@ -57,8 +69,7 @@ def _bucket(value: float, buckets) -> str:
     return buckets[-1][0]
 
 
-def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None,
-                  scan_stats=None) -> StatsReport:
+def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, scan_stats=None) -> StatsReport:
     info = server_info(client)
     access = AccessStats("lfu_frequency" if info.lfu else "idle_seconds")
     pending: list[Entry] = []

@@ -27,15 +27,15 @@ import base64
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import orjson
 import redis
 
-from .errors import CacheopsError, NotFound, UsageError
-from .paths import state_dir
+from ..errors import CacheopsError, NotFound, UsageError
+from ..paths import state_dir
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
@@ -79,8 +79,9 @@ def server_time_ms(client: redis.Redis) -> int:
 def hash_digest(fields: dict[bytes, bytes]) -> str:
     """Order-independent digest of a hash's fields (the same as evict_read.lua's): the sha1 of the
     sorted sha1s of each field written as <len>:<name><len>:<value>."""
-    parts = sorted(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest()
-                   for name, value in fields.items())
+    parts = sorted(
+        hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest() for name, value in fields.items()
+    )
     return hashlib.sha1("".join(parts).encode()).hexdigest()
 
 
@@ -130,8 +131,9 @@ class BackupWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # cached answers may be private
         except OSError as exc:
-            raise UsageError(f"cannot write the backup {self.path}: {exc.strerror}; choose another --backup PATH") \
-                from None
+            raise UsageError(
+                f"cannot write the backup {self.path}: {exc.strerror}; choose another --backup PATH"
+            ) from None
         self._file = os.fdopen(fd, "wb")
         self._pending: list[bytes] = []  # lines of the current batch: one write per commit
         self.entries = 0
@@ -175,6 +177,7 @@ class BackupWriter:
 
 # -- restore ------------------------------------------------------------------------------------
 
+
 @dataclass
 class RestoreResult:
     path: str
@@ -190,10 +193,19 @@ class RestoreResult:
     conflicts: list[str] = field(default_factory=list)  # a sample of kept keys
 
     def to_dict(self) -> dict:
-        return {"backup": self.path, "restored": self.restored, "companions_restored": self.companions_restored,
-                "identical": self.identical, "kept_newer": self.kept_newer, "overwritten": self.overwritten,
-                "expired": self.expired, "not_deleted": self.not_deleted, "dry_run": self.dry_run,
-                "conflicts": self.conflicts, "selectors": self.header.get("selectors")}
+        return {
+            "backup": self.path,
+            "restored": self.restored,
+            "companions_restored": self.companions_restored,
+            "identical": self.identical,
+            "kept_newer": self.kept_newer,
+            "overwritten": self.overwritten,
+            "expired": self.expired,
+            "not_deleted": self.not_deleted,
+            "dry_run": self.dry_run,
+            "conflicts": self.conflicts,
+            "selectors": self.header.get("selectors"),
+        }
 
 
 def read_backup(path: Path | str) -> tuple[dict, Iterator[dict]]:
@@ -212,7 +224,7 @@ def read_backup(path: Path | str) -> tuple[dict, Iterator[dict]]:
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         handle.close()
-        raise UsageError(f"{path} is not a cacheops backup (its first line has no \"format\": \"{FORMAT}\")")
+        raise UsageError(f'{path} is not a cacheops backup (its first line has no "format": "{FORMAT}")')
     if header.get("version", 0) > VERSION:
         handle.close()
         raise UsageError(f"{path} is a version {header['version']} backup; upgrade cacheops to restore it")
@@ -225,14 +237,16 @@ def read_backup(path: Path | str) -> tuple[dict, Iterator[dict]]:
                 try:
                     yield orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    raise CacheopsError(f"{path}:{number}: not valid JSON (a truncated backup?); "
-                                        f"lines before it were processed") from None
+                    raise CacheopsError(
+                        f"{path}:{number}: not valid JSON (a truncated backup?); lines before it were processed"
+                    ) from None
 
     return header, lines()
 
 
-def restore(client: redis.Redis, path: Path | str, force: bool = False, dry_run: bool = False,
-            on_progress=None, actor=None) -> RestoreResult:
+def restore(
+    client: redis.Redis, path: Path | str, force: bool = False, dry_run: bool = False, on_progress=None, actor=None
+) -> RestoreResult:
     """Put a backup's entries back: identical bytes and expiry. An existing key with other content
     was written after the eviction (the app cached a fresh answer): it is kept unless force."""
     header, _ = read_backup(path)
@@ -258,11 +272,18 @@ def restore(client: redis.Redis, path: Path | str, force: bool = False, dry_run:
         if on_progress:
             on_progress(len(batch))
     if not dry_run:
-        from . import audit_log
+        from . import oplog as audit_log
 
         counts = {k: v for k, v in result.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
-        audit_log.record(client, "restore", actor or audit_log.whoami(client), header.get("selectors") or {},
-                         counts, str(path), extra={"force": force})
+        audit_log.record(
+            client,
+            "restore",
+            actor or audit_log.whoami(client),
+            header.get("selectors") or {},
+            counts,
+            str(path),
+            extra={"force": force},
+        )
     return result
 
 
@@ -277,8 +298,10 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
             pipe.execute_command("JSON.GET", key)
         else:
             pipe.dump(key)
-    current = [None if isinstance(r, Exception) and not client.exists(k) else r
-               for k, r in zip(keys, pipe.execute(raise_on_error=False))]
+    current = [
+        None if isinstance(r, Exception) and not client.exists(k) else r
+        for k, r in zip(keys, pipe.execute(raise_on_error=False))
+    ]
     pipe = client.pipeline(transaction=False)
     for doc, key, existing, (dump, fmt) in zip(docs, keys, current, copies):
         expires = doc.get("expires_at_ms")
@@ -330,11 +353,15 @@ def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
 _RESTORE_JSON = Path(__file__).with_name("restore_json.lua").read_text()
 
 
-def _queue_restore(pipe, restore_json, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None,
-                   replace: bool) -> None:
+def _queue_restore(
+    pipe, restore_json, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None, replace: bool
+) -> None:
     if fmt == "json":
-        restore_json(keys=[key], args=[dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"],
-                     client=pipe)
+        restore_json(
+            keys=[key],
+            args=[dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"],
+            client=pipe,
+        )
         return
     args = ["RESTORE", key, expires_at_ms or 0, dump]
     if expires_at_ms is not None:

@@ -29,14 +29,28 @@ from pathlib import Path
 
 import redis
 
-from . import audit_log
-from .connection import library_client, translate_redis_error
-from .appmodel import (AppModel, as_langchain_embeddings, as_redisvl_vectorizer, generations, load_embedding,
-                       prompt_string, resolve_model)
-from .errors import CacheopsError, ConfigError
-from .playbook import (LangchainExactTarget, LangchainSemanticTarget, Playbook, RedisvlSemanticTarget, models_of,
-                       playbook_name, ttl_of)
-from .tags import set_tags
+from ..errors import CacheopsError, ConfigError
+from ..server.connection import library_client, translate_redis_error
+from . import oplog as audit_log
+from .appmodel import (
+    AppModel,
+    as_langchain_embeddings,
+    as_redisvl_vectorizer,
+    generations,
+    load_embedding,
+    prompt_string,
+    resolve_model,
+)
+from .playbook import (
+    LangchainExactTarget,
+    LangchainSemanticTarget,
+    Playbook,
+    RedisvlSemanticTarget,
+    models_of,
+    playbook_name,
+    ttl_of,
+)
+from .tagging import set_tags
 
 WRITTEN, WOULD_WRITE, CACHED, SKIPPED, FAILED = "written", "would_write", "already_cached", "skipped", "failed"
 NO_ANSWER = "no answer in the playbook (--generate asks the app's model for one)"
@@ -62,8 +76,14 @@ class EntryOutcome:
     reason: str | None = None
 
     def to_dict(self) -> dict:
-        return {"cache": self.cache, "model": self.model, "prompt": self.prompt, "status": self.status,
-                "key": self.key, "reason": self.reason}
+        return {
+            "cache": self.cache,
+            "model": self.model,
+            "prompt": self.prompt,
+            "status": self.status,
+            "key": self.key,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -72,13 +92,20 @@ class CacheOutcome:
     type: str
     models: list[str]
     ttl: int | None
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((WRITTEN, WOULD_WRITE, CACHED, SKIPPED,
-                                                                          FAILED), 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((WRITTEN, WOULD_WRITE, CACHED, SKIPPED, FAILED), 0)
+    )
     error: str | None = None  # the cache could not be opened: every prompt failed for this reason
 
     def to_dict(self) -> dict:
-        return {"cache": self.cache, "type": self.type, "models": self.models, "ttl": self.ttl, **self.counts,
-                "error": self.error}
+        return {
+            "cache": self.cache,
+            "type": self.type,
+            "models": self.models,
+            "ttl": self.ttl,
+            **self.counts,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -109,16 +136,30 @@ class WarmReport:
         return self.totals[FAILED]
 
     def to_dict(self) -> dict:
-        return {"playbook": self.playbook, "file": self.file, "dry_run": self.dry_run, "refresh": self.refresh,
-                "generate": self.generate,
-                "totals": self.totals, "caches": [c.to_dict() for c in self.caches],
-                "entries": [e.to_dict() for e in self.entries], "event": self.event_id}
+        return {
+            "playbook": self.playbook,
+            "file": self.file,
+            "dry_run": self.dry_run,
+            "refresh": self.refresh,
+            "generate": self.generate,
+            "totals": self.totals,
+            "caches": [c.to_dict() for c in self.caches],
+            "entries": [e.to_dict() for e in self.entries],
+            "event": self.event_id,
+        }
 
 
 # -- the run ------------------------------------------------------------------------------------------
 
-def warm(client: redis.Redis, playbook: Playbook, path: str | Path, refresh: bool = False,
-         dry_run: bool = False, generate: bool = False) -> WarmReport:
+
+def warm(
+    client: redis.Redis,
+    playbook: Playbook,
+    path: str | Path,
+    refresh: bool = False,
+    dry_run: bool = False,
+    generate: bool = False,
+) -> WarmReport:
     """Write every prompt's answer into every cache of the playbook (see the module docstring).
     generate: prompts without an answer are asked of the app's model through the cache."""
     source = str(path)
@@ -127,20 +168,41 @@ def warm(client: redis.Redis, playbook: Playbook, path: str | Path, refresh: boo
     base_tags = {"playbook": name, **playbook.warm.tags}
     # Resolve every model and embedding before writing anything: a bad import stops the run clean.
     models = {id(t): [resolve_model(m, source) for m in models_of(playbook, t)] for t in playbook.warm.caches}
-    embeddings = {id(t): load_embedding(t.embedding, source) for t in playbook.warm.caches
-                  if not isinstance(t, LangchainExactTarget)}
+    embeddings = {
+        id(t): load_embedding(t.embedding, source)
+        for t in playbook.warm.caches
+        if not isinstance(t, LangchainExactTarget)
+    }
     for target in playbook.warm.caches:
-        run = TargetRun(client, playbook, target, models[id(target)], embeddings.get(id(target)), base_tags,
-                        report, refresh, dry_run, generate)
+        run = TargetRun(
+            client,
+            playbook,
+            target,
+            models[id(target)],
+            embeddings.get(id(target)),
+            base_tags,
+            report,
+            refresh,
+            dry_run,
+            generate,
+        )
         run.go()
     if not dry_run:
         totals = report.totals
         report.event_id = audit_log.record(
-            client, "warm", audit_log.whoami(client),
+            client,
+            "warm",
+            audit_log.whoami(client),
             {"playbook": name, "file": source, "refresh": refresh, "generate": generate},
-            {"written": totals[WRITTEN], "already_cached": totals[CACHED], "skipped": totals[SKIPPED],
-             "failed": totals[FAILED]},
-            None, {"caches": [c.to_dict() for c in report.caches]})
+            {
+                "written": totals[WRITTEN],
+                "already_cached": totals[CACHED],
+                "skipped": totals[SKIPPED],
+                "failed": totals[FAILED],
+            },
+            None,
+            {"caches": [c.to_dict() for c in report.caches]},
+        )
     return report
 
 
@@ -163,8 +225,19 @@ def _fatal(exc: Exception) -> bool:
 class TargetRun:
     """One cache of the playbook: open it with the library, then check and write each prompt."""
 
-    def __init__(self, client, playbook: Playbook, target, models: list[AppModel], embedding, base_tags: dict,
-                 report: WarmReport, refresh: bool, dry_run: bool, generate: bool = False):
+    def __init__(
+        self,
+        client,
+        playbook: Playbook,
+        target,
+        models: list[AppModel],
+        embedding,
+        base_tags: dict,
+        report: WarmReport,
+        refresh: bool,
+        dry_run: bool,
+        generate: bool = False,
+    ):
         self.client, self.playbook, self.target, self.models = client, playbook, target, models
         self.lib_client = library_client(client)
         self.embedding, self.base_tags, self.report = embedding, base_tags, report
@@ -183,8 +256,12 @@ class TargetRun:
         return {**self.base_tags, **prompt.tags}
 
     def record(self, model: str | None, prompt: str, status: str, key=None, reason=None) -> None:
-        self.report.add(self.outcome, EntryOutcome(self.outcome.cache, model, prompt, status,
-                                                   key.decode() if isinstance(key, bytes) else key, reason))
+        self.report.add(
+            self.outcome,
+            EntryOutcome(
+                self.outcome.cache, model, prompt, status, key.decode() if isinstance(key, bytes) else key, reason
+            ),
+        )
 
     def go(self) -> None:
         try:
@@ -221,18 +298,31 @@ class TargetRun:
             from langchain_redis import RedisSemanticCache
 
             # No TTL on the object: check() slides the TTL of what it finds to the cache's TTL.
-            return RedisSemanticCache(embeddings=as_langchain_embeddings(self.embedding), redis_client=self.lib_client,
-                                      distance_threshold=t.distance_threshold, ttl=None, name=t.name,
-                                      prefix=t.prefix)
+            return RedisSemanticCache(
+                embeddings=as_langchain_embeddings(self.embedding),
+                redis_client=self.lib_client,
+                distance_threshold=t.distance_threshold,
+                ttl=None,
+                name=t.name,
+                prefix=t.prefix,
+            )
         from redisvl.extensions.cache.llm import SemanticCache
 
         fields = t.filterable_fields if t.filterable_fields is not None else self.existing_filterable_fields(t.name)
         unknown = sorted(set(t.filters) - {f["name"] for f in fields or []})
         if unknown:  # checked before opening: opening a missing cache creates its index
-            raise ConfigError(f"filters {', '.join(unknown)} are not filterable fields of {t.name}; declare them "
-                              f"in the cache's filterable_fields")
-        return SemanticCache(name=t.name, redis_client=self.lib_client, vectorizer=as_redisvl_vectorizer(self.embedding),
-                             distance_threshold=t.distance_threshold, ttl=None, filterable_fields=fields or None)
+            raise ConfigError(
+                f"filters {', '.join(unknown)} are not filterable fields of {t.name}; declare them "
+                f"in the cache's filterable_fields"
+            )
+        return SemanticCache(
+            name=t.name,
+            redis_client=self.lib_client,
+            vectorizer=as_redisvl_vectorizer(self.embedding),
+            distance_threshold=t.distance_threshold,
+            ttl=None,
+            filterable_fields=fields or None,
+        )
 
     def index_exists(self, name: str) -> bool:
         names = self.client.execute_command("FT._LIST")
@@ -258,15 +348,24 @@ class TargetRun:
         key, cached, note = self.check(cache, model, p)
         if cached and (not self.refresh or p.answer is None):
             # --refresh does not re-ask a model: that costs a call; evict the entry to regenerate it
-            self.record(label, p.prompt, CACHED, key, None if p.answer is not None or not self.refresh else
-                        "--refresh does not ask the model again; evict the entry to regenerate it")
+            self.record(
+                label,
+                p.prompt,
+                CACHED,
+                key,
+                None
+                if p.answer is not None or not self.refresh
+                else "--refresh does not ask the model again; evict the entry to regenerate it",
+            )
         elif self.dry_run:
             self.record(label, p.prompt, WOULD_WRITE, key, note or (ASKS_MODEL if p.answer is None else None))
         elif p.answer is None:
             self.ask(cache, model, p, key)
             if not self.check(cache, model, p)[1]:
-                raise CacheopsError(f"nothing was cached under {key}: a nearby entry answered the lookup, or the "
-                                    f"playbook's model settings differ from what the model computed")
+                raise CacheopsError(
+                    f"nothing was cached under {key}: a nearby entry answered the lookup, or the "
+                    f"playbook's model settings differ from what the model computed"
+                )
             self.tag(cache, key, p)
             self.record(label, p.prompt, WRITTEN, key, GENERATED)
         else:
@@ -292,8 +391,11 @@ class TargetRun:
             mine = [h for h in hits if h.get("key") == key]
             cached = any((h.get("metadata") or {}).get("llm_string") == model.llm_string for h in mine)
             # The entry id is the prompt's alone: another model's entry for it is replaced, as by the app.
-            note = "replaces another model's entry for this prompt (this cache keys on the prompt only)" \
-                if mine and not cached else None
+            note = (
+                "replaces another model's entry for this prompt (this cache keys on the prompt only)"
+                if mine and not cached
+                else None
+            )
             return key, cached, note
         filters, _ = self.split_tags(cache, p)
         if cache is None:
@@ -312,22 +414,33 @@ class TargetRun:
         """RedisVL: (filters = the target's filters + tags that are filterable fields, the other tags)."""
         t: RedisvlSemanticTarget = self.target
         tags = self.tags_of(p)
-        fields = (set(cache.return_fields) - STANDARD_FIELDS) if cache is not None else {
-            f["name"] for f in (t.filterable_fields or [])}
-        return ({**t.filters, **{k: v for k, v in tags.items() if k in fields}},
-                {k: v for k, v in tags.items() if k not in fields})
+        fields = (
+            (set(cache.return_fields) - STANDARD_FIELDS)
+            if cache is not None
+            else {f["name"] for f in (t.filterable_fields or [])}
+        )
+        return (
+            {**t.filters, **{k: v for k, v in tags.items() if k in fields}},
+            {k: v for k, v in tags.items() if k not in fields},
+        )
 
     def write(self, cache, model: AppModel | None, p) -> str | None:
         t = self.target
         if isinstance(t, LangchainExactTarget):
-            cache.update(prompt_string(p.prompt, self.system_of(p), model.chat), model.llm_string,
-                         generations(p.answer, model.chat))
+            cache.update(
+                prompt_string(p.prompt, self.system_of(p), model.chat),
+                model.llm_string,
+                generations(p.answer, model.chat),
+            )
             return None
         if isinstance(t, LangchainSemanticTarget):
             cache.cache.set_ttl(self.ttl)
             try:
-                cache.update(prompt_string(p.prompt, self.system_of(p), model.chat), model.llm_string,
-                             generations(p.answer, model.chat))
+                cache.update(
+                    prompt_string(p.prompt, self.system_of(p), model.chat),
+                    model.llm_string,
+                    generations(p.answer, model.chat),
+                )
             finally:
                 cache.cache.set_ttl(None)
             return None
@@ -347,8 +460,7 @@ class TargetRun:
         if semantic:
             cache.cache.set_ttl(self.ttl)
         try:
-            model.model.invoke(messages if model.chat else (p.prompt if system is None else messages),
-                               stop=model.stop)
+            model.model.invoke(messages if model.chat else (p.prompt if system is None else messages), stop=model.stop)
         finally:
             set_llm_cache(before)
             if semantic:
@@ -360,7 +472,7 @@ class TargetRun:
         if not tags:
             return
         if self._context is None:  # built once the cache (and its index) exists, so its entries classify
-            from .catalog import build_context
+            from ..inspect.catalog import build_context
 
             self._context = build_context(self.client, learn=False)
         set_tags(self.client, key, tags, context=self._context)
@@ -370,6 +482,6 @@ def describe(report: WarmReport) -> str:
     """One line for logs: the totals."""
     t = report.totals
     written = f"{t[WOULD_WRITE]} would be written" if report.dry_run else f"{t[WRITTEN]} written"
-    return (f"playbook {report.playbook}: {written}, {t[CACHED]} already cached, {t[SKIPPED]} skipped, "
-            f"{t[FAILED]} failed")
-
+    return (
+        f"playbook {report.playbook}: {written}, {t[CACHED]} already cached, {t[SKIPPED]} skipped, {t[FAILED]} failed"
+    )

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import redis
 
-from .errors import UsageError
-from .keyspace import glob_escape
-from .layouts import BY_ID, LAYOUTS, Context, Entry, PromptQuery
+from ..errors import UsageError
+from ..layouts import BY_ID, LAYOUTS, Context, Entry, PromptQuery
+from ..server.keyspace import glob_escape
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
 _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -83,9 +83,19 @@ class Selection:
     @property
     def empty(self) -> bool:
         """No selector at all: evicting 'everything' must be asked for explicitly (--cache NAME)."""
-        return not (self.prompts or self.prompt_hashes or self.keys is not None or self.tags
-                    or self.response_contains or self.response_regex or self.model or self.older_than
-                    or self.cache is not None or self.unreachable or self.similar)
+        return not (
+            self.prompts
+            or self.prompt_hashes
+            or self.keys is not None
+            or self.tags
+            or self.response_contains
+            or self.response_regex
+            or self.model
+            or self.older_than
+            or self.cache is not None
+            or self.unreachable
+            or self.similar
+        )
 
     def describe(self) -> dict:
         """The selectors as given, for the preview, the backup header and the audit trail."""
@@ -113,8 +123,11 @@ class Selection:
         if self.unreachable:
             out["unreachable"] = True
         if self.similar:
-            out["similar_to"] = {"text": self.similar.text, "threshold": self.similar.threshold,
-                                 "embedding": self.similar.embedding}
+            out["similar_to"] = {
+                "text": self.similar.text,
+                "threshold": self.similar.threshold,
+                "embedding": self.similar.embedding,
+            }
         return out
 
     @property

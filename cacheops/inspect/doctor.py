@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import redis
 
+from ..layouts import Context
+from ..server.serverinfo import server_info
 from .catalog import build_catalog
-from .layouts import Context
-from .serverinfo import server_info
 
 OK, WARN, PROBLEM = "ok", "warn", "problem"
 
@@ -66,19 +66,32 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorRep
     info = server_info(client)
     report.add("connection", OK, f"connected to {display_url}")
     version = info.version_tuple
-    report.add("server", OK if version >= (7, 2) else WARN, f"Redis {info.version}",
-               "" if version >= (7, 2) else "Redis < 7.2 has no CLIENT NO-TOUCH: inspection bumps LRU/LFU data")
-    report.add("no-touch", OK if info.no_touch else WARN,
-               "inspection uses CLIENT NO-TOUCH" if info.no_touch else "CLIENT NO-TOUCH is not active",
-               "" if info.no_touch else "upgrade to Redis >= 7.2 or allow CLIENT NO-TOUCH in the ACL")
+    report.add(
+        "server",
+        OK if version >= (7, 2) else WARN,
+        f"Redis {info.version}",
+        "" if version >= (7, 2) else "Redis < 7.2 has no CLIENT NO-TOUCH: inspection bumps LRU/LFU data",
+    )
+    report.add(
+        "no-touch",
+        OK if info.no_touch else WARN,
+        "inspection uses CLIENT NO-TOUCH" if info.no_touch else "CLIENT NO-TOUCH is not active",
+        "" if info.no_touch else "upgrade to Redis >= 7.2 or allow CLIENT NO-TOUCH in the ACL",
+    )
     search = info.modules.get("search") or info.modules.get("ft")
     json_mod = info.modules.get("rejson") or info.modules.get("redisjson")
-    report.add("module search", OK if search else PROBLEM,
-               f"search module {search}" if search else "no search module: semantic caches cannot work",
-               "" if search else "use Redis 8 / Redis Stack or load redisearch")
-    report.add("module json", OK if json_mod else PROBLEM,
-               f"JSON module {json_mod}" if json_mod else "no JSON module: langchain-redis RedisCache fails on invoke",
-               "" if json_mod else "use Redis 8 / Redis Stack or load rejson")
+    report.add(
+        "module search",
+        OK if search else PROBLEM,
+        f"search module {search}" if search else "no search module: semantic caches cannot work",
+        "" if search else "use Redis 8 / Redis Stack or load redisearch",
+    )
+    report.add(
+        "module json",
+        OK if json_mod else PROBLEM,
+        f"JSON module {json_mod}" if json_mod else "no JSON module: langchain-redis RedisCache fails on invoke",
+        "" if json_mod else "use Redis 8 / Redis Stack or load rejson",
+    )
     _check_acl(client, report)
     catalog = build_catalog(client, ctx)
     _check_memory_policy(info, catalog, report)
@@ -88,8 +101,12 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorRep
             status = PROBLEM if ("never be hit" in text or "do not match" in text) else WARN
             report.add(f"cache {cache.name}", status, text)
         if cache.entries and cache.with_ttl == 0:
-            report.add(f"cache {cache.name}", WARN, f"{cache.entries} entries never expire: a wrong answer "
-                       "stays until someone evicts it", "set a ttl on the cache")
+            report.add(
+                f"cache {cache.name}",
+                WARN,
+                f"{cache.entries} entries never expire: a wrong answer stays until someone evicts it",
+                "set a ttl on the cache",
+            )
     if not catalog.caches:
         report.add("caches", WARN, "no LLM cache found in this database", "check --db / the URL")
     return report
@@ -116,8 +133,12 @@ def _check_acl(client: redis.Redis, report: DoctorReport) -> None:
     if unknown:
         report.add("acl", WARN, f"user {user!r} may not run ACL DRYRUN; permissions not checked")
     elif missing:
-        report.add("acl", PROBLEM, f"user {user!r} lacks: " + "; ".join(missing),
-                   "grant those commands, e.g. ACL SETUSER <user> +@read +@keyspace +@scripting +unlink +restore +xadd")
+        report.add(
+            "acl",
+            PROBLEM,
+            f"user {user!r} lacks: " + "; ".join(missing),
+            "grant those commands, e.g. ACL SETUSER <user> +@read +@keyspace +@scripting +unlink +restore +xadd",
+        )
     else:
         report.add("acl", OK, f"user {user!r} may run every command cacheops uses")
 
@@ -125,14 +146,26 @@ def _check_acl(client: redis.Redis, report: DoctorReport) -> None:
 def _check_memory_policy(info, catalog, report: DoctorReport) -> None:
     no_ttl = sum(c.entries - c.with_ttl for c in catalog.caches)
     if info.maxmemory == 0:
-        report.add("memory", WARN, "no maxmemory set: caches grow until the host runs out of memory",
-                   "set maxmemory and an eviction policy (allkeys-lru or allkeys-lfu for a cache-only Redis)")
+        report.add(
+            "memory",
+            WARN,
+            "no maxmemory set: caches grow until the host runs out of memory",
+            "set maxmemory and an eviction policy (allkeys-lru or allkeys-lfu for a cache-only Redis)",
+        )
     elif info.policy == "noeviction":
-        report.add("memory", PROBLEM, f"maxmemory {info.maxmemory} with noeviction: when full, cache writes "
-                   "fail and the app's LLM calls raise", "use allkeys-lru / allkeys-lfu, or volatile-* with TTLs")
+        report.add(
+            "memory",
+            PROBLEM,
+            f"maxmemory {info.maxmemory} with noeviction: when full, cache writes fail and the app's LLM calls raise",
+            "use allkeys-lru / allkeys-lfu, or volatile-* with TTLs",
+        )
     elif info.policy.startswith("volatile") and no_ttl:
-        report.add("memory", WARN, f"policy {info.policy} never evicts the {no_ttl} cache entries without a TTL",
-                   "give the caches a ttl, or use an allkeys-* policy")
+        report.add(
+            "memory",
+            WARN,
+            f"policy {info.policy} never evicts the {no_ttl} cache entries without a TTL",
+            "give the caches a ttl, or use an allkeys-* policy",
+        )
     else:
         report.add("memory", OK, f"maxmemory {info.maxmemory} with {info.policy}")
 
@@ -142,13 +175,17 @@ def _check_indexes(ctx: Context, report: DoctorReport) -> None:
     for idx in ctx.indexes:
         area = f"index {idx.name}"
         if idx.indexing_failures:
-            report.add(area, PROBLEM, f"{idx.indexing_failures} documents failed to index"
-                       + (f" (last error: {idx.last_indexing_error})" if idx.last_indexing_error else "")
-                       + ": the cache can never return them", "evict them, or re-embed them with the model the index now expects")
+            report.add(
+                area,
+                PROBLEM,
+                f"{idx.indexing_failures} documents failed to index"
+                + (f" (last error: {idx.last_indexing_error})" if idx.last_indexing_error else "")
+                + ": the cache can never return them",
+                "evict them, or re-embed them with the model the index now expects",
+            )
         elif idx.percent_indexed < 1:
             report.add(area, WARN, f"indexing in progress: {idx.percent_indexed:.0%} done")
         else:
             vec = idx.vector
             detail = f", vectors {vec.dims} x {vec.dtype} {vec.metric}" if vec else ""
             report.add(area, OK, f"{idx.num_docs} documents, prefixes {idx.prefixes}{detail}")
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .playbook import ImportRef, ModelRef, is_vectorizer_spec
 
 
@@ -23,8 +23,9 @@ def build_import(ref: str, kwargs: dict, what: str, source: str):
         for part in attr.split("."):
             obj = getattr(obj, part)
     except ImportError as exc:
-        raise ConfigError(f"{source}: {what} {ref}: cannot import {module_name} ({exc}); "
-                          f"install the package the app uses") from None
+        raise ConfigError(
+            f"{source}: {what} {ref}: cannot import {module_name} ({exc}); install the package the app uses"
+        ) from None
     except AttributeError:
         raise ConfigError(f"{source}: {what} {ref}: {module_name} has no {attr}") from None
     try:
@@ -51,8 +52,9 @@ def resolve_model(ref: ModelRef, source: str) -> AppModel:
 
     model = build_import(ref.import_, ref.kwargs, "model", source)
     if not isinstance(model, (BaseChatModel, BaseLLM)):
-        raise ConfigError(f"{source}: model {ref.import_} built a {type(model).__name__}, not a LangChain chat "
-                          f"model or LLM")
+        raise ConfigError(
+            f"{source}: model {ref.import_} built a {type(model).__name__}, not a LangChain chat model or LLM"
+        )
     return AppModel(ref.name, model._get_llm_string(stop=ref.stop), isinstance(model, BaseChatModel), model, ref.stop)
 
 
@@ -77,7 +79,7 @@ def generations(answer: str, chat: bool) -> list:
 def load_embedding(ref, source: str):
     """A vectorizer SPEC -> RedisVL vectorizer (vectorizers.py); an import -> whatever it builds
     (LangChain Embeddings or a RedisVL vectorizer)."""
-    from .vectorizers import load_vectorizer
+    from ..semantic.vectorizers import load_vectorizer
 
     if isinstance(ref, str):
         if is_vectorizer_spec(ref):

@@ -32,20 +32,20 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
 
 import redis
 
-from . import audit_log
-from .catalog import EntryFilter, build_context, iter_entries
-from .errors import NotFound, TargetConflict, UsageError
-from .indexes import IndexInfo
-from .keyspace import RawRecord, glob_escape
-from .layouts import BY_ID, Context, classify
-from .layouts.base import hex_tail
-from .readahead import read_ahead
-from .vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
+from ..errors import NotFound, TargetConflict, UsageError
+from ..inspect.catalog import EntryFilter, build_context, iter_entries
+from ..layouts import BY_ID, Context, classify
+from ..layouts.base import hex_tail
+from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
+from ..server.indexes import IndexInfo
+from ..server.keyspace import RawRecord, glob_escape
+from ..server.readahead import read_ahead
+from . import oplog as audit_log
 
 SUPPORTED = ("langchain_semantic", "redisvl_semantic")
 ACTION = "migrate-embeddings"
@@ -91,8 +91,10 @@ class MigrationPlan:
         for f in self.schema["fields"]:
             attrs = f.get("attrs", {})
             if f["type"] == "vector":
-                desc = (f"vector {attrs.get('algorithm', '').upper()} {attrs.get('datatype', '').upper()} "
-                        f"dim={attrs.get('dims')} {attrs.get('distance_metric', '').upper()}")
+                desc = (
+                    f"vector {attrs.get('algorithm', '').upper()} {attrs.get('datatype', '').upper()} "
+                    f"dim={attrs.get('dims')} {attrs.get('distance_metric', '').upper()}"
+                )
             else:
                 desc = f["type"]
             out.append((f["name"], desc))
@@ -147,8 +149,15 @@ def overlaps(a: str, b: str) -> bool:
     return a.startswith(b) or b.startswith(a)
 
 
-def plan(client: redis.Redis, cache: str, to_spec: str, from_spec: str | None = None, target: str | None = None,
-         vectorizer=None, ctx: Context | None = None) -> MigrationPlan:
+def plan(
+    client: redis.Redis,
+    cache: str,
+    to_spec: str,
+    from_spec: str | None = None,
+    target: str | None = None,
+    vectorizer=None,
+    ctx: Context | None = None,
+) -> MigrationPlan:
     """Check everything and describe the migration; writes nothing. `vectorizer` defaults to the
     one SPEC names (loaded offline: the preview proves the model is there)."""
     to = parse_spec(to_spec)
@@ -157,15 +166,21 @@ def plan(client: redis.Redis, cache: str, to_spec: str, from_spec: str | None = 
     index = ctx.index_for_prefix(cache)
     first = next(iter_entries(client, ctx, EntryFilter(cache=cache), limit=1, full=False), None)
     if first is None and index is None:
-        raise NotFound(f"no cache named {cache!r} (no entries under {cache}: and no search index over it): "
-                       f"`cacheops caches` lists the caches")
+        raise NotFound(
+            f"no cache named {cache!r} (no entries under {cache}: and no search index over it): "
+            f"`cacheops caches` lists the caches"
+        )
     if first is not None and first.layout not in SUPPORTED:
         what = "a semantic cache this command supports" if first.kind == "semantic" else "a semantic cache"
-        raise UsageError(f"cache {cache!r} is a {first.library} cache, not {what}: migrate-embeddings re-embeds "
-                         f"langchain-redis RedisSemanticCache and RedisVL SemanticCache caches")
+        raise UsageError(
+            f"cache {cache!r} is a {first.library} cache, not {what}: migrate-embeddings re-embeds "
+            f"langchain-redis RedisSemanticCache and RedisVL SemanticCache caches"
+        )
     if index is None or index.vector is None:
-        raise UsageError(f"cache {cache!r} has no vector search index over its prefix: there is no schema to "
-                         f"migrate (is it a semantic cache?)")
+        raise UsageError(
+            f"cache {cache!r} has no vector search index over its prefix: there is no schema to "
+            f"migrate (is it a semantic cache?)"
+        )
     layout = first.layout if first is not None else "redisvl_semantic"
     source_schema = _existing_schema(client, index.name)
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(to)
@@ -178,12 +193,26 @@ def plan(client: redis.Redis, cache: str, to_spec: str, from_spec: str | None = 
     vec = index.vector
     core = {"prompt", "response", "inserted_at", "updated_at", vec.name}
     return MigrationPlan(
-        source=cache, layout=layout, library=BY_ID[layout].library, source_index=index.name,
-        vector_field=vec.name, source_dims=vec.dims, source_dtype=vec.dtype.lower(), distance_metric=vec.metric,
-        algorithm=vec.algorithm, filterable_fields=[f for f in index.fields if f not in core],
-        target=target, target_dims=dims, target_dtype=dtype, to_spec=to.text, from_spec=frm.text if frm else None,
-        entries=count_entry_keys(client, cache), target_exists=target_index is not None,
-        target_docs=target_index.num_docs if target_index else 0, schema=schema)
+        source=cache,
+        layout=layout,
+        library=BY_ID[layout].library,
+        source_index=index.name,
+        vector_field=vec.name,
+        source_dims=vec.dims,
+        source_dtype=vec.dtype.lower(),
+        distance_metric=vec.metric,
+        algorithm=vec.algorithm,
+        filterable_fields=[f for f in index.fields if f not in core],
+        target=target,
+        target_dims=dims,
+        target_dtype=dtype,
+        to_spec=to.text,
+        from_spec=frm.text if frm else None,
+        entries=count_entry_keys(client, cache),
+        target_exists=target_index is not None,
+        target_docs=target_index.num_docs if target_index else 0,
+        schema=schema,
+    )
 
 
 def _existing_schema(client: redis.Redis, name: str) -> dict:
@@ -204,15 +233,18 @@ def target_schema(source_schema: dict, target: str, vector_field: str, dims: int
     return schema
 
 
-def _check_target(client: redis.Redis, indexes: list[IndexInfo], source: str, source_index: IndexInfo,
-                  target: str, schema: dict) -> IndexInfo | None:
+def _check_target(
+    client: redis.Redis, indexes: list[IndexInfo], source: str, source_index: IndexInfo, target: str, schema: dict
+) -> IndexInfo | None:
     """The existing target index (resume) or None; TargetConflict when the name cannot be used."""
     if not target or target != target.strip() or target.endswith(":"):
         raise UsageError(f"--target {target!r} is not a usable cache name (no surrounding spaces or trailing colon)")
     if overlaps(target, source):
-        raise TargetConflict(f"target {target!r} and source {source!r} are string prefixes of one another, so "
-                             f"their indexes would index each other's keys (prefix bleed): pick a name that does "
-                             f"not start with {source!r}, e.g. the default (omit --target)")
+        raise TargetConflict(
+            f"target {target!r} and source {source!r} are string prefixes of one another, so "
+            f"their indexes would index each other's keys (prefix bleed): pick a name that does "
+            f"not start with {source!r}, e.g. the default (omit --target)"
+        )
     existing = None
     for idx in indexes:
         if idx.name == target:
@@ -220,17 +252,23 @@ def _check_target(client: redis.Redis, indexes: list[IndexInfo], source: str, so
             continue
         for prefix in idx.prefixes:
             if overlaps(target, prefix.rstrip(":")):
-                raise TargetConflict(f"target {target!r} overlaps index {idx.name!r} (prefix {prefix!r}): one would "
-                                     f"index the other's keys (prefix bleed); pick another --target")
+                raise TargetConflict(
+                    f"target {target!r} overlaps index {idx.name!r} (prefix {prefix!r}): one would "
+                    f"index the other's keys (prefix bleed); pick another --target"
+                )
     if existing is not None:
         live = _existing_schema(client, target)
         if live != schema:
-            raise TargetConflict(f"index {target!r} already exists with another schema (dims, fields or prefix): "
-                                 f"pick another --target, or drop that index if it is a failed earlier attempt")
+            raise TargetConflict(
+                f"index {target!r} already exists with another schema (dims, fields or prefix): "
+                f"pick another --target, or drop that index if it is a failed earlier attempt"
+            )
     foreign = first_foreign_key(client, target)
     if foreign is not None:
-        raise TargetConflict(f"key {foreign!r} under prefix {target!r} is not an entry of a cache named {target!r}; "
-                             f"an index over that prefix would take it in: pick another --target")
+        raise TargetConflict(
+            f"key {foreign!r} under prefix {target!r} is not an entry of a cache named {target!r}; "
+            f"an index over that prefix would take it in: pick another --target"
+        )
     return existing
 
 
@@ -259,6 +297,7 @@ def first_foreign_key(client: redis.Redis, target: str) -> str | None:
 
 # -- execute ----------------------------------------------------------------------------------------
 
+
 @dataclass(slots=True)
 class _Item:
     target_key: bytes
@@ -275,8 +314,14 @@ class _Batch:
     counts: Counter
 
 
-def execute(client: redis.Redis, plan: MigrationPlan, vectorizer=None, batch: int = DEFAULT_BATCH,
-            on_progress: Progress | None = None, ctx: Context | None = None) -> MigrationResult:
+def execute(
+    client: redis.Redis,
+    plan: MigrationPlan,
+    vectorizer=None,
+    batch: int = DEFAULT_BATCH,
+    on_progress: Progress | None = None,
+    ctx: Context | None = None,
+) -> MigrationResult:
     """Create the target index (if new), copy and re-embed every entry, append the audit event."""
     if batch < 1:
         raise UsageError("--batch must be at least 1")
@@ -294,13 +339,27 @@ def execute(client: redis.Redis, plan: MigrationPlan, vectorizer=None, batch: in
     actor = audit_log.whoami(client)
     result.actor = actor.to_dict()
     result.audit_id = audit_log.record(
-        client, ACTION, actor,
+        client,
+        ACTION,
+        actor,
         selectors={"cache": plan.source, "target": plan.target, "to": plan.to_spec, "from": plan.from_spec},
-        counts={"migrated": result.migrated, "refreshed": result.refreshed, "skipped": result.skipped,
-                "expired": result.expired, "not_entries": result.not_entries, "conflicts": result.conflicts},
+        counts={
+            "migrated": result.migrated,
+            "refreshed": result.refreshed,
+            "skipped": result.skipped,
+            "expired": result.expired,
+            "not_entries": result.not_entries,
+            "conflicts": result.conflicts,
+        },
         backup=None,
-        extra={"source_index": plan.source_index, "dims": plan.dims_change, "library": plan.layout,
-               "created_index": result.created_index, "seconds": round(result.seconds, 3)})
+        extra={
+            "source_index": plan.source_index,
+            "dims": plan.dims_change,
+            "library": plan.layout,
+            "created_index": result.created_index,
+            "seconds": round(result.seconds, 3),
+        },
+    )
     return result
 
 
@@ -317,7 +376,7 @@ def _ensure_index(client: redis.Redis, plan: MigrationPlan) -> bool:
     return True
 
 
-def _read_batches(client, plan: MigrationPlan, ctx: Context, batch: int) -> Iterator["_Batch"]:
+def _read_batches(client, plan: MigrationPlan, ctx: Context, batch: int) -> Iterator[_Batch]:
     """SCAN the source and read each batch whole (fields, PTTL, the target copy's updated_at). Run
     by read_ahead, a batch or more ahead of the embedder."""
     prefix = plan.source.encode()
@@ -350,15 +409,19 @@ def _read_batch(client, plan: MigrationPlan, ctx: Context, prefix: bytes, keys: 
             counts["expired"] += 1  # gone since SCAN returned it
             continue
         entry = classify(RawRecord(key, "hash", pttl, None, fields), ctx, full=False)
-        if entry is None or getattr(entry, "layout", None) not in SUPPORTED or entry.cache != plan.source \
-                or b"prompt" not in fields:
+        if (
+            entry is None
+            or getattr(entry, "layout", None) not in SUPPORTED
+            or entry.cache != plan.source
+            or b"prompt" not in fields
+        ):
             counts["not_entries"] += 1
             continue
         found.append((key, fields, pttl))
     pipe = client.pipeline(transaction=False)
     target = plan.target.encode() + b":"
     for key, _fields, _pttl in found:
-        pipe.hget(target + key[len(prefix) + 1:], "updated_at")
+        pipe.hget(target + key[len(prefix) + 1 :], "updated_at")
     current = pipe.execute(raise_on_error=False) if found else []
     items = []
     for (key, fields, pttl), there in zip(found, current):
@@ -368,7 +431,7 @@ def _read_batch(client, plan: MigrationPlan, ctx: Context, prefix: bytes, keys: 
         if there is not None and not _newer(fields.get(b"updated_at"), there):
             counts["skipped"] += 1
             continue
-        items.append(_Item(target + key[len(prefix) + 1:], fields, pttl, read_at, there is not None))
+        items.append(_Item(target + key[len(prefix) + 1 :], fields, pttl, read_at, there is not None))
     return _Batch(items, len(keys_), counts)
 
 

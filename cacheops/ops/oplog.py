@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-STREAM = "cacheops:audit"
+from ..ownkeys import OPLOG_STREAM as STREAM
+
 MAX_EVENTS = 10_000
 
 
@@ -45,12 +46,22 @@ def whoami(client: redis.Redis) -> Actor:
     return Actor(user, socket.gethostname(), os_user)
 
 
-def record(client: redis.Redis, action: str, actor: Actor, selectors: dict, counts: dict,
-           backup: str | None, extra: dict | None = None) -> str:
+def record(
+    client: redis.Redis,
+    action: str,
+    actor: Actor,
+    selectors: dict,
+    counts: dict,
+    backup: str | None,
+    extra: dict | None = None,
+) -> str:
     """Append one event; returns its stream id."""
     fields = {
-        "action": action, "at": f"{time.time():.3f}", **actor.to_dict(),
-        "selectors": orjson.dumps(selectors, default=str), "counts": orjson.dumps(counts, default=str),
+        "action": action,
+        "at": f"{time.time():.3f}",
+        **actor.to_dict(),
+        "selectors": orjson.dumps(selectors, default=str),
+        "counts": orjson.dumps(counts, default=str),
         "backup": backup or "",
     }
     if extra:
@@ -83,11 +94,19 @@ def history(client: redis.Redis, limit: int = 20, action: str | None = None) -> 
 
 
 def _decode(event_id: str, fields: dict) -> dict:
-    f = {k.decode() if isinstance(k, bytes) else k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-         for k, v in fields.items()}
-    doc = {"id": event_id, "action": f.get("action", "?"), "at": float(f.get("at") or 0),
-           "redis_user": f.get("redis_user"), "host": f.get("host"), "os_user": f.get("os_user"),
-           "backup": f.get("backup") or None}
+    f = {
+        k.decode() if isinstance(k, bytes) else k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        for k, v in fields.items()
+    }
+    doc = {
+        "id": event_id,
+        "action": f.get("action", "?"),
+        "at": float(f.get("at") or 0),
+        "redis_user": f.get("redis_user"),
+        "host": f.get("host"),
+        "os_user": f.get("os_user"),
+        "backup": f.get("backup") or None,
+    }
     for name in ("selectors", "counts", "extra"):
         try:
             doc[name] = orjson.loads(f[name]) if f.get(name) else {}

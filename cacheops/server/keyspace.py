@@ -12,9 +12,10 @@ Never KEYS; nothing here writes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 import redis
 
@@ -75,13 +76,12 @@ class ScanStats:
     extra: dict = field(default_factory=dict)
 
 
-def lua_script(name: str) -> str:
-    """A script of this package with the shared bounded value read (read_value.lua) before it."""
-    here = Path(__file__)
-    return here.with_name("read_value.lua").read_text() + "\n" + here.with_name(name).read_text()
+def lua_script(path: Path) -> str:
+    """A Lua file with the shared bounded value read (read_value.lua, beside this module) before it."""
+    return Path(__file__).with_name("read_value.lua").read_text() + "\n" + path.read_text()
 
 
-_SCRIPT = lua_script("scan_batch.lua")
+_SCRIPT = lua_script(Path(__file__).with_name("scan_batch.lua"))
 
 
 def _s(value) -> str:
@@ -105,8 +105,9 @@ def _script_records(reply) -> tuple[bytes, list[RawRecord]]:
             name = names[kind] = _s(kind)
         if name == "hash" and isinstance(value, list):
             value = dict(zip(value[::2], value[1::2]))
-        out.append(RawRecord(key, name, pttl, None if mem < 0 else mem, value or None,
-                             None if size < 0 else size, bool(trunc)))
+        out.append(
+            RawRecord(key, name, pttl, None if mem < 0 else mem, value or None, None if size < 0 else size, bool(trunc))
+        )
     return cursor, out
 
 
@@ -156,8 +157,10 @@ def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) ->
 
 # -- plain path -----------------------------------------------------------------------------------
 
-def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LIMIT,
-                 elide: tuple[str, ...] = ()) -> list[RawRecord]:
+
+def read_records(
+    client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LIMIT, elide: tuple[str, ...] = ()
+) -> list[RawRecord]:
     """TYPE/PTTL/MEMORY USAGE in one pipeline, bounded value reads in a second."""
     if not keys:
         return []
@@ -169,9 +172,10 @@ def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LI
     meta = pipe.execute(raise_on_error=False)
     records = []
     for i, key in enumerate(keys):
-        kind, pttl, mem = meta[3 * i:3 * i + 3]
-        records.append(RawRecord(key, _s(kind), pttl if isinstance(pttl, int) else -2,
-                                 mem if isinstance(mem, int) else None))
+        kind, pttl, mem = meta[3 * i : 3 * i + 3]
+        records.append(
+            RawRecord(key, _s(kind), pttl if isinstance(pttl, int) else -2, mem if isinstance(mem, int) else None)
+        )
     pipe = client.pipeline(transaction=False)
     plan = []
     # Big values are read whole and cut here, exactly as the script cuts them on the server: a hash
@@ -198,8 +202,10 @@ def read_records(client: redis.Redis, keys: list[bytes], limit: int = PREVIEW_LI
         elif step == "hash":
             value = next(replies)
             if isinstance(value, dict):
-                rec.value = {k: (len(v) if k.decode("utf-8", "replace") in elide else
-                                 v if len(v) <= limit else v[:limit]) for k, v in value.items()}
+                rec.value = {
+                    k: (len(v) if k.decode("utf-8", "replace") in elide else v if len(v) <= limit else v[:limit])
+                    for k, v in value.items()
+                }
                 rec.truncated = any(isinstance(v, bytes) and len(v) > limit for v in value.values())
         elif step == "json":
             value = next(replies)
@@ -222,8 +228,9 @@ def _plain_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> 
             return
 
 
-def iter_batches(client: redis.Redis, opts: ScanOptions | None = None,
-                 stats: ScanStats | None = None) -> Iterator[list[RawRecord]]:
+def iter_batches(
+    client: redis.Redis, opts: ScanOptions | None = None, stats: ScanStats | None = None
+) -> Iterator[list[RawRecord]]:
     """Every key (matching opts) exactly as SCAN yields it, in batches of RawRecords.
 
     Keys deleted mid-scan come back with type "none"; SCAN may repeat a key it already returned

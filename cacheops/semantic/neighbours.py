@@ -15,16 +15,16 @@ an index named "llmcache" also covers "llmcache_v2:*" keys (prefix bleed, FORMAT
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import redis
 
-from .catalog import EntryFilter, decode_record, iter_entries
-from .errors import CacheopsError, NotFound
-from .indexes import IndexInfo, parse_search
-from .keyspace import read_records
-from .layouts import Context, Entry
+from ..errors import CacheopsError, NotFound
+from ..inspect.catalog import EntryFilter, decode_record, iter_entries
+from ..layouts import Context, Entry
+from ..server.indexes import IndexInfo, parse_search
+from ..server.keyspace import read_records
 from .vectorizers import embed_buffer, library_text, load_vectorizer, spec_for_cache
 
 SEMANTIC_LAYOUTS = ("langchain_semantic", "redisvl_semantic")
@@ -90,8 +90,9 @@ def semantic_caches(client: redis.Redis, ctx: Context, cache: str | None = None)
 
 def _identify(client: redis.Redis, sc: SemanticCache) -> SemanticCache:
     """Tell LangChain from direct RedisVL entries (and chat from LLM prompts) by a small sample."""
-    keys = [key for key, _ in _search(client, sc.index.name, ["*", "NOCONTENT", "LIMIT", 0, SAMPLE * 5],
-                                      nocontent=True)]
+    keys = [
+        key for key, _ in _search(client, sc.index.name, ["*", "NOCONTENT", "LIMIT", 0, SAMPLE * 5], nocontent=True)
+    ]
     mine = [k for k in keys if _key_text(k).startswith(sc.name + ":")][:SAMPLE]
     ctx = Context(indexes=[sc.index])
     layouts, chats = [], []
@@ -106,8 +107,16 @@ def _identify(client: redis.Redis, sc: SemanticCache) -> SemanticCache:
     return sc
 
 
-def similar_to_text(client: redis.Redis, ctx: Context, text: str, threshold: float, *, cache: str | None = None,
-                    system: str | None = None, embedding: str | None = None) -> list[Neighbour]:
+def similar_to_text(
+    client: redis.Redis,
+    ctx: Context,
+    text: str,
+    threshold: float,
+    *,
+    cache: str | None = None,
+    system: str | None = None,
+    embedding: str | None = None,
+) -> list[Neighbour]:
     """Every entry of every semantic cache (or only `cache`) within `threshold` (cosine distance, the
     unit of RedisVL's check()) of `text` embedded the way that cache's library embeds it, closest first.
 
@@ -121,8 +130,14 @@ def similar_to_text(client: redis.Redis, ctx: Context, text: str, threshold: flo
         check_dims(sc, len(vector))
         offset = 0
         while True:
-            query = VectorRangeQuery(vector=vector, vector_field_name=sc.vector_field, return_fields=[],
-                                     distance_threshold=threshold, num_results=PAGE, dtype=sc.dtype)
+            query = VectorRangeQuery(
+                vector=vector,
+                vector_field_name=sc.vector_field,
+                return_fields=[],
+                distance_threshold=threshold,
+                num_results=PAGE,
+                dtype=sc.dtype,
+            )
             query.paging(offset, PAGE)
             hits = [(key, dist) for key, dist in _run(client, sc.index.name, query)]
             found.extend(_decode_hits(client, ctx, sc, hits))
@@ -135,13 +150,22 @@ def similar_to_text(client: redis.Redis, ctx: Context, text: str, threshold: flo
 def check_dims(sc: SemanticCache, nbytes: int) -> None:
     if nbytes != sc.index.vector.nbytes:
         width = nbytes // max(1, sc.index.vector.nbytes // max(1, sc.index.vector.dims))
-        raise CacheopsError(f"the embedding model gives {width}-dimension vectors but cache {sc.name!r} holds "
-                            f"{sc.index.vector.dims}-dimension ones: it is not this cache's model "
-                            f"(set caches.{sc.name}.embedding or pass --embedding)")
+        raise CacheopsError(
+            f"the embedding model gives {width}-dimension vectors but cache {sc.name!r} holds "
+            f"{sc.index.vector.dims}-dimension ones: it is not this cache's model "
+            f"(set caches.{sc.name}.embedding or pass --embedding)"
+        )
 
 
-def iter_nearest(client: redis.Redis, ctx: Context, cache: str, k: int = 10, batch: int = 200,
-                 stats: NearestStats | None = None, model: str | None = None) -> Iterator[NearestList]:
+def iter_nearest(
+    client: redis.Redis,
+    ctx: Context,
+    cache: str,
+    k: int = 10,
+    batch: int = 200,
+    stats: NearestStats | None = None,
+    model: str | None = None,
+) -> Iterator[NearestList]:
     """For every entry of `cache`: its k nearest other entries of the same cache by the stored vectors,
     using the index's own KNN. Streams batch by batch (SCAN -> HGET vectors -> pipelined KNN ->
     read neighbours), so memory is bounded by batch * k, never by the cache size."""
@@ -169,8 +193,9 @@ def nearest_to(client: redis.Redis, ctx: Context, entry: Entry, k: int = 10) -> 
     return found[0]
 
 
-def _nearest_batch(client: redis.Redis, ctx: Context, sc: SemanticCache, entries: list[Entry], k: int,
-                   stats: NearestStats) -> Iterator[NearestList]:
+def _nearest_batch(
+    client: redis.Redis, ctx: Context, sc: SemanticCache, entries: list[Entry], k: int, stats: NearestStats
+) -> Iterator[NearestList]:
     """KNN for a batch of entries: HGET their vectors -> pipelined KNN -> read the neighbours."""
     from redisvl.query import VectorQuery
 
@@ -184,8 +209,9 @@ def _nearest_batch(client: redis.Redis, ctx: Context, sc: SemanticCache, entries
         if not isinstance(vector, bytes) or len(vector) != sc.index.vector.nbytes:
             stats.skipped += 1
             continue
-        query = VectorQuery(vector=vector, vector_field_name=sc.vector_field, return_fields=[],
-                            num_results=k + 1, dtype=sc.dtype)
+        query = VectorQuery(
+            vector=vector, vector_field_name=sc.vector_field, return_fields=[], num_results=k + 1, dtype=sc.dtype
+        )
         pipe.execute_command("FT.SEARCH", sc.index.name, *_args(query))
         asked.append(entry)
     replies = pipe.execute() if asked else []
@@ -211,11 +237,13 @@ def _nearest_batch(client: redis.Redis, ctx: Context, sc: SemanticCache, entries
             known[key] = item
     for entry, near in lists:
         stats.entries += 1
-        yield NearestList(entry, [Neighbour(known[key], dist) for key, dist in near
-                                  if key in known and known[key].cache == sc.name])
+        yield NearestList(
+            entry, [Neighbour(known[key], dist) for key, dist in near if key in known and known[key].cache == sc.name]
+        )
 
 
 # -- plumbing -------------------------------------------------------------------------------------
+
 
 def _args(query) -> list:
     """FT.SEARCH arguments of a RedisVL query object (query string, RETURN/SORTBY/LIMIT, PARAMS)."""
@@ -260,7 +288,7 @@ def _key_text(key) -> str:
 def _read(client: redis.Redis, ctx: Context, sc: SemanticCache, keys: list[str]) -> list[Entry | None]:
     out: list[Entry | None] = []
     for start in range(0, len(keys), 500):
-        chunk = [k.encode() for k in keys[start:start + 500]]
+        chunk = [k.encode() for k in keys[start : start + 500]]
         for rec in read_records(client, chunk, elide=(sc.vector_field,)):
             item = decode_record(rec, ctx)
             out.append(item if isinstance(item, Entry) else None)
@@ -270,5 +298,8 @@ def _read(client: redis.Redis, ctx: Context, sc: SemanticCache, keys: list[str])
 def _decode_hits(client, ctx, sc: SemanticCache, hits: list[tuple[str, float]]) -> list[Neighbour]:
     mine = [(key, dist) for key, dist in hits if key.startswith(sc.name + ":")]
     entries = _read(client, ctx, sc, [key for key, _ in mine])
-    return [Neighbour(entry, dist) for (key, dist), entry in zip(mine, entries)
-            if entry is not None and entry.cache == sc.name]
+    return [
+        Neighbour(entry, dist)
+        for (key, dist), entry in zip(mine, entries)
+        if entry is not None and entry.cache == sc.name
+    ]

@@ -23,22 +23,32 @@ import hashlib
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import orjson
 import redis
 
-from . import audit_log
+from ..errors import PermissionDenied, UsageError
+from ..inspect.catalog import build_context, decode_record
+from ..inspect.tags import read_tags
+from ..layouts import BY_ID, Context, Entry
+from ..ownkeys import TAG_PREFIX, is_tag_key
+from ..server.keyspace import (
+    DEFAULT_ELIDE,
+    PREVIEW_LIMIT,
+    SHOW_LIMIT,
+    RawRecord,
+    ScanOptions,
+    ScanStats,
+    iter_batches,
+    lua_script,
+    read_records,
+)
+from . import oplog as audit_log
 from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
-from .catalog import build_context, decode_record
-from .errors import PermissionDenied, UsageError
-from .keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, SHOW_LIMIT, RawRecord, ScanOptions, ScanStats, \
-    iter_batches, lua_script, read_records
-from .layouts import BY_ID, Context, Entry
 from .selection import Selection, batched
-from .tags import TAG_PREFIX, is_tag_key, read_tags
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
 WATCH_SLICE = 125  # keys WATCHed per connection
@@ -46,7 +56,7 @@ READ_AHEAD = 2  # batches WATCHed and read while one is judged, backed up and de
 DEDUPE_WINDOW = 10 * BATCH  # a key SCAN returns twice within this many is selected once (> READ_AHEAD batches)
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
-_READ_SCRIPT = lua_script("evict_read.lua")
+_READ_SCRIPT = lua_script(Path(__file__).with_name("evict_read.lua"))
 _UNLINK_SCRIPT = (Path(__file__).with_name("evict_unlink.lua")).read_text()
 
 Progress = Callable[[int], None]
@@ -78,7 +88,7 @@ class Plan:
             self._spool.write(b"\n".join(self._pending))
             self._pending = []
 
-    def selected(self) -> Iterator[tuple[bytes, tuple, "EntryInfo"]]:
+    def selected(self) -> Iterator[tuple[bytes, tuple, EntryInfo]]:
         """(key, digests of what was judged (value, tags) and its type, entry info) for every selected entry."""
         if self._spool is None:
             return
@@ -104,12 +114,21 @@ class Plan:
                 row["distance"] = self.distances[e.key]
             return row
 
-        return {"selectors": self.selection.describe(), "matched": self.total, "bytes": self.bytes,
-                "per_cache": dict(self.per_cache.most_common()), "per_layout": dict(self.per_layout),
-                "sample": [sample_row(e) for e in self.sample], "candidates": self.candidates,
-                "not_cache_entries": self.not_entries, "missing": self.missing, "no_insertion_time": self.no_age,
-                "source": self.source, "seconds": round(self.seconds, 3),
-                **({"distances": self.distances} if self.selection.similar is not None else {})}
+        return {
+            "selectors": self.selection.describe(),
+            "matched": self.total,
+            "bytes": self.bytes,
+            "per_cache": dict(self.per_cache.most_common()),
+            "per_layout": dict(self.per_layout),
+            "sample": [sample_row(e) for e in self.sample],
+            "candidates": self.candidates,
+            "not_cache_entries": self.not_entries,
+            "missing": self.missing,
+            "no_insertion_time": self.no_age,
+            "source": self.source,
+            "seconds": round(self.seconds, 3),
+            **({"distances": self.distances} if self.selection.similar is not None else {}),
+        }
 
 
 @dataclass
@@ -127,27 +146,46 @@ class EvictResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"selectors": self.plan.selection.describe(), "matched": self.plan.total, "deleted": self.deleted,
-                "companions_deleted": self.companions_deleted, "per_cache": dict(self.per_cache.most_common()),
-                "gone_before_delete": self.gone, "no_longer_matching": self.no_longer_matching,
-                "kept_busy": self.kept_busy, "backup": self.backup, "audit_id": self.audit_id,
-                "actor": self.actor, "seconds": round(self.seconds, 3)}
+        return {
+            "selectors": self.plan.selection.describe(),
+            "matched": self.plan.total,
+            "deleted": self.deleted,
+            "companions_deleted": self.companions_deleted,
+            "per_cache": dict(self.per_cache.most_common()),
+            "gone_before_delete": self.gone,
+            "no_longer_matching": self.no_longer_matching,
+            "kept_busy": self.kept_busy,
+            "backup": self.backup,
+            "audit_id": self.audit_id,
+            "actor": self.actor,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 # -- plan -----------------------------------------------------------------------------------------
 
-def plan(client: redis.Redis, selection: Selection, ctx: Context | None = None, sample_size: int = SAMPLE_SIZE,
-         on_progress: Progress | None = None, server_side: bool | None = None) -> Plan:
+
+def plan(
+    client: redis.Redis,
+    selection: Selection,
+    ctx: Context | None = None,
+    sample_size: int = SAMPLE_SIZE,
+    on_progress: Progress | None = None,
+    server_side: bool | None = None,
+) -> Plan:
     """Walk the candidates once and keep what the preview needs; nothing is changed."""
     if selection.empty:
-        raise UsageError("give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
-                         "--cache NAME to evict a whole cache)")
+        raise UsageError(
+            "give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
+            "--cache NAME to evict a whole cache)"
+        )
     started = time.monotonic()
     ctx = ctx or build_context(client, known_texts=selection.prompts)
     if selection.similar is not None and not selection.similar.distances:
         _find_neighbours(client, ctx, selection)
-    result = Plan(selection, source=selection.source(), distances=dict(selection.similar.distances)
-                  if selection.similar else {})
+    result = Plan(
+        selection, source=selection.source(), distances=dict(selection.similar.distances) if selection.similar else {}
+    )
     result._spool = tempfile.TemporaryFile()
     limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
     full = selection.needs_full_decode  # else a listing decode: all the preview and the backup show
@@ -214,17 +252,29 @@ def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_s
     # The entry info stays serialised until it is copied into the backup line: "<head>\t<info>"
     # (JSON never holds a raw tab).
     info = entry_info(entry)
-    result._pending.append(orjson.dumps([base64.b64encode(rec.key).decode(), record_digest(rec),
-                                         tags_digest(tags if result.selection.needs_tags else None), rec.type,
-                                         info.cache, info.companion_keys]) + b"\t" + info.json)
+    result._pending.append(
+        orjson.dumps(
+            [
+                base64.b64encode(rec.key).decode(),
+                record_digest(rec),
+                tags_digest(tags if result.selection.needs_tags else None),
+                rec.type,
+                info.cache,
+                info.companion_keys,
+            ]
+        )
+        + b"\t"
+        + info.json
+    )
     if len(result.sample) < sample_size:
         if tags:
             entry.tags = {**tags, **(entry.tags or {})}
         result.sample.append(entry)
 
 
-def _candidate_records(client, selection: Selection, ctx: Context, limit: int,
-                       server_side: bool | None) -> Iterator[list[RawRecord]]:
+def _candidate_records(
+    client, selection: Selection, ctx: Context, limit: int, server_side: bool | None
+) -> Iterator[list[RawRecord]]:
     if selection.source() == "scan":
         opts = ScanOptions(match=selection.scan_match(), limit=limit, server_side=server_side)
         yield from iter_batches(client, opts, ScanStats())
@@ -235,21 +285,30 @@ def _candidate_records(client, selection: Selection, ctx: Context, limit: int,
 
 def _find_neighbours(client, ctx: Context, selection: Selection) -> None:
     try:
-        from . import neighbours
+        from ..semantic import neighbours
     except ImportError:
-        raise UsageError("--similar-to needs the neighbour search (cacheops.neighbours), which this build "
-                         "lacks") from None
+        raise UsageError(
+            "--similar-to needs the neighbour search (cacheops.neighbours), which this build lacks"
+        ) from None
     sim = selection.similar
-    found = neighbours.similar_to_text(client, ctx, sim.text, sim.threshold, cache=selection.cache,
-                                       system=selection.system, embedding=sim.embedding)
+    found = neighbours.similar_to_text(
+        client, ctx, sim.text, sim.threshold, cache=selection.cache, system=selection.system, embedding=sim.embedding
+    )
     sim.distances = {n.entry.key: float(n.distance) for n in found}
 
 
 # -- execute --------------------------------------------------------------------------------------
 
-def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None = None,
-            actor: audit_log.Actor | None = None, server: str | None = None,
-            on_progress: Progress | None = None, ctx: Context | None = None) -> EvictResult:
+
+def execute(
+    client: redis.Redis,
+    the_plan: Plan,
+    backup_path: Path | str | None = None,
+    actor: audit_log.Actor | None = None,
+    server: str | None = None,
+    on_progress: Progress | None = None,
+    ctx: Context | None = None,
+) -> EvictResult:
     """Back up and delete what the plan selected (re-checked key by key), then audit it."""
     started = time.monotonic()
     selection = the_plan.selection
@@ -257,8 +316,9 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     actor = actor or audit_log.whoami(client)
     result = EvictResult(the_plan, actor=actor.to_dict())
     path = Path(backup_path) if backup_path else default_backup_path("evict")
-    writer = BackupWriter(path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(),
-                                 "selectors": selection.describe()})
+    writer = BackupWriter(
+        path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(), "selectors": selection.describe()}
+    )
     result.backup = str(writer.path)
     deleter = _Deleter(client, _Scripts(client), ctx, selection, writer, result)
     try:
@@ -266,9 +326,14 @@ def execute(client: redis.Redis, the_plan: Plan, backup_path: Path | str | None 
     finally:
         writer.close()
         result.seconds = time.monotonic() - started
-        counts = {"matched": the_plan.total, "deleted": result.deleted, "per_cache": dict(result.per_cache),
-                  "gone": result.gone, "no_longer_matching": result.no_longer_matching,
-                  "kept_busy": result.kept_busy}
+        counts = {
+            "matched": the_plan.total,
+            "deleted": result.deleted,
+            "per_cache": dict(result.per_cache),
+            "gone": result.gone,
+            "no_longer_matching": result.no_longer_matching,
+            "kept_busy": result.kept_busy,
+        }
         try:  # also after a failure part-way: what was deleted is on record, with its backup
             result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
         except redis.RedisError:
@@ -288,8 +353,9 @@ class _Deleter:
     read while the current one is judged and backed up, so the server and the client work at the
     same time."""
 
-    def __init__(self, client, scripts: "_Scripts", ctx: Context, selection: Selection, writer: BackupWriter,
-                 result: EvictResult):
+    def __init__(
+        self, client, scripts: _Scripts, ctx: Context, selection: Selection, writer: BackupWriter, result: EvictResult
+    ):
         self.client, self.scripts, self.ctx, self.selection = client, scripts, ctx, selection
         self.writer, self.result = writer, result
         self.limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
@@ -333,7 +399,7 @@ class _Deleter:
                     for watch in pending.result()[1]:
                         watch.close()
 
-    def _finish(self, count: int, watched: list["_WatchedSlice"], sent: list, on_progress: Progress | None) -> None:
+    def _finish(self, count: int, watched: list[_WatchedSlice], sent: list, on_progress: Progress | None) -> None:
         try:
             self._outcomes(sent)
         finally:
@@ -349,7 +415,7 @@ class _Deleter:
         watched: list[_WatchedSlice] = []
         try:
             for start in range(0, len(items), WATCH_SLICE):
-                part = items[start:start + WATCH_SLICE]
+                part = items[start : start + WATCH_SLICE]
                 keys = [key for key, _, _ in part]
                 watch = _WatchedSlice(self.client.connection_pool, keys)
                 watch.expected = [d[0] if d else "" for _, d, _ in part]
@@ -357,8 +423,11 @@ class _Deleter:
                 watch.send("WATCH", *keys)
                 if start == 0:
                     watch.send("TIME")
-                watch.send(*self.scripts.read_command(keys, self.limit, watch.expected,
-                                                      [d[2] if d else "" for _, d, _ in part]))
+                watch.send(
+                    *self.scripts.read_command(
+                        keys, self.limit, watch.expected, [d[2] if d else "" for _, d, _ in part]
+                    )
+                )
             now_ms = None
             for n, watch in enumerate(watched):
                 watch.receive()  # WATCH: OK
@@ -371,7 +440,7 @@ class _Deleter:
                 watch.close()
             raise
 
-    def _judge(self, items: list[Judged], reads: list["_Read"]) -> list[tuple["_Read", "EntryInfo", Entry | None]]:
+    def _judge(self, items: list[Judged], reads: list[_Read]) -> list[tuple[_Read, EntryInfo, Entry | None]]:
         judged = {key: (digests, info) for key, digests, info in items}
         chosen = []
         for read in reads:
@@ -379,8 +448,11 @@ class _Deleter:
                 self.result.gone += 1
                 continue
             digests, info = judged.get(read.key, (None, None))
-            if read.unchanged and digests is not None and \
-                    (not self.selection.needs_tags or tags_digest(read.tags) == digests[1]):
+            if (
+                read.unchanged
+                and digests is not None
+                and (not self.selection.needs_tags or tags_digest(read.tags) == digests[1])
+            ):
                 chosen.append((read, info, None))  # exactly what the preview judged: still selected
                 continue
             # rewritten since it was judged: judge it again
@@ -391,18 +463,19 @@ class _Deleter:
                 self.result.no_longer_matching += 1
         return chosen
 
-    def _backup(self, judged: list[tuple["_Read", dict, Entry | None]], now_ms: int) -> list[Chosen]:
+    def _backup(self, judged: list[tuple[_Read, dict, Entry | None]], now_ms: int) -> list[Chosen]:
         extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
         chosen = []
         for (read, info, _), comps in zip(judged, extra):
             comps = comps + ([read.tag] if read.tag is not None else [])
-            self.writer.add(SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format),
-                            now_ms, info.json, comps)
+            self.writer.add(
+                SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), now_ms, info.json, comps
+            )
             chosen.append((read, info, comps))
         self.writer.commit()  # on disk before anything in it is deleted
         return chosen
 
-    def _send(self, items: list[Judged], watched: list["_WatchedSlice"], now_ms: int) -> list:
+    def _send(self, items: list[Judged], watched: list[_WatchedSlice], now_ms: int) -> list:
         """Judge and back up the batch (one fsync), then send each slice's MULTI/UNLINK/EXEC; the
         replies are read by _outcomes, after the next batch has been judged and backed up."""
         slices = [self._judge(items, watch.reads) for watch in watched]
@@ -431,7 +504,7 @@ class _Deleter:
                 for i, (read, info, comps) in enumerate(chosen):
                     self._count(read, info, comps, 1 if i < removed else 0)
 
-    def _count(self, read: "_Read", info: "EntryInfo", comps: list[SavedKey], code: int) -> None:
+    def _count(self, read: _Read, info: EntryInfo, comps: list[SavedKey], code: int) -> None:
         if code == 1:
             self.result.deleted += 1
             self.result.companions_deleted += len(comps)
@@ -444,8 +517,12 @@ class _Deleter:
     def _unlink_compared(self, chosen: list[Chosen]) -> None:
         """Compare-and-unlink each key against the copy backed up; re-read and re-judge the changed."""
         for _attempt in range(MAX_ATTEMPTS):
-            codes = self.scripts.unlink([(read.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
-                                         for read, _, comps in chosen])
+            codes = self.scripts.unlink(
+                [
+                    (read.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
+                    for read, _, comps in chosen
+                ]
+            )
             retry = []
             for (read, info, comps), code in zip(chosen, codes):
                 self._count(read, info, comps, code)
@@ -495,8 +572,7 @@ def record_digest(rec: RawRecord) -> str:
 
 
 def tags_digest(tags: dict | None) -> str | None:
-    return hashlib.sha1(orjson.dumps(tags or {}, option=orjson.OPT_SORT_KEYS)).hexdigest() if tags is not None \
-        else None
+    return hashlib.sha1(orjson.dumps(tags or {}, option=orjson.OPT_SORT_KEYS)).hexdigest() if tags is not None else None
 
 
 @dataclass(slots=True)
@@ -513,8 +589,14 @@ class EntryInfo:
 def entry_info(entry: Entry) -> EntryInfo:
     """What the backup line says about the entry, for people reading it (restore needs only the
     saved copy), and the companion keys its layout names."""
-    info = {"layout": entry.layout, "cache": entry.cache, "model": entry.model, "prompt": entry.prompt,
-            "answer": (entry.answer or "")[:500] or None, "inserted_at": entry.inserted_at}
+    info = {
+        "layout": entry.layout,
+        "cache": entry.cache,
+        "model": entry.model,
+        "prompt": entry.prompt,
+        "answer": (entry.answer or "")[:500] or None,
+        "inserted_at": entry.inserted_at,
+    }
     layout = BY_ID.get(entry.layout)
     companions = layout.companion_keys(entry) if layout is not None else []
     if companions:
@@ -523,7 +605,7 @@ def entry_info(entry: Entry) -> EntryInfo:
     return EntryInfo(entry.cache, companions or None, orjson.dumps(info, default=str))
 
 
-def _layout_companions(client, chosen: list[tuple[Entry | None, "_Read", dict]], ctx: Context) -> list[list[SavedKey]]:
+def _layout_companions(client, chosen: list[tuple[Entry | None, _Read, dict]], ctx: Context) -> list[list[SavedKey]]:
     """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...):
     those of the re-decoded entry if it changed, else those the preview recorded. The cacheops tag
     hash is read with the entry itself; most entries have no other companions."""
@@ -639,16 +721,28 @@ class _Scripts:
             self.unlink_sha = client.script_load(_UNLINK_SCRIPT)
             self.read_only = _has_evalsha_ro(client, self.read_sha)
         except redis.ResponseError as exc:
-            raise PermissionDenied(f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
-                                   f"delete atomically, and the server refused: {exc}") from None
+            raise PermissionDenied(
+                f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
+                f"delete atomically, and the server refused: {exc}"
+            ) from None
 
-    def read_command(self, keys: list[bytes], limit: int, expected: list[str] | None = None,
-                     types: list[str] | None = None) -> list:
+    def read_command(
+        self, keys: list[bytes], limit: int, expected: list[str] | None = None, types: list[str] | None = None
+    ) -> list:
         """The atomic read of each key with its backup copy (evict_read.lua); a key whose value
         digest equals its `expected` one is unchanged (parse_read). `types`: what the preview saw."""
         blank = [""] * len(keys)
-        return ["EVALSHA_RO" if self.read_only else "EVALSHA", self.read_sha, len(keys), *keys, limit,
-                ",".join(DEFAULT_ELIDE), TAG_PREFIX, *(expected or blank), *(types or blank)]
+        return [
+            "EVALSHA_RO" if self.read_only else "EVALSHA",
+            self.read_sha,
+            len(keys),
+            *keys,
+            limit,
+            ",".join(DEFAULT_ELIDE),
+            TAG_PREFIX,
+            *(expected or blank),
+            *(types or blank),
+        ]
 
     def read(self, keys: list[bytes], limit: int) -> list[_Read]:
         return self.parse_read(keys, self.client.execute_command(*self.read_command(keys, limit)), limit)
@@ -658,8 +752,22 @@ class _Scripts:
         out = []
         items = iter(reply)
         expected = expected or [""] * len(keys)
-        for key, kind, pttl, value, size, truncated, copy, copy_format, unchanged, digest, tag_flat, tag_dump, \
-                tag_pttl, judged in zip(keys, *[items] * 12, expected):
+        for (
+            key,
+            kind,
+            pttl,
+            value,
+            size,
+            truncated,
+            copy,
+            copy_format,
+            unchanged,
+            digest,
+            tag_flat,
+            tag_dump,
+            tag_pttl,
+            judged,
+        ) in zip(keys, *[items] * 12, expected):
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             copy_format = "json" if copy_format == b"json" else "dump"
             if kind == "hash" and isinstance(value, list):
@@ -669,11 +777,26 @@ class _Scripts:
             rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
             if copy_format == "json" and copy and judged and record_digest(rec) == judged:
                 unchanged, rec.value = 1, None  # its digest is compared here, not on the server
-            tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
-                    for k, v in zip(tag_flat[::2], tag_flat[1::2])} if isinstance(tag_flat, list) else {}
+            tags = (
+                {
+                    k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                    for k, v in zip(tag_flat[::2], tag_flat[1::2])
+                }
+                if isinstance(tag_flat, list)
+                else {}
+            )
             tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
-            out.append(_Read(rec, copy or None, copy_format, digest.decode() if isinstance(digest, bytes) else None,
-                             tags, tag, bool(unchanged)))
+            out.append(
+                _Read(
+                    rec,
+                    copy or None,
+                    copy_format,
+                    digest.decode() if isinstance(digest, bytes) else None,
+                    tags,
+                    tag,
+                    bool(unchanged),
+                )
+            )
         return out
 
     def unlink(self, items: list[tuple[bytes, str, str, list[bytes]]]) -> list[int]:

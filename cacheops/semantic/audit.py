@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from .errors import ConfigError, NotFound
+from ..errors import ConfigError, NotFound
+from ..layouts import Context, Entry
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
-from .layouts import Context, Entry
 from .neighbours import NearestStats, SemanticCache, iter_nearest, semantic_caches
 from .vectorizers import library_text, load_vectorizer, spec_for_cache, threshold_for_cache
 
@@ -52,9 +52,12 @@ class Pair:
     b: Entry
 
     def to_dict(self) -> dict:
-        return {"distance": round(self.distance, 6), "model": self.a.model,
-                "a": {"key": self.a.key, "prompt": self.a.prompt, "answer": self.a.answer},
-                "b": {"key": self.b.key, "prompt": self.b.prompt, "answer": self.b.answer}}
+        return {
+            "distance": round(self.distance, 6),
+            "model": self.a.model,
+            "a": {"key": self.a.key, "prompt": self.a.prompt, "answer": self.a.answer},
+            "b": {"key": self.b.key, "prompt": self.b.prompt, "answer": self.b.answer},
+        }
 
 
 @dataclass
@@ -93,12 +96,19 @@ class Histogram:
         width = max(1, -(-(last - first + 1) // buckets))
         out = []
         for start in range(first, last + 1, width):
-            out.append((round(start * BIN, 4), round((start + width) * BIN, 4), sum(self.counts[start:start + width])))
+            out.append(
+                (round(start * BIN, 4), round((start + width) * BIN, 4), sum(self.counts[start : start + width]))
+            )
         return out
 
     def to_dict(self) -> dict:
-        return {"entries": self.total, "min": self.low, "median": self.quantile(0.5), "max": self.high,
-                "bins": [{"from": a, "to": b, "count": c} for a, b, c in self.rows()]}
+        return {
+            "entries": self.total,
+            "min": self.low,
+            "median": self.quantile(0.5),
+            "max": self.high,
+            "bins": [{"from": a, "to": b, "count": c} for a, b, c in self.rows()],
+        }
 
 
 @dataclass
@@ -116,11 +126,17 @@ class BareComparison:
     labelled: LabelledReport | None = None
 
     def to_dict(self) -> dict:
-        return {"sample": self.sample, "threshold": self.threshold,
-                "median_nn_stored": self.median_nn_stored, "median_nn_bare": self.median_nn_bare,
-                "collisions_stored": self.collisions_stored, "collisions_bare": self.collisions_bare,
-                "safe_threshold_stored": self.safe_threshold_stored, "safe_threshold_bare": self.safe_threshold_bare,
-                "labelled": self.labelled.to_dict() if self.labelled else None}
+        return {
+            "sample": self.sample,
+            "threshold": self.threshold,
+            "median_nn_stored": self.median_nn_stored,
+            "median_nn_bare": self.median_nn_bare,
+            "collisions_stored": self.collisions_stored,
+            "collisions_bare": self.collisions_bare,
+            "safe_threshold_stored": self.safe_threshold_stored,
+            "safe_threshold_bare": self.safe_threshold_bare,
+            "labelled": self.labelled.to_dict() if self.labelled else None,
+        }
 
 
 @dataclass
@@ -151,16 +167,28 @@ class CacheAudit:
 
     def to_dict(self) -> dict:
         return {
-            "cache": self.cache, "index": self.index, "library": self.library, "threshold": self.threshold,
-            "threshold_source": self.threshold_source, "k": self.k, "entries": self.entries, "scopes": self.scopes,
-            "colliding_pairs": self.colliding_pairs, "colliding_pairs_exact": self.pairs_exact,
-            "colliding_entries": self.colliding_entries, "worst_pairs": [p.to_dict() for p in self.worst],
-            "nn_distances": self.nn.to_dict(), "closest_conflict": self.closest_conflict,
-            "safe_threshold": self.safe_threshold, "recommended_threshold": self.recommended,
-            "recommended_because": self.recommended_because, "embedding": self.embedding,
+            "cache": self.cache,
+            "index": self.index,
+            "library": self.library,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "k": self.k,
+            "entries": self.entries,
+            "scopes": self.scopes,
+            "colliding_pairs": self.colliding_pairs,
+            "colliding_pairs_exact": self.pairs_exact,
+            "colliding_entries": self.colliding_entries,
+            "worst_pairs": [p.to_dict() for p in self.worst],
+            "nn_distances": self.nn.to_dict(),
+            "closest_conflict": self.closest_conflict,
+            "safe_threshold": self.safe_threshold,
+            "recommended_threshold": self.recommended,
+            "recommended_because": self.recommended_because,
+            "embedding": self.embedding,
             "wrapper_compresses": self.wrapper_compresses,
             "labelled": self.labelled.to_dict() if self.labelled else None,
-            "bare_text": self.bare.to_dict() if self.bare else None, "skipped_entries": self.skipped,
+            "bare_text": self.bare.to_dict() if self.bare else None,
+            "skipped_entries": self.skipped,
             "notes": self.notes,
         }
 
@@ -192,8 +220,10 @@ def same_answer(a: Entry, b: Entry) -> bool:
 def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditReport:
     caches = semantic_caches(client, ctx, opts.cache)
     if not caches:
-        raise NotFound("no semantic cache (a search index with a prompt and a vector field) on this server; "
-                       "list caches with `cacheops caches`")
+        raise NotFound(
+            "no semantic cache (a search index with a prompt and a vector field) on this server; "
+            "list caches with `cacheops caches`"
+        )
     return AuditReport([audit_cache(client, ctx, sc, opts) for sc in caches])
 
 
@@ -241,14 +271,17 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
     result.closest_conflict = closest
     result.safe_threshold = just_below(closest) if closest is not None else None
     if stats.bleed:
-        result.notes.append(f"{stats.bleed} neighbour(s) came from keys of another cache that the index "
-                            f"{sc.index.name!r} also covers (prefix bleed): the library's lookups can return "
-                            f"them too; see `cacheops doctor`")
+        result.notes.append(
+            f"{stats.bleed} neighbour(s) came from keys of another cache that the index "
+            f"{sc.index.name!r} also covers (prefix bleed): the library's lookups can return "
+            f"them too; see `cacheops doctor`"
+        )
     if stats.skipped:
         result.notes.append(f"{stats.skipped} entries have no vector the index can search (skipped)")
     if closest is None and result.entries > 1:
-        result.notes.append(f"no two entries with different answers are among each other's {opts.k} nearest: "
-                            f"raise --k to look further")
+        result.notes.append(
+            f"no two entries with different answers are among each other's {opts.k} nearest: raise --k to look further"
+        )
     _model_dependent(client, ctx, sc, opts, result)
     _recommend(result)
     return result
@@ -273,6 +306,7 @@ def _model_dependent(client, ctx, sc: SemanticCache, opts: AuditOptions, result:
         def embed(items: list[tuple[str, str | None]]):
             texts = [library_text(sc.layout, t, s, sc.chat) if wrap else t for t, s in items]
             return unit_rows(vectorizer.embed_many(texts, batch_size=32))
+
         return embed
 
     if opts.labelled is not None:
@@ -280,8 +314,9 @@ def _model_dependent(client, ctx, sc: SemanticCache, opts: AuditOptions, result:
     if want_bare:
         result.bare = bare_comparison(client, ctx, sc, opts, result, embedder(False))
         if opts.labelled is not None:
-            result.bare.labelled = evaluate(opts.labelled, embedder(False), opts.min_precision,
-                                            extra=(result.threshold,))
+            result.bare.labelled = evaluate(
+                opts.labelled, embedder(False), opts.min_precision, extra=(result.threshold,)
+            )
 
 
 def unit_rows(rows):
@@ -292,11 +327,13 @@ def unit_rows(rows):
     return m / np.where(norms == 0, 1, norms)
 
 
-def bare_comparison(client, ctx, sc: SemanticCache, opts: AuditOptions, result: CacheAudit, embed_bare) -> BareComparison:
+def bare_comparison(
+    client, ctx, sc: SemanticCache, opts: AuditOptions, result: CacheAudit, embed_bare
+) -> BareComparison:
     """On a sample of entries: the stored vectors against embeddings of the bare user text, same rules."""
     import numpy as np
 
-    from .catalog import EntryFilter, iter_entries
+    from ..inspect.catalog import EntryFilter, iter_entries
 
     sample: list[Entry] = []
     for item in iter_entries(client, ctx, EntryFilter(cache=sc.name, model=opts.model)):
@@ -327,8 +364,11 @@ def bare_comparison(client, ctx, sc: SemanticCache, opts: AuditOptions, result: 
                     continue
                 closest = float(d[i, j]) if closest is None else min(closest, float(d[i, j]))
                 collisions += d[i, j] <= result.threshold
-        return round(float(statistics.median(nn.tolist())), 4), int(collisions), \
-            (just_below(closest) if closest is not None else None)
+        return (
+            round(float(statistics.median(nn.tolist())), 4),
+            int(collisions),
+            (just_below(closest) if closest is not None else None),
+        )
 
     med_s, col_s, safe_s = summarise(stored)
     med_b, col_b, safe_b = summarise(bare)
@@ -342,16 +382,20 @@ def _recommend(result: CacheAudit) -> None:
     if result.safe_threshold is not None:
         options.append((result.safe_threshold, "largest threshold with no collision among the stored entries"))
     if result.labelled and result.labelled.recommended is not None:
-        options.append((result.labelled.recommended,
-                        f"largest threshold with precision >= {result.labelled.min_precision:g} on the labelled set"))
+        options.append(
+            (
+                result.labelled.recommended,
+                f"largest threshold with precision >= {result.labelled.min_precision:g} on the labelled set",
+            )
+        )
     if options:
         result.recommended, result.recommended_because = min(options, key=lambda o: o[0])
 
 
 WRAPPER_EXPLANATION = (
     "LangChain's RedisSemanticCache embeds the serialised message list "
-    "('[{\"lc\": 1, \"type\": \"constructor\", \"id\": [\"langchain\", \"schema\", \"messages\", "
-    "\"HumanMessage\"], \"kwargs\": {\"content\": ...}}]'), not the user's text. The fixed JSON wrapper is "
+    '(\'[{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", '
+    '"HumanMessage"], "kwargs": {"content": ...}}]\'), not the user\'s text. The fixed JSON wrapper is '
     "most of every embedded string, so every prompt looks alike to the model and distances shrink: a "
     "threshold that suits bare text (LangChain's default 0.2) matches unrelated questions."
 )

@@ -14,8 +14,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import redis
 from redis import exceptions as rex
 
-from .config import load_config
-from .errors import AuthFailed, CacheopsError, ConfigError, ConnectionFailed, MissingModule, PermissionDenied
+from ..config import load_config
+from ..errors import AuthFailed, CacheopsError, ConfigError, ConnectionFailed, MissingModule, PermissionDenied
 
 DEFAULT_URL = "redis://localhost:6379"
 
@@ -62,8 +62,14 @@ class ConnectionSpec:
         return text
 
 
-def resolve_spec(url: str | None = None, profile: str | None = None, username: str | None = None,
-                 password: str | None = None, db: int | None = None, tls_ca_file: str | None = None) -> ConnectionSpec:
+def resolve_spec(
+    url: str | None = None,
+    profile: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    db: int | None = None,
+    tls_ca_file: str | None = None,
+) -> ConnectionSpec:
     """Precedence: --url, then --profile (or the config's default_profile), then REDIS_URL, then localhost."""
     spec = ConnectionSpec()
     config = load_config() if (profile or not url) else None
@@ -75,8 +81,9 @@ def resolve_spec(url: str | None = None, profile: str | None = None, username: s
         if prof is None:
             known = ", ".join(sorted(config.profiles)) or "none defined"
             raise ConfigError(f"no profile {profile!r} in the config file (profiles: {known})")
-        spec = ConnectionSpec(url=prof.url, username=prof.username, db=prof.db, tls_ca_file=prof.tls_ca_file,
-                              source=f"profile {profile}")
+        spec = ConnectionSpec(
+            url=prof.url, username=prof.username, db=prof.db, tls_ca_file=prof.tls_ca_file, source=f"profile {profile}"
+        )
         if prof.password_env:
             spec.password = os.environ.get(prof.password_env)
             if spec.password is None:
@@ -163,18 +170,23 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
     where = spec.display if spec else "the Redis server"
     text = (spec.scrub(str(exc)) if spec else str(exc)) or type(exc).__name__
     auth_hint = "check the username/password in the URL, profile, --password or REDIS_PASSWORD"
-    if isinstance(exc, rex.AuthenticationError) or text.startswith(("NOAUTH", "WRONGPASS")) \
-            or "invalid username-password" in text:
+    if (
+        isinstance(exc, rex.AuthenticationError)
+        or text.startswith(("NOAUTH", "WRONGPASS"))
+        or "invalid username-password" in text
+    ):
         return AuthFailed(f"{where}: authentication failed ({text}); {auth_hint}")
     if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM"):
-        return PermissionDenied(f"{where}: the ACL user may not do this ({text}); "
-                                f"`cacheops doctor` lists the permissions cacheops needs")
+        return PermissionDenied(
+            f"{where}: the ACL user may not do this ({text}); `cacheops doctor` lists the permissions cacheops needs"
+        )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError)):
         return ConnectionFailed(f"cannot reach {where}: {text}; check --url / REDIS_URL and that the server is up")
     if isinstance(exc, rex.ResponseError) and "unknown command" in text.lower():
         upper = text.upper()
         if "'FT." in upper or "'JSON." in upper:
             module = "search (RediSearch)" if "'FT." in upper else "JSON (RedisJSON)"
-            return MissingModule(f"{where}: the server has no {module} module; "
-                                 f"use Redis 8 or Redis Stack, or load the module")
+            return MissingModule(
+                f"{where}: the server has no {module} module; use Redis 8 or Redis Stack, or load the module"
+            )
     return None

@@ -31,8 +31,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .tags import valid_tag_name
-from .yamlfile import load_yaml_model
+from ..ownkeys import valid_tag_name
+from ..yamlfile import load_yaml_model
 
 
 class LabelledPrompt(BaseModel):
@@ -83,8 +83,14 @@ class ThresholdPoint:
     missed: int  # paraphrases that found nothing within the threshold
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "precision": round(self.precision, 4), "recall": round(self.recall, 4),
-                "right": self.right, "wrong": self.wrong, "missed": self.missed}
+        return {
+            "threshold": self.threshold,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "right": self.right,
+            "wrong": self.wrong,
+            "missed": self.missed,
+        }
 
 
 @dataclass
@@ -98,8 +104,13 @@ class Lookup:
     paraphrase: bool  # False: another labelled prompt asked as a new question
 
     def to_dict(self) -> dict:
-        return {"query": self.query, "nearest": self.nearest, "distance": round(self.distance, 6),
-                "right": self.right, "paraphrase": self.paraphrase}
+        return {
+            "query": self.query,
+            "nearest": self.nearest,
+            "distance": round(self.distance, 6),
+            "right": self.right,
+            "paraphrase": self.paraphrase,
+        }
 
 
 @dataclass
@@ -114,18 +125,27 @@ class LabelledReport:
 
     def to_dict(self) -> dict:
         wrong = sorted((lk for lk in self.lookups if not lk.right), key=lambda lk: lk.distance)[:10]
-        return {"prompts": self.prompts, "paraphrases": self.paraphrases, "min_precision": self.min_precision,
-                "recommended_threshold": self.recommended,
-                "at_recommended": self.at_recommended.to_dict() if self.at_recommended else None,
-                "points": [p.to_dict() for p in self.points],
-                "closest_wrong_lookups": [lk.to_dict() for lk in wrong]}
+        return {
+            "prompts": self.prompts,
+            "paraphrases": self.paraphrases,
+            "min_precision": self.min_precision,
+            "recommended_threshold": self.recommended,
+            "at_recommended": self.at_recommended.to_dict() if self.at_recommended else None,
+            "points": [p.to_dict() for p in self.points],
+            "closest_wrong_lookups": [lk.to_dict() for lk in wrong],
+        }
 
 
 DEFAULT_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 
 
-def evaluate(labelled: LabelledSet, embed, min_precision: float = 0.99,
-             grid: tuple[float, ...] = DEFAULT_GRID, extra: tuple[float, ...] = ()) -> LabelledReport:
+def evaluate(
+    labelled: LabelledSet,
+    embed,
+    min_precision: float = 0.99,
+    grid: tuple[float, ...] = DEFAULT_GRID,
+    extra: tuple[float, ...] = (),
+) -> LabelledReport:
     """Precision/recall of a cache holding the labelled prompts. embed(list[(text, system)]) -> unit-norm
     rows (numpy), computing what the library embeds for each (text, system)."""
     import numpy as np
@@ -163,8 +183,15 @@ def evaluate(labelled: LabelledSet, embed, min_precision: float = 0.99,
 
     recommended = recommend(lookups, min_precision, point)
     thresholds = sorted(set(grid) | set(extra) | ({recommended} if recommended is not None else set()))
-    return LabelledReport(len(prompts), total, min_precision, [point(t) for t in thresholds], recommended,
-                          point(recommended) if recommended is not None else None, lookups)
+    return LabelledReport(
+        len(prompts),
+        total,
+        min_precision,
+        [point(t) for t in thresholds],
+        recommended,
+        point(recommended) if recommended is not None else None,
+        lookups,
+    )
 
 
 def recommend(lookups: list[Lookup], min_precision: float, point) -> float | None:

@@ -41,12 +41,14 @@ def _text(value) -> str:
 
 def server_info(client: redis.Redis) -> ServerInfo:
     info = client.info()
-    out = ServerInfo(version=_text(info.get("redis_version", "0")),
-                     keyspace_hits=int(info.get("keyspace_hits", 0)),
-                     keyspace_misses=int(info.get("keyspace_misses", 0)),
-                     used_memory=int(info.get("used_memory", 0)),
-                     maxmemory=int(info.get("maxmemory", 0)),
-                     policy=_text(info.get("maxmemory_policy", "noeviction")))
+    out = ServerInfo(
+        version=_text(info.get("redis_version", "0")),
+        keyspace_hits=int(info.get("keyspace_hits", 0)),
+        keyspace_misses=int(info.get("keyspace_misses", 0)),
+        used_memory=int(info.get("used_memory", 0)),
+        maxmemory=int(info.get("maxmemory", 0)),
+        policy=_text(info.get("maxmemory_policy", "noeviction")),
+    )
     try:
         for module in client.execute_command("MODULE", "LIST"):
             if isinstance(module, dict):

@@ -18,9 +18,17 @@ import json
 import orjson
 
 _MESSAGE_CLASS = {"human": "HumanMessage", "system": "SystemMessage", "ai": "AIMessage"}
-_ROLE_OF_CLASS = {"HumanMessage": "human", "SystemMessage": "system", "AIMessage": "ai",
-                  "ToolMessage": "tool", "FunctionMessage": "function", "ChatMessage": "chat",
-                  "HumanMessageChunk": "human", "AIMessageChunk": "ai", "SystemMessageChunk": "system"}
+_ROLE_OF_CLASS = {
+    "HumanMessage": "human",
+    "SystemMessage": "system",
+    "AIMessage": "ai",
+    "ToolMessage": "tool",
+    "FunctionMessage": "function",
+    "ChatMessage": "chat",
+    "HumanMessageChunk": "human",
+    "AIMessageChunk": "ai",
+    "SystemMessageChunk": "system",
+}
 _MODEL_PARAM_NAMES = ("model_name", "model", "model_id", "deployment_name", "azure_deployment", "repo_id")
 
 
@@ -34,8 +42,12 @@ def chat_prompt(text: str, system: str | None = None) -> str:
 
 
 def _message(role: str, content: str) -> dict:
-    return {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", _MESSAGE_CLASS[role]],
-            "kwargs": {"content": content, "type": role}}
+    return {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "schema", "messages", _MESSAGE_CLASS[role]],
+        "kwargs": {"content": content, "type": role},
+    }
 
 
 def md5_hex(text: str) -> str:

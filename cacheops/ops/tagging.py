@@ -1,0 +1,49 @@
+"""Tagging: cacheops' own tag index, NAME=VALUE labels on cache entries whose library has no fields for them.
+
+langchain-redis exact caches store one JSON document per (prompt, model) and nothing else, so an
+entry cannot carry "source=warmup" or "tenant=acme". cacheops keeps those beside the entry:
+
+    cacheops:tags:<entry key>   HASH  name -> value, with the entry's expiry (it dies with the entry)
+
+One hash per tagged entry, so a lookup by key is one HGETALL, eviction removes it with the entry
+(a companion key, backed up and restored with it), and nothing here can grow without bound. Finding
+entries by tag walks the entries being selected anyway (SCAN) and reads their tag hashes in the same
+batches: no global set to drift out of sync with entries that expired. Works for every layout; for
+layouts with their own filterable fields (RedisVL) those fields are the entry's tags and win.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from ..errors import NotFound
+from ..inspect.catalog import build_context
+from ..inspect.finder import read_entry
+from ..inspect.tags import read_tags
+from ..layouts import Entry
+from ..ownkeys import TAG_PREFIX, tag_key
+
+
+def set_tags(
+    client: redis.Redis, entry_key: str | bytes, tags: dict[str, str], remove: list[str] = (), context=None
+) -> dict:
+    """Tag one cache entry (it must exist and be recognised by a layout). Returns its tags after.
+
+    The tag hash takes the entry's remaining TTL, so an expired entry leaves no tag behind.
+    context: a catalog Context to reuse when tagging many entries (default: built here)."""
+    ctx = context if context is not None else build_context(client, learn=False)
+    item = read_entry(client, ctx, entry_key)
+    if not isinstance(item, Entry):
+        raise NotFound(f"{item.key!r} is not a cache entry cacheops recognises; only cache entries can be tagged")
+    key = tag_key(entry_key)
+    pipe = client.pipeline(transaction=True)
+    if tags:
+        pipe.hset(key, mapping=tags)
+    if remove:
+        pipe.hdel(key, *remove)
+    if item.ttl_ms is not None:
+        pipe.pexpire(key, item.ttl_ms)
+    else:
+        pipe.persist(key)
+    pipe.execute()
+    return read_tags(client, [key[len(TAG_PREFIX) :]])[0]

@@ -1,0 +1,40 @@
+"""The names of cacheops' own keys in the Redis it manages, and the syntax of tag names.
+
+    cacheops:tags:<entry key>   HASH    NAME=VALUE tags of an entry whose library has no fields for
+                                        them (ops/tagging.py writes them, inspect/tags.py reads them)
+    cacheops:audit              STREAM  the operations log: evictions, restores, warms, migrations
+                                        (ops/oplog.py, shown by `cacheops history`)
+
+Every layer may need these names (the cacheops_own layout recognises the keys, evict takes a tag
+hash along with its entry), so they live at the bottom, beside the errors.
+"""
+
+from __future__ import annotations
+
+from .errors import UsageError
+
+TAG_PREFIX = b"cacheops:tags:"
+OPLOG_STREAM = "cacheops:audit"
+_TAG_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def tag_key(entry_key: str | bytes) -> bytes:
+    raw = entry_key.encode("utf-8") if isinstance(entry_key, str) else entry_key
+    return TAG_PREFIX + raw
+
+
+def is_tag_key(key: bytes) -> bool:
+    return key.startswith(TAG_PREFIX)
+
+
+def valid_tag_name(name: str) -> bool:
+    return bool(name) and set(name) <= _TAG_NAME_CHARS
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """'NAME=VALUE' -> (name, value); a UsageError naming the fix otherwise."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not valid_tag_name(name):
+        raise UsageError(f"tag {text!r}: write NAME=VALUE, NAME made of letters, digits, '_', '-' or '.'")
+    return name, value
