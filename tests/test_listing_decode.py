@@ -45,7 +45,12 @@ def test_listing_decode_shows_what_full_decode_shows_for_every_layout(redis_url,
     writers.community_exact(redis_url, [(Q, "community exact")])
     legacy(redis_url, "community_semantic", qa=[[Q, "community semantic"]], check=False)
     legacy(redis_url, "langchain_redis_exact", qa=[["old shape?", "lc old"]], cache={"prefix": "old"}, check=False)
-    lite(redis_url, "exact", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact"}])
+    # LiteLLM's default TTL is 60 s: a slow machine could see the entry expire before the scan
+    lite(
+        redis_url,
+        "exact",
+        calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact", "ttl": 3600}],
+    )
     lite(redis_url, "semantic", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm semantic"}])
     venv_writers["gptcache"](redis_url, "qa", qa=[[Q, "gptcache"]], lookups=[Q])
     writers.pickle_llm_cache(redis_url, [(Q, "pickle llm")])

@@ -260,7 +260,8 @@ def test_mixed_keyspace_every_layout_and_no_foreign_key_claimed(run, redis_url, 
     lite(
         redis_url,
         "exact",
-        calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact"}],
+        # LiteLLM's default TTL is 60 s: a slow machine could see the entry expire before the scan
+        calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm exact", "ttl": 3600}],
         cache={"namespace": "ll"},
     )
     lite(redis_url, "semantic", calls=[{"messages": [{"role": "user", "content": Q}], "answer": "litellm semantic"}])
