@@ -149,3 +149,20 @@ def test_the_layer_test_catches_a_bad_import(tmp_path, monkeypatch, rule):
     monkeypatch.setitem(PACKAGES, "cacheops_track", tmp_path / "absent")
     with pytest.raises(AssertionError):
         check()
+
+
+def test_no_layout_id_outside_layouts():
+    """Format knowledge stays in layouts/: no other module names a layout by its id (it asks the
+    layout's interface instead: SemanticLayout, warm_type, ...). The cacheops layout's id is also the
+    program's name, so it is not checked."""
+    from cacheops.layouts import BY_ID
+
+    ids = {layout_id for layout_id in BY_ID if layout_id != "cacheops"}
+    found = []
+    for module, path in module_files().items():
+        if module.startswith("cacheops.layouts") or not module.startswith("cacheops"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in ids:
+                found.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert not found, "layout ids outside layouts/:\n" + "\n".join(found)

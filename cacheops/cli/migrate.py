@@ -135,16 +135,7 @@ def render_result(result) -> None:
         render.warn(f"{r.conflicts:,} target keys exist and are not hashes: left alone")
     render.note(f"audit {r.audit_id}; `cacheops history` lists it")
     name = render.escape(p.target)
-    if p.layout == "langchain_semantic":
-        render.out(
-            f'next: configure the app with RedisSemanticCache(name="{name}", embeddings=<{render.escape(p.to_spec)}>)'
-        )
-    else:
-        render.out(
-            f'next: configure the app with SemanticCache(name="{name}", vectorizer=<{render.escape(p.to_spec)}>'
-            + (", the same filterable_fields" if p.filterable_fields else "")
-            + ")"
-        )
+    render.out(f"next: configure the app with {render.escape(migrate_lib.app_settings(p))}")
     render.out(
         f"then, once it serves from {name}, remove the old cache: cacheops evict --cache {render.escape(p.source)} "
         f"(it backs up first); re-run this command before that to copy entries the app wrote meanwhile"

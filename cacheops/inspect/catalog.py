@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from ..layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
+from ..layouts import BY_ID, LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
 from ..layouts import langchain_format as lc
 from ..server.indexes import IndexInfo, list_indexes
 from ..server.keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
@@ -127,11 +127,9 @@ def decode_record(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Un
     if entry is None:
         return UnknownKey(rec.key_text, rec.type, rec.memory, None if rec.pttl < 0 else rec.pttl)
     if isinstance(entry, Infrastructure):
-        return InfrastructureKey.of(entry, _KIND_OF_LAYOUT.get(entry.layout, ""))
+        layout = BY_ID.get(entry.layout)
+        return InfrastructureKey.of(entry, layout.kind if layout is not None else "")
     return entry
-
-
-_KIND_OF_LAYOUT = {layout.id: layout.kind for layout in LAYOUTS}
 
 
 def iter_entries(

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from ..server.keyspace import RawRecord
-from .base import UNREACHABLE_REASONS, Context, Entry, Infrastructure, Layout, Message, PromptQuery, VectorInfo
+from .base import (
+    UNREACHABLE_REASONS,
+    Context,
+    Entry,
+    Infrastructure,
+    Layout,
+    Message,
+    PromptQuery,
+    SemanticLayout,
+    VectorInfo,
+)
 from .cacheops_own import CacheopsOwnLayout
 from .community_exact import CommunityExactLayout
 from .community_semantic import CommunitySemanticLayout
@@ -19,7 +29,38 @@ from .redisvl_semantic import RedisVLSemanticLayout
 
 # Specific shapes first; the generic "<prefix>:<sha256>" STRING (LiteLLM exact) last. Each layout
 # also checks content, so the order only decides between layouts that could both claim a value.
-LAYOUTS: list[Layout] = [
+LAYOUTS: list[Layout] = []
+BY_ID: dict[str, Layout] = {}
+_BY_TYPE: dict[str, list[Layout]] = {}  # TYPE -> the layouts that may claim it, in priority order
+
+
+def register(layout: Layout, before: str | None = None) -> Layout:
+    """Add a layout to the registry: last, or just before the layout with id `before` (a more
+    specific layout must claim a shared shape first). Everything that asks the registry (classify,
+    BY_ID, semantic_layouts) sees it from then on."""
+    if layout.id in BY_ID:
+        raise ValueError(f"a layout with id {layout.id!r} is already registered")
+    at = len(LAYOUTS) if before is None else LAYOUTS.index(BY_ID[before])
+    LAYOUTS.insert(at, layout)
+    BY_ID[layout.id] = layout
+    _rebuild_types()
+    return layout
+
+
+def unregister(layout_id: str) -> None:
+    """Remove a registered layout (tests that register one of their own)."""
+    LAYOUTS.remove(BY_ID.pop(layout_id))
+    _rebuild_types()
+
+
+def _rebuild_types() -> None:
+    _BY_TYPE.clear()
+    for layout in LAYOUTS:
+        for type_ in layout.types():
+            _BY_TYPE.setdefault(type_, []).append(layout)
+
+
+for _layout in (
     CacheopsOwnLayout(),
     LangChainExactLayout(),
     GPTCacheLayout(),
@@ -32,13 +73,23 @@ LAYOUTS: list[Layout] = [
     PickleLLMCacheLayout(),
     PickleSmartCacheLayout(),
     LiteLLMExactLayout(),
-]
+):
+    register(_layout)
 
-BY_ID = {layout.id: layout for layout in LAYOUTS}
-_BY_TYPE: dict[str, list[Layout]] = {}  # TYPE -> the layouts that may claim it, in priority order
-for _layout in LAYOUTS:
-    for _type in _layout.types():
-        _BY_TYPE.setdefault(_type, []).append(_layout)
+# The semantic layout a cache is taken for when no entry tells (an empty cache): RedisVL's
+# SemanticCache, which the other semantic libraries wrap.
+DEFAULT_SEMANTIC: SemanticLayout = BY_ID[RedisVLSemanticLayout.id]  # type: ignore[assignment]
+
+
+def semantic_layout(layout_id: str | None) -> SemanticLayout | None:
+    """The registered layout of that id if it implements the semantic interface, else None."""
+    layout = BY_ID.get(layout_id or "")
+    return layout if isinstance(layout, SemanticLayout) else None
+
+
+def semantic_layouts() -> list[SemanticLayout]:
+    """Every registered semantic layout, in priority order."""
+    return [layout for layout in LAYOUTS if isinstance(layout, SemanticLayout)]
 
 
 def classify(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrastructure | None:
@@ -67,5 +118,11 @@ __all__ = [
     "Layout",
     "Message",
     "PromptQuery",
+    "SemanticLayout",
     "VectorInfo",
+    "DEFAULT_SEMANTIC",
+    "register",
+    "unregister",
+    "semantic_layout",
+    "semantic_layouts",
 ]

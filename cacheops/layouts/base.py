@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import redis
 
+from ..errors import ConfigError
 from ..server.indexes import IndexInfo
 from ..server.keyspace import RawRecord
 from .langchain_format import md5_hex
@@ -262,6 +263,9 @@ class Layout(ABC):
     # classify offers a record only to the layouts that list its type.
     redis_types: ClassVar[tuple[str, ...]] = ()
     key_re: ClassVar[re.Pattern]  # must define a group "prefix"
+    # The playbook `type:` of caches `cacheops warm` writes through this library's own update/store
+    # (ops/playbook.py takes the Literal from the layout's module), or None: warm cannot write them.
+    warm_type: ClassVar[str | None] = None
 
     def prepare(self, client: redis.Redis, ctx: Context) -> None:
         """Read once per command what decode needs from the server beyond the record (indexes are
@@ -326,3 +330,61 @@ class Layout(ABC):
 
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
         return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec))
+
+
+class SemanticLayout(Layout):
+    """A semantic cache library: one HASH per entry, found by a RediSearch vector index over the
+    cache's prefix. Everything the neighbour search, the wrong-answer audit, migrate-embeddings and
+    warm need to know about the library is said here, so a new semantic library is one module.
+
+    Subclasses set the class attributes and implement embedded_text; the defaults describe RedisVL's
+    SemanticCache, which most semantic libraries wrap.
+    """
+
+    kind = "semantic"
+    redis_type = "hash"
+    vector_field: ClassVar[str] = "prompt_vector"
+    # The library's own default distance threshold (cosine distance, as RedisVL's check() uses),
+    # or None when the library has none (the app always sets it): then --threshold or the config
+    # file must say it.
+    default_threshold: ClassVar[float | None] = None
+    # How a lookup is scoped, in words: what must match besides the vector (see lookup_scope).
+    scope: ClassVar[str] = "filter fields"
+    # What cacheops can do with this library's caches:
+    neighbours: ClassVar[bool] = True  # stored vectors searchable by the index's KNN (evict --similar-to, tui)
+    audit: ClassVar[bool] = True  # the wrong-answer audit (built on the neighbour search)
+    # migrate-embeddings: the stored `prompt` field is exactly the embedded text, and the entry id
+    # does not depend on the cache name, so a copy under "<target>:<id>" is what the library finds.
+    migration: ClassVar[bool] = True
+    # The library embeds the user's text inside a serialised wrapper (for chat prompts): the audit
+    # compares with the bare text to show how much the wrapper compresses distances.
+    wraps_prompt: ClassVar[bool] = False
+
+    @abstractmethod
+    def embedded_text(self, text: str, system: str | None = None, chat: bool = True) -> str:
+        """The exact string the library embeds when the app asks `text` (with an optional system
+        message; chat: a chat model rather than a plain LLM). UsageError when a system message
+        cannot be part of what this library embeds."""
+
+    def lookup_scope(self, entry: Entry) -> tuple:
+        """What a lookup must share with `entry` to be served it (besides the vector): by default the
+        filter field values (RedisVL's filter_expression)."""
+        return tuple(sorted(entry.tags.items()))
+
+    def threshold(self) -> tuple[float, str]:
+        """(the library's default distance threshold, where it came from); ConfigError when it has none."""
+        if self.default_threshold is None:
+            raise ConfigError(
+                f"{self.library} has no default distance threshold (the app sets it): pass --threshold "
+                f"or set caches.<name>.distance_threshold in the config file"
+            )
+        return self.default_threshold, f"{self.id} default"
+
+    def app_settings(self, name: str, embedding: str, filterable: bool) -> str:
+        """How an app opens this library's cache under `name` with `embedding` (migrate-embeddings'
+        advice after a migration). filterable: the cache has filter fields the app must declare again."""
+        return (
+            f'SemanticCache(name="{name}", vectorizer=<{embedding}>'
+            + (", the same filterable_fields" if filterable else "")
+            + ")"
+        )

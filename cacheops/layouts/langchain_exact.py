@@ -8,6 +8,7 @@ The prompt text and llm_string are not stored: only their md5s are in the key (F
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import orjson
 
@@ -27,8 +28,13 @@ def _is_generation(obj) -> bool:
     return isinstance(obj, dict) and obj.get("lc") == 1 and (obj.get("id") or [])[:3] == _GENERATION_ID
 
 
+# The playbook `type:` of these caches (warm writes them through the library: ops/warm.py).
+PlaybookType = Literal["langchain_exact"]
+
+
 class LangChainExactLayout(Layout):
     id = "langchain_exact"
+    warm_type = "langchain_exact"
     library = "langchain-redis RedisCache"
     kind = "exact"
     redis_type = "ReJSON-RL"

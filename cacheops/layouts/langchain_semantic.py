@@ -11,6 +11,8 @@ prefix the index actually covers, so every version's entries land in the right c
 
 from __future__ import annotations
 
+from typing import Literal
+
 import orjson
 
 from ..server.indexes import sample_fields
@@ -21,9 +23,31 @@ from .redisvl_semantic import RedisVLSemanticLayout, json_field, mark_message_id
 LEARN_PER_INDEX = 2_000
 
 
+# The playbook `type:` of these caches (warm writes them through the library: ops/warm.py).
+PlaybookType = Literal["langchain_semantic"]
+
+
 class LangChainSemanticLayout(RedisVLSemanticLayout):
     id = "langchain_semantic"
+    warm_type = "langchain_semantic"
     library = "langchain-redis RedisSemanticCache"
+    default_threshold = 0.2  # RedisSemanticCache(distance_threshold=0.2), not RedisVL's 0.1 (docs/layouts.md B)
+    scope = "llm_string"
+    wraps_prompt = True
+
+    def embedded_text(self, text: str, system: str | None = None, chat: bool = True) -> str:
+        """The serialised message list for a chat model, the raw text for a plain LLM (which LangChain
+        renders a system message into as "System: ...\nHuman: ...")."""
+        if chat:
+            return lc.chat_prompt(text, system)
+        return text if system is None else f"System: {system}\nHuman: {text}"
+
+    def lookup_scope(self, entry: Entry) -> tuple:
+        """lookup() compares the hit's llm_string: another model's entry is a miss, not a wrong answer."""
+        return ("llm_string", entry.llm_string or "")
+
+    def app_settings(self, name: str, embedding: str, filterable: bool) -> str:
+        return f'RedisSemanticCache(name="{name}", embeddings=<{embedding}>)'
 
     def prepare(self, client, ctx) -> None:
         """Learn prompt and llm_string hashes from a sample of each semantic index, so entries of an

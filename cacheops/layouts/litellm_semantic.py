@@ -16,6 +16,20 @@ from .redisvl_semantic import RedisVLSemanticLayout, text
 class LiteLLMSemanticLayout(RedisVLSemanticLayout):
     id = "litellm_semantic"
     library = "LiteLLM Cache (redis-semantic)"
+    # Cache(similarity_threshold=...) is required (distance = 1 - similarity): LiteLLM has no default.
+    default_threshold = None
+    scope = "litellm_cache_key (model and request params)"  # a TAG filter field: the default lookup_scope
+    warm_type = None
+
+    def embedded_text(self, text: str, system: str | None = None, chat: bool = True) -> str:
+        """Every message's content concatenated with no separator: the stored prompt field."""
+        return (system or "") + text
+
+    def app_settings(self, name: str, embedding: str, filterable: bool) -> str:
+        return (
+            f'Cache(type="redis-semantic", redis_semantic_cache_index_name="{name}", '
+            f"redis_semantic_cache_embedding_model=<{embedding}>)"
+        )
 
     def claims(self, fields: dict, meta) -> bool:
         return self._required <= fields.keys() and b"litellm_cache_key" in fields

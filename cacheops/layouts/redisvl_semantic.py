@@ -9,13 +9,15 @@ its own layout (langchain_semantic) that claims entries carrying metadata.llm_st
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import orjson
 
+from ..errors import UsageError
 from ..server.indexes import DTYPE_BYTES, parse_search
 from ..server.keyspace import RawRecord
 from . import langchain_format as lc
-from .base import HEX64, Context, Entry, Layout, Message, PromptQuery, VectorInfo, hex_tail
+from .base import HEX64, Context, Entry, Message, PromptQuery, SemanticLayout, VectorInfo, hex_tail
 
 CORE_FIELDS = {"entry_id", "prompt", "response", "prompt_vector", "inserted_at", "updated_at", "metadata"}
 _CORE_FIELD_NAMES = frozenset(name.encode() for name in CORE_FIELDS)
@@ -94,13 +96,18 @@ def vector_info(fields: dict, name: str, index) -> VectorInfo | None:
     return VectorInfo(name, nbytes // 4 if nbytes % 4 == 0 else None, None, nbytes)
 
 
-class RedisVLSemanticLayout(Layout):
+# The playbook `type:` of these caches (warm writes them through the library: ops/warm.py).
+PlaybookType = Literal["redisvl_semantic"]
+
+
+class RedisVLSemanticLayout(SemanticLayout):
     id = "redisvl_semantic"
+    warm_type = "redisvl_semantic"
     library = "RedisVL SemanticCache"
-    kind = "semantic"
-    redis_type = "hash"
     key_re = re.compile(rf"^(?P<prefix>.+):(?P<id>{HEX64})$", re.S)
     vector_field = "prompt_vector"
+    default_threshold = 0.1  # SemanticCache(distance_threshold=0.1) (docs/layouts.md C)
+    scope = "filter fields"
     _required = frozenset((b"prompt", b"response", vector_field.encode()))  # the core fields decode needs
 
     def cache_of(self, rec: RawRecord) -> str | None:
@@ -146,6 +153,12 @@ class RedisVLSemanticLayout(Layout):
             model = entry.metadata.get("model")
             entry.model = model if isinstance(model, str) else None
         entry.model = entry.model or entry.tags.get("model")
+
+    def embedded_text(self, text: str, system: str | None = None, chat: bool = True) -> str:
+        """The raw prompt: a system message is not part of what RedisVL embeds."""
+        if system is not None:
+            raise UsageError("--system only applies to LangChain caches; RedisVL SemanticCache embeds the raw prompt")
+        return text
 
     def semantic_prefixes(self, ctx: Context, cache: str | None) -> list[tuple[str, object]]:
         out = []

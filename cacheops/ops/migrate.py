@@ -12,13 +12,14 @@ entry of the source cache to a new cache (the target) with a vector computed by 
   with the new dims/dtype. Its prefix is the target name, as langchain-redis RedisSemanticCache(name=T)
   and RedisVL SemanticCache(name=T) both create it, so the app starts on it without a schema error.
 - The target name must not share keys with another index: index prefixes are plain string prefixes
-  ("llmcache" also indexes "llmcache_v2:*", FORMATS.md 10), so a target that extends, or is extended
+  ("llmcache" also indexes "llmcache_v2:*", docs/layouts.md 10), so a target that extends, or is extended
   by, another index's prefix is refused; the default puts the model first ("all-minilm-l6-v2-llmcache").
 - Entries keep their id (sha256 of the prompt [+ filters], which both libraries compute without the
   cache name), so the target key is "<target>:<id>", the key the library computes for that prompt.
   Every field but the vector is copied byte for byte; the vector is the new model's embedding of
   the stored `prompt` field, which is exactly the text the library embeds (LangChain's serialised
-  message list, RedisVL's raw prompt: see vectorizers.library_text). The remaining TTL is kept.
+  message list, RedisVL's raw prompt: see SemanticLayout.embedded_text). The remaining TTL is kept.
+- Which libraries can be migrated is each layout's say (SemanticLayout.migration).
 - Streaming: a reader thread SCANs the source and reads a batch ahead (pipelined HGETALL + PTTL, and
   the target's updated_at) while the main thread embeds the current batch (migrations are
   embedding-bound) and writes it in one MULTI/EXEC. At most a few batches are held.
@@ -39,7 +40,7 @@ import redis
 
 from ..errors import NotFound, TargetConflict, UsageError
 from ..inspect.catalog import EntryFilter, build_context, iter_entries
-from ..layouts import BY_ID, Context, classify
+from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
 from ..server.indexes import IndexInfo
@@ -47,7 +48,6 @@ from ..server.keyspace import RawRecord, glob_escape
 from ..server.readahead import read_ahead
 from . import oplog as audit_log
 
-SUPPORTED = ("langchain_semantic", "redisvl_semantic")
 ACTION = "migrate-embeddings"
 DEFAULT_BATCH = 64
 SCAN_COUNT = 1000
@@ -62,7 +62,7 @@ class MigrationPlan:
     """What a migration would do: shown before anything is written (--dry-run stops here)."""
 
     source: str  # the cache's key prefix
-    layout: str  # langchain_semantic / redisvl_semantic
+    layout: str  # the id of the source's semantic layout
     library: str
     source_index: str
     vector_field: str
@@ -133,6 +133,18 @@ class MigrationResult:
         return doc
 
 
+def migratable(layout_id: str | None) -> SemanticLayout | None:
+    """The semantic layout of that id if migrate-embeddings can copy its entries (its layout says so)."""
+    layout = semantic_layout(layout_id)
+    return layout if layout is not None and layout.migration else None
+
+
+def app_settings(plan: MigrationPlan) -> str:
+    """How the app opens the target cache after the migration, in its library's own terms."""
+    layout = semantic_layout(plan.layout) or DEFAULT_SEMANTIC
+    return layout.app_settings(plan.target, plan.to_spec, bool(plan.filterable_fields))
+
+
 def model_slug(spec: EmbeddingSpec) -> str:
     """'sentence-transformers/all-MiniLM-L6-v2' -> 'all-minilm-l6-v2' (a readable name part)."""
     last = spec.model.rstrip("/").rsplit("/", 1)[-1]
@@ -170,18 +182,20 @@ def plan(
             f"no cache named {cache!r} (no entries under {cache}: and no search index over it): "
             f"`cacheops caches` lists the caches"
         )
-    if first is not None and first.layout not in SUPPORTED:
+    if first is not None and migratable(first.layout) is None:
         what = "a semantic cache this command supports" if first.kind == "semantic" else "a semantic cache"
+        libraries = [layout.library for layout in semantic_layouts() if layout.migration]
         raise UsageError(
             f"cache {cache!r} is a {first.library} cache, not {what}: migrate-embeddings re-embeds "
-            f"langchain-redis RedisSemanticCache and RedisVL SemanticCache caches"
+            f"{', '.join(libraries[:-1])} and {libraries[-1]} caches"
         )
     if index is None or index.vector is None:
         raise UsageError(
             f"cache {cache!r} has no vector search index over its prefix: there is no schema to "
             f"migrate (is it a semantic cache?)"
         )
-    layout = first.layout if first is not None else "redisvl_semantic"
+    layout = migratable(first.layout) if first is not None else DEFAULT_SEMANTIC
+    assert layout is not None  # checked above
     source_schema = _existing_schema(client, index.name)
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(to)
     dims, dtype = int(vectorizer.dims), str(getattr(vectorizer, "dtype", "float32") or "float32").lower()
@@ -194,8 +208,8 @@ def plan(
     core = {"prompt", "response", "inserted_at", "updated_at", vec.name}
     return MigrationPlan(
         source=cache,
-        layout=layout,
-        library=BY_ID[layout].library,
+        layout=layout.id,
+        library=layout.library,
         source_index=index.name,
         vector_field=vec.name,
         source_dims=vec.dims,
@@ -411,7 +425,7 @@ def _read_batch(client, plan: MigrationPlan, ctx: Context, prefix: bytes, keys: 
         entry = classify(RawRecord(key, "hash", pttl, None, fields), ctx, full=False)
         if (
             entry is None
-            or getattr(entry, "layout", None) not in SUPPORTED
+            or migratable(getattr(entry, "layout", None)) is None
             or entry.cache != plan.source
             or b"prompt" not in fields
         ):

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ..layouts import langchain_exact, langchain_semantic, redisvl_semantic
 from ..ownkeys import valid_tag_name
 from ..semantic.labelled import LabelledSet
 from ..yamlfile import load_yaml_model
@@ -137,7 +138,7 @@ class _Target(BaseModel):
 class LangchainExactTarget(_Target):
     """langchain-redis RedisCache."""
 
-    type: Literal["langchain_exact"]
+    type: langchain_exact.PlaybookType
     prefix: str = "redis"
     models: list[ModelRef] | None = None  # default: warm.models
 
@@ -149,18 +150,18 @@ class LangchainExactTarget(_Target):
 class LangchainSemanticTarget(_Target):
     """langchain-redis RedisSemanticCache. Its entries key on the prompt only, so one model."""
 
-    type: Literal["langchain_semantic"]
+    type: langchain_semantic.PlaybookType
     name: str = "llmcache"
     prefix: str = "llmcache"
     embedding: EmbeddingRef
-    distance_threshold: float = Field(0.2, ge=0, le=2)
+    distance_threshold: float = Field(langchain_semantic.LangChainSemanticLayout.default_threshold, ge=0, le=2)
 
     _embedding = field_validator("embedding")(_check_embedding)
     models: list[ModelRef] | None = Field(None, max_length=1)
 
     @property
     def display(self) -> str:
-        # langchain-redis >= 0.2.4 names the index (and key prefix) like this (FORMATS.md B)
+        # langchain-redis >= 0.2.4 names the index (and key prefix) like this (docs/layouts.md B)
         if self.prefix and self.prefix != "llmcache":
             return f"{self.name}:{self.prefix}" if self.name not in ("llmcache", self.prefix) else self.prefix
         return self.name
@@ -169,10 +170,10 @@ class LangchainSemanticTarget(_Target):
 class RedisvlSemanticTarget(_Target):
     """RedisVL SemanticCache used directly: the raw prompt, no model, no system message."""
 
-    type: Literal["redisvl_semantic"]
+    type: redisvl_semantic.PlaybookType
     name: str = "llmcache"
     embedding: EmbeddingRef
-    distance_threshold: float = Field(0.1, ge=0, le=2)
+    distance_threshold: float = Field(redisvl_semantic.RedisVLSemanticLayout.default_threshold, ge=0, le=2)
 
     _embedding = field_validator("embedding")(_check_embedding)
     filterable_fields: list[dict[str, Any]] | None = None  # default: the existing index's

@@ -3,8 +3,9 @@
 For every entry, its nearest other entries come from the index's own KNN on the stored vectors
 (neighbours.iter_nearest: streaming, no model needed). A pair closer than the cache's threshold
 whose answers differ is a collision: asking one question returns the other's answer. Pairs only
-count within one lookup scope, the way each library filters: LangChain compares the llm_string of
-the hit (another model's entry is a miss, not a wrong answer), RedisVL filters on its filter fields.
+count within one lookup scope, the way each library filters (SemanticLayout.lookup_scope):
+LangChain compares the llm_string of the hit (another model's entry is a miss, not a wrong answer),
+RedisVL and LiteLLM filter on their filter fields.
 
 From the same pass: the nearest-neighbour distance histogram, the worst pairs, and the largest
 threshold with no collision. With the cache's embedding model: precision/recall on a labelled set
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from ..errors import ConfigError, NotFound
-from ..layouts import Context, Entry
+from ..errors import ConfigError, NotFound, UsageError
+from ..layouts import DEFAULT_SEMANTIC, Context, Entry, semantic_layout
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
 from .neighbours import NearestStats, SemanticCache, iter_nearest, semantic_caches
-from .vectorizers import library_text, load_vectorizer, spec_for_cache, threshold_for_cache
+from .vectorizers import load_vectorizer, spec_for_cache, threshold_for_cache
 
 BIN = 0.005  # histogram resolution while streaming (cosine distance spans 0..2)
 NBINS = int(2 / BIN) + 1
@@ -206,11 +207,9 @@ class AuditReport:
 
 
 def lookup_scope(entry: Entry) -> tuple:
-    """What a lookup must share with an entry to be served it: LangChain's llm_string; RedisVL's
-    filter field values (the app's filter_expression)."""
-    if entry.layout == "langchain_semantic":
-        return ("llm_string", entry.llm_string or "")
-    return tuple(sorted(entry.tags.items()))
+    """What a lookup must share with an entry to be served it, as its layout says: LangChain's
+    llm_string; RedisVL's filter field values (the app's filter_expression)."""
+    return (semantic_layout(entry.layout) or DEFAULT_SEMANTIC).lookup_scope(entry)
 
 
 def same_answer(a: Entry, b: Entry) -> bool:
@@ -219,6 +218,12 @@ def same_answer(a: Entry, b: Entry) -> bool:
 
 def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditReport:
     caches = semantic_caches(client, ctx, opts.cache)
+    unsupported = [sc for sc in caches if not sc.semantic.audit]
+    if opts.cache is not None and unsupported:
+        raise UsageError(
+            f"cache {opts.cache!r} is a {unsupported[0].semantic.library} cache: the audit does not support it"
+        )
+    caches = [sc for sc in caches if sc.semantic.audit]
     if not caches:
         raise NotFound(
             "no semantic cache (a search index with a prompt and a vector field) on this server; "
@@ -230,7 +235,7 @@ def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditRep
 def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: AuditOptions) -> CacheAudit:
     threshold, source = threshold_for_cache(sc.name, sc.layout, opts.threshold)
     result = CacheAudit(sc.name, sc.index.name, sc.layout, threshold, source, opts.k)
-    result.wrapper_compresses = sc.layout == "langchain_semantic" and sc.chat
+    result.wrapper_compresses = sc.semantic.wraps_prompt and sc.chat
     stats = NearestStats()
     scopes: set = set()
     pair_ids: set[int] = set()
@@ -304,7 +309,7 @@ def _model_dependent(client, ctx, sc: SemanticCache, opts: AuditOptions, result:
 
     def embedder(wrap: bool):
         def embed(items: list[tuple[str, str | None]]):
-            texts = [library_text(sc.layout, t, s, sc.chat) if wrap else t for t, s in items]
+            texts = [sc.semantic.embedded_text(t, s, sc.chat) if wrap else t for t, s in items]
             return unit_rows(vectorizer.embed_many(texts, batch_size=32))
 
         return embed

@@ -10,7 +10,8 @@ for the COSINE indexes every supported library creates):
   (no model needed). Streams in batches: memory is bounded by the batch, not by the cache.
 
 Entries are attributed by the exact "<cache>:" key shape (classify), never by index membership:
-an index named "llmcache" also covers "llmcache_v2:*" keys (prefix bleed, FORMATS.md 10).
+an index named "llmcache" also covers "llmcache_v2:*" keys (prefix bleed, docs/layouts.md 10).
+Which libraries' entries take part is each layout's say (SemanticLayout.neighbours).
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ import redis
 
 from ..errors import CacheopsError, NotFound
 from ..inspect.catalog import EntryFilter, decode_record, iter_entries
-from ..layouts import Context, Entry
+from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, semantic_layout
 from ..server.indexes import IndexInfo, parse_search
 from ..server.keyspace import read_records
-from .vectorizers import embed_buffer, library_text, load_vectorizer, spec_for_cache
+from .vectorizers import embed_buffer, load_vectorizer, spec_for_cache
 
-SEMANTIC_LAYOUTS = ("langchain_semantic", "redisvl_semantic")
+
+def searchable(layout_id: str) -> bool:
+    """Whether entries of this layout take part in the neighbour search (its layout says so)."""
+    layout = semantic_layout(layout_id)
+    return layout is not None and layout.neighbours
+
+
 SAMPLE = 20  # documents read to tell which library writes a cache
 PAGE = 1000  # range-query page size
 
@@ -52,8 +59,13 @@ class SemanticCache:
 
     name: str  # the key prefix (without the colon)
     index: IndexInfo
-    layout: str = "redisvl_semantic"  # which library writes the entries (from a sample)
+    layout: str = DEFAULT_SEMANTIC.id  # the id of the layout whose library writes the entries (from a sample)
     chat: bool = True  # LangChain: chat models (serialised messages) rather than a plain LLM
+
+    @property
+    def semantic(self) -> SemanticLayout:
+        """The layout's semantic interface: what its library embeds, its threshold, its lookup scope."""
+        return semantic_layout(self.layout) or DEFAULT_SEMANTIC
 
     @property
     def vector_field(self) -> str:
@@ -98,7 +110,7 @@ def _identify(client: redis.Redis, sc: SemanticCache) -> SemanticCache:
     layouts, chats = [], []
     for rec in read_records(client, mine, elide=(sc.vector_field,)):
         entry = decode_record(rec, ctx)
-        if isinstance(entry, Entry) and entry.layout in SEMANTIC_LAYOUTS:
+        if isinstance(entry, Entry) and searchable(entry.layout):
             layouts.append(entry.layout)
             chats.append(entry.messages is not None)
     if layouts:
@@ -126,7 +138,7 @@ def similar_to_text(
     found: list[Neighbour] = []
     for sc in semantic_caches(client, ctx, cache):
         vectorizer = load_vectorizer(spec_for_cache(sc.name, embedding))
-        vector = embed_buffer(vectorizer, library_text(sc.layout, text, system, sc.chat), sc.dtype)
+        vector = embed_buffer(vectorizer, sc.semantic.embedded_text(text, system, sc.chat), sc.dtype)
         check_dims(sc, len(vector))
         offset = 0
         while True:
@@ -173,7 +185,7 @@ def iter_nearest(
     stats = stats if stats is not None else NearestStats()
     pending: list[Entry] = []
     for item in iter_entries(client, ctx, EntryFilter(cache=cache, model=model)):
-        if isinstance(item, Entry) and item.layout in SEMANTIC_LAYOUTS:
+        if isinstance(item, Entry) and searchable(item.layout):
             pending.append(item)
             if len(pending) >= batch:
                 yield from _nearest_batch(client, ctx, sc, pending, k, stats)
@@ -184,7 +196,7 @@ def iter_nearest(
 
 def nearest_to(client: redis.Redis, ctx: Context, entry: Entry, k: int = 10) -> NearestList:
     """One entry's k nearest other entries of its cache, by its stored vector (no model needed)."""
-    if entry.layout not in SEMANTIC_LAYOUTS:
+    if not searchable(entry.layout):
         raise CacheopsError(f"{entry.key!r} is a {entry.kind} entry: only semantic entries have neighbours")
     (sc,) = semantic_caches(client, ctx, entry.cache)
     found = list(_nearest_batch(client, ctx, sc, [entry], k, NearestStats()))

