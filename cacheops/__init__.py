@@ -12,21 +12,53 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import CacheopsError  # noqa: E402
-from .inspect.catalog import EntryFilter, UnknownKey, build_catalog, build_context, iter_entries  # noqa: E402
-from .inspect.finder import find_by_prompt, read_entry  # noqa: E402
-from .layouts import LAYOUTS, Entry, Layout, PromptQuery  # noqa: E402
-from .ops.backup import restore  # noqa: E402
-from .ops.evict import execute as execute_eviction  # noqa: E402
-from .ops.evict import plan as plan_eviction
-from .ops.playbook import load_playbook  # noqa: E402
-from .ops.selection import Selection  # noqa: E402
-from .ops.warm import warm as warm_caches  # noqa: E402
-from .server.connection import connect, redact_url, resolve_spec  # noqa: E402
+import importlib
+
+from .errors import CacheopsError
+
+# The public API, imported on first use (PEP 562): `import cacheops` and the CLI's start-up stay
+# cheap; each name is looked up in its module the first time it is asked for.
+_LAZY = {
+    "EntryFilter": ".inspect.catalog",
+    "UnknownKey": ".inspect.catalog",
+    "build_catalog": ".inspect.catalog",
+    "build_context": ".inspect.catalog",
+    "iter_entries": ".inspect.catalog",
+    "find_by_prompt": ".inspect.finder",
+    "read_entry": ".inspect.finder",
+    "LAYOUTS": ".layouts",
+    "Entry": ".layouts",
+    "Layout": ".layouts",
+    "PromptQuery": ".layouts",
+    "restore": ".ops.backup",
+    "execute_eviction": ".ops.evict:execute",
+    "plan_eviction": ".ops.evict:plan",
+    "load_playbook": ".ops.playbook",
+    "Selection": ".ops.selection",
+    "warm_caches": ".ops.warm:warm",
+    "connect": ".server.connection",
+    "redact_url": ".server.connection",
+    "resolve_spec": ".server.connection",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = _LAZY[name].partition(":")
+    value = getattr(importlib.import_module(module, __name__), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def connect_url(url: str):
     """A connected, no-touch client for a Redis URL."""
+    from .server.connection import connect, resolve_spec
+
     return connect(resolve_spec(url))
 
 

@@ -1,16 +1,78 @@
-"""The `cacheops` command line: a Click group whose commands are thin layers over the library."""
+"""The `cacheops` command line: a Click group whose commands are thin layers over the library.
+
+Commands are loaded lazily: `cacheops --help` lists them from COMMANDS below without importing
+them, and a command's module (with redis, rich, pydantic, ...) is imported only when it runs, so
+the tool starts fast (bench/startup.py measures it).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import NamedTuple
+
 import click
 
-from . import audit, caches, demo, doctor, evict, history, migrate, restore, scan, show, stats, tag, tui, warm
-from .app import AppState, CacheopsGroup
+
+class CommandEntry(NamedTuple):
+    module: str  # the module under cacheops.cli that defines `command`
+    summary: str  # the line `cacheops --help` shows
+
+
+# Adding a command is one line here (and its module under cli/). tests/test_startup.py checks the
+# table against the modules.
+COMMANDS: dict[str, CommandEntry] = {
+    "caches": CommandEntry("caches", "Every LLM cache: entries, memory, TTLs, models."),
+    "scan": CommandEntry("scan", "Stream entries: key, model, prompt, answer, TTL."),
+    "show": CommandEntry("show", "One entry in full, or every copy of a prompt."),
+    "stats": CommandEntry("stats", "TTL, model and access histograms; hit ratio."),
+    "doctor": CommandEntry("doctor", "Check the server and every cache (exit 8: problem)."),
+    "audit": CommandEntry("audit", "Find answers served for the wrong question."),
+    "demo": CommandEntry("demo", "Start a local Redis filled by LangChain/RedisVL."),
+    "evict": CommandEntry("evict", "Delete entries: preview, confirm, back up, delete."),
+    "restore": CommandEntry("restore", "Put back the entries an eviction backed up."),
+    "history": CommandEntry("history", "The log of evictions, restores, warms, migrations."),
+    "tag": CommandEntry("tag", "Label an entry with NAME=VALUE tags."),
+    "tui": CommandEntry("tui", "Browse caches and entries interactively."),
+    "warm": CommandEntry("warm", "Pre-fill caches with a playbook's curated answers."),
+    "migrate-embeddings": CommandEntry("migrate", "Re-embed a semantic cache with a new model."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import the command's module and return its Click command (the short help from the table)."""
+    command = importlib.import_module(f"{__name__}.{COMMANDS[name].module}").command
+    command.short_help = command.short_help or COMMANDS[name].summary
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is run (or its help shown),
+    and lists every command from COMMANDS. Errors are handled by the shared CacheopsGroup logic,
+    imported when a command is actually invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name].summary) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        # The one error handling of every command (one line on stderr, a documented exit code);
+        # app.py is imported here, when a command runs, not at start-up.
+        from .app import CacheopsGroup
+
+        return CacheopsGroup.invoke(self, ctx)
+
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(cls=CacheopsGroup, context_settings=CONTEXT)
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.option(
     "--url",
     envvar="REDIS_URL",
@@ -37,6 +99,8 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
     Example:
         cacheops --url redis://localhost:6379 caches
     """
+    from .app import AppState
+
     ctx.obj = AppState(
         url=url,
         profile=profile,
@@ -46,10 +110,6 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
         tls_ca_file=tls_ca_file,
         embedded=embedded,
     )
-
-
-for module in (caches, scan, show, stats, doctor, audit, demo, evict, restore, history, tag, tui, warm, migrate):
-    cli.add_command(module.command)
 
 
 def main() -> None:

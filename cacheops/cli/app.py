@@ -51,7 +51,9 @@ class CacheopsGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            # not super(): cli.LazyGroup runs this too without subclassing (it must not import this
+            # module at start-up)
+            return click.Group.invoke(self, ctx)
         except (CacheopsError, redis.RedisError) as exc:
             spec = ctx.obj._spec if isinstance(ctx.obj, AppState) else None
             if isinstance(exc, redis.RedisError):

@@ -14,8 +14,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import redis
 from redis import exceptions as rex
 
-from ..config import load_config
 from ..errors import AuthFailed, CacheopsError, ConfigError, ConnectionFailed, MissingModule, PermissionDenied
+from ..paths import config_file
 
 DEFAULT_URL = "redis://localhost:6379"
 
@@ -72,7 +72,11 @@ def resolve_spec(
 ) -> ConnectionSpec:
     """Precedence: --url, then --profile (or the config's default_profile), then REDIS_URL, then localhost."""
     spec = ConnectionSpec()
-    config = load_config() if (profile or not url) else None
+    config = None
+    if profile or (not url and config_file().exists()):
+        from ..config import load_config  # pydantic + yaml: only when there is a config to read
+
+        config = load_config()
     profile = profile or (config.default_profile if config and not os.environ.get("REDIS_URL") else None)
     if url:
         spec.url, spec.source = url, "--url"
