@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 7  # nothing matched: no such key, no entry for that prompt, no such cache
     PROBLEMS_FOUND = 8  # doctor found problems, warm could not write some entries (for CI gates)
     CONFIG = 9  # config file / profile invalid
-    EMBEDDED_UNAVAILABLE = 10  # the embedded server's wheels are missing or it failed to start
+    EMBEDDED_UNAVAILABLE = 10  # --embedded but none running; its wheels are missing or it failed to start
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
     MODEL_UNAVAILABLE = 12  # an embedding model, or the package it needs, is not available offline
     TARGET_CONFLICT = 13  # migrate-embeddings: the target name is taken or would share keys with another index
@@ -31,7 +31,7 @@ DESCRIPTIONS = {
     ExitCode.NOT_FOUND: "nothing matched (key, prompt, cache)",
     ExitCode.PROBLEMS_FOUND: "doctor found problems; warm could not write some entries",
     ExitCode.CONFIG: "invalid config file or profile",
-    ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis could not be started",
+    ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis is not running (start it with `cacheops demo`) or could not be started",
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
     ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
     ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",

@@ -18,7 +18,7 @@ from rich.table import Table
 # Off a terminal (a forced --table piped to a file), don't fold tables at rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 console = Console(highlight=False, soft_wrap=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
 
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -119,7 +119,9 @@ def out(renderable="") -> None:
 
 
 def note(text: str) -> None:
-    console.print(f"[dim]{escape(text)}[/dim]")
+    """Status for the person watching (counts, hints, what was skipped): stderr, so that stdout
+    carries only the output and `cacheops ... --json | jq` always works."""
+    err_console.print(f"[dim]{escape(text)}[/dim]")
 
 
 def warn(text: str) -> None:

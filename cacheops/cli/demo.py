@@ -35,7 +35,7 @@ def command(state: AppState, stop, into_url):
     client = connect(spec)
     if client.dbsize():
         render.note("the server already holds keys; adding the demo traffic again (entries are overwritten)")
-    with render.console.status("the demo app is answering its FAQ through LangChain and RedisVL caches…"):
+    with render.status("the demo app is answering its FAQ through LangChain and RedisVL caches…"):
         result = fill_demo_cache(url)
     render.out(
         f"The demo app made {result.llm_calls} LLM calls through LangChain's Redis caches, "

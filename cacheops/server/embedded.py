@@ -173,6 +173,18 @@ def running_shared() -> dict | None:
     return state if probe.port and probe.ping() else None
 
 
+def shared_url() -> str:
+    """URL of the running shared embedded server (`--embedded`). It is never started here: an empty
+    new server would look like a cache that lost its data."""
+    state = running_shared()
+    if state is None:
+        raise EmbeddedUnavailable(
+            "no embedded Redis is running; start it (filled with the demo caches) with `cacheops demo`, "
+            "or give --url for another server"
+        )
+    return state["url"]
+
+
 def ensure_shared() -> tuple[str, bool]:
     """URL of the shared embedded server, starting it if needed. Returns (url, started_now)."""
     state = running_shared()
