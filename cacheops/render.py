@@ -9,11 +9,14 @@ import os
 import re
 import sys
 import threading
+from dataclasses import dataclass
 
 import orjson
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 # Off a terminal (a forced --table piped to a file), don't fold tables at rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
@@ -102,16 +105,121 @@ def preview(text: str | None, width: int = 60) -> str:
 _HEX_RUN = re.compile(r"[0-9a-f]{24,}")
 
 
-def short_key(key: str, width: int = 48) -> str:
-    """A key for a table cell: long hex hashes cut to 8 characters (the full key is in --json / show)."""
-    return preview(_HEX_RUN.sub(lambda m: m.group(0)[:8] + "…", key), width)
+def short_key(key: str, width: int | None = 48) -> str:
+    """A key for a table cell: long hex hashes cut to 8 characters (the full key is in --json / show);
+    width None leaves the rest to the table (a "key" Column cuts it in the middle)."""
+    shorter = _HEX_RUN.sub(lambda m: m.group(0)[:8] + "…", key)
+    return shorter if width is None else preview(shorter, width)
 
 
-def table(*columns: str, title: str | None = None) -> Table:
-    t = Table(title=title, header_style="bold", show_lines=False, expand=False)
-    for col in columns:
-        t.add_column(col, overflow="fold")
-    return t
+def middle_ellipsis(text: str, width: int) -> str:
+    """`text` cut to `width` cells by dropping its middle: a key keeps its prefix and its end."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = width // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+@dataclass
+class Column:
+    """A table column and how it gives way when the terminal is narrow (the way `gh` does it).
+
+    kind: "text" one line, cut at the end with … ; "key" one line, cut in the middle (keys keep their
+    prefix and end); "fixed" never cut (counts, sizes, durations, dates); "wrap" several lines broken
+    between words, a word longer than the column cut with … ; "full" several lines, a word longer
+    than the column folded (for `show`, where every character counts).
+    drop: columns with a drop rank go first when even their minimum widths do not fit, lowest rank
+    first; None: never dropped. min: the narrowest this column is cut to (the header always fits).
+    """
+
+    name: str
+    kind: str = "wrap"
+    drop: int | None = None
+    min: int = 10
+    justify: str = "left"
+
+
+_BORDERS = 3  # per column: one border + one cell of padding each side; plus one closing border
+
+
+class FitTable:
+    """A table fitted to the terminal at print time: columns are dropped (lowest drop rank first)
+    until their minimum widths fit, then cut, never split mid-word. Cells may hold rich markup,
+    except in "key" columns, which are taken literally."""
+
+    def __init__(self, *columns: str | Column, title: str | None = None):
+        self.columns = [c if isinstance(c, Column) else Column(c) for c in columns]
+        self.title = title
+        self.rows: list[list] = []
+
+    def add_row(self, *cells: str) -> None:
+        row = []
+        for col, cell in zip(self.columns, cells):
+            cell = str(cell) if col.kind in ("wrap", "full") else str(cell).replace("\n", " ")
+            row.append(Text(cell) if col.kind == "key" else Text.from_markup(cell))
+        self.rows.append(row)
+
+    def widths(self, available: int) -> tuple[list[int], list[int]]:
+        """(indexes of the columns kept, their widths) for a table `available` cells wide."""
+        natural, minimum = [], []
+        for i, col in enumerate(self.columns):
+            header = cell_len(col.name)
+            longest = max([_longest_line(row[i]) for row in self.rows] + [header])
+            natural.append(longest)
+            minimum.append(longest if col.kind == "fixed" else min(longest, max(header, col.min)))
+        kept = list(range(len(self.columns)))
+        droppable = sorted((c.drop, i) for i, c in enumerate(self.columns) if c.drop is not None)
+        while sum(minimum[i] for i in kept) + _BORDERS * len(kept) + 1 > available and droppable:
+            kept.remove(droppable.pop(0)[1])
+        budget = available - _BORDERS * len(kept) - 1
+        widths = {i: natural[i] for i in kept}
+        excess = sum(widths.values()) - budget
+        while excess > 0:
+            flexible = [i for i in kept if widths[i] > minimum[i]]
+            if not flexible:
+                break
+            # cut the widest flexible column by one cell at a time: long columns give way first
+            widest = max(flexible, key=lambda i: (widths[i] - minimum[i], widths[i]))
+            widths[widest] -= 1
+            excess -= 1
+        return kept, [widths[i] for i in kept]
+
+    def __rich_console__(self, console, options):
+        kept, widths = self.widths(options.max_width)
+        table = Table(title=self.title, header_style="bold", show_lines=False, expand=False)
+        for i, width in zip(kept, widths):
+            col = self.columns[i]
+            wraps = col.kind in ("wrap", "full")
+            table.add_column(
+                col.name,
+                width=width,
+                no_wrap=not wraps,
+                overflow="fold" if col.kind == "full" else "ellipsis",
+                justify=col.justify,
+            )
+        for row in self.rows:
+            cells = []
+            for i, width in zip(kept, widths):
+                text = row[i]
+                if self.columns[i].kind == "key" and text.cell_len > width:
+                    text = Text(middle_ellipsis(text.plain, width))
+                elif self.columns[i].kind == "text" and text.cell_len > width:
+                    text = text.copy()
+                    text.truncate(width, overflow="ellipsis")
+                cells.append(text)
+            table.add_row(*cells)
+        yield table
+
+
+def _longest_line(text: Text) -> int:
+    return max((cell_len(line) for line in text.plain.split("\n")), default=0)
+
+
+def table(*columns: str | Column, title: str | None = None) -> FitTable:
+    return FitTable(*columns, title=title)
 
 
 def out(renderable="") -> None:

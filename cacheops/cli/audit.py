@@ -137,12 +137,13 @@ def render_cache(r: CacheAudit) -> None:
         f"served another question's answer at threshold {r.threshold:g}"
     )
     if r.worst:
+        C = render.Column
         t = render.table(
-            "distance",
-            "question",
-            "cached answer",
-            "would be served for",
-            "its own answer",
+            C("distance", "fixed", justify="right"),
+            C("question", min=16),
+            C("cached answer", min=14),
+            C("would be served for", min=16),
+            C("its own answer", drop=1, min=14),
             title="worst pairs (same model, different answers)",
         )
         for p in r.worst:

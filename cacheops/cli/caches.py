@@ -34,7 +34,18 @@ def render_catalog(catalog) -> None:
     if not catalog.caches:
         render.out("No LLM caches found.")
     else:
-        t = render.table("cache", "kind", "library", "index", "entries", "memory", "TTL", "vectors", "models")
+        C = render.Column
+        t = render.table(
+            C("cache", "key", min=12),
+            C("kind", "fixed", drop=6),
+            C("library", "wrap", drop=2, min=18),
+            C("index", "key", drop=1, min=8),
+            C("entries", "fixed", justify="right"),
+            C("memory", "fixed", drop=5, justify="right"),
+            C("TTL", "text", drop=4, min=9),
+            C("vectors", "text", drop=3, min=7),
+            C("models", "text", min=12),
+        )
         for c in catalog.caches:
             libraries = ", ".join(c.libraries) or "-"
             models = ", ".join(f"{m} ({n})" for m, n in c.models.most_common(3))
@@ -42,7 +53,7 @@ def render_catalog(catalog) -> None:
                 models += f", +{len(c.models) - 3} more"
             vectors = ", ".join(c.vector_dims) or "-"
             t.add_row(
-                render.escape(c.name),
+                c.name,
                 c.kind,
                 libraries,
                 c.index or "-",

@@ -26,7 +26,8 @@ def command(ctx, json_flag, table_flag):
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
     else:
-        t = render.table("status", "area", "finding", "fix")
+        C = render.Column
+        t = render.table(C("status", "fixed"), C("area", "text", min=12), C("finding", min=24), C("fix", min=16))
         for c in report.checks:
             t.add_row(STYLE[c.status], render.escape(c.area), render.escape(c.message), render.escape(c.fix))
         render.out(t)

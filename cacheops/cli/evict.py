@@ -200,16 +200,23 @@ def command(
 def render_preview(plan) -> None:
     p = plan
     if p.total:
-        t = render.table("cache", "entries")
+        C = render.Column
+        t = render.table(C("cache", "key", min=16), C("entries", "fixed", justify="right"))
         for cache, n in p.per_cache.most_common():
-            t.add_row(render.escape(cache), f"{n:,}")
+            t.add_row(cache, f"{n:,}")
         render.out(t)
-        columns = ["key", "prompt", "model", "answer", "TTL"] + (["distance"] if p.distances else [])
+        columns = [
+            C("key", "key", min=16),
+            C("prompt", "text", min=14),
+            C("model", "text", drop=2, min=8),
+            C("answer", "text", min=14),
+            C("TTL", "fixed", drop=1, justify="right"),
+        ] + ([C("distance", "fixed", justify="right")] if p.distances else [])
         sample = render.table(*columns, title=f"sample ({len(p.sample)} of {p.total:,})")
         for e in p.sample:
             prompt = e.prompt if e.prompt is not None else f"md5 {(e.prompt_hash or '')[:12]}… (not stored)"
             row = [
-                render.escape(render.preview(e.key, 40)),
+                render.short_key(e.key, None),
                 render.escape(render.preview(prompt, 40)),
                 render.escape(e.model or "-"),
                 render.escape(render.preview(e.answer, 40)),

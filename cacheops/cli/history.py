@@ -31,7 +31,15 @@ def command(state: AppState, limit, action, json_flag, table_flag):
     if not events:
         render.out("No evictions, restores or warm runs recorded on this server.")
         return
-    t = render.table("when", "action", "who", "selectors", "counts", "backup")
+    C = render.Column
+    t = render.table(
+        C("when", "fixed", drop=3),
+        C("action", "fixed"),
+        C("who", "text", drop=1, min=12),
+        C("selectors", "text", min=16),
+        C("counts", min=16),
+        C("backup", "key", drop=2, min=16),
+    )
     for e in events:
         counts = e.get("counts") or {}
         shown = {
@@ -60,6 +68,6 @@ def command(state: AppState, limit, action, json_flag, table_flag):
             render.escape(f"{e.get('redis_user')} ({e.get('os_user')}@{e.get('host')})"),
             render.escape(render.preview(", ".join(f"{k}={v}" for k, v in selectors.items()), 60)),
             ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in shown.items()),
-            render.escape(e.get("backup") or "-"),
+            e.get("backup") or "-",
         )
     render.out(t)

@@ -70,13 +70,23 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
         render.json_lines(chunk)
         render.flush()
         return
-    t = render.table("key", "layout", "model", "prompt", "answer", "TTL", "size", "inserted")
+    C = render.Column
+    t = render.table(
+        C("key", "key", min=16),
+        C("layout", "text", drop=2, min=14),
+        C("model", "text", drop=4, min=8),
+        C("prompt", "text", min=14),
+        C("answer", "text", min=14),
+        C("TTL", "fixed", drop=5, justify="right"),
+        C("size", "fixed", drop=3, justify="right"),
+        C("inserted", "fixed", drop=1),
+    )
     shown = 0
     for item in items:
         shown += 1
         if isinstance(item, UnknownKey):
             t.add_row(
-                render.escape(render.short_key(item.key)),
+                render.short_key(item.key, None),
                 "[dim]unknown[/dim]",
                 "-",
                 f"({item.type})",
@@ -94,7 +104,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
             else "(not stored)"
         )
         t.add_row(
-            render.escape(render.short_key(item.key)),
+            render.short_key(item.key, None),
             item.layout,
             render.escape(item.model or "-"),
             render.escape(render.preview(prompt, 48)),

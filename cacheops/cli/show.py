@@ -58,7 +58,7 @@ def render_entry(item) -> None:
         )
         return
     e: Entry = item
-    t = render.table("field", "value")
+    t = render.table(render.Column("field", "fixed"), render.Column("value", "full"))
     rows = [
         ("key", e.key),
         ("cache", f"{e.cache} ({e.library}, {e.kind})"),

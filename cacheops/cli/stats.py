@@ -51,20 +51,21 @@ def command(state: AppState, cache, json_flag, table_flag):
             f"{', index ' + c.index if c.index else ''}: {c.entries:,} entries, {render.human_bytes(c.bytes)}"
             f", inserted {render.timestamp(c.oldest)} .. {render.timestamp(c.newest)}"
         )
-        t = render.table("TTL left", "entries", "")
+        C = render.Column
+        t = render.table(C("TTL left", "fixed"), C("entries", "fixed", justify="right"), C("", "fixed"))
         for name, _ in TTL_BUCKETS:
             n = c.ttl_histogram.get(name, 0)
             t.add_row(name, f"{n:,}", render.bar(n, c.entries))
         render.out(t)
         if c.models:
-            t = render.table("model", "entries", "")
+            t = render.table(C("model", "text", min=16), C("entries", "fixed", justify="right"), C("", "fixed"))
             for model, n in c.models.most_common(10):
                 t.add_row(render.escape(model), f"{n:,}", render.bar(n, c.entries))
             render.out(t)
         hist = report.access.per_cache.get(c.name)
         if hist:
             total = sum(hist.values())
-            t = render.table(label, "entries", "")
+            t = render.table(C(label, "fixed"), C("entries", "fixed", justify="right"), C("", "fixed"))
             for name, _ in buckets:
                 t.add_row(name, f"{hist.get(name, 0):,}", render.bar(hist.get(name, 0), total))
             render.out(t)

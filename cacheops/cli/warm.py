@@ -50,21 +50,22 @@ def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_fla
 def render_report(report: WarmReport) -> None:
     e = render.escape
     first = "would write" if report.dry_run else "written"
+    C = render.Column
     t = render.table(
-        "cache",
-        "type",
-        "model(s)",
-        "TTL",
-        first,
-        "already cached",
-        "skipped",
-        "failed",
+        C("cache", "key", min=12),
+        C("type", "text", drop=1, min=14),
+        C("model(s)", "text", drop=3, min=12),
+        C("TTL", "fixed", drop=2),
+        C(first, "fixed", justify="right"),
+        C("already cached", "fixed", justify="right"),
+        C("skipped", "fixed", justify="right"),
+        C("failed", "fixed", justify="right"),
         title=f"warm {e(report.playbook)} ({e(report.file)})" + (" (dry run)" if report.dry_run else ""),
     )
     for c in report.caches:
         n = c.counts
         t.add_row(
-            e(c.cache),
+            c.cache,
             c.type,
             e(", ".join(c.models) or "-"),
             render.human_duration(c.ttl) if c.ttl else "none",
