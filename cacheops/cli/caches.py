@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..inspect.catalog import EntryFilter, build_catalog, build_context
+from ..inspect.catalog import EntryFilter, build_catalog, build_context, require_cache
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
@@ -21,9 +21,11 @@ def command(state: AppState, cache, json_flag, table_flag):
         cacheops caches --json | jq '.caches[].name'
     """
     client = state.client()
+    ctx = build_context(client)
+    require_cache(client, ctx, cache)
     progress = ScanStats()
     with render.scan_progress(progress):
-        catalog = build_catalog(client, build_context(client), EntryFilter(cache=cache), stats=progress)
+        catalog = build_catalog(client, ctx, EntryFilter(cache=cache), stats=progress)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(catalog.to_dict())
         return

@@ -4,7 +4,7 @@ import click
 
 from .. import render
 from ..errors import NotFound, UsageError
-from ..inspect.catalog import build_context
+from ..inspect.catalog import build_context, require_cache
 from ..ops import evict as evict_lib
 from ..ops.selection import Neighbourhood, Selection, parse_duration
 from ..ownkeys import parse_pair
@@ -160,6 +160,7 @@ def command(
         )
     client = state.client()
     ctx = build_context(client, known_texts=selection.prompts)
+    require_cache(client, ctx, cache)
     with render.status("selecting entries…"):
         plan = evict_lib.plan(client, selection, ctx, sample_size=sample)
     try:

@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..inspect.catalog import EntryFilter, UnknownKey, build_context, iter_entries
+from ..inspect.catalog import EntryFilter, UnknownKey, build_context, iter_entries, require_cache
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
@@ -44,6 +44,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     client = state.client()
     known = [line.rstrip("\n") for line in prompts_file if line.strip()] if prompts_file else ()
     ctx = build_context(client, known_texts=known)
+    require_cache(client, ctx, cache)
     fmt = output_format(json_flag, table_flag)
     if fmt == "table" and limit is None:
         limit = TTY_DEFAULT_LIMIT

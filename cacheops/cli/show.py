@@ -3,7 +3,7 @@ from rich.panel import Panel
 
 from .. import render
 from ..errors import NotFound, UsageError
-from ..inspect.catalog import UnknownKey, build_context
+from ..inspect.catalog import UnknownKey, build_context, require_cache
 from ..inspect.finder import find_by_prompt, read_entry
 from ..layouts import Entry, PromptQuery
 from .app import AppState, output_format, output_options, pass_state
@@ -31,6 +31,7 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
         raise UsageError("give either a KEY or --prompt TEXT")
     client = state.client()
     ctx = build_context(client)
+    require_cache(client, ctx, cache)
     if key:
         item = read_entry(client, ctx, key)
         entries = [item]

@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..inspect.catalog import TTL_BUCKETS, EntryFilter, build_context
+from ..inspect.catalog import TTL_BUCKETS, EntryFilter, build_context, require_cache
 from ..inspect.stats import FREQ_BUCKETS, IDLE_BUCKETS, collect_stats
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
@@ -20,9 +20,11 @@ def command(state: AppState, cache, json_flag, table_flag):
         cacheops stats --cache llmcache
     """
     client = state.client()
+    ctx = build_context(client)
+    require_cache(client, ctx, cache)
     progress = ScanStats()
     with render.scan_progress(progress):
-        report = collect_stats(client, build_context(client), EntryFilter(cache=cache), scan_stats=progress)
+        report = collect_stats(client, ctx, EntryFilter(cache=cache), scan_stats=progress)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
         return

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from ..errors import NotFound
 from ..layouts import BY_ID, LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
 from ..layouts import langchain_format as lc
 from ..server.indexes import IndexInfo, list_indexes
@@ -358,12 +359,9 @@ def build_catalog(
         if on_entry:
             on_entry(item)
     # Semantic indexes with no entries yet are caches too.
-    for idx in ctx.indexes:
-        if {"prompt", "prompt_vector"} <= idx.fields.keys():
-            for prefix in idx.prefixes:
-                name = prefix.rstrip(":")
-                if flt.cache is None or flt.cache == name:
-                    summaries.setdefault(name, CacheSummary(name, "semantic", index=idx.name))
+    for name, idx in _semantic_index_caches(ctx):
+        if flt.cache is None or flt.cache == name:
+            summaries.setdefault(name, CacheSummary(name, "semantic", index=idx.name))
     for summary in summaries.values():
         summary.foreign_keys = unknown_by_prefix.get(summary.name, 0)
         idx = next((i for i in ctx.indexes if i.name == summary.index), None)
@@ -378,6 +376,34 @@ def build_catalog(
         stats.path,
         ctx.indexes,
     )
+
+
+def _semantic_index_caches(ctx: Context) -> list[tuple[str, IndexInfo]]:
+    """(cache name, index) for every semantic cache index, entries or not."""
+    return [
+        (prefix.rstrip(":"), idx)
+        for idx in ctx.indexes
+        if {"prompt", "prompt_vector"} <= idx.fields.keys()
+        for prefix in idx.prefixes
+    ]
+
+
+def no_such_cache(name: str, known: Iterable[str], kind: str = "cache") -> NotFound:
+    """The one error for a --cache NAME that is not there (exit 7), naming the caches that are."""
+    names = ", ".join(sorted(set(known))) or "none"
+    return NotFound(f"no {kind} named {name!r}; {kind}s on this server: {names}")
+
+
+def require_cache(client: redis.Redis, ctx: Context, name: str | None) -> None:
+    """Nothing if `name` is None or a cache on this server (a semantic index over it, or a key a
+    layout attributes to it); otherwise no_such_cache naming the caches there are. Stops at the
+    first key of the cache, so an existing cache costs little; the error path costs a catalog pass."""
+    if name is None or any(cache == name for cache, _ in _semantic_index_caches(ctx)):
+        return
+    for item in iter_entries(client, ctx, EntryFilter(cache=name), include_unknown=True, full=False):
+        if getattr(item, "cache", None) == name:
+            return
+    raise no_such_cache(name, (c.name for c in build_catalog(client, ctx).caches))
 
 
 def _annotate(summary: CacheSummary, summaries: dict[str, CacheSummary], ctx: Context) -> None:

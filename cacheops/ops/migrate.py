@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-from ..errors import NotFound, TargetConflict, UsageError
-from ..inspect.catalog import EntryFilter, build_context, iter_entries
+from ..errors import TargetConflict, UsageError
+from ..inspect.catalog import EntryFilter, build_context, iter_entries, require_cache
 from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
@@ -178,10 +178,7 @@ def plan(
     index = ctx.index_for_prefix(cache)
     first = next(iter_entries(client, ctx, EntryFilter(cache=cache), limit=1, full=False), None)
     if first is None and index is None:
-        raise NotFound(
-            f"no cache named {cache!r} (no entries under {cache}: and no search index over it): "
-            f"`cacheops caches` lists the caches"
-        )
+        require_cache(client, ctx, cache)  # raises, naming the caches there are
     if first is not None and migratable(first.layout) is None:
         what = "a semantic cache this command supports" if first.kind == "semantic" else "a semantic cache"
         libraries = [layout.library for layout in semantic_layouts() if layout.migration]

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from ..errors import CacheopsError, NotFound
-from ..inspect.catalog import EntryFilter, decode_record, iter_entries
+from ..errors import CacheopsError
+from ..inspect.catalog import EntryFilter, decode_record, iter_entries, no_such_cache
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, semantic_layout
 from ..server.indexes import IndexInfo, parse_search
 from ..server.keyspace import read_records
@@ -87,16 +87,17 @@ class NearestStats:
 
 def semantic_caches(client: redis.Redis, ctx: Context, cache: str | None = None) -> list[SemanticCache]:
     """Every semantic cache (an index with a vector field and a prompt field), or only `cache`."""
-    out = []
+    out, known = [], []
     for idx in ctx.indexes:
         if idx.key_type != "HASH" or idx.vector is None or "prompt" not in idx.fields:
             continue
         for prefix in idx.prefixes:
             name = prefix.rstrip(":")
+            known.append(name)
             if cache is None or name == cache:
                 out.append(_identify(client, SemanticCache(name, idx)))
     if cache is not None and not out:
-        raise NotFound(f"no semantic cache named {cache!r}; list caches with `cacheops caches`")
+        raise no_such_cache(cache, known, kind="semantic cache")
     return out
 
 
