@@ -52,3 +52,11 @@ class ModelUnavailable(CacheopsError):
 
 class TargetConflict(CacheopsError):
     exit_code = ExitCode.TARGET_CONFLICT
+
+
+class NotRedis(CacheopsError):
+    exit_code = ExitCode.NOT_REDIS
+
+
+class NoSuchDatabase(CacheopsError):
+    exit_code = ExitCode.NO_SUCH_DATABASE

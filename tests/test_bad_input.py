@@ -135,3 +135,38 @@ def test_redact_url(url, shown):
     from cacheops.server.connection import redact_url
 
     assert redact_url(url) == shown
+
+
+@pytest.fixture
+def http_service():
+    """A real non-Redis TCP service on loopback: Python's own HTTP server."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the server shares the test's stderr with the CLI
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_service_that_is_not_redis_gets_its_own_exit_code(run, http_service):
+    result = run("caches", url=f"redis://127.0.0.1:{http_service}/0")
+    assert_clean_error(result, ExitCode.NOT_REDIS, "does not answer in the Redis protocol", str(http_service))
+
+
+def test_a_database_that_does_not_exist_gets_its_own_exit_code(run, redis_url):
+    base = redis_url.rsplit("/", 1)[0]
+    assert_clean_error(run("caches", url=f"{base}/99"), ExitCode.NO_SUCH_DATABASE, "database 99 does not exist")
+    result = run("--db", "16", "scan", url=base)
+    assert_clean_error(result, ExitCode.NO_SUCH_DATABASE, "database 16 does not exist")
+
+
+def test_connection_errors_read_as_one_sentence(run):
+    result = run("caches", url=f"redis://127.0.0.1:{free_port()}/0")
+    assert ".;" not in result.output and "Connection refused;" in result.output

@@ -14,7 +14,16 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import redis
 from redis import exceptions as rex
 
-from ..errors import AuthFailed, CacheopsError, ConfigError, ConnectionFailed, MissingModule, PermissionDenied
+from ..errors import (
+    AuthFailed,
+    CacheopsError,
+    ConfigError,
+    ConnectionFailed,
+    MissingModule,
+    NoSuchDatabase,
+    NotRedis,
+    PermissionDenied,
+)
 from ..paths import config_file
 
 DEFAULT_URL = "redis://localhost:6379"
@@ -184,8 +193,21 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
         return PermissionDenied(
             f"{where}: the ACL user may not do this ({text}); `cacheops doctor` lists the permissions cacheops needs"
         )
+    if isinstance(exc, rex.InvalidResponse) or text.startswith("Protocol error"):
+        return NotRedis(
+            f"{where} does not answer in the Redis protocol ({text.rstrip('.')}): another service listens "
+            f"there; check the host and port in --url / REDIS_URL"
+        )
+    if "DB index is out of range" in text or "Invalid Database" in text or "SELECT is not allowed" in text:
+        db = spec.db if spec and spec.db is not None else (urlsplit(spec.url).path.strip("/") if spec else "")
+        return NoSuchDatabase(
+            f"{where}: database {db or '?'} does not exist on this server ({text.rstrip('.')}); Redis has "
+            f"databases 0-15 unless configured otherwise (`databases`), a cluster only 0: fix the URL's /N or --db"
+        )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError)):
-        return ConnectionFailed(f"cannot reach {where}: {text}; check --url / REDIS_URL and that the server is up")
+        return ConnectionFailed(
+            f"cannot reach {where}: {text.rstrip('.')}; check --url / REDIS_URL and that the server is up"
+        )
     if isinstance(exc, rex.ResponseError) and "unknown command" in text.lower():
         upper = text.upper()
         if "'FT." in upper or "'JSON." in upper:
