@@ -653,3 +653,27 @@ def test_a_key_scan_returns_twice_is_selected_once(monkeypatch):
         False,
         False,
     ]  # at least 3 keys remembered, at most 6
+
+
+def test_the_undo_hint_runs_verbatim_with_the_connection_options(run, redis_url, client, tmp_path):
+    import shlex
+
+    from conftest import Cli
+
+    writers.langchain_exact(redis_url, [(Q, WRONG)])
+    result = run("--db", "0", "evict", "--prompt", Q, "--backup", str(tmp_path / "b.jsonl"), "--yes")
+    (hint,) = [line for line in result.stdout.splitlines() if line.startswith("undo with: ")]
+    argv = shlex.split(hint.removeprefix("undo with: "))
+    assert argv[:3] == ["cacheops", "--url", redis_url] and "--db" in argv, hint
+    restored = Cli("")(*argv[1:])  # exactly the printed line, nothing added
+    assert restored.exit_code == 0, restored.output
+    assert client.exists(*[k for k in client.scan_iter() if k != AUDIT]) == 1
+
+    # A password in --url is never printed: the hint shows *** in its place.
+    secret_url = redis_url.replace("redis://", "redis://default:hunter2-secret@")
+    hint = [
+        line
+        for line in Cli(secret_url)("evict", "--prompt", Q, "--yes").stdout.splitlines()
+        if line.startswith("undo with: ")
+    ]
+    assert hint and "hunter2-secret" not in hint[0] and "default:***@" in hint[0]

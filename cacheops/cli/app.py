@@ -108,3 +108,30 @@ def output_options(fn):
         "--json", "json_flag", is_flag=True, help="JSON output (the default when stdout is not a terminal)."
     )(fn)
     return fn
+
+
+# -- command lines cacheops suggests (kept apart from the state and error handling above) ---------
+
+
+def suggested(state: AppState, *args: str) -> str:
+    """A `cacheops ...` line to print as a next step, with the connection options this run used so
+    it runs verbatim against the same server. A password in --url shows as *** (never printed);
+    REDIS_URL / CACHEOPS_PROFILE from the environment need no flag."""
+    import shlex
+
+    from ..server.connection import redact_url
+
+    flags: list[str] = []
+    if state.embedded:
+        flags.append("--embedded")
+    elif state.url and os.environ.get("REDIS_URL") != state.url:
+        flags += ["--url", redact_url(state.url)]
+    if state.profile and os.environ.get("CACHEOPS_PROFILE") != state.profile:
+        flags += ["--profile", state.profile]
+    if state.username:
+        flags += ["--username", state.username]
+    if state.db is not None:
+        flags += ["--db", str(state.db)]
+    if state.tls_ca_file:
+        flags += ["--tls-ca-file", state.tls_ca_file]
+    return shlex.join(["cacheops", *flags, *args])

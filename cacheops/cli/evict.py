@@ -8,7 +8,7 @@ from ..inspect.catalog import build_context, require_cache
 from ..ops import evict as evict_lib
 from ..ops.selection import Neighbourhood, Selection, parse_duration
 from ..ownkeys import parse_pair
-from .app import AppState, confirmed, pass_state
+from .app import AppState, confirmed, pass_state, suggested
 
 
 def _key_stream(keys: tuple[str, ...], keys_from):
@@ -195,7 +195,7 @@ def command(
         doc["result"] = result.to_dict()
         render.json_doc(doc)
         return
-    render_result(result)
+    render_result(result, undo=suggested(state, "restore", result.backup))
 
 
 def render_preview(plan) -> None:
@@ -239,7 +239,7 @@ def render_preview(plan) -> None:
         render.note(f"{p.no_age:,} entries record no insertion time, so --older-than did not select them")
 
 
-def render_result(result) -> None:
+def render_result(result, undo: str) -> None:
     r = result
     render.out(
         f"deleted {r.deleted:,} of {r.plan.total:,} entries"
@@ -254,7 +254,8 @@ def render_result(result) -> None:
         render.note(f"{r.gone:,} already gone (expired or deleted by the app)")
     if r.kept_busy:
         render.warn(f"{r.kept_busy:,} kept changing while being deleted: left alone; run again")
-    render.out(f"backup: {render.escape(r.backup)}  (undo with: cacheops restore {render.escape(r.backup)})")
+    render.out(f"backup: {render.escape(r.backup)}")
+    render.out(f"undo with: {render.escape(undo)}")
     actor = r.actor or {}
     render.note(
         f"audit {r.audit_id} by {actor.get('redis_user')} ({actor.get('os_user')}@{actor.get('host')}); "

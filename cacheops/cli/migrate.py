@@ -8,7 +8,7 @@ from .. import render
 from ..inspect.catalog import build_context
 from ..ops import migrate as migrate_lib
 from ..semantic.vectorizers import load_vectorizer, parse_spec
-from .app import AppState, confirmed, pass_state
+from .app import AppState, confirmed, pass_state, suggested
 
 
 @click.command("migrate-embeddings")
@@ -96,7 +96,7 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
         doc["result"] = result.to_dict()
         render.json_doc(doc)
         return
-    render_result(result)
+    render_result(result, evict_source=suggested(state, "evict", "--cache", result.plan.source))
 
 
 def render_preview(plan) -> None:
@@ -119,7 +119,7 @@ def render_preview(plan) -> None:
     render.out(schema)
 
 
-def render_result(result) -> None:
+def render_result(result, evict_source: str) -> None:
     r, p = result, result.plan
     render.out(
         f"migrated {r.migrated:,} entries to {render.escape(p.target)!s} in {r.seconds:.1f}s "
@@ -137,6 +137,6 @@ def render_result(result) -> None:
     name = render.escape(p.target)
     render.out(f"next: configure the app with {render.escape(migrate_lib.app_settings(p))}")
     render.out(
-        f"then, once it serves from {name}, remove the old cache: cacheops evict --cache {render.escape(p.source)} "
+        f"then, once it serves from {name}, remove the old cache: {render.escape(evict_source)} "
         f"(it backs up first); re-run this command before that to copy entries the app wrote meanwhile"
     )
