@@ -95,6 +95,11 @@ def timestamp(value: float | None) -> str:
     return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 entry', '2 entries', '1,234 keys': a count with its noun."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def preview(text: str | None, width: int = 60) -> str:
     if text is None:
         return "-"
@@ -224,6 +229,13 @@ def table(*columns: str | Column, title: str | None = None) -> FitTable:
 
 def out(renderable="") -> None:
     console.print(renderable)
+
+
+def rule(title: str) -> None:
+    """A separator line with a title (between the entries `show --prompt` prints)."""
+    from rich.rule import Rule
+
+    console.print(Rule(escape(title), align="left"))
 
 
 def note(text: str) -> None:

@@ -452,8 +452,8 @@ def test_terminal_asks_before_deleting(run, redis_url, client, monkeypatch):
     assert result.exit_code == 0 and "cancelled: nothing was deleted" in result.output
     assert len(exact_key(client, Q)) == 1
     result = run("evict", "--prompt", Q, input="y\n")
-    assert result.exit_code == 0 and "deleted 1 of 1 entries" in result.output
-    assert "cacheops restore" in result.output and not exact_key(client, Q)
+    assert result.exit_code == 0 and "deleted 1 entry of 1 selected" in result.output
+    assert "undo with: cacheops --url" in result.output and not exact_key(client, Q)
 
 
 def test_write_between_backup_and_delete_is_caught(redis_url, client, tmp_path, monkeypatch):

@@ -178,8 +178,8 @@ def command(
                 render.note("dry run: nothing was deleted")
             return
         if not confirmed(
-            f"Delete {plan.total:,} entries (a backup is written first)?",
-            f"refusing to delete {plan.total:,} entries without confirmation: "
+            f"Delete {render.plural(plan.total, 'entry', 'entries')} (a backup is written first)?",
+            f"refusing to delete {render.plural(plan.total, 'entry', 'entries')} without confirmation: "
             f"re-run with --yes (or --dry-run to only preview)",
             yes,
         ):
@@ -229,20 +229,26 @@ def render_preview(plan) -> None:
             sample.add_row(*row)
         render.out(sample)
     render.out(
-        f"{p.total:,} entries selected ({render.human_bytes(p.bytes)}) from {p.candidates:,} candidates ({p.source})"
+        f"{render.plural(p.total, 'entry', 'entries')} selected ({render.human_bytes(p.bytes)}) "
+        f"from {render.plural(p.candidates, 'candidate')} ({p.source})"
     )
     if p.not_entries:
-        render.note(f"{p.not_entries:,} candidate key(s) are not cache entries: never deleted")
+        what = ", ".join(f"{n:,} {kind}" for kind, n in p.not_entries_kinds.most_common())
+        verb = "is not a cache entry" if p.not_entries == 1 else "are not cache entries"
+        render.note(f"{render.plural(p.not_entries, 'candidate key')} {verb} ({what}): never deleted")
     if p.missing and p.source == "keys":
-        render.note(f"{p.missing:,} candidate key(s) do not exist")
+        render.note(f"{render.plural(p.missing, 'candidate key')} {'does' if p.missing == 1 else 'do'} not exist")
     if p.no_age:
-        render.note(f"{p.no_age:,} entries record no insertion time, so --older-than did not select them")
+        render.note(
+            f"{render.plural(p.no_age, 'entry', 'entries')} record{'s' if p.no_age == 1 else ''} no insertion time, "
+            f"so --older-than did not select {'it' if p.no_age == 1 else 'them'}"
+        )
 
 
 def render_result(result, undo: str) -> None:
     r = result
     render.out(
-        f"deleted {r.deleted:,} of {r.plan.total:,} entries"
+        f"deleted {render.plural(r.deleted, 'entry', 'entries')} of {r.plan.total:,} selected"
         + (f" (+{r.companions_deleted:,} companion keys)" if r.companions_deleted else "")
         + f" in {r.seconds:.2f}s"
     )

@@ -41,33 +41,33 @@ def command(state: AppState, limit, action, json_flag, table_flag):
         C("backup", "key", drop=2, min=16),
     )
     for e in events:
-        counts = e.get("counts") or {}
-        shown = {
-            k: v
-            for k, v in counts.items()
-            if v
-            and k
-            in (
-                "matched",
-                "deleted",
-                "restored",
-                "kept_newer",
-                "no_longer_matching",
-                "overwritten",
-                "written",
-                "already_cached",
-                "failed",
-                "migrated",
-                "skipped",
-            )
-        }
-        selectors = {k: v for k, v in (e.get("selectors") or {}).items() if v is not None}
         t.add_row(
             render.timestamp(e["at"]),
             e["action"],
             render.escape(f"{e.get('redis_user')} ({e.get('os_user')}@{e.get('host')})"),
-            render.escape(render.preview(", ".join(f"{k}={v}" for k, v in selectors.items()), 60)),
-            ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in shown.items()),
+            render.escape(render.preview(describe_selectors(e.get("selectors") or {}), 60)),
+            render.escape(describe_counts(e.get("counts") or {})),
             e.get("backup") or "-",
         )
     render.out(t)
+
+
+def describe_selectors(selectors: dict) -> str:
+    """`prompt=What is X?, prompt=Y, cache=llmcache`: one NAME=VALUE per value, as the flags were given."""
+    parts = []
+    for name, value in selectors.items():
+        if value is None or value is False or value == [] or value == "":
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        parts += [f"{name}={v}" for v in values]
+    return ", ".join(parts) or "-"
+
+
+def describe_counts(counts: dict) -> str:
+    """Every non-zero count the event recorded (`deleted 2, identical 2`), whatever the action."""
+    shown = [
+        f"{name.replace('_', ' ')} {value:,}"
+        for name, value in counts.items()
+        if isinstance(value, int) and not isinstance(value, bool) and value
+    ]
+    return ", ".join(shown) or "nothing changed"

@@ -39,15 +39,24 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
         entries = find_by_prompt(client, ctx, PromptQuery(prompt, system), cache)
         if not entries:
             where = f" in cache {cache!r}" if cache else ""
+            how = (
+                "with that system message"
+                if system is not None
+                else "sent without a system message (if the app sends one, give it with --system)"
+            )
             raise NotFound(
-                f"no cached entry for that prompt{where} (system message given: {system is not None}); "
-                f"check the exact text, or list entries with `cacheops scan`"
+                f"no cached entry for that prompt {how}{where}; check the exact text, "
+                f"or list entries with `cacheops scan`"
             )
     if output_format(json_flag, table_flag) == "json":
         docs = [e.to_dict(full=True) for e in entries]
         render.json_doc(docs[0] if key else docs)
         return
-    for item in entries:
+    if len(entries) > 1:
+        render.out(f"{len(entries)} cached entries for that prompt:")
+    for number, item in enumerate(entries, 1):
+        if len(entries) > 1:
+            render.rule(f"{number} of {len(entries)}: {getattr(item, 'cache', '')} {getattr(item, 'model', '') or ''}")
         render_entry(item)
 
 

@@ -188,4 +188,6 @@ def _check_indexes(ctx: Context, report: DoctorReport) -> None:
         else:
             vec = idx.vector
             detail = f", vectors {vec.dims} x {vec.dtype} {vec.metric}" if vec else ""
-            report.add(area, OK, f"{idx.num_docs} documents, prefixes {idx.prefixes}{detail}")
+            prefixes = ", ".join(idx.prefixes) or "(none)"
+            noun = "prefix" if len(idx.prefixes) == 1 else "prefixes"
+            report.add(area, OK, f"{idx.num_docs} documents, {noun} {prefixes}{detail}")

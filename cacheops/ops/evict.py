@@ -75,6 +75,8 @@ class Plan:
     distances: dict[str, float] = field(default_factory=dict)
     candidates: int = 0  # keys looked at
     not_entries: int = 0  # candidates that exist but no layout recognised: never touched
+    # what those were: a library's infrastructure by role (e.g. "cacheops audit trail"), or "unknown"
+    not_entries_kinds: Counter = field(default_factory=Counter)
     missing: int = 0  # candidates (e.g. --key) that do not exist
     no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
     source: str = ""
@@ -123,6 +125,7 @@ class Plan:
             "sample": [sample_row(e) for e in self.sample],
             "candidates": self.candidates,
             "not_cache_entries": self.not_entries,
+            "not_cache_entries_kinds": dict(self.not_entries_kinds),
             "missing": self.missing,
             "no_insertion_time": self.no_age,
             "source": self.source,
@@ -202,6 +205,8 @@ def plan(
                 entries.append((item, rec))
             elif not is_tag_key(rec.key):
                 result.not_entries += 1
+                role = getattr(item, "role", "")  # an InfrastructureKey's, e.g. "cacheops audit trail"
+                result.not_entries_kinds[role.split(" of ", 1)[0] if role else f"unknown {rec.type} key"] += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
         for (entry, rec), tags in zip(entries, extra):
             if recent.seen(rec.key):
