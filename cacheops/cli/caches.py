@@ -38,8 +38,8 @@ def render_catalog(catalog) -> None:
     else:
         C = render.Column
         t = render.table(
-            C("cache", "key", min=12),
-            C("kind", "fixed", drop=6),
+            C("cache", "key", min=14),
+            C("kind", "text", drop=6, min=8),
             C("library", "wrap", drop=2, min=18),
             C("index", "key", drop=1, min=8),
             C("entries", "fixed", justify="right"),
@@ -59,14 +59,21 @@ def render_catalog(catalog) -> None:
                 c.kind,
                 libraries,
                 c.index or "-",
-                f"{c.entries:,}",
-                render.human_bytes(c.bytes),
+                f"{c.entries:,}" if c.entries or not c.infrastructure else "-",
+                render.human_bytes(c.bytes) if c.entries or not c.infrastructure else "-",
                 c.ttl_policy,
                 vectors,
                 render.escape(models or "-"),
             )
         render.out(t)
         for c in catalog.caches:
+            if c.infrastructure:
+                # the same figures as the JSON's "infrastructure": keys beside the entries, not entries
+                roles = ", ".join(f"{n:,} {role}" for role, n in c.infrastructure.most_common())
+                render.note(
+                    f"{c.name}: {render.plural(sum(c.infrastructure.values()), 'key')} beside the entries "
+                    f"({roles}), {render.human_bytes(c.infrastructure_bytes)}; not entries, not in the table's figures"
+                )
             for text in c.notes:
                 render.warn(f"{c.name}: {text}")
     render.note(
