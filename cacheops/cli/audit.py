@@ -192,7 +192,8 @@ def render_cache(r: CacheAudit) -> None:
     if r.bare:
         b = r.bare
         render.out(
-            f"same audit on {b.sample} entries, stored string vs bare user text: median nearest "
+            f"same audit on {b.sample} entries, every pair compared (not only the --k nearest), "
+            f"stored string vs bare user text: median nearest "
             f"distance {b.median_nn_stored} vs {b.median_nn_bare}; collisions at {b.threshold:g}: "
             f"{b.collisions_stored} vs {b.collisions_bare}; largest safe threshold: "
             f"{b.safe_threshold_stored} vs {b.safe_threshold_bare}"

@@ -153,6 +153,7 @@ class CacheAudit:
     colliding_pairs: int = 0  # unordered pairs within the threshold, same scope, different answers
     colliding_entries: int = 0  # entries with at least one such neighbour
     pairs_exact: bool = True  # False when the pair count is a lower bound
+    k_saturated: int = 0  # entries whose k nearest were all within the threshold (more pairs may exist)
     worst: list[Pair] = field(default_factory=list)
     nn: Histogram = field(default_factory=Histogram)
     closest_conflict: float | None = None  # smallest distance between different answers in one scope
@@ -269,6 +270,10 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
             elif item > worst[0]:
                 heapq.heapreplace(worst, item)
         result.colliding_entries += at_risk
+        if len(nl.neighbours) >= opts.k and nl.neighbours[-1].distance <= threshold:
+            # its k-th nearest is still within the threshold: farther colliding pairs go uncounted
+            result.k_saturated += 1
+            result.pairs_exact = False
     result.entries = stats.entries
     result.skipped = stats.skipped
     result.scopes = len(scopes)
@@ -283,6 +288,11 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
         )
     if stats.skipped:
         result.notes.append(f"{stats.skipped} entries have no vector the index can search (skipped)")
+    if result.k_saturated:
+        result.notes.append(
+            f"{result.k_saturated} entries have all {opts.k} nearest neighbours within the threshold, so the "
+            f"pair count is a lower bound (+); raise --k to count every pair"
+        )
     if closest is None and result.entries > 1:
         result.notes.append(
             f"no two entries with different answers are among each other's {opts.k} nearest: raise --k to look further"
@@ -384,8 +394,25 @@ def _recommend(result: CacheAudit) -> None:
     """One threshold to act on: no collision among the stored entries, and (with a labelled set) the
     target precision; the smaller of the two when both are known."""
     options = []
-    if result.safe_threshold is not None:
-        options.append((result.safe_threshold, "largest threshold with no collision among the stored entries"))
+    if result.safe_threshold is not None and result.safe_threshold > result.threshold and result.labelled is None:
+        # The stored entries bound the threshold from above; they do not show that paraphrases the
+        # cache has never seen stay apart, so raising it is advice only a labelled set can back.
+        options.append(
+            (
+                result.threshold,
+                f"the current one: no collision among the stored entries, which would allow up to "
+                f"{result.safe_threshold:g}; confirm a higher threshold with --labels before raising it",
+            )
+        )
+    elif result.safe_threshold is not None:
+        options.append(
+            (
+                result.safe_threshold,
+                f"largest threshold with no collision among the stored entries: just below "
+                f"{result.closest_conflict:.6f}, the closest pair of different answers "
+                f"(a cache serves distances up to and including its threshold)",
+            )
+        )
     if result.labelled and result.labelled.recommended is not None:
         options.append(
             (
