@@ -95,7 +95,14 @@ def test_second_run_writes_nothing_and_refresh_rewrites(run, redis_url, client, 
     assert warm_json(run, path)["totals"]["written"] == 6
     before = {k: client.dump(k) for k in client.scan_iter(match="redis:*")}
     doc = warm_json(run, path)
-    assert doc["totals"] == {"written": 0, "would_write": 0, "already_cached": 6, "skipped": 0, "failed": 0}
+    assert doc["totals"] == {
+        "written": 0,
+        "would_write": 0,
+        "already_cached": 6,
+        "skipped": 0,
+        "failed": 0,
+        "replaced_other_models": 0,
+    }
     assert {k: client.dump(k) for k in client.scan_iter(match="redis:*")} == before
     assert warm_json(run, path, "--refresh")["totals"]["written"] == 6
     # every warm run that writes is in the audit trail
@@ -367,3 +374,35 @@ def test_generate_asks_the_model_through_the_cache(run, redis_url, client, tmp_p
     )
     assert 290 < client.ttl(key) <= 300 and client.hget(b"cacheops:tags:" + key.encode(), "playbook") == b"onboarding"
     assert warm_json(run, path, "--generate")["caches"][0]["already_cached"] == 2
+
+
+def test_replacing_another_models_entry_is_counted_and_asked_or_flagged(run, redis_url, client, tmp_path, monkeypatch):
+    """RedisSemanticCache keys on the prompt only: warming gpt-4o-mini's answer replaces gpt-4o's
+    entry for the same prompt. Off a terminal that is skipped unless --replace-other-models; on a
+    terminal it is asked once per cache; either way the report says how many of which model."""
+    from langchain_redis import RedisSemanticCache
+
+    import cacheops.cli.app as cli_app
+
+    emb = hashing_embeddings(64)
+    cache = RedisSemanticCache(embeddings=emb, redis_url=redis_url, distance_threshold=0.01)
+    with writers.llm_cache(cache):
+        demo_chat_model("gpt-4o").answer("Can I get a refund?", "Ask gpt-4o's billing team.")
+    path = write_playbook(tmp_path, [{"type": "langchain_semantic", "embedding": HASHING, "distance_threshold": 0}])
+
+    dry = warm_json(run, path, "--dry-run")
+    assert dry["totals"]["replaced_other_models"] == 1 and dry["caches"][0]["replaced_other_models"] == {"gpt-4o": 1}
+
+    kept = warm_json(run, path)  # off a terminal, no flag: gpt-4o's entry stays
+    (skipped,) = [e for e in kept["entries"] if e["status"] == "skipped"]
+    assert skipped["prompt"] == "Can I get a refund?" and "--replace-other-models" in skipped["reason"]
+    assert kept["totals"]["replaced_other_models"] == 0
+    assert app_asks(cache, "Can I get a refund?", model_name="gpt-4o") == ("Ask gpt-4o's billing team.", 0)
+
+    monkeypatch.setattr(cli_app, "interactive", lambda: True)
+    result = run("warm", path, "--table", input="n\n")  # asked, declined: still kept
+    assert result.exit_code == 0 and "Replace other models' entries" in result.output
+    assert app_asks(cache, "Can I get a refund?", model_name="gpt-4o")[0] == "Ask gpt-4o's billing team."
+    result = run("warm", path, "--table", input="y\n")
+    assert result.exit_code == 0 and "replaced 1 entry of other models (1 of gpt-4o)" in result.output
+    assert app_asks(cache, "Can I get a refund?") == ("Within 30 days, from Billing.", 0)

@@ -4,6 +4,7 @@ from .. import render
 from ..exit_codes import ExitCode
 from ..ops.playbook import load_playbook
 from ..ops.warm import CACHED, FAILED, SKIPPED, WOULD_WRITE, WRITTEN, WarmReport, describe, warm
+from . import app
 from .app import AppState, output_format, output_options
 
 
@@ -17,9 +18,15 @@ from .app import AppState, output_format, output_options
     help="Prompts without an answer: ask the app's model through the cache, as the app would "
     "(calls the model; default: skip them).",
 )
+@click.option(
+    "--replace-other-models",
+    is_flag=True,
+    help="In caches that key on the prompt only (langchain-redis RedisSemanticCache), replace another "
+    "model's entry for a prompt without asking (default: ask on a terminal, else keep it and skip).",
+)
 @output_options
 @click.pass_context
-def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_flag):
+def command(ctx, playbook_path, refresh, dry_run, generate, replace_other_models, json_flag, table_flag):
     """Pre-fill LLM caches with a playbook's curated answers, so a deploy does not start cold.
 
     PLAYBOOK is a labelled set (prompts with answers, as for `audit --labels`) with a `warm:`
@@ -27,7 +34,9 @@ def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_fla
     model (an import path + kwargs, constructed but only called with --generate, or a verbatim
     llm_string) and the embedding model. Entries are written by the cache libraries themselves, under the keys the app
     looks up, with the playbook's TTL and tags (playbook=NAME, for `evict --tag`). Prompts already
-    cached are left alone unless --refresh. Prompts without an answer are skipped, or with
+    cached are left alone unless --refresh. A cache that keys on the prompt only holds one model's
+    entry per prompt: replacing another model's entry is asked first (once per cache), or done with
+    --replace-other-models; off a terminal without it those prompts are skipped. Prompts without an answer are skipped, or with
     --generate answered by the app's model through the cache. Exits 8 when any prompt failed (a CI gate), 9 when the
     playbook is invalid.
 
@@ -38,7 +47,17 @@ def command(ctx, playbook_path, refresh, dry_run, generate, json_flag, table_fla
     """
     state: AppState = ctx.obj
     playbook = load_playbook(playbook_path)
-    report = warm(state.client(), playbook, playbook_path, refresh=refresh, dry_run=dry_run, generate=generate)
+    ask = (lambda question: click.confirm(question, default=False, err=True)) if app.interactive() else None
+    report = warm(
+        state.client(),
+        playbook,
+        playbook_path,
+        refresh=refresh,
+        dry_run=dry_run,
+        generate=generate,
+        replace_other_models=replace_other_models,
+        ask=ask,
+    )
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
     else:
@@ -87,7 +106,21 @@ def render_report(report: WarmReport) -> None:
     for reason in reasons:
         count = sum(1 for x in report.entries if x.status == SKIPPED and x.reason == reason)
         render.note(f"{count} skipped: {reason}")
-    notes = sorted({x.reason for x in report.entries if x.status in (WRITTEN, WOULD_WRITE) and x.reason})
+    for c in report.caches:
+        if c.replaced:
+            models = ", ".join(f"{n:,} of {model}" for model, n in c.replaced.most_common())
+            verb = "would replace" if report.dry_run else "replaced"
+            render.note(
+                f"{c.cache}: {verb} {render.plural(sum(c.replaced.values()), 'entry', 'entries')} of other models "
+                f"({models}): this cache keys on the prompt only, one model's answer per prompt"
+            )
+    notes = sorted(
+        {
+            x.reason
+            for x in report.entries
+            if x.status in (WRITTEN, WOULD_WRITE) and x.reason and "another model" not in x.reason
+        }
+    )
     for note in notes:
         render.note(note)
     render.out(describe(report))

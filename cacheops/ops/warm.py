@@ -24,12 +24,15 @@ entry (tags.py). A run that writes is recorded in the audit stream (action "warm
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from ..errors import CacheopsError, ConfigError
+from ..layouts.langchain_format import parse_llm_string
 from ..server.connection import library_client, translate_redis_error
 from . import oplog as audit_log
 from .appmodel import (
@@ -58,6 +61,9 @@ NO_MODEL_TO_ASK = "no answer in the playbook, and RedisVL SemanticCache has no m
 NO_IMPORT_TO_ASK = "no answer in the playbook; --generate needs the model as an import, not an llm_string"
 ASKS_MODEL = "would ask the model"
 GENERATED = "answered by the model through the cache (--generate)"
+KEEPS_OTHER_MODEL = (
+    "kept another model's entry: this cache keys on the prompt only (--replace-other-models to replace it)"
+)
 # check() returns the nearest entries; the prompt's own entry is at distance 0, so a few suffice
 # even when other entries embed identically.
 CHECK_RESULTS = 10
@@ -96,6 +102,9 @@ class CacheOutcome:
         default_factory=lambda: dict.fromkeys((WRITTEN, WOULD_WRITE, CACHED, SKIPPED, FAILED), 0)
     )
     error: str | None = None  # the cache could not be opened: every prompt failed for this reason
+    # caches that key on the prompt only: entries of other models replaced (or, in a dry run, that
+    # would be), by the model whose entry it was
+    replaced: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict:
         return {
@@ -104,6 +113,7 @@ class CacheOutcome:
             "models": self.models,
             "ttl": self.ttl,
             **self.counts,
+            "replaced_other_models": dict(self.replaced),
             "error": self.error,
         }
 
@@ -135,6 +145,10 @@ class WarmReport:
     def failed(self) -> int:
         return self.totals[FAILED]
 
+    @property
+    def replaced(self) -> int:
+        return sum(sum(c.replaced.values()) for c in self.caches)
+
     def to_dict(self) -> dict:
         return {
             "playbook": self.playbook,
@@ -142,7 +156,7 @@ class WarmReport:
             "dry_run": self.dry_run,
             "refresh": self.refresh,
             "generate": self.generate,
-            "totals": self.totals,
+            "totals": {**self.totals, "replaced_other_models": self.replaced},
             "caches": [c.to_dict() for c in self.caches],
             "entries": [e.to_dict() for e in self.entries],
             "event": self.event_id,
@@ -159,9 +173,14 @@ def warm(
     refresh: bool = False,
     dry_run: bool = False,
     generate: bool = False,
+    replace_other_models: bool = False,
+    ask: Callable[[str], bool] | None = None,
 ) -> WarmReport:
     """Write every prompt's answer into every cache of the playbook (see the module docstring).
-    generate: prompts without an answer are asked of the app's model through the cache."""
+    generate: prompts without an answer are asked of the app's model through the cache.
+    A cache that keys on the prompt only (langchain-redis RedisSemanticCache) holds one model's
+    entry per prompt: another model's entry is replaced with replace_other_models, or if ask(question)
+    says yes (asked once per cache), and otherwise kept (the prompt is skipped, with the reason)."""
     source = str(path)
     name = playbook_name(playbook, path)
     report = WarmReport(name, source, dry_run, refresh, generate)
@@ -185,6 +204,8 @@ def warm(
             refresh,
             dry_run,
             generate,
+            replace_other_models,
+            ask,
         )
         run.go()
     if not dry_run:
@@ -199,6 +220,7 @@ def warm(
                 "already_cached": totals[CACHED],
                 "skipped": totals[SKIPPED],
                 "failed": totals[FAILED],
+                "replaced_other_models": report.replaced,
             },
             None,
             {"caches": [c.to_dict() for c in report.caches]},
@@ -237,11 +259,16 @@ class TargetRun:
         refresh: bool,
         dry_run: bool,
         generate: bool = False,
+        replace_other_models: bool = False,
+        ask: Callable[[str], bool] | None = None,
     ):
         self.client, self.playbook, self.target, self.models = client, playbook, target, models
         self.lib_client = library_client(client)
         self.embedding, self.base_tags, self.report = embedding, base_tags, report
         self.refresh, self.dry_run, self.generate = refresh, dry_run, generate
+        # None until decided: the flag decides at once; ask() once, at the first replacement
+        self.replace_ok: bool | None = True if replace_other_models else None
+        self.ask_to_replace = ask
         self.ttl = ttl_of(playbook, target)
         self.outcome = CacheOutcome(target.display, target.type, [m.label for m in models], self.ttl)
         report.caches.append(self.outcome)
@@ -345,7 +372,18 @@ class TargetRun:
         if p.answer is None and (model is None or model.model is None):
             self.record(label, p.prompt, SKIPPED, reason=NO_MODEL_TO_ASK if model is None else NO_IMPORT_TO_ASK)
             return
-        key, cached, note = self.check(cache, model, p)
+        key, cached, other_model = self.check(cache, model, p)
+        note = None
+        if other_model is not None:  # a dry run does not ask: it counts what a run could replace
+            if not self.dry_run and not self.may_replace(label, other_model, p.prompt):
+                self.record(label, p.prompt, SKIPPED, key, KEEPS_OTHER_MODEL)
+                return
+            self.outcome.replaced[other_model] += 1
+            note = (
+                "would replace another model's entry (asked first, or --replace-other-models)"
+                if self.dry_run
+                else "replaced another model's entry (this cache keys on the prompt only)"
+            )
         if cached and (not self.refresh or p.answer is None):
             # --refresh does not re-ask a model: that costs a call; evict the entry to regenerate it
             self.record(
@@ -373,7 +411,15 @@ class TargetRun:
             self.tag(cache, key, p)
             self.record(label, p.prompt, WRITTEN, key, note)
 
-    # -- per cache type: (key, cached?, note) and the write ------------------------------------------
+    def may_replace(self, label: str | None, other_model: str, prompt: str) -> bool:
+        if self.replace_ok is None:
+            self.replace_ok = bool(self.ask_to_replace) and self.ask_to_replace(
+                f"{self.outcome.cache} keys on the prompt only: writing {label}'s answer to {prompt!r} "
+                f"replaces {other_model}'s entry. Replace other models' entries in {self.outcome.cache}?"
+            )
+        return self.replace_ok
+
+    # -- per cache type: (key, cached?, the model whose entry it would replace) and the write ---------
     def check(self, cache, model: AppModel | None, p) -> tuple[str, bool, str | None]:
         from redisvl.redis.utils import hashify
 
@@ -391,12 +437,11 @@ class TargetRun:
             mine = [h for h in hits if h.get("key") == key]
             cached = any((h.get("metadata") or {}).get("llm_string") == model.llm_string for h in mine)
             # The entry id is the prompt's alone: another model's entry for it is replaced, as by the app.
-            note = (
-                "replaces another model's entry for this prompt (this cache keys on the prompt only)"
-                if mine and not cached
-                else None
-            )
-            return key, cached, note
+            other = None
+            if mine and not cached:
+                llm_string = (mine[0].get("metadata") or {}).get("llm_string") or ""
+                other = parse_llm_string(llm_string)[0] or "another model"
+            return key, cached, other
         filters, _ = self.split_tags(cache, p)
         if cache is None:
             return f"{t.name}:{hashify(p.prompt, filters or None)}", False, None
@@ -482,6 +527,10 @@ def describe(report: WarmReport) -> str:
     """One line for logs: the totals."""
     t = report.totals
     written = f"{t[WOULD_WRITE]} would be written" if report.dry_run else f"{t[WRITTEN]} written"
+    replaced = ""
+    if report.replaced:
+        replaced = f" ({report.replaced} {'would replace' if report.dry_run else 'replacing'} another model's entry)"
     return (
-        f"playbook {report.playbook}: {written}, {t[CACHED]} already cached, {t[SKIPPED]} skipped, {t[FAILED]} failed"
+        f"playbook {report.playbook}: {written}{replaced}, {t[CACHED]} already cached, {t[SKIPPED]} skipped, "
+        f"{t[FAILED]} failed"
     )
