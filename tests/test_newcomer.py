@@ -4,7 +4,10 @@ only the output."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
+from pathlib import Path
 
 import pytest
 from conftest import Cli
@@ -91,3 +94,90 @@ def test_tables_fit_80_and_140_columns_without_splitting_a_word(demo, monkeypatc
                 if "…" in word or _VOLATILE.match(word) or word in words:
                     continue
                 pytest.fail(f"{' '.join(args)} at {width} columns: {word!r} is a piece of a word\n{out}")
+
+
+# -- every README example, verbatim, against the demo keyspace ---------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+CUT_AT = {"|", "||", ">", ">>", "&&", ";"}  # the shell's part of an example line, not cacheops'
+
+
+def readme_examples() -> list[tuple[int, str, list[str], bool]]:
+    """(line number, line, cacheops argv, followed by `||`) for every README line that runs cacheops."""
+    out = []
+    for number, line in enumerate(README.splitlines(), 1):
+        text = line.strip().removeprefix("$ ")
+        if not text.startswith("cacheops "):
+            continue
+        lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+        cut = next((i for i, t in enumerate(tokens) if t in CUT_AT), len(tokens))
+        out.append((number, line.strip(), tokens[1:cut], cut < len(tokens) and tokens[cut] == "||"))
+    return out
+
+
+def subcommand(argv: list[str]) -> str:
+    takes_value = {"--url", "--profile", "--username", "--password", "--db", "--tls-ca-file"}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in takes_value else 1
+    return argv[i] if i < len(argv) else ""
+
+
+def why_not_run(argv: list[str]) -> str | None:
+    """The examples that cannot run against a test's demo server, and why."""
+    if "--profile" in argv or any(a.startswith(("redis://user", "rediss://host")) for a in argv):
+        return "names a server of the reader's (placeholder host, credentials or profile)"
+    if subcommand(argv) == "demo":
+        return "starts, fills or stops a server: the fixture is that demo server"
+    if subcommand(argv) == "tui":
+        return "interactive (the TUI has its own tests)"
+    if subcommand(argv) == "restore" and not Path(argv[-1]).expanduser().exists():
+        return "names the backup file an earlier evict wrote"
+    return None
+
+
+# Deleting commands need a confirmation (or --yes): the test previews them instead.
+PREVIEWED = {"evict", "migrate-embeddings"}
+
+
+def test_every_readme_example_runs_verbatim_against_the_demo(demo_url, tmp_path, monkeypatch):
+    from cacheops.server import embedded
+
+    examples = readme_examples()
+    assert len(examples) >= 25, "the README's examples were not found"
+    # What a reader has after `scripts/demo`: the demo server as the shared embedded one
+    # (`--embedded`), REDIS_URL for the rest, the checkout's playbooks, and their own prompts file.
+    port = int(demo_url.rsplit(":", 1)[1].split("/")[0])
+    embedded._state_file().parent.mkdir(parents=True, exist_ok=True)
+    embedded._state_file().write_text(json.dumps({"url": demo_url, "port": port, "pid": 0}))
+    monkeypatch.setenv("REDIS_URL", demo_url)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "playbooks").symlink_to(ROOT / "playbooks")
+    from cacheops.demo import FAQ
+
+    (tmp_path / "faq.txt").write_text("".join(q + "\n" for q, _ in FAQ))
+    run = Cli("")
+    ran, failures = 0, []
+    for number, line, argv, gated in examples:
+        if why_not_run(argv):
+            continue
+        if subcommand(argv) in PREVIEWED and "--dry-run" not in argv:
+            argv = [*argv, "--dry-run"]
+        # CI gates: audit exits 11 on collisions (the demo has some, on purpose), doctor 8 on problems
+        allowed = {0, ExitCode.COLLISIONS_FOUND} if subcommand(argv) == "audit" else {0}
+        if gated:
+            allowed |= {ExitCode.PROBLEMS_FOUND, ExitCode.COLLISIONS_FOUND}
+        result = run(*argv)
+        ran += 1
+        if result.exit_code not in allowed or "Traceback" in result.output:
+            failures.append(f"README.md:{number}: {line}\n  exit {result.exit_code}: {result.output[-400:]}")
+    assert not failures, "\n".join(failures)
+    assert ran >= 20
+
+
+def test_the_readme_examples_not_run_say_why():
+    skipped = {line: why_not_run(argv) for _, line, argv, _ in readme_examples() if why_not_run(argv)}
+    assert all(skipped.values()) and len(skipped) <= 9, skipped

@@ -94,7 +94,7 @@ def command(
     \b
     Example:
         cacheops audit --cache llmcache --embedding hf:sentence-transformers/all-MiniLM-L6-v2 \\
-            --labels faq-paraphrases.yaml --min-precision 0.99
+            --labels playbooks/faq.yaml --min-precision 0.99
     """
     state: AppState = ctx.obj
     labelled = load_labelled_set(labels_path) if labels_path else None
