@@ -80,7 +80,7 @@ def test_tolerance_gates_and_table_renders(run, redis_url):
     ok = run("audit", "--no-bare", "--max-collisions", "100", "--table")
     assert ok.exit_code == 0, ok.output
     flat = " ".join(ok.output.split())
-    assert "colliding pair(s)" in flat and "worst pairs" in flat and "◀ threshold" in flat
+    assert "colliding pairs" in flat and "worst pairs" in flat and "◀ threshold" in flat
     assert "serialised message list" in flat and "largest threshold with no collision" in flat
     strict = run("audit", "--no-bare", "--threshold", "0.001", "--json")
     assert strict.exit_code == 0 and json.loads(strict.output)["colliding_pairs"] == 0

@@ -181,3 +181,47 @@ def test_every_readme_example_runs_verbatim_against_the_demo(demo_url, tmp_path,
 def test_the_readme_examples_not_run_say_why():
     skipped = {line: why_not_run(argv) for _, line, argv, _ in readme_examples() if why_not_run(argv)}
     assert all(skipped.values()) and len(skipped) <= 9, skipped
+
+
+# -- figures that agree, and text a person reads -------------------------------------------------------
+
+
+def test_history_caches_evict_and_doctor_speak_plainly(run, redis_url, client, tmp_path):
+    import writers
+
+    writers.langchain_exact(redis_url, [("What is the refund policy?", "Refunds are never possible.")])
+    writers.langchain_semantic(redis_url, [("What is the refund policy?", "Refunds are never possible.")])
+    backup = str(tmp_path / "b.jsonl")
+    result = run("evict", "--response-contains", "never possible", "--backup", backup, "--yes")
+    assert "2 entries selected" in result.stdout and "deleted 2 entries of 2 selected" in result.stdout
+    run("restore", backup)
+    run("restore", backup)  # the second finds both entries already there, identical
+
+    table = run("history", "--table").stdout
+    assert "identical 2" in table and "restored 2" in table and "deleted 2" in table
+    assert "response_contains=never possible" in table and "['" not in table
+
+    # one entry: singular; the operations log stream is named, not just counted
+    preview = run("evict", "--prompt", "What is the refund policy?", "--cache", "redis", "--dry-run")
+    assert "1 entry selected" in preview.stdout, preview.output
+    scan_all = run("evict", "--response-contains", "never possible", "--dry-run")
+    assert "1 candidate key is not a cache entry (1 cacheops audit trail)" in scan_all.stderr, scan_all.output
+
+    # caches: the infrastructure row agrees with the JSON (keys and bytes are said, not 0 / 0 B)
+    infra = next(c for c in run.json("caches")["caches"] if c["name"] == "cacheops")["infrastructure"]
+    result = run("caches", "--table")
+    row = next(line for line in result.stdout.splitlines() if "cacheops" in line and "infrastructure" in line)
+    assert " 0 B " not in row and " - " in row
+    assert f"cacheops: {infra['keys']} key" in result.stderr and "1 cacheops audit trail" in result.stderr
+
+    assert "['" not in run("doctor", "--table").stdout
+
+
+def test_show_prompt_numbers_several_entries(run, redis_url, client):
+    import writers
+
+    writers.langchain_exact(redis_url, [("What is the capital of France?", "Paris.")], model="gpt-4o")
+    writers.langchain_exact(redis_url, [("What is the capital of France?", "Paris!")], model="gpt-4o-mini")
+    out = run("show", "--prompt", "What is the capital of France?", "--table").stdout
+    assert out.startswith("2 cached entries for that prompt:")
+    assert "1 of 2: redis" in out and "2 of 2: redis" in out

@@ -124,13 +124,14 @@ def command(
 def render_cache(r: CacheAudit) -> None:
     e = render.escape
     render.out(
-        f"[bold]{e(r.cache)}[/bold] ({e(r.library)}, index {e(r.index)}): {r.entries} entries, "
-        f"{r.scopes} model(s)/scope(s), threshold {r.threshold:g} ({e(r.threshold_source)})"
+        f"[bold]{e(r.cache)}[/bold] ({e(r.library)}, index {e(r.index)}): {render.plural(r.entries, 'entry', 'entries')}, "
+        f"{render.plural(r.scopes, 'lookup scope')} (model or filter values), threshold {r.threshold:g} ({e(r.threshold_source)})"
     )
     verdict = (
         "[green]no collisions[/green]"
         if not r.colliding_pairs
-        else f"[red]{r.colliding_pairs}{'' if r.pairs_exact else '+'} colliding pair(s)[/red]"
+        else f"[red]{r.colliding_pairs}{'' if r.pairs_exact else '+'} colliding "
+        f"pair{'' if r.colliding_pairs == 1 else 's'}[/red]"
     )
     render.out(
         f"{verdict}: {r.colliding_entries} entr{'y' if r.colliding_entries == 1 else 'ies'} would be "

@@ -31,6 +31,6 @@ def command(ctx, json_flag, table_flag):
         for c in report.checks:
             t.add_row(STYLE[c.status], render.escape(c.area), render.escape(c.message), render.escape(c.fix))
         render.out(t)
-        render.out(f"{report.problems} problem(s), {report.warnings} warning(s)")
+        render.out(f"{render.plural(report.problems, 'problem')}, {render.plural(report.warnings, 'warning')}")
     if report.problems:
         ctx.exit(int(ExitCode.PROBLEMS_FOUND))

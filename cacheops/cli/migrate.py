@@ -84,7 +84,7 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
         return
     if not confirmed(
         f"Create/fill cache {plan.target!r} with {plan.entries:,} re-embedded entries (the source is not modified)?",
-        f"refusing to migrate {plan.entries:,} entries without confirmation: re-run with --yes "
+        f"refusing to migrate {render.plural(plan.entries, 'entry', 'entries')} without confirmation: re-run with --yes "
         f"(or --dry-run to only preview)",
         yes,
     ):
@@ -122,7 +122,7 @@ def render_preview(plan) -> None:
 def render_result(result, evict_source: str) -> None:
     r, p = result, result.plan
     render.out(
-        f"migrated {r.migrated:,} entries to {render.escape(p.target)!s} in {r.seconds:.1f}s "
+        f"migrated {render.plural(r.migrated, 'entry', 'entries')} to {render.escape(p.target)!s} in {r.seconds:.1f}s "
         f"({r.rate:,.1f}/s)" + (f", {r.refreshed:,} of them newer than the target's copy" if r.refreshed else "")
     )
     if r.skipped:

@@ -30,7 +30,7 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
         and not dry_run
         and preview.overwritten
         and not confirmed(
-            f"Overwrite {preview.overwritten:,} entries the app wrote since the eviction?",
+            f"Overwrite {render.plural(preview.overwritten, 'entry', 'entries')} the app wrote since the eviction?",
             f"--force would overwrite {preview.overwritten:,} newer entries: re-run with --yes",
             yes,
         )
@@ -47,7 +47,7 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
         return
     verb = "would restore" if dry_run else "restored"
     render.out(
-        f"{verb} {result.restored + result.overwritten:,} entries from {render.escape(file)}"
+        f"{verb} {render.plural(result.restored + result.overwritten, 'entry', 'entries')} from {render.escape(file)}"
         + (f" (+{result.companions_restored:,} companion keys)" if result.companions_restored else "")
     )
     if result.identical:

@@ -50,7 +50,7 @@ def command(state: AppState, cache, json_flag, table_flag):
         render.out("")
         render.out(
             f"[bold]{render.escape(c.name)}[/bold]  {c.kind}, {', '.join(c.libraries) or 'empty'}"
-            f"{', index ' + c.index if c.index else ''}: {c.entries:,} entries, {render.human_bytes(c.bytes)}"
+            f"{', index ' + c.index if c.index else ''}: {render.plural(c.entries, 'entry', 'entries')}, {render.human_bytes(c.bytes)}"
             f", inserted {render.timestamp(c.oldest)} .. {render.timestamp(c.newest)}"
         )
         C = render.Column
