@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
     MODEL_UNAVAILABLE = 12  # an embedding model, or the package it needs, is not available offline
     TARGET_CONFLICT = 13  # migrate-embeddings: the target name is taken or would share keys with another index
+    VERIFY_FAILED = 15  # warm --verify: a playbook prompt missed, or was served another answer (for CI gates)
+    CHECK_FAILED = 16  # check: the post-deploy gate failed (doctor, warm, verify or audit; for CI gates)
 
 
 DESCRIPTIONS = {
@@ -35,4 +37,6 @@ DESCRIPTIONS = {
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
     ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
     ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",
+    ExitCode.VERIFY_FAILED: "warm --verify: a playbook prompt missed or was served another answer",
+    ExitCode.CHECK_FAILED: "check: a post-deploy check failed (doctor, warm, verify or the audit)",
 }
