@@ -22,7 +22,11 @@ PROMPTS = [
         "answer": "Nine to five, Monday to Friday.",
         "paraphrases": ["your business hours: what are they?"],
     },
-    {"prompt": "Can I get a refund?", "answer": "Within 30 days, from Billing.", "paraphrases": ["a refund, can I get"]},
+    {
+        "prompt": "Can I get a refund?",
+        "answer": "Within 30 days, from Billing.",
+        "paraphrases": ["a refund, can I get"],
+    },
     {"prompt": "Say hello", "answer": "Bonjour!", "system": "You answer in French."},
 ]
 CACHES = [

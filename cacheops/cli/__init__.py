@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import click
 
-from . import audit, caches, check, demo, doctor, evict, history, migrate, restore, scan, show, stats, tag, tui, warm
+from . import (
+    audit,
+    caches,
+    check,
+    demo,
+    doctor,
+    evict,
+    expire,
+    history,
+    migrate,
+    restore,
+    scan,
+    show,
+    stats,
+    tag,
+    tui,
+    warm,
+)
 from .app import AppState, CacheopsGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -48,7 +65,24 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
     )
 
 
-for module in (caches, scan, show, stats, doctor, audit, demo, evict, restore, history, tag, tui, warm, migrate, check):
+for module in (
+    caches,
+    scan,
+    show,
+    stats,
+    doctor,
+    audit,
+    demo,
+    evict,
+    restore,
+    history,
+    tag,
+    tui,
+    warm,
+    migrate,
+    check,
+    expire,
+):
     cli.add_command(module.command)
 
 
