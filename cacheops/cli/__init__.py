@@ -14,6 +14,7 @@ from . import (
     expire,
     history,
     migrate,
+    replay,
     restore,
     scan,
     show,
@@ -82,6 +83,7 @@ for module in (
     migrate,
     check,
     expire,
+    replay,
 ):
     cli.add_command(module.command)
 
