@@ -126,3 +126,31 @@ def test_flush_backs_up_deletes_and_drops_the_index(run, client, redis_url):
     # the new app starts cold on the new model, with the same name
     assert app_answers(redis_url, "llmcache", [QA[0][0]]) == [MODEL_CALLED]
     assert run("migrate-embeddings", "--cache", "nothing", "--flush", "--yes").exit_code == 7
+
+
+def test_in_place_redisvl_cache_with_filterable_fields(run, client, redis_url):
+    from redisvl.extensions.cache.llm import SemanticCache
+    from redisvl.query.filter import Tag
+
+    from cacheops.semantic.vectorizers import load_vectorizer
+
+    fields = [{"name": "tier", "type": "tag"}]
+    writers.redisvl_semantic(
+        redis_url,
+        [
+            {"prompt": "What is the capital of France?", "response": "Paris", "filters": {"tier": "pro"}, "ttl": 600},
+            {"prompt": "Can I get a refund?", "response": "30 days", "filters": {"tier": "free"}},
+        ],
+        name="support",
+        filterable_fields=fields,
+    )
+    result = run("migrate-embeddings", "--cache", "support", "--to", MINILM, "--in-place", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert client.execute_command("FT._LIST") == [b"support"]
+    # the app on the new model, same name and fields: no schema error, the migrated entries served
+    app = SemanticCache(
+        name="support", redis_url=redis_url, vectorizer=load_vectorizer(MINILM), filterable_fields=fields
+    )
+    (hit,) = app.check("What is the capital of France?", filter_expression=Tag("tier") == "pro")
+    assert hit["response"] == "Paris" and 500 < client.ttl(hit["key"]) <= 600
+    assert app.check("Can I get a refund?", filter_expression=Tag("tier") == "free")[0]["response"] == "30 days"
