@@ -62,6 +62,7 @@ def test_replay_reports_what_the_exact_cache_holds(run, client, redis_url, tmp_p
     assert summary["hits"] == 3 and summary["hit_rate"] == 0.75 and summary["wrong_answers"] == 1
     assert summary["wrong_answer_rate"] == 0.5  # of the two labelled hits, one is wrong
     assert summary["tokens_saved"] == 3 * 42 and summary["hits_without_usage"] == 0
+    assert (summary["input_tokens_saved"], summary["output_tokens_saved"]) == (3 * 12, 3 * 30)
     assert summary["lookup_ms_p50"] > 0 and summary["lookup_ms_p95"] >= summary["lookup_ms_p50"]
     assert doc["lookups"][2]["got"] == "Yes, worldwide."
     assert {k: client.object("freq", k) for k in keys} == freq  # the lookups touched nothing

@@ -82,6 +82,8 @@ class Replayed:
     got: str | None = None
     expected: str | None = None
     tokens: int | None = None  # tokens the hit saves (the cached call's input + output)
+    input_tokens: int | None = None  # of those, the prompt's (a price table prices them apart)
+    output_tokens: int | None = None
     distance: float | None = None  # semantic: the nearest entry's distance (None: nothing near)
     nearest_answer: str | None = None
 
@@ -95,6 +97,8 @@ class Replayed:
             "got": self.got,
             "expected": self.expected,
             "tokens_saved": self.tokens,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
             "distance": self.distance,
         }
 
@@ -131,6 +135,8 @@ class CacheReplay:
             "lookup_ms_p50": _round(percentile(latencies, 0.5)),
             "lookup_ms_p95": _round(percentile(latencies, 0.95)),
             "tokens_saved": sum(x.tokens or 0 for x in hits),
+            "input_tokens_saved": sum(x.input_tokens or 0 for x in hits),
+            "output_tokens_saved": sum(x.output_tokens or 0 for x in hits),
             "hits_without_usage": sum(x.tokens is None for x in hits),
         }
         if self.threshold is not None:
@@ -220,7 +226,7 @@ def _one(opener: TargetVerify, cache, model: AppModel | None, item: LoggedPrompt
         result = WRONG
     else:
         result = HIT
-    out = Replayed(opener.display, label, item.prompt, result, ms, got, item.answer, _tokens(generations))
+    out = Replayed(opener.display, label, item.prompt, result, ms, got, item.answer, *_tokens(generations))
     if semantic:
         out.distance, out.nearest_answer = _nearest(opener, cache, model, p)
     return out
@@ -235,15 +241,14 @@ def _lookup(opener: TargetVerify, cache, model, p) -> tuple[list | None, str | N
     return None, opener.lookup(cache, model, p, p.prompt)
 
 
-def _tokens(generations) -> int | None:
-    """input + output tokens of the cached call, from the message's usage metadata, if stored."""
-    if not generations:
-        return None
-    usage = getattr(getattr(generations[0], "message", None), "usage_metadata", None)
+def _tokens(generations) -> tuple[int | None, int | None, int | None]:
+    """(total, input, output) tokens of the cached call, from the message's usage metadata if stored."""
+    usage = getattr(getattr(generations[0], "message", None), "usage_metadata", None) if generations else None
     if not usage:
-        return None
+        return None, None, None
+    given, taken = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
     total = usage.get("total_tokens")
-    return int(total) if total is not None else int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    return (int(total) if total is not None else given + taken), given, taken
 
 
 def _nearest(opener: TargetVerify, cache, model, p) -> tuple[float | None, str | None]:
