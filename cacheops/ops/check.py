@@ -27,7 +27,6 @@ from ..semantic.audit import AuditOptions, run_audit
 from . import verify as verify_lib
 from .playbook import LangchainExactTarget, Playbook, playbook_name
 from .warm import FAILED as WARM_FAILED
-from .warm import describe as describe_warm
 from .warm import warm
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -146,7 +145,11 @@ def run_check(
                     cache.cache,
                     FAILED if failed else PASSED,
                     cache.error
-                    or (f"{len(failed)} prompt(s) could not be written" if failed else describe_warm(warmed)),
+                    or (
+                        f"{len(failed)} prompt(s) could not be written"
+                        if failed
+                        else ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in cache.counts.items() if n)
+                    ),
                     "\n".join(f"{e.prompt}: {e.reason}" for e in failed),
                 )
             )
