@@ -46,10 +46,22 @@ def killed_at(url: str, fault: str, *flags: str) -> subprocess.CompletedProcess:
 
 
 def old_app_answers(url: str, prompts: list[str]) -> list[str]:
-    """The app before the deploy: the old embedding, the default name."""
+    """The app before the deploy: the old embedding, the default name. Starting, it creates its index
+    over the restored entries, which the search module indexes in the background: wait for that."""
+    import time
+
+    import redis
     from langchain_redis import RedisSemanticCache
 
-    with llm_cache(RedisSemanticCache(embeddings=hashing_embeddings(), redis_url=url, distance_threshold=0.01)):
+    cache = RedisSemanticCache(embeddings=hashing_embeddings(), redis_url=url, distance_threshold=0.01)
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 30
+    while (
+        parse_ft_info(client.execute_command("FT.INFO", "llmcache")).percent_indexed < 1 and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    client.close()
+    with llm_cache(cache):
         chat = demo_chat_model("gpt-4o-mini")
         return [chat.answer(p, MODEL_CALLED).content for p in prompts]
 
