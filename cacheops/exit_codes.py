@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
     MODEL_UNAVAILABLE = 12  # an embedding model, or the package it needs, is not available offline
     TARGET_CONFLICT = 13  # migrate-embeddings: the target name is taken or would share keys with another index
+    VERIFY_FAILED = 15  # warm --verify: a playbook prompt missed, or was served another answer (for CI gates)
+    CHECK_FAILED = 16  # check: the post-deploy gate failed (doctor, warm, verify or audit; for CI gates)
     NOT_REDIS = 17  # something answers at that address, but not in the Redis protocol (HTTP, SSH, ...)
     NO_SUCH_DATABASE = 18  # the database number (URL /N or --db) does not exist on the server
 
@@ -37,6 +39,8 @@ DESCRIPTIONS = {
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
     ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
     ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",
+    ExitCode.VERIFY_FAILED: "warm --verify: a playbook prompt missed or was served another answer",
+    ExitCode.CHECK_FAILED: "check: a post-deploy check failed (doctor, warm, verify or the audit)",
     ExitCode.NOT_REDIS: "the service at that address is not a Redis server (wrong port?)",
     ExitCode.NO_SUCH_DATABASE: "the database number (URL /N or --db) does not exist on the server",
 }

@@ -4,6 +4,8 @@
                                         them (ops/tagging.py writes them, inspect/tags.py reads them)
     cacheops:audit              STREAM  the operations log: evictions, restores, warms, migrations
                                         (ops/oplog.py, shown by `cacheops history`)
+    cacheops:migrate:<cache>    HASH    an in-place migration (or flush) under way: its phase and
+                                        what a re-run needs to resume it (ops/migrate_inplace.py)
 
 Every layer may need these names (the cacheops_own layout recognises the keys, evict takes a tag
 hash along with its entry), so they live at the bottom, beside the errors.
@@ -15,6 +17,7 @@ from .errors import UsageError
 
 TAG_PREFIX = b"cacheops:tags:"
 OPLOG_STREAM = "cacheops:audit"
+MIGRATE_STATE_PREFIX = b"cacheops:migrate:"
 _TAG_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 

@@ -312,3 +312,10 @@ def scan_progress(stats, what: str = "scanning"):
         finally:
             stop.set()
             thread.join()
+
+
+def workflow_command(line: str) -> None:
+    """A CI runner's workflow command (GitHub Actions `::error ...`), verbatim on stderr: the runner
+    reads both streams, and stdout stays the command's output (JSON)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()

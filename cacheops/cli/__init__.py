@@ -35,6 +35,9 @@ COMMANDS: dict[str, CommandEntry] = {
     "tui": CommandEntry("tui", "Browse caches and entries interactively."),
     "warm": CommandEntry("warm", "Pre-fill caches with a playbook's curated answers."),
     "migrate-embeddings": CommandEntry("migrate", "Re-embed a semantic cache with a new model."),
+    "check": CommandEntry("check", "The post-deploy gate: doctor, warm, verify, audit."),
+    "expire": CommandEntry("expire", "Change the TTLs of selected entries in bulk."),
+    "replay": CommandEntry("replay", "What a prompt log would hit, without calling a model."),
 }
 
 

@@ -1,80 +1,15 @@
-from itertools import chain
-
 import click
 
 from .. import render
-from ..errors import NotFound, UsageError
+from ..errors import NotFound
 from ..inspect.catalog import build_context, require_cache
 from ..ops import evict as evict_lib
-from ..ops.selection import Neighbourhood, Selection, parse_duration
-from ..ownkeys import parse_pair
 from .app import AppState, confirmed, pass_state, suggested
-
-
-def _key_stream(keys: tuple[str, ...], keys_from):
-    """--key values, then --keys-from lines, streamed (a large file is never held whole)."""
-    given = (k.encode("utf-8") for k in keys)
-    if keys_from is None:
-        return given
-    from_file = (line.rstrip("\r\n").encode("utf-8") for line in keys_from if line.strip())
-    return chain(given, from_file)
+from .selectors import SELECTOR_PARAMS, build_selection, selector_options
 
 
 @click.command("evict")
-@click.option(
-    "--prompt",
-    "prompts",
-    multiple=True,
-    metavar="TEXT",
-    help="The user's text: every cached copy, in every cache, for every model (repeatable).",
-)
-@click.option("--system", metavar="TEXT", help="With --prompt: the system message the app sends before it.")
-@click.option(
-    "--prompt-hash",
-    "prompt_hashes",
-    multiple=True,
-    metavar="HASH",
-    help="The md5 key segment (exact caches) or sha256 entry id (semantic caches), e.g. from logs.",
-)
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    metavar="KEY",
-    help="An entry's key (repeatable; taken literally, never as a pattern).",
-)
-@click.option("--keys-from", type=click.File("r"), metavar="FILE", help="Keys, one per line ('-' for stdin).")
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A RedisVL filterable field, or a cacheops tag (`cacheops tag`), equal to VALUE.",
-)
-@click.option(
-    "--response-contains",
-    multiple=True,
-    metavar="TEXT",
-    help="The cached answer contains TEXT (case-sensitive; repeatable, all must appear).",
-)
-@click.option("--response-regex", metavar="RE", help="The cached answer matches this Python regular expression.")
-@click.option("--model", help="Only entries of this model (name, or a piece of the llm_string).")
-@click.option(
-    "--older-than",
-    metavar="DURATION",
-    help="Inserted more than DURATION ago (90s, 30m, 12h, 7d, 2w); "
-    "entries that record no insertion time (LangChain exact) are never selected by age.",
-)
-@click.option("--cache", help="Only entries of this cache (its key prefix); alone, the whole cache.")
-@click.option("--unreachable", is_flag=True, help="Only entries their cache can no longer serve.")
-@click.option("--similar-to", metavar="TEXT", help="The semantic neighbourhood of TEXT (needs --threshold).")
-@click.option("--threshold", type=float, metavar="D", help="With --similar-to: the largest distance selected.")
-@click.option(
-    "--embedding",
-    metavar="SPEC",
-    help="With --similar-to: the cache's embedding model, a RedisVL "
-    "vectorizer spec (default: the cache's setting in the config file).",
-)
+@selector_options
 @click.option(
     "--backup",
     "backup_path",
@@ -91,26 +26,12 @@ def _key_stream(keys: tuple[str, ...], keys_from):
 @pass_state
 def command(
     state: AppState,
-    prompts,
-    system,
-    prompt_hashes,
-    keys,
-    keys_from,
-    tags,
-    response_contains,
-    response_regex,
-    model,
-    older_than,
-    cache,
-    unreachable,
-    similar_to,
-    threshold,
-    embedding,
     backup_path,
     dry_run,
     yes,
     sample,
     json_flag,
+    **selectors,
 ):
     """Delete cache entries precisely: preview, confirm, back up, delete, audit.
 
@@ -126,41 +47,10 @@ def command(
         cacheops evict --prompt "What is the refund policy?" --dry-run
         cacheops evict --response-contains "never possible" --cache llmcache --yes
     """
-    if (similar_to is None) != (threshold is None):
-        raise UsageError("--similar-to TEXT and --threshold D go together")
-    if embedding and similar_to is None:
-        raise UsageError("--embedding goes with --similar-to")
-    key_stream = _key_stream(keys, keys_from) if (keys or keys_from is not None) else None
-    source = " ".join(
-        filter(
-            None,
-            [f"--key x{len(keys)}" if keys else "", f"--keys-from {keys_from.name}" if keys_from is not None else ""],
-        )
-    )
-    selection = Selection(
-        prompts=list(prompts),
-        system=system,
-        prompt_hashes=list(prompt_hashes),
-        keys=key_stream,
-        key_source=source,
-        tags=dict(parse_pair(t) for t in tags),
-        response_contains=list(response_contains),
-        response_regex=response_regex,
-        model=model,
-        older_than=parse_duration(older_than) if older_than else None,
-        older_than_text=older_than,
-        cache=cache,
-        unreachable=unreachable,
-        similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None,
-    )
-    if selection.empty:
-        raise UsageError(
-            "give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
-            "--cache NAME to evict a whole cache)"
-        )
+    selection = build_selection(**{name: selectors[name] for name in SELECTOR_PARAMS})
     client = state.client()
     ctx = build_context(client, known_texts=selection.prompts)
-    require_cache(client, ctx, cache)
+    require_cache(client, ctx, selectors["cache"])
     with render.status("selecting entries…"):
         plan = evict_lib.plan(client, selection, ctx, sample_size=sample)
     try:

@@ -8,7 +8,9 @@ from .app import AppState, output_format, output_options, pass_state
 @click.command("history")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest N events.")
 @click.option(
-    "--action", type=click.Choice(["evict", "restore", "warm", "migrate-embeddings"]), help="Only this kind of event."
+    "--action",
+    type=click.Choice(["evict", "restore", "warm", "migrate-embeddings", "expire"]),
+    help="Only this kind of event.",
 )
 @output_options
 @pass_state

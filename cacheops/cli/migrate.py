@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import render
+from ..errors import UsageError
 from ..inspect.catalog import build_context
 from ..ops import migrate as migrate_lib
 from ..semantic.vectorizers import load_vectorizer, parse_spec
@@ -21,7 +22,6 @@ from .app import AppState, confirmed, pass_state, suggested
 @click.option(
     "--to",
     "to_spec",
-    required=True,
     metavar="SPEC",
     help="The new embedding model, a RedisVL vectorizer spec, e.g. hf:sentence-transformers/all-MiniLM-L6-v2.",
 )
@@ -43,11 +43,22 @@ from .app import AppState, confirmed, pass_state, suggested
     show_default=True,
     help="Entries read, embedded and written per step.",
 )
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Keep the cache's name: build beside it, back up and replace its entries, recreate its index "
+    "with the new dims (resumable; `cacheops restore` of the backup is the rollback).",
+)
+@click.option(
+    "--flush",
+    is_flag=True,
+    help="Start cold instead: back up and delete the cache's entries and drop its index (no --to needed).",
+)
 @click.option("--dry-run", is_flag=True, help="Preview only: write nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
 @click.option("--json", "json_flag", is_flag=True, help="One JSON document: the preview and the result.")
 @pass_state
-def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, yes, json_flag):
+def command(state: AppState, cache, to_spec, from_spec, target, batch, in_place, flush, dry_run, yes, json_flag):
     """Re-embed every entry of a semantic cache with a new embedding model, into a new cache.
 
     Side by side, never in place: the source cache is only read. The target gets the source index's
@@ -56,6 +67,11 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
     name; every entry keeps its id, its fields (byte for byte) and its remaining TTL, with the vector
     re-computed from the stored prompt. Re-running skips what is already migrated. Then point the
     app at the target name and the new model, and evict the old cache (`cacheops evict --cache`).
+    With --in-place the app keeps the cache's name (it restarts on the new model with the same
+    config): the new cache is built beside it, the old entries are backed up and deleted, the index is
+    dropped, the new entries moved under the cache's own prefix and the index recreated with the new
+    dims. --flush backs up and deletes the entries and drops the index (the app starts cold). Both are
+    resumable: a re-run after a crash finishes from the phase the preview names (docs/migrate.md).
     Exit codes: 0 done (or previewed), 7 no such cache, 2 bad usage, not a semantic cache or --yes
     missing off a terminal, 12 model not available, 13 target taken or overlapping another index.
 
@@ -63,7 +79,14 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, dry_run, 
     Example:
         cacheops migrate-embeddings --cache llmcache --to hf:sentence-transformers/all-MiniLM-L6-v2 --dry-run
         cacheops migrate-embeddings --cache llmcache --to hf:sentence-transformers/all-MiniLM-L6-v2 --yes
+        cacheops migrate-embeddings --cache llmcache --to hf:sentence-transformers/all-MiniLM-L6-v2 --in-place --yes
     """
+    if in_place or flush:
+        from .migrate_inplace import run_in_place
+
+        return run_in_place(state, cache, to_spec, from_spec, target, batch, flush, dry_run, yes, json_flag)
+    if not to_spec:
+        raise UsageError("give --to SPEC, the new embedding model (or --flush to start cold)")
     parse_spec(to_spec)  # a bad SPEC fails before any connection or model load
     if from_spec:
         parse_spec(from_spec)

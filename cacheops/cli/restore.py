@@ -17,7 +17,8 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
 
     An entry that exists again with other content (the app cached a fresh answer since) is newer:
     it is kept unless --force. Entries whose expiry has passed since the backup stay gone.
-    Restoring is recorded in the audit trail (`cacheops history`).
+    A `cacheops expire` backup puts the old TTLs back, on every entry whose TTL is still the one
+    expire set. Restoring is recorded in the audit trail (`cacheops history`).
 
     \b
     Example:
@@ -61,3 +62,7 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
         render.note(f"{result.overwritten:,} newer entries {'would be ' if dry_run else ''}overwritten (--force)")
     if result.expired:
         render.note(f"{result.expired:,} expired since the backup: not restored")
+    if result.ttls_restored or result.ttls_kept:
+        render.out(f"{verb} the old TTL of {result.ttls_restored:,} entries (a `cacheops expire` backup)")
+    if result.ttls_kept:
+        render.note(f"{result.ttls_kept:,} TTLs changed since (or the entry is gone): left alone")

@@ -1,7 +1,9 @@
 import click
 
 from .. import render
+from ..errors import UsageError
 from ..exit_codes import ExitCode
+from ..ops import verify as verify_lib
 from ..ops.playbook import load_playbook
 from ..ops.warm import CACHED, FAILED, SKIPPED, WOULD_WRITE, WRITTEN, WarmReport, describe, warm
 from . import app
@@ -24,9 +26,15 @@ from .app import AppState, output_format, output_options
     help="In caches that key on the prompt only (langchain-redis RedisSemanticCache), replace another "
     "model's entry for a prompt without asking (default: ask on a terminal, else keep it and skip).",
 )
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Write nothing: look every prompt (and paraphrase, semantic caches) up as the app does and "
+    "report right hits, wrong answers and misses; exit 15 unless all are right hits.",
+)
 @output_options
 @click.pass_context
-def command(ctx, playbook_path, refresh, dry_run, generate, replace_other_models, json_flag, table_flag):
+def command(ctx, playbook_path, refresh, dry_run, generate, replace_other_models, verify, json_flag, table_flag):
     """Pre-fill LLM caches with a playbook's curated answers, so a deploy does not start cold.
 
     PLAYBOOK is a labelled set (prompts with answers, as for `audit --labels`) with a `warm:`
@@ -38,15 +46,29 @@ def command(ctx, playbook_path, refresh, dry_run, generate, replace_other_models
     entry per prompt: replacing another model's entry is asked first (once per cache), or done with
     --replace-other-models; off a terminal without it those prompts are skipped. Prompts without an answer are skipped, or with
     --generate answered by the app's model through the cache. Exits 8 when any prompt failed (a CI gate), 9 when the
-    playbook is invalid.
+    playbook is invalid. --verify writes nothing and calls no model: it looks each prompt up the
+    way the app does (no TTL refresh, no LRU/LFU bump) and exits 15 unless every lookup is a hit
+    with the playbook's answer.
 
     \b
     Example:
         cacheops --embedded warm playbooks/faq.yaml --dry-run
         cacheops --url redis://localhost:6379 warm playbooks/faq.yaml
+        cacheops --url redis://localhost:6379 warm playbooks/faq.yaml --verify
     """
     state: AppState = ctx.obj
     playbook = load_playbook(playbook_path)
+    if verify:
+        if refresh or dry_run or generate:
+            raise UsageError("--verify writes nothing: leave out --refresh, --dry-run and --generate")
+        checked = verify_lib.verify(state.client(), playbook, playbook_path)
+        if output_format(json_flag, table_flag) == "json":
+            render.json_doc(checked.to_dict())
+        else:
+            render_verify(checked)
+        if not checked.ok:
+            ctx.exit(int(ExitCode.VERIFY_FAILED))
+        return
     ask = (lambda question: click.confirm(question, default=False, err=True)) if app.interactive() else None
     report = warm(
         state.client(),
@@ -124,3 +146,50 @@ def render_report(report: WarmReport) -> None:
     for note in notes:
         render.note(note)
     render.out(describe(report))
+
+
+VERIFY_STYLE = {
+    verify_lib.WRONG: "[red]wrong answer[/red]",
+    verify_lib.MISS: "[yellow]miss[/yellow]",
+    verify_lib.FAILED: "[red]failed[/red]",
+}
+
+
+def render_verify(report: verify_lib.VerifyReport, shown: int = 30) -> None:
+    e = render.escape
+    t = render.table(
+        "cache",
+        "right hits",
+        "wrong answers",
+        "misses",
+        "failed",
+        title=f"verify {e(report.playbook)} ({e(report.file)})",
+    )
+    for cache in report.caches:
+        n = report.counts(cache)
+        t.add_row(
+            e(cache),
+            str(n[verify_lib.HIT]),
+            f"[red]{n[verify_lib.WRONG]}[/red]" if n[verify_lib.WRONG] else "0",
+            f"[yellow]{n[verify_lib.MISS]}[/yellow]" if n[verify_lib.MISS] else "0",
+            f"[red]{n[verify_lib.FAILED]}[/red]" if n[verify_lib.FAILED] else "0",
+        )
+    render.out(t)
+    failures = report.failures
+    if failures:
+        f = render.table("result", "cache", "asked", "expected", "served")
+        for x in failures[:shown]:
+            served = x.got if x.got is not None else (x.reason or "")
+            if x.served_for:
+                served += f" (the answer to {x.served_for!r})"
+            f.add_row(
+                VERIFY_STYLE[x.result],
+                e(x.cache),
+                e(render.preview(x.asked, 40)) + (" (paraphrase)" if x.paraphrase else ""),
+                e(render.preview(x.expected or "-", 30)),
+                e(render.preview(served, 40)),
+            )
+        render.out(f)
+        if len(failures) > shown:
+            render.note(f"{len(failures) - shown} more: --json lists every lookup")
+    render.out(verify_lib.describe(report))

@@ -16,6 +16,10 @@ File format (one JSON document per line):
   {"key": "...", "json": "<the document>", ...}      (a RedisJSON document; "json_b64" if not UTF-8)
   {"not_deleted": "<key>", "sha1": "...", "reason": "changed" | "gone"}
         (that version was backed up but not deleted: restore skips it)
+A `cacheops expire` backup (version 3, "kind": "ttl") saves expiries, not values:
+  {"ttl_of": "<key>", "expires_at_ms": <the old expiry, null for none>, "set_expires_at_ms": <what
+   expire set, null for none>, "cache": ..., "companions": [{"key": ..., "expires_at_ms": ...}]}
+  restore puts the old expiry back where the key's expiry is still the one expire set.
 "sha1" is the sha1 of the saved copy (the DUMP bytes, or the document's bytes). Binary keys are
 written as "key_b64" instead of "key". Expiry is kept as an absolute server time, so a restored
 entry expires when it would have, had it never been evicted. Version 1 files (DUMPs only) restore too.
@@ -39,6 +43,7 @@ from ..paths import state_dir
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
+TTL_BACKUP_VERSION = 3  # 3: expire's backups of expiries ("ttl_of" lines; older readers would skip them)
 RESTORE_BATCH = 500
 
 
@@ -156,6 +161,22 @@ class BackupWriter:
         self._pending.append(line)
         self.entries += 1
 
+    def add_ttl(self, key: bytes, old: int, new: int, companions: list[tuple[bytes, int]], cache: str) -> None:
+        """An expiry about to change (expire): old and new absolute ms (-1: none), and each
+        companion key's old expiry."""
+        doc = {
+            **key_fields(key, "ttl_of"),
+            "expires_at_ms": None if old == -1 else old,
+            "set_expires_at_ms": None if new == -1 else new,
+            "cache": cache,
+        }
+        if companions:
+            doc["companions"] = [
+                {**key_fields(c), "expires_at_ms": None if when == -1 else when} for c, when in companions
+            ]
+        self._write(doc)
+        self.entries += 1
+
     def not_deleted(self, key: bytes, sha1: str, reason: str) -> None:
         """The version of `key` backed up above (sha1 of its DUMP) was not deleted after all.
         Written after the delete; the next commit() puts it on disk."""
@@ -189,6 +210,8 @@ class RestoreResult:
     overwritten: int = 0  # --force replaced a different value
     expired: int = 0  # its expiry passed since the backup: it would be gone by now anyway
     not_deleted: int = 0  # backed up but never deleted (changed or gone at delete time)
+    ttls_restored: int = 0  # expire backups: old expiries put back
+    ttls_kept: int = 0  # expire backups: the expiry changed since expire set it (or the key is gone): left alone
     dry_run: bool = False
     conflicts: list[str] = field(default_factory=list)  # a sample of kept keys
 
@@ -202,6 +225,8 @@ class RestoreResult:
             "overwritten": self.overwritten,
             "expired": self.expired,
             "not_deleted": self.not_deleted,
+            "ttls_restored": self.ttls_restored,
+            "ttls_kept": self.ttls_kept,
             "dry_run": self.dry_run,
             "conflicts": self.conflicts,
             "selectors": self.header.get("selectors"),
@@ -225,7 +250,7 @@ def read_backup(path: Path | str) -> tuple[dict, Iterator[dict]]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         handle.close()
         raise UsageError(f'{path} is not a cacheops backup (its first line has no "format": "{FORMAT}")')
-    if header.get("version", 0) > VERSION:
+    if header.get("version", 0) > TTL_BACKUP_VERSION:
         handle.close()
         raise UsageError(f"{path} is a version {header['version']} backup; upgrade cacheops to restore it")
 
@@ -258,7 +283,14 @@ def restore(
             skip.add((key_from(doc, "not_deleted"), doc.get("sha1")))
     result = RestoreResult(str(path), header, dry_run=dry_run, not_deleted=len(skip))
     batch: list[dict] = []
+    ttl_batch: list[dict] = []
     for doc in read_backup(path)[1]:
+        if "ttl_of" in doc or "ttl_of_b64" in doc:
+            ttl_batch.append(doc)
+            if len(ttl_batch) >= RESTORE_BATCH:
+                _restore_ttls(client, ttl_batch, dry_run, result)
+                ttl_batch = []
+            continue
         if saved_copy(doc) is None or (key_from(doc), doc.get("sha1")) in skip:
             continue
         batch.append(doc)
@@ -271,6 +303,8 @@ def restore(
         _restore_batch(client, batch, force, dry_run, result)
         if on_progress:
             on_progress(len(batch))
+    if ttl_batch:
+        _restore_ttls(client, ttl_batch, dry_run, result)
     if not dry_run:
         from . import oplog as audit_log
 
@@ -342,6 +376,42 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
                     result.kept_newer += 1
                     continue
                 raise CacheopsError(f"RESTORE failed: {text} (is the backup from a newer Redis version?)")
+
+
+def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: RestoreResult) -> None:
+    """Put expire's old expiries back, each only where the key's expiry is still the one expire set
+    (expire_cas.lua: compare-and-set). An old expiry that has passed since ends the entry now, as it
+    would have ended had its TTL never been changed."""
+    keys: list[bytes] = []
+    args: list = []
+
+    def ms(value) -> int:
+        return -1 if value is None else int(value)
+
+    for doc in docs:
+        companions = doc.get("companions", [])
+        keys += [key_from(doc, "ttl_of")] + [key_from(c) for c in companions]
+        args += [ms(doc.get("set_expires_at_ms")), ms(doc.get("expires_at_ms")), len(companions)]
+        args += [ms(c.get("expires_at_ms")) for c in companions]
+    if dry_run:
+        pipe = client.pipeline(transaction=False)
+        for doc in docs:
+            pipe.execute_command("PEXPIRETIME", key_from(doc, "ttl_of"))
+        for doc, now in zip(docs, pipe.execute()):
+            if now != -2 and now == ms(doc.get("set_expires_at_ms")):
+                result.ttls_restored += 1
+            else:
+                result.ttls_kept += 1
+        return
+    script = client.register_script(_EXPIRE_CAS)
+    for status in script(keys=keys, args=args):
+        if status == 1:
+            result.ttls_restored += 1
+        else:
+            result.ttls_kept += 1
+
+
+_EXPIRE_CAS = Path(__file__).with_name("expire_cas.lua").read_text()
 
 
 def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
