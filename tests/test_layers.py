@@ -26,6 +26,7 @@ TOP_LEVEL = {
     "config": "base",
     "yamlfile": "base",
     "ownkeys": "base",
+    "pricing": "base",
     "render": "front",
     "demo": "front",
     "__init__": "front",
