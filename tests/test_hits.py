@@ -269,3 +269,31 @@ def test_buckets_expire_minutes_after_a_day_hours_after_ninety_days(tracked, cli
     assert all(
         client.execute_command("HPTTL", K.bucket_key(K.HOUR_PREFIX, "longrun"), "FIELDS", 1, f)[0] > 0 for f in hour
     )
+
+
+def test_evict_takes_an_entrys_hit_record_along_and_restore_puts_it_back(run, tracked, client, redis_url):
+    exact_app(redis_url)
+    rows = {r["prompt"]: r for r in run.json_lines("scan", "--cache", "redis")}
+    key = rows["What is the capital of France?"]["key"]
+    record = K.entry_record_key(key)
+    before = client.hgetall(record)
+    assert before[b"hits"] == b"2"
+    doc = run.json("evict", "--key", key, "--yes")
+    assert doc["result"]["companions_deleted"] == 1
+    assert not client.exists(key) and not client.exists(record)
+    assert client.exists(K.entry_record_key(rows["How tall is Everest?"]["key"]))  # only that entry's
+    result = run("restore", doc["result"]["backup"])
+    assert result.exit_code == 0, result.output
+    assert client.exists(key) and client.hgetall(record) == before
+    assert client.pttl(record) > 0
+    assert run.json("show", key)["hits"]["hits"] == 2
+
+
+def test_a_record_whose_entry_is_gone_goes_at_its_next_flush(tracked, client, redis_url):
+    cache = exact_app(redis_url)
+    entry = next(k for k in client.scan_iter(match="redis:*"))
+    assert client.exists(K.entry_record_key(entry))
+    client.delete(entry)  # the app's own clear(), or Redis evicting under maxmemory
+    cache.recorder.record(Event("hit", "redis", time.time(), key=entry.decode(), model="gpt-4o-mini"))
+    cache.recorder.flush()
+    assert not client.exists(K.entry_record_key(entry))

@@ -34,7 +34,7 @@ from ..errors import PermissionDenied, UsageError
 from ..inspect.catalog import build_context, decode_record
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
-from ..ownkeys import TAG_PREFIX, is_tag_key
+from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
 from ..server.keyspace import (
     DEFAULT_ELIDE,
     PREVIEW_LIMIT,
@@ -200,7 +200,7 @@ def plan(
             item = decode_record(rec, ctx, full)
             if isinstance(item, Entry):
                 entries.append((item, rec))
-            elif not is_tag_key(rec.key):
+            elif not is_companion_record(rec.key):
                 result.not_entries += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
         for (entry, rec), tags in zip(entries, extra):
@@ -467,7 +467,7 @@ class _Deleter:
         extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
         chosen = []
         for (read, info, _), comps in zip(judged, extra):
-            comps = comps + ([read.tag] if read.tag is not None else [])
+            comps = comps + [c for c in (read.tag, read.hit) if c is not None]
             self.writer.add(
                 SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), now_ms, info.json, comps
             )
@@ -645,6 +645,7 @@ class _Read:
     tags: dict[str, str]
     tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
     unchanged: bool = False  # the value is the one the preview judged (then it was not sent back)
+    hit: SavedKey | None = None  # the entry's hit-tracker record (cacheops_track), if it has one
 
     @property
     def key(self) -> bytes:
@@ -740,6 +741,7 @@ class _Scripts:
             limit,
             ",".join(DEFAULT_ELIDE),
             TAG_PREFIX,
+            HIT_RECORD_PREFIX,
             *(expected or blank),
             *(types or blank),
         ]
@@ -766,8 +768,10 @@ class _Scripts:
             tag_flat,
             tag_dump,
             tag_pttl,
+            hit_dump,
+            hit_pttl,
             judged,
-        ) in zip(keys, *[items] * 12, expected):
+        ) in zip(keys, *[items] * 14, expected):
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             copy_format = "json" if copy_format == b"json" else "dump"
             if kind == "hash" and isinstance(value, list):
@@ -786,6 +790,7 @@ class _Scripts:
                 else {}
             )
             tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
+            hit = SavedKey(HIT_RECORD_PREFIX + key, hit_dump, hit_pttl) if hit_dump else None
             out.append(
                 _Read(
                     rec,
@@ -795,6 +800,7 @@ class _Scripts:
                     tags,
                     tag,
                     bool(unchanged),
+                    hit,
                 )
             )
         return out
