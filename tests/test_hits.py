@@ -297,3 +297,43 @@ def test_a_record_whose_entry_is_gone_goes_at_its_next_flush(tracked, client, re
     cache.recorder.record(Event("hit", "redis", time.time(), key=entry.decode(), model="gpt-4o-mini"))
     cache.recorder.flush()
     assert not client.exists(K.entry_record_key(entry))
+
+
+def test_metrics_parse_with_prometheus_clients_parser(run, tracked, redis_url):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    exact_app(redis_url)
+    result = run("metrics")
+    assert result.exit_code == 0, result.output
+    families = {f.name: f for f in text_string_to_metric_families(result.output)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    base = (("cache", "redis"), ("model", "gpt-4o-mini"))
+    assert samples[("cacheops_lookups_total", tuple(sorted(base + (("result", "hit"),))))] == 3
+    assert samples[("cacheops_lookups_total", tuple(sorted(base + (("result", "miss"),))))] == 3
+    assert samples[("cacheops_tokens_saved_total", tuple(sorted(base + (("direction", "input"),))))] == 360
+    money = samples[("cacheops_money_saved_total", tuple(sorted(base + (("currency", "USD"),))))]
+    assert money == pytest.approx(shipped_prices().cost("gpt-4o-mini", 360, 90))
+    assert samples[("cacheops_lookup_latency_seconds_count", (("cache", "redis"),))] == 6
+    assert samples[("cacheops_entries", (("cache", "redis"), ("kind", "exact")))] == 3
+    assert all("key" not in s.labels for f in families.values() for s in f.samples)  # never a label per entry
+
+
+def test_metrics_serve_answers_a_scrape(run, tracked, redis_url):
+    import threading
+    import urllib.request
+
+    from cacheops.server.embedded import free_port
+
+    exact_app(redis_url)
+    port = free_port()
+    worker = threading.Thread(target=run, args=("metrics", "--serve", f"127.0.0.1:{port}", "--for", "3s"))
+    worker.start()
+    body = ""
+    for _ in range(40):
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            break
+        except OSError:
+            time.sleep(0.05)
+    worker.join()
+    assert 'cacheops_lookups_total{cache="redis",model="gpt-4o-mini",result="hit"} 3.0' in body

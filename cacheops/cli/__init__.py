@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import audit, caches, demo, doctor, evict, history, migrate, restore, scan, show, stats, tag, tui, warm
+from . import audit, caches, demo, doctor, evict, history, metrics, migrate, restore, scan, show, stats, tag, tui, warm
 from .app import AppState, CacheopsGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -48,7 +48,23 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
     )
 
 
-for module in (caches, scan, show, stats, doctor, audit, demo, evict, restore, history, tag, tui, warm, migrate):
+for module in (
+    caches,
+    scan,
+    show,
+    stats,
+    metrics,
+    doctor,
+    audit,
+    demo,
+    evict,
+    restore,
+    history,
+    tag,
+    tui,
+    warm,
+    migrate,
+):
     cli.add_command(module.command)
 
 
