@@ -97,14 +97,20 @@ def usage_of(generations) -> tuple[int, int] | None:
     total_in = total_out = 0
     found = False
     for gen in generations or ():
-        message = getattr(gen, "message", None)
-        usage = getattr(message, "usage_metadata", None)
+        # vars(): a missing attribute on a pydantic model goes through its slow __getattr__
+        attrs = vars(gen) if hasattr(gen, "__dict__") else {}
+        message = attrs.get("message")
+        usage = vars(message).get("usage_metadata") if message is not None and hasattr(message, "__dict__") else None
         if isinstance(usage, dict) and ("input_tokens" in usage or "output_tokens" in usage):
             total_in += int(usage.get("input_tokens") or 0)
             total_out += int(usage.get("output_tokens") or 0)
             found = True
             continue
-        meta = getattr(message, "response_metadata", None) or getattr(gen, "generation_info", None) or {}
+        meta = (
+            (vars(message).get("response_metadata") if message is not None else None)
+            or attrs.get("generation_info")
+            or {}
+        )
         usage = meta.get("token_usage") or meta.get("usage") if isinstance(meta, dict) else None
         if isinstance(usage, dict) and usage:
             total_in += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
