@@ -3,7 +3,6 @@
     from cacheops_track import track
     set_llm_cache(track(RedisCache(redis_url=url)))          # any LangChain BaseCache
     cache = track(SemanticCache(name="llmcache", ...))        # RedisVL SemanticCache used directly
-    litellm.callbacks = [litellm_callback(url)]               # LiteLLM: hits per cache_key
 
 A package of its own beside `cacheops` (whose import name django-cacheops also uses): it imports
 nothing of cacheops. What it writes, and the key names both sides read, are in keys.py.
@@ -16,7 +15,7 @@ import threading
 from . import keys
 from .recorder import Event, Recorder
 
-__all__ = ["track", "recorder_for", "litellm_callback", "Event", "Recorder", "keys", "RECORD_PROMPTS"]
+__all__ = ["track", "recorder_for", "Event", "Recorder", "keys", "RECORD_PROMPTS"]
 
 RECORD_PROMPTS = ("text", "hash", "off")
 DEFAULT_TIMEOUT = 0.5  # seconds a flush may wait on the stats Redis (connect, then each reply)
@@ -120,14 +119,3 @@ def _client_of(cache):
         if isinstance(candidate, redis.Redis):
             return candidate
     return None
-
-
-def litellm_callback(url: str | None = None, *, client=None, recorder: Recorder | None = None, **options):
-    """A LiteLLM logging callback that records hits and misses per cache_key (see litellm.py)."""
-    from .litellm import LiteLLMTracker
-
-    if recorder is None:
-        if url is None and client is None:
-            raise ValueError("litellm_callback(): pass url= or client= for the stats Redis")
-        recorder = recorder_for(url=url, client=client, **options)
-    return LiteLLMTracker(recorder)

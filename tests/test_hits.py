@@ -337,3 +337,26 @@ def test_metrics_serve_answers_a_scrape(run, tracked, redis_url):
             time.sleep(0.05)
     worker.join()
     assert 'cacheops_lookups_total{cache="redis",model="gpt-4o-mini",result="hit"} 3.0' in body
+
+
+def test_evict_cold_selects_only_tracked_entries_not_hit_for_the_duration(run, tracked, client, redis_url):
+    import writers
+
+    exact_app(redis_url)
+    writers.langchain_exact(redis_url, [("An untracked question?", "Untracked.")])  # the bare cache
+    rows = {r["prompt"]: r for r in run.json_lines("scan", "--cache", "redis")}
+    old = int((time.time() - 10 * 86400) * 1000)
+    stale_hit = K.entry_record_key(rows["How tall is Everest?"]["key"])
+    never_hit = K.entry_record_key(rows["France's capital city?"]["key"])
+    client.hset(stale_hit, K.LAST_HIT, old)  # hit once, ten days ago
+    client.hset(never_hit, K.WRITTEN, old)  # written ten days ago, never hit
+    preview = run.json("evict", "--cold", "7d", "--cache", "redis", "--dry-run")["preview"]
+    assert preview["matched"] == 2 and preview["untracked_not_considered"] == 1
+    assert {r["key"] for r in preview["sample"]} == {
+        rows["How tall is Everest?"]["key"],
+        rows["France's capital city?"]["key"],
+    }
+    assert "untracked" in run("evict", "--cold", "7d", "--cache", "redis", "--dry-run").output
+    doc = run.json("evict", "--cold", "7d", "--cache", "redis", "--yes")
+    assert doc["result"]["deleted"] == 2 and not client.exists(stale_hit) and not client.exists(never_hit)
+    assert run.json("stats", "--cold-after", "7d")["hits"]["cold"]["entries"] == 0

@@ -65,6 +65,12 @@ def _key_stream(keys: tuple[str, ...], keys_from):
     help="Inserted more than DURATION ago (90s, 30m, 12h, 7d, 2w); "
     "entries that record no insertion time (LangChain exact) are never selected by age.",
 )
+@click.option(
+    "--cold",
+    metavar="DURATION",
+    help="Not hit for DURATION (or never, and written longer ago), as the app's hit tracker "
+    "(cacheops_track) recorded; untracked entries are never selected by it.",
+)
 @click.option("--cache", help="Only entries of this cache (its key prefix); alone, the whole cache.")
 @click.option("--unreachable", is_flag=True, help="Only entries their cache can no longer serve.")
 @click.option("--similar-to", metavar="TEXT", help="The semantic neighbourhood of TEXT (needs --threshold).")
@@ -101,6 +107,7 @@ def command(
     response_regex,
     model,
     older_than,
+    cold,
     cache,
     unreachable,
     similar_to,
@@ -125,6 +132,7 @@ def command(
     Example:
         cacheops evict --prompt "What is the refund policy?" --dry-run
         cacheops evict --response-contains "never possible" --cache llmcache --yes
+        cacheops evict --cold 30d --cache redis --dry-run
     """
     if (similar_to is None) != (threshold is None):
         raise UsageError("--similar-to TEXT and --threshold D go together")
@@ -149,6 +157,8 @@ def command(
         model=model,
         older_than=parse_duration(older_than) if older_than else None,
         older_than_text=older_than,
+        cold=parse_duration(cold) if cold else None,
+        cold_text=cold,
         cache=cache,
         unreachable=unreachable,
         similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None,
@@ -229,6 +239,8 @@ def render_preview(plan) -> None:
         render.note(f"{p.missing:,} candidate key(s) do not exist")
     if p.no_age:
         render.note(f"{p.no_age:,} entries record no insertion time, so --older-than did not select them")
+    if p.selection.cold is not None:
+        render.note(f"{p.untracked:,} entries have no hit-tracker record (untracked), so --cold did not consider them")
 
 
 def render_result(result) -> None:

@@ -32,6 +32,7 @@ import redis
 
 from ..errors import PermissionDenied, UsageError
 from ..inspect.catalog import build_context, decode_record
+from ..inspect.hits import read_hit_records
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
 from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
@@ -77,6 +78,7 @@ class Plan:
     not_entries: int = 0  # candidates that exist but no layout recognised: never touched
     missing: int = 0  # candidates (e.g. --key) that do not exist
     no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
+    untracked: int = 0  # with --cold: entries the hit tracker has no record of, so were not considered
     source: str = ""
     seconds: float = 0.0
     _spool: object = field(default=None, repr=False)
@@ -125,6 +127,7 @@ class Plan:
             "not_cache_entries": self.not_entries,
             "missing": self.missing,
             "no_insertion_time": self.no_age,
+            **({"untracked_not_considered": self.untracked} if self.selection.cold is not None else {}),
             "source": self.source,
             "seconds": round(self.seconds, 3),
             **({"distances": self.distances} if self.selection.similar is not None else {}),
@@ -203,10 +206,11 @@ def plan(
             elif not is_companion_record(rec.key):
                 result.not_entries += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
-        for (entry, rec), tags in zip(entries, extra):
+        seen = _last_seen(client, entries, result) if selection.cold is not None else [None] * len(entries)
+        for (entry, rec), tags, last_seen in zip(entries, extra, seen):
             if recent.seen(rec.key):
                 continue
-            if not selection.accepts(entry, tags):
+            if not selection.accepts(entry, tags, last_seen):
                 if selection.older_than is not None and entry.inserted_at is None:
                     result.no_age += 1
                 continue
@@ -235,6 +239,18 @@ class _RecentKeys:
             self.previous, self.current = self.current, set()
         self.current.add(key)
         return False
+
+
+def _last_seen(client, entries: list[tuple[Entry, RawRecord]], result: Plan) -> list[float | None]:
+    """--cold: each entry's tracked last hit (its write time if never hit); untracked ones counted."""
+    out = []
+    for record in read_hit_records(client, [rec.key for _, rec in entries]):
+        if record is None:
+            result.untracked += 1
+            out.append(None)
+        else:
+            out.append(record.last_hit or record.written)
+    return out
 
 
 def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_size: int) -> None:
