@@ -360,3 +360,52 @@ def test_evict_cold_selects_only_tracked_entries_not_hit_for_the_duration(run, t
     doc = run.json("evict", "--cold", "7d", "--cache", "redis", "--yes")
     assert doc["result"]["deleted"] == 2 and not client.exists(stale_hit) and not client.exists(never_hit)
     assert run.json("stats", "--cold-after", "7d")["hits"]["cold"]["entries"] == 0
+
+
+def events_flags(client) -> str:
+    value = next(iter(client.config_get("notify-keyspace-events").values()))
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def test_hits_follow_counts_semantic_hits_of_an_untracked_app(run, client, redis_url):
+    import json
+    import threading
+
+    from redisvl.extensions.cache.llm import SemanticCache
+    from redisvl.utils.vectorize import CustomVectorizer
+
+    emb = hashing_embeddings()
+    cache = SemanticCache(
+        name="followed",
+        redis_url=redis_url,
+        vectorizer=CustomVectorizer(embed=emb.embed_query),
+        distance_threshold=0.05,
+        ttl=600,
+    )
+    refund = cache.store("Can I get a refund?", "Yes, within 30 days.")
+    hours = cache.store("What are your opening hours?", "Nine to five.")
+    client.config_set("notify-keyspace-events", "")
+    refused = run("hits", "--follow", "--for", "1s")
+    assert refused.exit_code == 20 and "notify-keyspace-events" in refused.output
+    assert events_flags(client) == ""  # not changed unasked
+
+    results = {}
+    worker = threading.Thread(
+        target=lambda: results.update(out=run("hits", "--follow", "--for", "4s", "--enable-events", "--json"))
+    )
+    worker.start()
+    deadline = time.time() + 3
+    while time.time() < deadline and not events_flags(client):
+        time.sleep(0.05)
+    time.sleep(0.5)  # subscribed
+    assert cache.check("can I get a refund")
+    assert cache.check("Can I get a refund?")
+    assert cache.check("what are your opening hours")
+    assert not cache.check("something else entirely")
+    cache.store("A new question?", "A new answer.")  # a write: its EXPIRE is not a hit
+    worker.join()
+    lines = [json.loads(line) for line in results["out"].output.splitlines() if line.startswith("{")]
+    summary = lines[-1]
+    assert summary["event"] == "summary" and summary["hits"] == 3 and summary["writes"] == 1
+    assert {e["key"]: e["hits"] for e in summary["top_entries"]} == {refund: 2, hours: 1}
+    assert events_flags(client) == ""  # put back

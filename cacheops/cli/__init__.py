@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import click
 
-from . import audit, caches, demo, doctor, evict, history, metrics, migrate, restore, scan, show, stats, tag, tui, warm
+from . import (
+    audit,
+    caches,
+    demo,
+    doctor,
+    evict,
+    history,
+    hits,
+    metrics,
+    migrate,
+    restore,
+    scan,
+    show,
+    stats,
+    tag,
+    tui,
+    warm,
+)
 from .app import AppState, CacheopsGroup
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -54,6 +71,7 @@ for module in (
     show,
     stats,
     metrics,
+    hits,
     doctor,
     audit,
     demo,

@@ -57,7 +57,7 @@ def command(state: AppState, cache, since, cold_after, top, json_flag, table_fla
         render.out("No LLM caches found.")
     buckets = FREQ_BUCKETS if report.access.measure == "lfu_frequency" else IDLE_BUCKETS
     label = (
-        "LFU frequency (OBJECT FREQ)"
+        "LFU frequency (OBJECT FREQ: a decaying logarithmic counter, not a hit count)"
         if report.access.measure == "lfu_frequency"
         else "idle time since last access (OBJECT IDLETIME)"
     )
