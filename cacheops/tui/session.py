@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import redis
 
 from ..inspect.catalog import Catalog, EntryFilter, build_catalog, build_context, iter_entries
-from ..inspect.hits import attach_hits
 from ..inspect.finder import find_by_prompt, read_entry
+from ..inspect.hits import attach_hits
 from ..layouts import Context, Entry, PromptQuery
 from ..ops import evict
 from ..ops.selection import Selection
