@@ -15,7 +15,7 @@ import threading
 from . import keys
 from .recorder import Event, Recorder
 
-__all__ = ["track", "recorder_for", "Event", "Recorder", "keys", "RECORD_PROMPTS"]
+__all__ = ["track", "recorder_for", "litellm_callback", "Event", "Recorder", "keys", "RECORD_PROMPTS"]
 
 RECORD_PROMPTS = ("text", "hash", "off")
 DEFAULT_TIMEOUT = 0.5  # seconds a flush may wait on the stats Redis (connect, then each reply)
@@ -119,3 +119,14 @@ def _client_of(cache):
         if isinstance(candidate, redis.Redis):
             return candidate
     return None
+
+
+def litellm_callback(url: str | None = None, *, client=None, name: str = "litellm", **options):
+    """A LiteLLM logging callback recording hits per cache_key (and misses per cache and model):
+    `litellm.callbacks = [litellm_callback("redis://...")]`. `name`: the cache of keys without a
+    namespace (cacheops lists bare LiteLLM keys as cache "litellm")."""
+    from .litellm_logger import LiteLLMTracker
+
+    if url is None and client is None:
+        raise ValueError("litellm_callback(): pass url= or client= for the stats Redis")
+    return LiteLLMTracker(recorder_for(url=url, client=client, **options), name)

@@ -166,12 +166,15 @@ class Recorder:
                 return 0
 
     def close(self, timeout: float = 2.0) -> None:
-        """Flush what is queued and stop the thread (called at exit)."""
+        """Stop the thread and flush what is queued, waiting `timeout` seconds at most for each (at
+        exit: a slow stats Redis must not hold the app's exit longer than that)."""
         self._stop = True
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        self.flush()
+        last = threading.Thread(target=self.flush, name="cacheops-track-final-flush", daemon=True)
+        last.start()
+        last.join(timeout)
 
     def _log(self, message: str) -> None:
         now = time.monotonic()

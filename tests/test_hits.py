@@ -409,3 +409,25 @@ def test_hits_follow_counts_semantic_hits_of_an_untracked_app(run, client, redis
     assert summary["event"] == "summary" and summary["hits"] == 3 and summary["writes"] == 1
     assert {e["key"]: e["hits"] for e in summary["top_entries"]} == {refund: 2, hours: 1}
     assert events_flags(client) == ""  # put back
+
+
+def test_litellm_callback_records_hits_per_cache_key(run, client, redis_url, venv_writers):
+    user = [{"role": "user", "content": "What is LiteLLM?"}]
+    other = [{"role": "user", "content": "Who wrote it?"}]
+    calls = [
+        {"messages": user, "answer": "A proxy."},
+        {"messages": user, "answer": "A proxy."},
+        {"messages": user, "answer": "A proxy."},
+        {"messages": other, "answer": "BerriAI.", "namespace": "team1"},
+        {"messages": other, "answer": "BerriAI.", "namespace": "team1"},
+    ]
+    done = venv_writers["litellm"](redis_url, "track", calls=calls)
+    assert done == {"events": 5, "dropped": 0}
+    hits = {c["cache"]: c for c in run.json("stats", "--since", "1h")["hits"]["caches"]}
+    # misses carry no key or namespace: they count under the callback's name
+    assert (hits["litellm"]["window"]["hits"], hits["litellm"]["window"]["misses"]) == (2, 2)
+    assert (hits["team1"]["window"]["hits"], hits["team1"]["window"]["misses"]) == (1, 0)
+    assert hits["litellm"]["per_model"]["gpt-4o-mini"]["hits"] == 2
+    assert hits["litellm"]["window"]["input_tokens_saved"] > 0
+    rows = {r["cache"]: r for r in run.json_lines("scan") if r["layout"] == "litellm_exact"}
+    assert rows["litellm"]["hits"]["hits"] == 2 and rows["team1"]["hits"]["hits"] == 1
