@@ -25,6 +25,8 @@ _LAZY = {
     "build_context": ".inspect.catalog",
     "iter_entries": ".inspect.catalog",
     "find_by_prompt": ".inspect.finder",
+    "attach_hits": ".inspect.hits",
+    "hit_report": ".inspect.hits",
     "read_entry": ".inspect.finder",
     "LAYOUTS": ".layouts",
     "Entry": ".layouts",
@@ -53,6 +55,14 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
+
+
+def track(cache, **options):
+    """cacheops_track.track (the app-side hit tracker), for apps that import cacheops anyway. Apps
+    that also use django-cacheops (which owns the name `cacheops`) import cacheops_track directly."""
+    from cacheops_track import track as _track
+
+    return _track(cache, **options)
 
 
 def connect_url(url: str):
@@ -85,4 +95,7 @@ __all__ = [
     "restore",
     "load_playbook",
     "warm_caches",
+    "track",
+    "hit_report",
+    "attach_hits",
 ]

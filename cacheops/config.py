@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 from .paths import config_file
@@ -31,11 +31,22 @@ class CacheSettings(BaseModel):
     distance_threshold: float | None = None
 
 
+class ModelPrice(BaseModel):
+    """A model's list price, per the price table's `per_tokens` tokens (a million by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    provider: str | None = None
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_profile: str | None = None
     profiles: dict[str, Profile] = {}
     caches: dict[str, CacheSettings] = {}
+    # Overrides and additions to the shipped price table (pricing.py): model name -> price.
+    prices: dict[str, ModelPrice] = {}
 
 
 def load_config(path: Path | None = None) -> Config:

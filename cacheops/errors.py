@@ -26,6 +26,12 @@ class PermissionDenied(CacheopsError):
     exit_code = ExitCode.PERMISSION
 
 
+class EventsDisabled(CacheopsError):
+    """The server does not publish the keyspace events `hits --follow` needs."""
+
+    exit_code = ExitCode.EVENTS_DISABLED
+
+
 class MissingModule(CacheopsError):
     exit_code = ExitCode.MISSING_MODULE
 

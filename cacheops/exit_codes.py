@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 16  # check: the post-deploy gate failed (doctor, warm, verify or audit; for CI gates)
     NOT_REDIS = 17  # something answers at that address, but not in the Redis protocol (HTTP, SSH, ...)
     NO_SUCH_DATABASE = 18  # the database number (URL /N or --db) does not exist on the server
+    EVENTS_DISABLED = 20  # hits --follow: the server does not publish the keyspace events it needs
 
 
 DESCRIPTIONS = {
@@ -43,4 +44,5 @@ DESCRIPTIONS = {
     ExitCode.CHECK_FAILED: "check: a post-deploy check failed (doctor, warm, verify or the audit)",
     ExitCode.NOT_REDIS: "the service at that address is not a Redis server (wrong port?)",
     ExitCode.NO_SUCH_DATABASE: "the database number (URL /N or --db) does not exist on the server",
+    ExitCode.EVENTS_DISABLED: "hits --follow: the server's notify-keyspace-events lacks what it needs (or --enable-events)",
 }

@@ -6,6 +6,9 @@
                                         (ops/oplog.py, shown by `cacheops history`)
     cacheops:migrate:<cache>    HASH    an in-place migration (or flush) under way: its phase and
                                         what a re-run needs to resume it (ops/migrate_inplace.py)
+    cacheops:hit:<entry key>    HASH    the hit tracker's record of an entry, and cacheops:hitrate:*
+                                        / cacheops:tracked: its buckets (named in cacheops_track.keys,
+                                        the app-side package, which imports nothing of cacheops)
 
 Every layer may need these names (the cacheops_own layout recognises the keys, evict takes a tag
 hash along with its entry), so they live at the bottom, beside the errors.
@@ -13,7 +16,21 @@ hash along with its entry), so they live at the bottom, beside the errors.
 
 from __future__ import annotations
 
+from cacheops_track.keys import ENTRY_PREFIX as HIT_RECORD_PREFIX
+
 from .errors import UsageError
+
+__all__ = [
+    "HIT_RECORD_PREFIX",
+    "TAG_PREFIX",
+    "OPLOG_STREAM",
+    "MIGRATE_STATE_PREFIX",
+    "tag_key",
+    "is_tag_key",
+    "is_companion_record",
+    "valid_tag_name",
+    "parse_pair",
+]
 
 TAG_PREFIX = b"cacheops:tags:"
 OPLOG_STREAM = "cacheops:audit"
@@ -28,6 +45,11 @@ def tag_key(entry_key: str | bytes) -> bytes:
 
 def is_tag_key(key: bytes) -> bool:
     return key.startswith(TAG_PREFIX)
+
+
+def is_companion_record(key: bytes) -> bool:
+    """A key cacheops keeps for one entry (tag hash, hit record): it goes and comes back with it."""
+    return key.startswith(TAG_PREFIX) or key.startswith(HIT_RECORD_PREFIX)
 
 
 def valid_tag_name(name: str) -> bool:

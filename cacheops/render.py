@@ -64,6 +64,17 @@ def flush() -> None:
     sys.stdout.flush()
 
 
+def raw(text: str) -> None:
+    """Text as it is (a format of its own, e.g. Prometheus exposition): no markup, no wrapping."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def info(text: str) -> None:
+    """A status line for a person watching: stderr, so stdout carries only the output."""
+    err_console.print(f"[dim]{escape(text)}[/dim]")
+
+
 def human_bytes(n: int | None) -> str:
     if n is None:
         return "-"

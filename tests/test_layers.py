@@ -27,6 +27,7 @@ TOP_LEVEL = {
     "yamlfile": "base",
     "ownkeys": "base",
     "faults": "base",
+    "pricing": "base",
     "render": "front",
     "demo": "front",
     "__init__": "front",
@@ -34,7 +35,8 @@ TOP_LEVEL = {
 }
 # The app-side package: apps import it into their own process, so it stands beside cacheops and
 # may use only the base and server layers' ideas, never their code (django-cacheops owns the name
-# `cacheops` in some apps): it imports nothing of cacheops at all.
+# `cacheops` in some apps): it imports nothing of cacheops at all. cacheops may import it (the key
+# names it writes are defined there, once).
 STANDALONE = {"cacheops_track"}
 
 
@@ -99,10 +101,12 @@ def test_no_import_reaches_up_a_layer():
     for module, targets in graph().items():
         for target in targets:
             mine, theirs = layer_of(module), layer_of(target)
-            if mine in STANDALONE or theirs in STANDALONE:
+            if mine in STANDALONE:
                 if mine != theirs:
                     upward.append(f"{module} ({mine}) -> {target} ({theirs}): the app-side package stands alone")
                 continue
+            if theirs in STANDALONE:
+                continue  # it imports nothing of cacheops: any layer may read its key names
             if LAYERS.index(theirs) > LAYERS.index(mine):
                 upward.append(f"{module} ({mine}) -> {target} ({theirs})")
     assert not upward, "imports that reach up a layer:\n" + "\n".join(sorted(upward))

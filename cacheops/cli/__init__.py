@@ -38,6 +38,8 @@ COMMANDS: dict[str, CommandEntry] = {
     "check": CommandEntry("check", "The post-deploy gate: doctor, warm, verify, audit."),
     "expire": CommandEntry("expire", "Change the TTLs of selected entries in bulk."),
     "replay": CommandEntry("replay", "What a prompt log would hit, without calling a model."),
+    "metrics": CommandEntry("metrics", "Prometheus metrics: hits, misses, entries, savings."),
+    "hits": CommandEntry("hits", "Count semantic hits live from keyspace events."),
 }
 
 

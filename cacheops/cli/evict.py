@@ -46,6 +46,7 @@ def command(
     Example:
         cacheops evict --prompt "What is the refund policy?" --dry-run
         cacheops evict --response-contains "never possible" --cache llmcache --yes
+        cacheops evict --cold 30d --cache redis --dry-run
     """
     selection = build_selection(**{name: selectors[name] for name in SELECTOR_PARAMS})
     client = state.client()
@@ -132,6 +133,11 @@ def render_preview(plan) -> None:
         render.note(
             f"{render.plural(p.no_age, 'entry', 'entries')} record{'s' if p.no_age == 1 else ''} no insertion time, "
             f"so --older-than did not select {'it' if p.no_age == 1 else 'them'}"
+        )
+    if p.selection.cold is not None:
+        render.note(
+            f"{render.plural(p.untracked, 'entry', 'entries')} ha{'s' if p.untracked == 1 else 've'} no hit-tracker "
+            "record (untracked), so --cold did not consider them"
         )
 
 

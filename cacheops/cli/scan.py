@@ -2,6 +2,7 @@ import click
 
 from .. import render
 from ..inspect.catalog import EntryFilter, UnknownKey, build_context, iter_entries, require_cache
+from ..inspect.hits import attach_hits
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
@@ -31,7 +32,8 @@ TTY_DEFAULT_LIMIT = 100
 @output_options
 @pass_state
 def command(state: AppState, cache, match, model, limit, count, unknown, prompts_file, plain, json_flag, table_flag):
-    """Stream cache entries: key, layout, model, prompt and answer previews, TTL, size.
+    """Stream cache entries: key, layout, model, prompt and answer previews, TTL, size, and the hits
+    the app's tracker recorded (cacheops_track; "-" for untracked entries).
 
     SCAN only (never KEYS); memory stays flat whatever the keyspace size. Off a terminal (or with
     --json) each entry is one JSON line.
@@ -61,6 +63,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
         server_side=False if plain else None,
         full=False,
     )
+    items = attach_hits(client, items)
     if fmt == "json":
         chunk = []
         for item in items:
@@ -81,6 +84,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
         C("TTL", "fixed", drop=5, justify="right"),
         C("size", "fixed", drop=3, justify="right"),
         C("inserted", "fixed", drop=1),
+        C("hits", "fixed", drop=6, justify="right"),
     )
     shown = 0
     for item in items:
@@ -94,6 +98,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
                 "-",
                 render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
                 render.human_bytes(item.bytes),
+                "-",
                 "-",
             )
             continue
@@ -113,6 +118,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
             render.human_duration(None if item.ttl_ms is None else item.ttl_ms / 1000),
             render.human_bytes(item.bytes),
             render.timestamp(item.inserted_at),
+            f"{item.hits['hits']:,}" if item.hits else "-",
         )
     render.out(t)
     more = " (limit reached: --limit N or --json for more)" if limit is not None and shown >= limit else ""

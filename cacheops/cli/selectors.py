@@ -21,6 +21,7 @@ SELECTOR_PARAMS = (
     "response_regex",
     "model",
     "older_than",
+    "cold",
     "cache",
     "unreachable",
     "similar_to",
@@ -87,6 +88,12 @@ def selector_options(fn):
             help="Inserted more than DURATION ago (90s, 30m, 12h, 7d, 2w); "
             "entries that record no insertion time (LangChain exact) are never selected by age.",
         ),
+        click.option(
+            "--cold",
+            metavar="DURATION",
+            help="Not hit for DURATION (or never, and written longer ago), as the app's hit tracker "
+            "(cacheops_track) recorded; untracked entries are never selected by it.",
+        ),
         click.option("--cache", help="Only entries of this cache (its key prefix); alone, the whole cache."),
         click.option("--unreachable", is_flag=True, help="Only entries their cache can no longer serve."),
         click.option("--similar-to", metavar="TEXT", help="The semantic neighbourhood of TEXT (needs --threshold)."),
@@ -114,6 +121,7 @@ def build_selection(
     response_regex,
     model,
     older_than,
+    cold,
     cache,
     unreachable,
     similar_to,
@@ -145,6 +153,8 @@ def build_selection(
         model=model,
         older_than=parse_duration(older_than) if older_than else None,
         older_than_text=older_than,
+        cold=parse_duration(cold) if cold else None,
+        cold_text=cold,
         cache=cache,
         unreachable=unreachable,
         similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None,

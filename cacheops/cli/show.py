@@ -5,6 +5,7 @@ from .. import render
 from ..errors import NotFound, UsageError
 from ..inspect.catalog import UnknownKey, build_context, require_cache
 from ..inspect.finder import find_by_prompt, read_entry
+from ..inspect.hits import attach_hits
 from ..layouts import Entry, PromptQuery
 from .app import AppState, output_format, output_options, pass_state
 
@@ -48,6 +49,7 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
                 f"no cached entry for that prompt {how}{where}; check the exact text, "
                 f"or list entries with `cacheops scan`"
             )
+    entries = list(attach_hits(client, entries))
     if output_format(json_flag, table_flag) == "json":
         docs = [e.to_dict(full=True) for e in entries]
         render.json_doc(docs[0] if key else docs)
@@ -93,6 +95,10 @@ def render_entry(item) -> None:
                 + ("" if e.vector.matches_index is not False else " (does NOT match the index)"),
             )
         )
+    if e.hits:
+        rows.append(("hits (tracked)", f"{e.hits['hits']:,}, last {render.timestamp(e.hits['last_hit'])}"))
+        if e.hits.get("system"):
+            rows.append(("system (tracked)", e.hits["system"]))
     if e.tags:
         rows.append(("tags", ", ".join(f"{k}={v}" for k, v in e.tags.items())))
     if e.usage:

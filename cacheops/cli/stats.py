@@ -2,31 +2,48 @@ import click
 
 from .. import render
 from ..inspect.catalog import TTL_BUCKETS, EntryFilter, build_context, require_cache
+from ..inspect.hits import HitReport, hit_report, tracked_caches
 from ..inspect.stats import FREQ_BUCKETS, IDLE_BUCKETS, collect_stats
+from ..ops.selection import parse_duration
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
 
 @click.command("stats")
 @click.option("--cache", help="Only this cache.")
+@click.option(
+    "--since", default="24h", show_default=True, help="Tracked hit rates over this window (e.g. 1h, 24h, 7d, 90d)."
+)
+@click.option(
+    "--cold-after",
+    default="7d",
+    show_default=True,
+    help="Tracked entries not hit (or never hit since written) for this long are listed as cold.",
+)
+@click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Most hit entries to list.")
 @output_options
 @pass_state
-def command(state: AppState, cache, json_flag, table_flag):
+def command(state: AppState, cache, since, cold_after, top, json_flag, table_flag):
     """Per cache: entries, bytes, TTL histogram, entries per model, oldest/newest; server: version,
     memory policy, hit ratio; per entry access: LFU frequency or idle time, whichever the policy keeps.
 
+    For caches the app tracks (cacheops_track): hit rate now and over --since with a sparkline, per
+    model; tokens and money saved per day; the most hit entries and the cold ones.
+
     \b
     Example:
-        cacheops stats --cache llmcache
+        cacheops stats --cache llmcache --since 7d
     """
+    window, cold = parse_duration(since), parse_duration(cold_after)
     client = state.client()
     ctx = build_context(client)
     require_cache(client, ctx, cache)
     progress = ScanStats()
     with render.scan_progress(progress):
         report = collect_stats(client, ctx, EntryFilter(cache=cache), scan_stats=progress)
+        hits = hit_report(client, window, cache, top=top, cold_after=cold) if tracked_caches(client) else None
     if output_format(json_flag, table_flag) == "json":
-        render.json_doc(report.to_dict())
+        render.json_doc({**report.to_dict(), "hits": hits.to_dict() if hits else None})
         return
     s = report.server
     ratio = f"{report.hit_ratio:.1%}" if report.hit_ratio is not None else "no lookups yet"
@@ -42,7 +59,7 @@ def command(state: AppState, cache, json_flag, table_flag):
         render.out("No LLM caches found.")
     buckets = FREQ_BUCKETS if report.access.measure == "lfu_frequency" else IDLE_BUCKETS
     label = (
-        "LFU frequency (OBJECT FREQ)"
+        "LFU frequency (OBJECT FREQ: a decaying logarithmic counter, not a hit count)"
         if report.access.measure == "lfu_frequency"
         else "idle time since last access (OBJECT IDLETIME)"
     )
@@ -73,3 +90,72 @@ def command(state: AppState, cache, json_flag, table_flag):
             render.out(t)
         for text in c.notes:
             render.warn(f"{c.name}: {text}")
+    if hits is not None:
+        render_hits(hits, since)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def render_hits(hits: HitReport, since: str) -> None:
+    money = hits.currency
+    render.out("")
+    render.out(
+        f"[bold]Tracked hits[/bold] [dim](recorded by cacheops_track in the app; prices of {hits.prices_taken})[/dim]"
+    )
+    t = render.table("cache", "model", "now (5m)", f"last {since}", "", "hits", "misses", "tokens saved", "saved")
+    for c in hits.caches:
+        t.add_row(
+            render.escape(c.name),
+            "(all)",
+            _rate(c.now.hit_rate),
+            _rate(c.window.hit_rate),
+            c.sparkline,
+            f"{c.window.hits:,}",
+            f"{c.window.misses:,}",
+            f"{c.window.input_saved + c.window.output_saved:,}" + (" (est.)" if c.window.estimated else ""),
+            f"{c.window.money_saved:.4f} {money}",
+        )
+        for model, m in sorted(c.per_model.items()):
+            t.add_row(
+                "",
+                render.escape(model),
+                "",
+                _rate(m.hit_rate),
+                "",
+                f"{m.hits:,}",
+                f"{m.misses:,}",
+                f"{m.input_saved + m.output_saved:,}",
+                f"{m.money_saved:.4f} {money}" if m.unpriced_hits < m.hits or not m.hits else "(no price)",
+            )
+    render.out(t)
+    days = sorted({d for c in hits.caches for d in c.per_day})[-14:]
+    if days:
+        t = render.table("day (UTC)", "hits", "tokens saved", "saved")
+        for day in days:
+            rows = [c.per_day[day] for c in hits.caches if day in c.per_day]
+            t.add_row(
+                day,
+                f"{sum(r.hits for r in rows):,}",
+                f"{sum(r.input_saved + r.output_saved for r in rows):,}",
+                f"{sum(r.money_saved for r in rows):.4f} {money}",
+            )
+        render.out(t)
+    if hits.top:
+        t = render.table("top entries", "cache", "model", "hits", "last hit", "prompt")
+        for e in hits.top:
+            t.add_row(
+                render.escape(render.short_key(e.key)),
+                render.escape(e.cache or "-"),
+                render.escape(e.model or "-"),
+                f"{e.hits:,}",
+                render.timestamp(e.last_hit),
+                render.escape(render.preview(e.prompt, 40)),
+            )
+        render.out(t)
+    render.out(
+        f"cold (not hit for {render.human_duration(hits.cold_after)}): {hits.cold_entries:,} of "
+        f"{hits.tracked_entries:,} tracked entries, {render.human_bytes(hits.cold_bytes)}"
+        + (" [dim](evict them with `cacheops evict --cold DURATION`)[/dim]" if hits.cold_entries else "")
+    )

@@ -91,6 +91,8 @@ class Entry:
     value_format: str | None = None
     # Other keys that are part of this entry and go with it (shown and deleted together).
     companions: list[str] = field(default_factory=list)
+    # What the app-side hit tracker recorded (inspect/hits.attach_hits), None when untracked.
+    hits: dict | None = None
 
     @property
     def expires_at(self) -> float | None:
@@ -128,6 +130,8 @@ class Entry:
             out["value_format"] = self.value_format
         if self.companions:
             out["companion_keys"] = list(self.companions)
+        if self.hits is not None:
+            out["hits"] = self.hits
         if self.vector:
             out["vector"] = {
                 "field": self.vector.field,

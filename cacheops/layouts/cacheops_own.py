@@ -1,8 +1,11 @@
-"""cacheops' own keys beside the caches it operates: the audit trail stream and the tag hashes.
+"""cacheops' own keys beside the caches it operates: the operations log, tag hashes, hit records.
 
-cacheops:audit          STREAM  the capped audit trail of evictions and restores (audit_log.py)
-cacheops:tags:<key>     HASH    tags cacheops keeps for an entry that has no fields of its own (tags.py)
-cacheops:migrate:<name> HASH    the state of an in-place migration under way (migrate_inplace.py)
+cacheops:audit              STREAM  the operations log (ops/oplog.py)
+cacheops:tags:<key>         HASH    tags cacheops keeps for an entry that has no fields of its own
+cacheops:hit:<key>          HASH    the hit tracker's record of an entry (cacheops_track.keys)
+cacheops:hitrate:<m|h|t>:<cache>  HASH  the hit tracker's minute / hour buckets and totals
+cacheops:tracked            HASH    the caches the hit tracker has written for
+cacheops:migrate:<name>     HASH    the state of an in-place migration under way (ops/migrate_inplace.py)
 Recognised as infrastructure: never listed, counted or deleted as cache entries, never "unknown".
 """
 
@@ -10,12 +13,19 @@ from __future__ import annotations
 
 import re
 
+from cacheops_track import keys as track_keys
+
 from ..ownkeys import MIGRATE_STATE_PREFIX, TAG_PREFIX
 from ..ownkeys import OPLOG_STREAM as STREAM
 from ..server.keyspace import RawRecord
 from .base import Context, Entry, Infrastructure, Layout, PromptQuery
 
-_ROLES = {"stream": "cacheops audit trail", "hash": "cacheops tags of an entry"}
+_STREAM_ROLE = "cacheops audit trail"
+_TAGS_ROLE = "cacheops tags of an entry"
+_HIT_ROLE = "cacheops hit record of an entry"
+_BUCKET_ROLE = "cacheops hit-rate buckets"
+_TRACKED_ROLE = "cacheops tracked caches"
+_MIGRATE_ROLE = "cacheops in-place migration state"
 
 
 class CacheopsOwnLayout(Layout):
@@ -24,22 +34,34 @@ class CacheopsOwnLayout(Layout):
     kind = "infrastructure"
     redis_type = "hash"
     redis_types = ("stream", "hash")
-    key_re = re.compile(r"^(?P<prefix>cacheops):(?:audit|tags:.+|migrate:.+)$", re.S)
+    key_re = re.compile(r"^(?P<prefix>cacheops):(?:audit|tags:.+|hit:.+|hitrate:.+|tracked|migrate:.+)$", re.S)
 
     def cache_of(self, rec: RawRecord) -> str | None:
         if rec.type == "stream" and rec.key == STREAM.encode():
             return "cacheops"
-        if rec.type == "hash" and (rec.key.startswith(TAG_PREFIX) or rec.key.startswith(MIGRATE_STATE_PREFIX)):
+        if rec.type == "hash" and rec.key.startswith(b"cacheops:") and _role(rec.key):
             return "cacheops"
         return None
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Infrastructure:
-        if rec.key.startswith(MIGRATE_STATE_PREFIX):
-            return self.infrastructure(rec, cache, "cacheops in-place migration state")
-        return self.infrastructure(rec, cache, _ROLES[rec.type])
+        return self.infrastructure(rec, cache, _STREAM_ROLE if rec.type == "stream" else _role(rec.key))
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
         return []
 
     def matches(self, entry: Entry, query: PromptQuery, ctx=None) -> bool:
         return False
+
+
+def _role(key: bytes) -> str | None:
+    if key.startswith(TAG_PREFIX):
+        return _TAGS_ROLE
+    if key.startswith(MIGRATE_STATE_PREFIX):
+        return _MIGRATE_ROLE
+    if key.startswith(track_keys.ENTRY_PREFIX):
+        return _HIT_ROLE
+    if key.startswith(track_keys.BUCKET_PREFIX):
+        return _BUCKET_ROLE
+    if key == track_keys.TRACKED:
+        return _TRACKED_ROLE
+    return None

@@ -32,9 +32,10 @@ import redis
 
 from ..errors import PermissionDenied, UsageError
 from ..inspect.catalog import build_context, decode_record
+from ..inspect.hits import read_hit_records
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
-from ..ownkeys import TAG_PREFIX, is_tag_key
+from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
 from ..server.keyspace import (
     DEFAULT_ELIDE,
     PREVIEW_LIMIT,
@@ -79,6 +80,7 @@ class Plan:
     not_entries_kinds: Counter = field(default_factory=Counter)
     missing: int = 0  # candidates (e.g. --key) that do not exist
     no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
+    untracked: int = 0  # with --cold: entries the hit tracker has no record of, so were not considered
     source: str = ""
     seconds: float = 0.0
     _spool: object = field(default=None, repr=False)
@@ -128,6 +130,7 @@ class Plan:
             "not_cache_entries_kinds": dict(self.not_entries_kinds),
             "missing": self.missing,
             "no_insertion_time": self.no_age,
+            **({"untracked_not_considered": self.untracked} if self.selection.cold is not None else {}),
             "source": self.source,
             "seconds": round(self.seconds, 3),
             **({"distances": self.distances} if self.selection.similar is not None else {}),
@@ -203,15 +206,16 @@ def plan(
             item = decode_record(rec, ctx, full)
             if isinstance(item, Entry):
                 entries.append((item, rec))
-            elif not is_tag_key(rec.key):
+            elif not is_companion_record(rec.key):
                 result.not_entries += 1
                 role = getattr(item, "role", "")  # an InfrastructureKey's, e.g. "cacheops audit trail"
                 result.not_entries_kinds[role.split(" of ", 1)[0] if role else f"unknown {rec.type} key"] += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
-        for (entry, rec), tags in zip(entries, extra):
+        seen = _last_seen(client, entries, result) if selection.cold is not None else [None] * len(entries)
+        for (entry, rec), tags, last_seen in zip(entries, extra, seen):
             if recent.seen(rec.key):
                 continue
-            if not selection.accepts(entry, tags):
+            if not selection.accepts(entry, tags, last_seen):
                 if selection.older_than is not None and entry.inserted_at is None:
                     result.no_age += 1
                 continue
@@ -240,6 +244,18 @@ class _RecentKeys:
             self.previous, self.current = self.current, set()
         self.current.add(key)
         return False
+
+
+def _last_seen(client, entries: list[tuple[Entry, RawRecord]], result: Plan) -> list[float | None]:
+    """--cold: each entry's tracked last hit (its write time if never hit); untracked ones counted."""
+    out = []
+    for record in read_hit_records(client, [rec.key for _, rec in entries]):
+        if record is None:
+            result.untracked += 1
+            out.append(None)
+        else:
+            out.append(record.last_hit or record.written)
+    return out
 
 
 def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_size: int) -> None:
@@ -472,7 +488,7 @@ class _Deleter:
         extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
         chosen = []
         for (read, info, _), comps in zip(judged, extra):
-            comps = comps + ([read.tag] if read.tag is not None else [])
+            comps = comps + [c for c in (read.tag, read.hit) if c is not None]
             self.writer.add(
                 SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), now_ms, info.json, comps
             )
@@ -650,6 +666,7 @@ class _Read:
     tags: dict[str, str]
     tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
     unchanged: bool = False  # the value is the one the preview judged (then it was not sent back)
+    hit: SavedKey | None = None  # the entry's hit-tracker record (cacheops_track), if it has one
 
     @property
     def key(self) -> bytes:
@@ -745,6 +762,7 @@ class _Scripts:
             limit,
             ",".join(DEFAULT_ELIDE),
             TAG_PREFIX,
+            HIT_RECORD_PREFIX,
             *(expected or blank),
             *(types or blank),
         ]
@@ -771,8 +789,10 @@ class _Scripts:
             tag_flat,
             tag_dump,
             tag_pttl,
+            hit_dump,
+            hit_pttl,
             judged,
-        ) in zip(keys, *[items] * 12, expected):
+        ) in zip(keys, *[items] * 14, expected):
             kind = kind.decode() if isinstance(kind, bytes) else str(kind)
             copy_format = "json" if copy_format == b"json" else "dump"
             if kind == "hash" and isinstance(value, list):
@@ -791,6 +811,7 @@ class _Scripts:
                 else {}
             )
             tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
+            hit = SavedKey(HIT_RECORD_PREFIX + key, hit_dump, hit_pttl) if hit_dump else None
             out.append(
                 _Read(
                     rec,
@@ -800,6 +821,7 @@ class _Scripts:
                     tags,
                     tag,
                     bool(unchanged),
+                    hit,
                 )
             )
         return out

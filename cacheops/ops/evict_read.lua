@@ -3,20 +3,21 @@
 -- Read-only (EVALSHA_RO); read_value comes from read_value.lua, prepended when loaded. KEYS: the
 -- keys. ARGV[1]: value byte limit for decoding; ARGV[2]: hash fields (comma-separated) replaced by
 -- their length (vectors: the backup keeps them whole); ARGV[3]: the prefix of cacheops' tag hashes
--- (tags.py), read with the entry they belong to; ARGV[3 + i]: the digest of key i as the preview
+-- (tags.py), read with the entry they belong to; ARGV[4]: the prefix of the hit tracker's entry
+-- records (cacheops_track.keys), read and taken along the same way; ARGV[4 + i]: the digest of key i as the preview
 -- judged it ('' if none; cacheops.evict.record_digest). A key whose value still has that digest is
 -- unchanged: its value is not sent back, only "still the same" (a RedisJSON document is sent
--- whole as its backup copy, and the client compares its digest). ARGV[3 + #KEYS + i]: the type the
+-- whole as its backup copy, and the client compares its digest). ARGV[4 + #KEYS + i]: the type the
 -- preview saw for key i ('' if unknown), so a document is read without asking its TYPE first.
 -- The backup copy is the key's DUMP, except for a RedisJSON document: there the whole document as
 -- JSON.GET returns it is the backup (JSON.SET puts it back identically), so the one read serves
 -- the re-check and the backup: a second serialisation (DUMP) would cost as much again.
--- Reply: 12 items per key: type, pttl, value (string | flat hash array | false: unchanged or none),
+-- Reply: 14 items per key: type, pttl, value (string | flat hash array | false: unchanged or none),
 -- full size (-1 if not measured), truncated (0/1), backup copy (false if gone), its format ('dump' |
 -- 'json'), unchanged (0/1), for hashes a digest of the full fields independent of their order
 -- (false otherwise: a RESTOREd hashtable-encoded hash holds the same fields but may DUMP them in
 -- another order, so restore compares this instead), then the entry's tag hash: fields (flat array
--- | false), DUMP (false if none), PTTL.
+-- | false), DUMP (false if none), PTTL; then the entry's hit record: DUMP (false if none), PTTL.
 local limit = tonumber(ARGV[1])
 local elide = {}
 for name in string.gmatch(ARGV[2], '([^,]+)') do elide[name] = true end
@@ -54,12 +55,15 @@ end
 local tag_keys = {}
 for n, key in ipairs(KEYS) do tag_keys[n] = ARGV[3] .. key end
 local any_tags = #tag_keys > 0 and redis.call('EXISTS', unpack(tag_keys)) > 0
+local hit_keys = {}
+for n, key in ipairs(KEYS) do hit_keys[n] = ARGV[4] .. key end
+local any_hits = #hit_keys > 0 and redis.call('EXISTS', unpack(hit_keys)) > 0
 
 local out = {}
 local nkeys = #KEYS
 for n, key in ipairs(KEYS) do
   local kind, doc = nil, nil
-  if ARGV[3 + nkeys + n] == 'ReJSON-RL' then  -- the preview's type: no TYPE call if it still holds
+  if ARGV[4 + nkeys + n] == 'ReJSON-RL' then  -- the preview's type: no TYPE call if it still holds
     local v = redis.pcall('JSON.GET', key)
     if type(v) == 'string' then kind, doc = 'ReJSON-RL', v end
   end
@@ -81,7 +85,7 @@ for n, key in ipairs(KEYS) do
   elseif kind ~= 'none' then
     copy = redis.call('DUMP', key)
     value, size, truncated, digest = read_value(key, kind, limit, elide, hash_digest)
-    local expected = ARGV[3 + n]
+    local expected = ARGV[4 + n]
     if expected ~= '' and value_digest(kind, value) == expected then
       same, value = 1, false
     end
@@ -105,5 +109,8 @@ for n, key in ipairs(KEYS) do
     out[#out + 1] = false
     out[#out + 1] = -2
   end
+  local hdump = any_hits and redis.call('DUMP', hit_keys[n])
+  out[#out + 1] = hdump or false
+  out[#out + 1] = hdump and redis.call('PTTL', hit_keys[n]) or -2
 end
 return out

@@ -60,6 +60,8 @@ class Selection:
     model: str | None = None
     older_than: float | None = None  # seconds
     older_than_text: str | None = None
+    cold: float | None = None  # seconds without a tracked hit (cacheops_track records only)
+    cold_text: str | None = None
     cache: str | None = None
     unreachable: bool = False
     similar: Neighbourhood | None = None
@@ -92,6 +94,7 @@ class Selection:
             or self.response_regex
             or self.model
             or self.older_than
+            or self.cold is not None
             or self.cache is not None
             or self.unreachable
             or self.similar
@@ -118,6 +121,8 @@ class Selection:
             out["model"] = self.model
         if self.older_than is not None:
             out["older_than"] = self.older_than_text or f"{self.older_than:g}s"
+        if self.cold is not None:
+            out["cold"] = self.cold_text or f"{self.cold:g}s"
         if self.cache is not None:
             out["cache"] = self.cache
         if self.unreachable:
@@ -148,8 +153,10 @@ class Selection:
         return [PromptQuery(p, self.system) for p in self.prompts]
 
     # -- the predicate ---------------------------------------------------------------------------
-    def accepts(self, entry: Entry, extra_tags: dict[str, str] | None = None) -> bool:
-        """Every selector holds for this decoded entry. extra_tags: its cacheops tag hash."""
+    def accepts(self, entry: Entry, extra_tags: dict[str, str] | None = None, last_seen: float | None = None) -> bool:
+        """Every selector holds for this decoded entry. extra_tags: its cacheops tag hash;
+        last_seen: with --cold, its tracked last hit (or write, if never hit); None: untracked,
+        or rewritten since it was judged (then it is fresh: not cold)."""
         if self.cache is not None and entry.cache != self.cache:
             return False
         if self.prompts:
@@ -174,6 +181,8 @@ class Selection:
             born = entry.inserted_at
             if born is None or self.now - born < self.older_than:
                 return False
+        if self.cold is not None and (last_seen is None or self.now - last_seen < self.cold):
+            return False
         if self.unreachable and not getattr(entry, "unreachable", None):
             return False
         if self.similar is not None and entry.key not in self.similar.distances:

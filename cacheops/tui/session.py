@@ -14,6 +14,7 @@ import redis
 
 from ..inspect.catalog import Catalog, EntryFilter, build_catalog, build_context, iter_entries
 from ..inspect.finder import find_by_prompt, read_entry
+from ..inspect.hits import attach_hits
 from ..layouts import Context, Entry, PromptQuery
 from ..ops import evict
 from ..ops.selection import Selection
@@ -61,7 +62,7 @@ class Session:
 
     def entries(self, flt: EntryFilter) -> Iterator[Entry]:
         """A lazy stream of a cache's entries (SCAN batches): the caller pulls what it shows."""
-        return iter_entries(self.client, self.ctx, flt)
+        return attach_hits(self.client, iter_entries(self.client, self.ctx, flt))
 
     def read(self, key: str):
         return read_entry(self.client, self.ctx, key)

@@ -8,6 +8,8 @@ usage: python write_litellm.py REDIS_URL '{"op": "exact"|"semantic", "calls": [{
 import asyncio
 import json
 import sys
+import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import litellm
@@ -29,7 +31,34 @@ class FakeEmbeddings(CustomLLM):
         return self.embedding(model, input, model_response)
 
 
+def track(url, spec):
+    """An app with cacheops_track's LiteLLM callback (the package from this checkout: it imports
+    nothing of cacheops, so it runs in this venv beside LiteLLM alone)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    import cacheops_track
+
+    u = urlparse(url)
+    callback = cacheops_track.litellm_callback(url)
+    litellm.callbacks = [callback]
+    litellm.cache = Cache(type="redis", host=u.hostname, port=str(u.port))
+    for call in spec["calls"]:
+        args = dict(model=call.get("model", "gpt-4o-mini"), messages=call["messages"], mock_response=call["answer"])
+        if "namespace" in call:
+            args["cache"] = {"namespace": call["namespace"]}
+        litellm.completion(caching=True, **args)
+    # success callbacks run on LiteLLM's logging thread pool: wait until each call reported
+    deadline = time.time() + 30
+    while time.time() < deadline and len(callback.recorder.queue) + callback.recorder.flushed_events < len(
+        spec["calls"]
+    ):
+        time.sleep(0.05)
+    callback.recorder.flush()
+    result({"events": callback.recorder.flushed_events, "dropped": callback.recorder.dropped})
+
+
 def main(url, spec):
+    if spec["op"] == "track":
+        return track(url, spec)
     u = urlparse(url)
     litellm.custom_provider_map = [{"provider": "fakeemb", "custom_handler": FakeEmbeddings()}]
     kwargs = dict(spec.get("cache", {}))

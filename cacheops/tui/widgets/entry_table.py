@@ -29,6 +29,7 @@ def row_of(entry: Entry) -> tuple:
         entry.model or "-",
         render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
         render.human_bytes(entry.bytes),
+        f"{entry.hits['hits']:,}" if entry.hits else "-",
         entry.cache,
     )
 
@@ -56,7 +57,7 @@ class EntryTable(DataTable):
         self._label = ""
 
     def on_mount(self) -> None:
-        for name in ("prompt", "answer", "model", "TTL", "size", "cache"):
+        for name in ("prompt", "answer", "model", "TTL", "size", "hits", "cache"):
             self.add_column(name, key=name)
 
     # -- sources ------------------------------------------------------------------------------
