@@ -21,6 +21,11 @@ class Profile(BaseModel):
     password_env: str | None = None
     db: int | None = None
     tls_ca_file: str | None = None
+    tls_cert_file: str | None = None  # client certificate and key, for servers that ask for one
+    tls_key_file: str | None = None
+    tls_insecure: bool = False  # do not verify the server's certificate (testing only; warned about)
+    connect_timeout: float | None = None  # seconds to connect and handshake (default 5)
+    timeout: float | None = None  # seconds to wait for one reply (default 60)
 
 
 class CacheSettings(BaseModel):
