@@ -26,6 +26,7 @@ TOP_LEVEL = {
     "config": "base",
     "yamlfile": "base",
     "ownkeys": "base",
+    "faults": "base",
     "render": "front",
     "demo": "front",
     "__init__": "front",

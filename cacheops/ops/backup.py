@@ -34,6 +34,7 @@ from pathlib import Path
 import orjson
 import redis
 
+from .. import faults
 from ..errors import CacheopsError, NotFound, UsageError
 from ..paths import state_dir
 
@@ -342,6 +343,8 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
                     result.kept_newer += 1
                     continue
                 raise CacheopsError(f"RESTORE failed: {text} (is the backup from a newer Redis version?)")
+    if not dry_run:
+        faults.reached("restore.batch")
 
 
 def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import orjson
 import redis
 
+from .. import faults
 from ..errors import PermissionDenied, UsageError
 from ..inspect.catalog import build_context, decode_record
 from ..inspect.tags import read_tags
@@ -405,6 +406,7 @@ class _Deleter:
         finally:
             for watch in watched:
                 watch.close()  # UNWATCH if still watching, connection back to the pool
+        faults.reached("evict.settled")
         if on_progress:
             on_progress(count)
 
@@ -473,6 +475,7 @@ class _Deleter:
             )
             chosen.append((read, info, comps))
         self.writer.commit()  # on disk before anything in it is deleted
+        faults.reached("evict.backed_up")
         return chosen
 
     def _send(self, items: list[Judged], watched: list[_WatchedSlice], now_ms: int) -> list:
@@ -487,6 +490,7 @@ class _Deleter:
                 companions = [c.key for _, _, comps in chosen for c in comps]
                 watch.transaction([read.key for read, _, _ in chosen], companions)
                 sent.append((watch, chosen))
+        faults.reached("evict.sent")
         return sent
 
     def _outcomes(self, sent: list) -> None:

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
+from .. import faults
 from ..errors import NotFound, TargetConflict, UsageError
 from ..inspect.catalog import EntryFilter, build_context, iter_entries
 from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
@@ -347,6 +348,7 @@ def execute(
     batches = read_ahead(_read_batches(client, plan, ctx, batch), depth=QUEUE_DEPTH, name="cacheops-migrate-reader")
     for got in batches:
         _write_batch(client, plan, vectorizer, got, result)
+        faults.reached("migrate.batch")
         if on_progress:
             on_progress(got.keys)
     result.seconds = time.monotonic() - started

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import redis
 
+from .. import faults
 from ..errors import CacheopsError, ConfigError
 from ..server.connection import library_client, translate_redis_error
 from . import oplog as audit_log
@@ -372,6 +373,7 @@ class TargetRun:
             key = self.write(cache, model, p) or key
             self.tag(cache, key, p)
             self.record(label, p.prompt, WRITTEN, key, note)
+            faults.reached("warm.written")
 
     # -- per cache type: (key, cached?, note) and the write ------------------------------------------
     def check(self, cache, model: AppModel | None, p) -> tuple[str, bool, str | None]:
