@@ -48,7 +48,9 @@ def backed_up_keys(path: Path | str) -> set[bytes]:
     return keys
 
 
-def cacheops_process(url: str, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def cacheops_process(
+    url: str, *args: str, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """`python -m cacheops --url URL ARGS...` in its own process, with this checkout first on the path."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(

@@ -36,6 +36,7 @@ from ..inspect.catalog import build_context, decode_record
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
 from ..ownkeys import TAG_PREFIX, is_tag_key
+from ..server import permissions
 from ..server.keyspace import (
     DEFAULT_ELIDE,
     PREVIEW_LIMIT,
@@ -317,11 +318,15 @@ def execute(
     actor = actor or audit_log.whoami(client)
     result = EvictResult(the_plan, actor=actor.to_dict())
     path = Path(backup_path) if backup_path else default_backup_path("evict")
+    scripts = _Scripts(client)
+    first = next(the_plan.keys(), None)
+    if first is not None:  # before the backup file is created: a refused user changes nothing
+        permissions.require(client, "evict", ["scripts", "transactions", "unlink", "oplog"], under=first)
     writer = BackupWriter(
         path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(), "selectors": selection.describe()}
     )
     result.backup = str(writer.path)
-    deleter = _Deleter(client, _Scripts(client), ctx, selection, writer, result)
+    deleter = _Deleter(client, scripts, ctx, selection, writer, result)
     try:
         deleter.run(batched(the_plan.selected(), BATCH), on_progress)
     finally:
@@ -377,7 +382,7 @@ class _Deleter:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
             read_more()
-            previous = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
+            previous = current = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
             try:
                 while ahead:
                     items, watched, now_ms = ahead.popleft().result()

@@ -44,6 +44,7 @@ from ..inspect.catalog import EntryFilter, build_context, iter_entries
 from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
+from ..server import permissions
 from ..server.indexes import IndexInfo
 from ..server.keyspace import RawRecord, glob_escape
 from ..server.readahead import read_ahead
@@ -342,6 +343,9 @@ def execute(
         raise UsageError("--batch must be at least 1")
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(plan.to_spec)
     result = MigrationResult(plan)
+    permissions.require(
+        client, "migrate-embeddings", ["hash", "expire", "transactions", "oplog"], under=f"{plan.target}:"
+    )
     started = time.monotonic()
     result.created_index = _ensure_index(client, plan)
     ctx = ctx or build_context(client, learn=False)

@@ -31,6 +31,7 @@ import redis
 
 from .. import faults
 from ..errors import CacheopsError, ConfigError
+from ..server import permissions
 from ..server.connection import library_client, translate_redis_error
 from . import oplog as audit_log
 from .appmodel import (
@@ -174,6 +175,10 @@ def warm(
         for t in playbook.warm.caches
         if not isinstance(t, LangchainExactTarget)
     }
+    if not dry_run:
+        for target in playbook.warm.caches:
+            needs = ["json"] if isinstance(target, LangchainExactTarget) else []
+            permissions.require(client, "warm", [*needs, "hash", "expire", "oplog"], under=f"{target.display}:")
     for target in playbook.warm.caches:
         run = TargetRun(
             client,
@@ -477,7 +482,7 @@ class TargetRun:
             from ..inspect.catalog import build_context
 
             self._context = build_context(self.client, learn=False)
-        set_tags(self.client, key, tags, context=self._context)
+        set_tags(self.client, key, tags, context=self._context, check_permissions=False)
 
 
 def describe(report: WarmReport) -> str:
