@@ -16,7 +16,7 @@ import pytest
 import redis
 import writers
 from conftest import Cli
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reliability import backed_up_keys
 
@@ -64,8 +64,12 @@ json_values = st.recursive(
     max_leaves=12,
 )
 langchain_like = st.fixed_dictionaries(
-    {"lc": st.integers(0, 2), "type": st.sampled_from(["constructor", "secret", "not_implemented", "x"]),
-     "id": st.lists(st.text(max_size=10), max_size=4), "kwargs": json_values}  # fmt: skip
+    {
+        "lc": st.integers(0, 2),
+        "type": st.sampled_from(["constructor", "secret", "not_implemented", "x"]),
+        "id": st.lists(st.text(max_size=10), max_size=4),
+        "kwargs": json_values,
+    }  # fmt: skip
 )
 junk_bytes = st.one_of(
     st.binary(max_size=64),
@@ -77,8 +81,12 @@ junk_bytes = st.one_of(
 )
 values = st.one_of(
     st.tuples(st.just("string"), junk_bytes),
-    st.tuples(st.just("hash"), st.dictionaries(st.sampled_from(FIELDS) | st.binary(min_size=1, max_size=8),
-                                               junk_bytes, min_size=1, max_size=5)),  # fmt: skip
+    st.tuples(
+        st.just("hash"),
+        st.dictionaries(
+            st.sampled_from(FIELDS) | st.binary(min_size=1, max_size=8), junk_bytes, min_size=1, max_size=5
+        ),
+    ),  # fmt: skip
     st.tuples(st.just("json"), json_values | langchain_like.map(lambda v: [v])),
     st.tuples(st.just("list"), st.lists(st.binary(max_size=16), min_size=1, max_size=4)),
     st.tuples(st.just("set"), st.sets(st.binary(max_size=16), min_size=1, max_size=4)),
@@ -131,7 +139,9 @@ def test_fuzzed_keyspace(base, client, redis_url, tmp_path):
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
-        derandomize=True,
+        derandomize=True,  # the same examples on every run: CI failures reproduce
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: it can take minutes; the example is reported as is
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(st.lists(st.tuples(keys_from(list(dumps)), values), min_size=1, max_size=4))
@@ -168,7 +178,9 @@ def test_fuzzed_keyspace(base, client, redis_url, tmp_path):
         saved = set().union(*(backed_up_keys(p) for p in tmp_path.glob("evict-*.jsonl")))
         assert deleted <= saved
         for key in deleted:  # every deleted key was a listed entry, or a companion of one
-            assert shown(key) in entries or key.startswith(b"cacheops:tags:") or key.startswith(b"smart_cache:tag:"), key
+            assert shown(key) in entries or key.startswith(b"cacheops:tags:") or key.startswith(b"smart_cache:tag:"), (
+                key
+            )
         for path in tmp_path.glob("evict-*.jsonl"):
             path.unlink()
 
