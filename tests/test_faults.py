@@ -70,6 +70,7 @@ def restore_all(run, *backups) -> None:
 
 
 # Batches are 1,000 keys: 1 is the first batch, 2 the second (the last).
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["evict.backed_up:1", "evict.sent:1", "evict.settled:1", "evict.backed_up:2"])
 def test_evict_killed(point, fresh, client, run, redis_url, tmp_path):
     before = fresh
@@ -151,6 +152,7 @@ def test_warm_killed(client, run, redis_url, tmp_path):
     assert answers == [p["answer"] for p in prompts]
 
 
+@pytest.mark.slow
 def test_migrate_killed(client, run, redis_url):
     qa = [(f"Migrating question number {i}?", f"Answer {i}.") for i in range(25)]
     writers.langchain_semantic(redis_url, qa, ttl=3600)
