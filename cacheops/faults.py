@@ -5,6 +5,7 @@
 makes the process SIGKILL itself (no cleanup, no flush: what `kill -9` or the OOM killer does) the
 n-th time it reaches <point>. The points sit where an interruption matters most:
 
+    scan.batch         the scan engine hands over a batch (every listing, evict's preview, ...)
     evict.backed_up    a batch's backup is on disk (fsynced) and nothing of it is deleted yet
     evict.sent         a batch's MULTI/UNLINK/EXECs were sent; their replies are not read yet
     evict.settled      a batch's deletes are confirmed (before the next batch, or the oplog event)
@@ -25,6 +26,7 @@ from collections.abc import Callable
 
 ENV = "CACHEOPS_FAULT"
 POINTS = (
+    "scan.batch",
     "evict.backed_up",
     "evict.sent",
     "evict.settled",

@@ -164,6 +164,7 @@ def connect(spec: ConnectionSpec, no_touch: bool = True) -> redis.Redis:
             pool.connection_class = _mixed_class(_BoundedHandshakeMixin, pool.connection_class)
         if no_touch:
             pool.connection_class = _mixed_class(_NoTouchMixin, pool.connection_class)
+        pool.connection_class = _mixed_class(_CountedMixin, pool.connection_class)
         client = redis.Redis(connection_pool=pool)
         try:
             client.ping()
@@ -193,6 +194,30 @@ class _NoTouchMixin:
             self.read_response()
         except rex.ResponseError:
             pass
+
+
+_connections_made = 0
+
+
+def connections_made() -> int:
+    """Connections opened so far by this process (first connects and reconnects). Long walks compare
+    it between batches: when it moved, a connection was re-made, and the server may have restarted."""
+    return _connections_made
+
+
+class _CountedMixin:
+    def on_connect_check_health(self, check_health: bool = True):
+        global _connections_made
+        _connections_made += 1
+        super().on_connect_check_health(check_health)
+
+
+def run_id(client: redis.Redis) -> str | None:
+    """The server's run id (it changes when the server restarts); None if INFO is not allowed."""
+    try:
+        return client.info("server").get("run_id")
+    except rex.ResponseError:
+        return None
 
 
 def _mixed_class(mixin: type, base: type) -> type:
@@ -311,6 +336,11 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
     if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM"):
         return PermissionDenied(
             f"{where}: the ACL user may not do this ({text}); `cacheops doctor` lists the permissions cacheops needs"
+        )
+    if isinstance(exc, rex.NoScriptError):
+        return ConnectionFailed(
+            f"{where} lost cacheops' server-side scripts mid-run (it restarted, or SCRIPT FLUSH ran); "
+            "run the command again: it starts over from what is there now"
         )
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError)):
         return ConnectionFailed(f"cannot reach {where}: {text}; check --url / REDIS_URL and that the server is up")
