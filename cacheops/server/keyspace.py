@@ -22,7 +22,6 @@ import redis
 from .. import faults
 from ..errors import ConnectionFailed
 from .connection import connections_made, run_id
-
 from .readahead import read_ahead
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
