@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 from .paths import config_file
+from .yamlfile import read_yaml
 
 
 class Profile(BaseModel):
@@ -21,6 +21,11 @@ class Profile(BaseModel):
     password_env: str | None = None
     db: int | None = None
     tls_ca_file: str | None = None
+    tls_cert_file: str | None = None  # client certificate and key, for servers that ask for one
+    tls_key_file: str | None = None
+    tls_insecure: bool = False  # do not verify the server's certificate (testing only; warned about)
+    connect_timeout: float | None = None  # seconds to connect and handshake (default 5)
+    timeout: float | None = None  # seconds to wait for one reply (default 60)
 
 
 class CacheSettings(BaseModel):
@@ -53,14 +58,7 @@ def load_config(path: Path | None = None) -> Config:
     path = path or config_file()
     if not path.exists():
         return Config()
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    data = read_yaml(path)[0] or {}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

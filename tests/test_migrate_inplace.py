@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from test_migrate import MODEL_CALLED, QA, app_answers
 from writers import MINILM, llm_cache
 
 from cacheops.demo import demo_chat_model, hashing_embeddings
+from cacheops.faults import POINTS as fault_points
 from cacheops.ops.migrate_inplace import PHASES
 from cacheops.server.indexes import parse_ft_info
 
@@ -103,11 +105,11 @@ def test_a_kill_at_every_phase_and_a_rerun_finishes(run, client, redis_url):
     """One migration killed again and again: mid-build, then at the start of every phase; each
     re-run resumes where the last one died (the preview says where), the last one finishes."""
     fill(redis_url)
-    faults = ["migrate:build:partial"] + [f"migrate:{p}" for p in PHASES["in-place"][1:]]
+    faults = ["migrate.inplace.build.partial:1"] + [f"migrate.inplace.{p}:1" for p in PHASES["in-place"][1:]]
     for fault in faults:
         died = killed_at(redis_url, fault, "--to", MINILM, "--in-place", "--yes", "--batch", "3")
-        assert died.returncode == 137, (fault, died.stderr)
-        phase = fault.split(":")[1]
+        assert died.returncode == -signal.SIGKILL, (fault, died.stderr)
+        phase = fault.split(":")[0].split(".")[2]
         preview = in_place(run, "--dry-run")["preview"]
         assert preview["resuming"] and preview["resume_phase"] == phase, fault
         if phase == "build":  # killed after its first batch: some entries are in the temporary cache
@@ -166,3 +168,9 @@ def test_in_place_redisvl_cache_with_filterable_fields(run, client, redis_url):
     (hit,) = app.check("What is the capital of France?", filter_expression=Tag("tier") == "pro")
     assert hit["response"] == "Paris" and 500 < client.ttl(hit["key"]) <= 600
     assert app.check("Can I get a refund?", filter_expression=Tag("tier") == "free")[0]["response"] == "30 days"
+
+
+def test_every_phase_has_its_fault_points():
+    for mode_phases in PHASES.values():
+        for phase in mode_phases:
+            assert f"migrate.inplace.{phase}" in fault_points and f"migrate.inplace.{phase}.partial" in fault_points

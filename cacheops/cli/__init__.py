@@ -94,10 +94,41 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
 @click.option("--db", type=int, help="Database number.")
 @click.option("--tls-ca-file", type=click.Path(dir_okay=False), help="CA certificate for rediss:// URLs.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Client certificate (PEM) for rediss:// URLs.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="The client certificate's private key (PEM).")
+@click.option(
+    "--tls-insecure", is_flag=True, help="Do not verify the server's TLS certificate (testing only; warns on stderr)."
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="CACHEOPS_CONNECT_TIMEOUT",
+    help="Seconds to connect and finish the TLS handshake (default 5).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="CACHEOPS_TIMEOUT",
+    help="Seconds to wait for one reply from the server (default 60).",
+)
 @click.option("--embedded", is_flag=True, help="Use the local embedded Redis (started by `cacheops demo`).")
 @click.version_option(package_name="cacheops")
 @click.pass_context
-def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
+def cli(
+    ctx,
+    url,
+    profile,
+    username,
+    password,
+    db,
+    tls_ca_file,
+    tls_cert,
+    tls_key,
+    tls_insecure,
+    connect_timeout,
+    timeout,
+    embedded,
+):
     """Inspect and operate the LLM response caches (LangChain, RedisVL) that live in Redis.
 
     \b
@@ -113,6 +144,11 @@ def cli(ctx, url, profile, username, password, db, tls_ca_file, embedded):
         password=password,
         db=db,
         tls_ca_file=tls_ca_file,
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        tls_insecure=tls_insecure,
+        connect_timeout=connect_timeout,
+        timeout=timeout,
         embedded=embedded,
     )
 

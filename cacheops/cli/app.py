@@ -23,6 +23,11 @@ class AppState:
     password: str | None = None
     db: int | None = None
     tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_insecure: bool = False
+    connect_timeout: float | None = None
+    timeout: float | None = None
     embedded: bool = False
     _spec: ConnectionSpec | None = field(default=None, repr=False)
     _client: redis.Redis | None = field(default=None, repr=False)
@@ -35,7 +40,21 @@ class AppState:
                 from ..server.embedded import shared_url
 
                 url = shared_url()  # running, or a one-line error naming `cacheops demo`
-            self._spec = resolve_spec(url, self.profile, self.username, self.password, self.db, self.tls_ca_file)
+            self._spec = resolve_spec(
+                url,
+                self.profile,
+                self.username,
+                self.password,
+                self.db,
+                self.tls_ca_file,
+                tls_cert_file=self.tls_cert_file,
+                tls_key_file=self.tls_key_file,
+                tls_insecure=self.tls_insecure,
+                connect_timeout=self.connect_timeout,
+                timeout=self.timeout,
+            )
+            if self._spec.tls_insecure and self._spec.tls:
+                render.warn("--tls-insecure: the server's TLS certificate is not verified (testing only)")
         return self._spec
 
     def client(self) -> redis.Redis:

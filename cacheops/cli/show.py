@@ -6,7 +6,7 @@ from ..errors import NotFound, UsageError
 from ..inspect.catalog import UnknownKey, build_context, require_cache
 from ..inspect.finder import find_by_prompt, read_entry
 from ..inspect.hits import attach_hits
-from ..layouts import Entry, PromptQuery
+from ..layouts import Entry, Infrastructure, PromptQuery
 from .app import AppState, output_format, output_options, pass_state
 
 
@@ -51,7 +51,8 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
             )
     entries = list(attach_hits(client, entries))
     if output_format(json_flag, table_flag) == "json":
-        docs = [e.to_dict(full=True) for e in entries]
+        # an unknown key or a library's infrastructure key has no fuller form than its summary
+        docs = [e.to_dict(full=True) if isinstance(e, Entry) else e.to_dict() for e in entries]
         render.json_doc(docs[0] if key else docs)
         return
     if len(entries) > 1:
@@ -67,6 +68,12 @@ def render_entry(item) -> None:
         render.out(
             f"{render.escape(item.key)}: a {item.type} key that is not a known cache entry "
             f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it."
+        )
+        return
+    if isinstance(item, Infrastructure):
+        render.out(
+            f"{render.escape(item.key)}: a {item.type} key {render.escape(item.library)} keeps beside the entries of "
+            f"cache {render.escape(item.cache)} ({render.escape(item.role)}); not an entry, cacheops does not touch it."
         )
         return
     e: Entry = item

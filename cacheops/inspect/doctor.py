@@ -25,6 +25,7 @@ NEEDED_COMMANDS = [
     ("fast scan script (EVALSHA_RO)", ["EVALSHA_RO", "0" * 40, "0"]),
     ("access stats (OBJECT FREQ/IDLETIME)", ["OBJECT", "IDLETIME", "k"]),
     ("no-touch reads (CLIENT NO-TOUCH)", ["CLIENT", "NO-TOUCH", "ON"]),
+    ("server clock for expiries (TIME)", ["TIME"]),
     ("evict entries (UNLINK)", ["UNLINK", "k"]),
     ("restore backups (RESTORE)", ["RESTORE", "k", "0", "x"]),
     ("audit trail (XADD)", ["XADD", "cacheops:audit", "*", "f", "v"]),

@@ -38,8 +38,10 @@ from pathlib import Path
 import orjson
 import redis
 
+from .. import faults
 from ..errors import CacheopsError, NotFound, UsageError
 from ..paths import state_dir
+from ..server import permissions
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
@@ -278,9 +280,14 @@ def restore(
     # Keys backed up but then not deleted (they changed or vanished at delete time) must not be
     # resurrected: one pass to learn them (a short list), one to restore.
     skip: set[tuple[bytes, str]] = set()
+    first: bytes | None = None
     for doc in read_backup(path)[1]:
         if "not_deleted" in doc or "not_deleted_b64" in doc:
             skip.add((key_from(doc, "not_deleted"), doc.get("sha1")))
+        elif first is None and saved_copy(doc) is not None:
+            first = key_from(doc)
+    if not dry_run and first is not None:
+        permissions.require(client, "restore", ["restore", "oplog"], under=first)
     result = RestoreResult(str(path), header, dry_run=dry_run, not_deleted=len(skip))
     batch: list[dict] = []
     ttl_batch: list[dict] = []
@@ -376,6 +383,8 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
                     result.kept_newer += 1
                     continue
                 raise CacheopsError(f"RESTORE failed: {text} (is the backup from a newer Redis version?)")
+    if not dry_run:
+        faults.reached("restore.batch")
 
 
 def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: RestoreResult) -> None:

@@ -30,12 +30,14 @@ from pathlib import Path
 import orjson
 import redis
 
+from .. import faults
 from ..errors import PermissionDenied, UsageError
 from ..inspect.catalog import build_context, decode_record
 from ..inspect.hits import read_hit_records
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
 from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
+from ..server import permissions
 from ..server.keyspace import (
     DEFAULT_ELIDE,
     PREVIEW_LIMIT,
@@ -337,11 +339,15 @@ def execute(
     actor = actor or audit_log.whoami(client)
     result = EvictResult(the_plan, actor=actor.to_dict())
     path = Path(backup_path) if backup_path else default_backup_path("evict")
+    scripts = _Scripts(client)
+    first = next(the_plan.keys(), None)
+    if first is not None:  # before the backup file is created: a refused user changes nothing
+        permissions.require(client, "evict", ["scripts", "transactions", "unlink", "oplog"], under=first)
     writer = BackupWriter(
         path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(), "selectors": selection.describe()}
     )
     result.backup = str(writer.path)
-    deleter = _Deleter(client, _Scripts(client), ctx, selection, writer, result)
+    deleter = _Deleter(client, scripts, ctx, selection, writer, result)
     try:
         deleter.run(batched(the_plan.selected(), BATCH), on_progress)
     finally:
@@ -397,7 +403,7 @@ class _Deleter:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
             read_more()
-            previous = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
+            previous = current = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
             try:
                 while ahead:
                     items, watched, now_ms = ahead.popleft().result()
@@ -426,6 +432,7 @@ class _Deleter:
         finally:
             for watch in watched:
                 watch.close()  # UNWATCH if still watching, connection back to the pool
+        faults.reached("evict.settled")
         if on_progress:
             on_progress(count)
 
@@ -494,6 +501,7 @@ class _Deleter:
             )
             chosen.append((read, info, comps))
         self.writer.commit()  # on disk before anything in it is deleted
+        faults.reached("evict.backed_up")
         return chosen
 
     def _send(self, items: list[Judged], watched: list[_WatchedSlice], now_ms: int) -> list:
@@ -508,6 +516,7 @@ class _Deleter:
                 companions = [c.key for _, _, comps in chosen for c in comps]
                 watch.transaction([read.key for read, _, _ in chosen], companions)
                 sent.append((watch, chosen))
+        faults.reached("evict.sent")
         return sent
 
     def _outcomes(self, sent: list) -> None:

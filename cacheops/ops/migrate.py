@@ -38,11 +38,13 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
+from .. import faults
 from ..errors import TargetConflict, UsageError
 from ..inspect.catalog import EntryFilter, build_context, iter_entries, require_cache
 from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
+from ..server import permissions
 from ..server.indexes import IndexInfo
 from ..server.keyspace import RawRecord, glob_escape
 from ..server.readahead import read_ahead
@@ -338,12 +340,16 @@ def execute(
         raise UsageError("--batch must be at least 1")
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(plan.to_spec)
     result = MigrationResult(plan)
+    permissions.require(
+        client, "migrate-embeddings", ["hash", "expire", "transactions", "oplog"], under=f"{plan.target}:"
+    )
     started = time.monotonic()
     result.created_index = _ensure_index(client, plan)
     ctx = ctx or build_context(client, learn=False)
     batches = read_ahead(_read_batches(client, plan, ctx, batch), depth=QUEUE_DEPTH, name="cacheops-migrate-reader")
     for got in batches:
         _write_batch(client, plan, vectorizer, got, result)
+        faults.reached("migrate.batch")
         if on_progress:
             on_progress(got.keys)
     result.seconds = time.monotonic() - started

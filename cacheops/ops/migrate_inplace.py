@@ -253,7 +253,7 @@ def execute(
     for phase in phases[phases.index(state.phase) :]:
         state.phase = phase
         state.save(client)
-        faults.point(f"migrate:{phase}")
+        faults.reached(f"migrate.inplace.{phase}")
         getattr(runner, phase)()
         result.phases_run.append(phase)
     state.clear(client)
@@ -291,7 +291,7 @@ class _Phases:
         self.on_progress = on_progress
 
     def progress(self, phase: str, n: int) -> None:
-        faults.point(f"migrate:{phase}:partial")
+        faults.reached(f"migrate.inplace.{phase}.partial")
         if self.on_progress:
             self.on_progress(phase, n)
 

@@ -22,20 +22,29 @@ from ..inspect.finder import read_entry
 from ..inspect.tags import read_tags
 from ..layouts import Entry
 from ..ownkeys import TAG_PREFIX, tag_key
+from ..server import permissions
 
 
 def set_tags(
-    client: redis.Redis, entry_key: str | bytes, tags: dict[str, str], remove: list[str] = (), context=None
+    client: redis.Redis,
+    entry_key: str | bytes,
+    tags: dict[str, str],
+    remove: list[str] = (),
+    context=None,
+    check_permissions: bool = True,
 ) -> dict:
     """Tag one cache entry (it must exist and be recognised by a layout). Returns its tags after.
 
     The tag hash takes the entry's remaining TTL, so an expired entry leaves no tag behind.
-    context: a catalog Context to reuse when tagging many entries (default: built here)."""
+    context: a catalog Context to reuse when tagging many entries (default: built here).
+    check_permissions: probe the ACL first (warm probes once per run instead of per entry)."""
     ctx = context if context is not None else build_context(client, learn=False)
     item = read_entry(client, ctx, entry_key)
     if not isinstance(item, Entry):
         raise NotFound(f"{item.key!r} is not a cache entry cacheops recognises; only cache entries can be tagged")
     key = tag_key(entry_key)
+    if check_permissions and (tags or remove):
+        permissions.require(client, "tag", ["hash", "expire", "transactions"], under=key)
     pipe = client.pipeline(transaction=True)
     if tags:
         pipe.hset(key, mapping=tags)

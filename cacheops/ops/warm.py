@@ -31,8 +31,10 @@ from pathlib import Path
 
 import redis
 
+from .. import faults
 from ..errors import CacheopsError, ConfigError
 from ..layouts.langchain_format import parse_llm_string
+from ..server import permissions
 from ..server.connection import library_client, translate_redis_error
 from . import oplog as audit_log
 from .appmodel import (
@@ -192,6 +194,10 @@ def warm(
         for t in playbook.warm.caches
         if not isinstance(t, LangchainExactTarget)
     }
+    if not dry_run:
+        for target in playbook.warm.caches:
+            needs = ["json"] if isinstance(target, LangchainExactTarget) else []
+            permissions.require(client, "warm", [*needs, "hash", "expire", "oplog"], under=f"{target.display}:")
     for target in playbook.warm.caches:
         run = TargetRun(
             client,
@@ -410,6 +416,7 @@ class TargetRun:
             key = self.write(cache, model, p) or key
             self.tag(cache, key, p)
             self.record(label, p.prompt, WRITTEN, key, note)
+            faults.reached("warm.written")
 
     def may_replace(self, label: str | None, other_model: str, prompt: str) -> bool:
         if self.replace_ok is None:
@@ -520,7 +527,7 @@ class TargetRun:
             from ..inspect.catalog import build_context
 
             self._context = build_context(self.client, learn=False)
-        set_tags(self.client, key, tags, context=self._context)
+        set_tags(self.client, key, tags, context=self._context, check_permissions=False)
 
 
 def describe(report: WarmReport) -> str:

@@ -19,6 +19,9 @@ from typing import Union
 
 import redis
 
+from .. import faults
+from ..errors import ConnectionFailed
+from .connection import connections_made, run_id
 from .readahead import read_ahead
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
@@ -237,16 +240,51 @@ def iter_batches(
     (its guarantee is "at least once"), which callers that count treat as harmless noise."""
     opts = opts or ScanOptions()
     stats = stats if stats is not None else ScanStats()
+    watch = _RestartWatch(client)
     if opts.server_side is not False:
         try:
-            yield from _script_batches(client, opts, stats)
+            for records in _script_batches(client, opts, stats):
+                watch.check()
+                faults.reached("scan.batch")
+                yield records
             return
         except ScriptUnavailable as exc:
             if opts.server_side:
                 raise
             stats.fallback_reason = str(exc)
             stats.path = "plain pipeline (scripts refused)"
-    yield from _plain_batches(client, opts, stats)
+        except redis.exceptions.NoScriptError:
+            watch.check(force=True)  # a restart is the likely cause: say so
+            raise
+    for records in _plain_batches(client, opts, stats):
+        watch.check()
+        faults.reached("scan.batch")
+        yield records
+    watch.check(force=True)
+
+
+class _RestartWatch:
+    """SCAN cursors do not survive a server restart (the new process hashes keys with a new seed),
+    and redis-py reconnects quietly: a scan would go on with a stale cursor and miss or repeat keys.
+    So when a connection was re-made since the last batch (cheap to tell), the server's run id is
+    compared with the one it had at the start (one INFO), and a change ends the scan with a clear error."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self.connections = connections_made()
+        self.run_id = run_id(client)
+
+    def check(self, force: bool = False) -> None:
+        made = connections_made()
+        if (made == self.connections and not force) or self.run_id is None:
+            return
+        self.connections = made
+        now = run_id(self.client)
+        if now is not None and now != self.run_id:
+            raise ConnectionFailed(
+                "the Redis server restarted during the scan: SCAN cannot resume across a restart, so what "
+                "was listed may miss or repeat keys; run the command again"
+            )
 
 
 def glob_escape(text: str) -> str:

@@ -1,0 +1,97 @@
+"""A read-only ACL user: every inspecting command works (and the TUI's session layer); every
+writing command stops before it changes anything and names the permission it lacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import writers
+import yaml
+from conftest import Cli
+from reliability import snapshot
+
+from cacheops.exit_codes import ExitCode
+from cacheops.server.connection import connect, resolve_spec
+from cacheops.tui.session import Session
+
+READER_PASSWORD = "reader-Pa55-8d1f"
+# Read commands only: the categories, plus the module commands (they carry no ACL category), the
+# read-only script commands the fast scan path uses, and the server clock (expiry maths in previews).
+# No write, no EVALSHA, no admin.
+READ_ONLY = ["-@all", "+@read", "+@connection", "+info", "+time", "+client|no-touch", "+acl|whoami", "+script|load",
+             "+evalsha_ro", "+eval_ro", "+ft._list", "+ft.info", "+ft.search", "+json.get"]  # fmt: skip
+
+
+@pytest.fixture
+def reader(client, redis_server, redis_url):
+    writers.langchain_exact(redis_url, [("Hi", "Hello"), ("Bye", "Goodbye")])
+    writers.redisvl_semantic(redis_url, [{"prompt": "What is the capital of France?", "response": "Paris."}])
+    client.execute_command("ACL", "SETUSER", "reader", "reset", "on", f">{READER_PASSWORD}", "~*", "&*", *READ_ONLY)
+    yield Cli(f"redis://reader:{READER_PASSWORD}@127.0.0.1:{redis_server.port}/0")
+    client.execute_command("ACL", "DELUSER", "reader")
+
+
+def test_read_only_user_inspects(reader, client):
+    before = snapshot(client)
+    for args in (["caches"], ["scan"], ["show", "--prompt", "Hi"], ["stats"]):
+        result = reader(*args, "--json")
+        assert result.exit_code == 0, (args, result.output)
+    assert {e["answer"] for e in map(json.loads, reader("scan", "--json").stdout.splitlines())} == {
+        "Hello",
+        "Goodbye",
+        "Paris.",
+    }
+    doctor = reader("doctor", "--json")
+    assert doctor.exit_code in (0, ExitCode.PROBLEMS_FOUND) and "Traceback" not in doctor.output
+    assert {c["area"] for c in json.loads(doctor.stdout)["checks"]} >= {"acl"}
+    assert READER_PASSWORD not in doctor.output
+    assert snapshot(client) == before
+
+
+def test_read_only_user_in_the_tui_session(reader, redis_server):
+    from cacheops.inspect.catalog import EntryFilter
+    from cacheops.server.keyspace import ScanStats
+
+    spec = resolve_spec(reader.url)
+    session = Session(connect(spec), spec.display)
+    catalog = session.catalog(ScanStats())
+    assert {c.name for c in catalog.caches} >= {"redis", "llmcache"}
+    assert len(list(session.entries(EntryFilter()))) == 3
+    assert [e.answer for e in session.find("Hi")] == ["Hello"]
+
+
+def test_write_commands_stop_before_changing_anything(reader, run, client, tmp_path):
+    backup = tmp_path / "evicted.jsonl"
+    assert run("evict", "--prompt", "Bye", "--backup", str(backup), "--yes").exit_code == 0  # as the admin
+    before = snapshot(client)
+    key = json.loads(reader("scan", "--json").stdout.splitlines()[0])["key"]
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text(
+        yaml.safe_dump(
+            {
+                "prompts": [{"prompt": "Warm?", "answer": "Yes."}],
+                "warm": {
+                    "models": [{"import": "cacheops.demo:demo_chat_model", "kwargs": {"model_name": "gpt-4o-mini"}}],
+                    "caches": [{"type": "langchain_exact"}],
+                },
+            }
+        )
+    )
+    reader_backup = tmp_path / "reader.jsonl"
+    attempts = {
+        "evict": ["evict", "--cache", "redis", "--backup", str(reader_backup), "--yes"],
+        "tag": ["tag", key, "team=search"],
+        "restore": ["restore", str(backup)],
+        "warm": ["warm", str(playbook)],
+    }
+    for action, args in attempts.items():
+        result = reader(*args)
+        assert result.exit_code == ExitCode.PERMISSION, (action, result.output)
+        assert "Traceback" not in result.output and READER_PASSWORD not in result.output
+        line = result.stderr.strip()
+        assert len(line.splitlines()) == 1, result.stderr
+        assert f"{action} needs permission to" in line and "no permissions to run the" in line, line
+        assert "nothing was changed" in line
+    assert not reader_backup.exists()  # refused before the backup file was even created
+    assert snapshot(client) == before
