@@ -21,6 +21,8 @@ class Profile(BaseModel):
     password_env: str | None = None
     db: int | None = None
     tls_ca_file: str | None = None
+    cluster: bool | None = None  # None: detected from the server; true forces Redis Cluster mode
+    read_from_replicas: bool = False  # inspection scans replicas instead of primaries
 
 
 class CacheSettings(BaseModel):

@@ -23,6 +23,7 @@ class AppState:
     password: str | None = None
     db: int | None = None
     tls_ca_file: str | None = None
+    read_from_replicas: bool | None = None
     embedded: bool = False
     _spec: ConnectionSpec | None = field(default=None, repr=False)
     _client: redis.Redis | None = field(default=None, repr=False)
@@ -37,7 +38,15 @@ class AppState:
                 url, started = ensure_shared()
                 if started:
                     render.note(f"started the embedded Redis at {url}")
-            self._spec = resolve_spec(url, self.profile, self.username, self.password, self.db, self.tls_ca_file)
+            self._spec = resolve_spec(
+                url,
+                self.profile,
+                self.username,
+                self.password,
+                self.db,
+                self.tls_ca_file,
+                read_from_replicas=self.read_from_replicas or None,  # unset: the profile decides
+            )
         return self._spec
 
     def client(self) -> redis.Redis:

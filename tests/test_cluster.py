@@ -1,0 +1,141 @@
+"""Redis Cluster (3 primaries + 3 replicas) and Sentinel, started by the suite from the same
+redis-server binary; entries written by the real libraries with their cluster clients."""
+
+from __future__ import annotations
+
+import redis
+import writers
+from cluster_fixtures import wait_for_replicas
+from conftest import Cli
+from redis.cluster import RedisCluster
+
+Q = "What is the capital of France?"
+EXACT_QA = [(Q, "Paris."), ("Hi?", "Hello.")] + [(f"exact question {i}", f"exact answer {i}") for i in range(30)]
+SEMANTIC = [{"prompt": f"semantic question {i}", "response": f"semantic answer {i}"} for i in range(40)]
+# Fields that differ between two writes of the same entries (clocks; MEMORY USAGE, which depends on
+# each server's allocator state), not between topologies.
+VOLATILE = ("inserted_at", "updated_at", "oldest", "newest", "seconds", "ttl_seconds", "expires_at", "bytes")
+
+
+def fill(url: str, cluster: bool) -> None:
+    """The same entries, through each library's cluster client where it has one: langchain-redis
+    RedisCache takes a RedisCluster client; RedisVL takes a cluster URL (several hosts or cluster=true)."""
+    exact_kwargs = {"redis_client": RedisCluster.from_url(url)} if cluster else {}
+    writers.langchain_exact(url, EXACT_QA, model="gpt-4o-mini", **exact_kwargs)
+    writers.langchain_exact(url, [(Q, "Paris!")], model="gpt-4o", prefix="app:exact", ttl=7200, **exact_kwargs)
+    writers.redisvl_semantic(url + ("?cluster=true" if cluster else ""), SEMANTIC, ttl=86400)
+    writers.redisvl_embeddings(url + ("?cluster=true" if cluster else ""), [("text", "m1"), ("text", "m2")])
+
+
+def strip(value):
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [strip(v) for v in value]
+    return value
+
+
+def test_cluster_lists_every_entry_once_as_one_node_does(run, redis_url, redis_cluster, cluster_client):
+    fill(redis_url, cluster=False)
+    fill(redis_cluster.url, cluster=True)
+    on_cluster = Cli(redis_cluster.url)
+    keys = sorted(cluster_client.scan_iter())
+    assert len({cluster_client.keyslot(k) for k in keys}) > 30  # spread over the slots of every shard
+    per_node = [cluster_client.get_redis_connection(n).dbsize() for n in cluster_client.get_primaries()]
+    assert all(count > 0 for count in per_node) and sum(per_node) == len(keys)
+
+    listed = on_cluster.json_lines("scan")
+    assert sorted(e["key"].encode() for e in listed) == keys  # every entry, each once
+    single = run.json_lines("scan")
+    assert strip(sorted(listed, key=lambda e: e["key"])) == strip(sorted(single, key=lambda e: e["key"]))
+
+    caches = on_cluster.json("caches")
+    assert caches["scanned_keys"] == len(keys)
+    one_node = run.json("caches")
+    for doc in (caches, one_node):
+        doc.pop("scan_path")
+    assert strip(caches) == strip(one_node)
+
+    stats = on_cluster.json("stats")
+    assert {c["name"]: c["entries"] for c in stats["caches"]} == {
+        "redis": 32,
+        "app:exact": 1,
+        "llmcache": 40,
+        "embedcache": 2,
+    }
+    assert stats["access"]["sampled"] == len(keys)  # OBJECT IDLETIME of every entry, each on its own node
+
+    key = next(e["key"] for e in listed if e["cache"] == "llmcache")
+    shown = on_cluster.json("show", key)
+    assert strip(shown) == strip(run.json("show", key))
+    copies = on_cluster.json("show", "--prompt", Q)
+    assert sorted(c["answer"] for c in copies) == ["Paris!", "Paris."]
+
+
+def test_any_node_seeds_or_a_replica_reach_the_whole_cluster(redis_cluster, cluster_client):
+    writers.redisvl_semantic(redis_cluster.url + "?cluster=true", SEMANTIC)
+    wait_for_replicas(cluster_client)
+    urls = [
+        redis_cluster.seeds_url,
+        f"redis://127.0.0.1:{redis_cluster.replica_nodes[1].port}",
+        f"redis://127.0.0.1:{redis_cluster.nodes[2].port}/0?cluster=true",
+    ]
+    for url in urls:
+        doc = Cli(url).json("caches")
+        assert doc["scanned_keys"] == len(SEMANTIC), url
+    before = {n.port: _scripts_run(n.port) for n in redis_cluster.nodes}
+    listed = Cli(redis_cluster.url).json_lines("--read-from-replicas", "scan")
+    assert sorted(e["prompt"] for e in listed) == sorted(e["prompt"] for e in SEMANTIC)
+    ran = {n.port: _scripts_run(n.port) - before[n.port] for n in redis_cluster.nodes}
+    assert all(ran[n.port] > 0 for n in redis_cluster.replica_nodes)  # the scan script ran on every replica
+    assert all(ran[n.port] == 0 for n in redis_cluster.primary_nodes)  # and never on a primary
+
+
+def _scripts_run(port: int) -> int:
+    stats = redis.Redis(port=port).info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_evalsha"))
+
+
+def test_cluster_url_with_a_db_is_refused(redis_cluster):
+    result = Cli(f"redis://127.0.0.1:{redis_cluster.nodes[0].port}/3")("caches")
+    assert result.exit_code != 0 and "db 0" in result.output
+
+
+def test_urls_with_several_hosts_are_redacted():
+    from cacheops.server.connection import parse_target, redact_url
+
+    assert redact_url("redis://app:s3cret@h1:7000,h2:7001/0") == "redis://app:***@h1:7000,h2:7001/0"
+    assert redact_url("rediss+sentinel://:s3cret@s1:26379,s2/cache/2") == "rediss+sentinel://:***@s1:26379,s2/cache/2"
+    target = parse_target("rediss+sentinel://app:s%40cret@s1:26380,s2/cache/2")
+    assert target.hosts == [("s1", 26380), ("s2", 26379)] and target.tls and target.sentinel
+    assert (target.service, target.db, target.username, target.password) == ("cache", 2, "app", "s@cret")
+    assert parse_target("redis+sentinel://s1").service == "mymaster"
+    assert parse_target("redis://h:7000?cluster=true").cluster_flag() is True
+
+
+def test_sentinel_url_follows_the_primary_through_a_failover(redis_sentinel, sentinel_primary):
+    from cacheops import connect_url
+    from cacheops.server.keyspace import ScanOptions, iter_batches
+
+    primary_url = f"redis://127.0.0.1:{redis_sentinel.current_primary_port()}"
+    writers.redisvl_semantic(primary_url, SEMANTIC)
+    writers.langchain_exact(primary_url, EXACT_QA)
+    sentinel_primary.execute_command("WAIT", 1, 5000)
+    expected = len(SEMANTIC) + len(EXACT_QA)
+    for url in (redis_sentinel.url, redis_sentinel.url + "/0"):
+        assert Cli(url).json("caches")["scanned_keys"] == expected
+    assert len(Cli(redis_sentinel.url).json_lines("--read-from-replicas", "scan")) == expected
+
+    # A failover in the middle of a scan: the scan finishes (the demoted primary still answers reads
+    # as a replica) and lists every key; the next connection follows the sentinels to the new primary.
+    client = connect_url(redis_sentinel.url)
+    batches = iter_batches(client, ScanOptions(count=10))
+    seen = [r.key for r in next(batches)]
+    new_port = redis_sentinel.failover()
+    seen += [r.key for batch in batches for r in batch]
+    assert len(set(seen)) == expected
+    assert Cli(redis_sentinel.url).json("caches")["scanned_keys"] == expected
+    assert f":{new_port}" not in redis_sentinel.url and new_port != int(primary_url.rsplit(":", 1)[1])
+
+    wrong = Cli(redis_sentinel.url.replace("mymaster", "nosuchservice"))("caches")
+    assert wrong.exit_code != 0 and "nosuchservice" in wrong.output and len(wrong.output.splitlines()) == 1
