@@ -139,3 +139,44 @@ def test_sentinel_url_follows_the_primary_through_a_failover(redis_sentinel, sen
 
     wrong = Cli(redis_sentinel.url.replace("mymaster", "nosuchservice"))("caches")
     assert wrong.exit_code != 0 and "nosuchservice" in wrong.output and len(wrong.output.splitlines()) == 1
+
+
+def test_doctor_on_a_cluster(redis_cluster, cluster_client):
+    fill(redis_cluster.url, cluster=True)
+    primaries = cluster_client.get_primaries()
+    cluster_client.get_redis_connection(primaries[1]).config_set("maxmemory-policy", "allkeys-lru")
+    wait_for_replicas(cluster_client)
+    doc = Cli(redis_cluster.url).json("doctor")
+    checks = {c["area"]: c for c in doc["checks"]}
+    assert (
+        checks["cluster"]["status"] == "ok"
+        and "16384 of 16384 slots served by 3 primaries" in checks["cluster"]["message"]
+    )
+    shards = [c for area, c in checks.items() if area.startswith("shard ")]
+    assert len(shards) == 3 and all(c["status"] == "ok" and "in sync" in c["message"] for c in shards)
+    assert sorted(c["message"].split(";")[0] for c in shards) == [
+        "slots 0-5460",
+        "slots 10922-16383",
+        "slots 5461-10921",
+    ]
+    assert len([a for a in checks if a.startswith("memory 127.0.0.1:")]) == 3
+    assert "disagree on maxmemory-policy" in checks["memory"]["message"]
+    assert checks["acl"]["status"] == "ok" and "every primary (3)" in checks["acl"]["message"]
+    assert checks["no-touch"]["status"] == "ok"
+    coordinator = [c for c in doc["checks"] if "search coordinator" in c["message"]]
+    assert len(coordinator) == 1 and "see one shard's entries" in coordinator[0]["message"]
+    assert coordinator[0]["area"] == "cache llmcache" and coordinator[0]["status"] == "warn"
+
+
+def test_inspection_does_not_touch_entries_on_any_node(redis_cluster, cluster_client):
+    import time
+
+    writers.redisvl_semantic(redis_cluster.url + "?cluster=true", SEMANTIC[:12])
+    keys = list(cluster_client.scan_iter(match="llmcache:*"))
+    time.sleep(2.1)
+    on_cluster = Cli(redis_cluster.url)
+    assert len(on_cluster.json_lines("scan")) == len(keys)
+    on_cluster.json("stats")
+    on_cluster.json("show", keys[0].decode())
+    idle = [cluster_client.object("idletime", key) for key in keys]
+    assert min(idle) >= 2, idle

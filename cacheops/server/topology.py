@@ -12,6 +12,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 SINGLE, CLUSTER, SENTINEL = "single", "cluster", "sentinel"
+SLOTS = 16384  # hash slots of a Redis Cluster
 
 
 @dataclass
@@ -108,3 +109,29 @@ def _name(client: redis.Redis) -> str:
     if "path" in kwargs:
         return str(kwargs["path"])
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+# -- facts about a cluster, for doctor -----------------------------------------------------------
+
+
+def cluster_state(client: RedisCluster) -> dict[str, str]:
+    """CLUSTER INFO of the first primary as {field: value}."""
+    node = primary_nodes(client)[0]
+    text = node.client.execute_command("CLUSTER", "INFO")
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def replication(node: redis.Redis) -> dict:
+    """INFO replication of one node (role, master_link_status, offsets)."""
+    return node.info("replication")
+
+
+def has_search_coordinator(node: redis.Redis) -> bool:
+    """Whether the search module fans queries out to every shard. A coordinator build registers the
+    shard-local `_FT.SEARCH` beside `FT.SEARCH` (its FT.SEARCH is the distributed one); the
+    redis-stack 7.4 module has no such command, so its indexes each cover one shard."""
+    try:
+        return bool(node.command_list(pattern="_FT.SEARCH"))
+    except redis.ResponseError:
+        return False
