@@ -52,3 +52,7 @@ class ModelUnavailable(CacheopsError):
 
 class TargetConflict(CacheopsError):
     exit_code = ExitCode.TARGET_CONFLICT
+
+
+class NotOnCluster(CacheopsError):
+    exit_code = ExitCode.NOT_ON_CLUSTER

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
     MODEL_UNAVAILABLE = 12  # an embedding model, or the package it needs, is not available offline
     TARGET_CONFLICT = 13  # migrate-embeddings: the target name is taken or would share keys with another index
+    NOT_ON_CLUSTER = 24  # the command does not run on a Redis Cluster yet (docs/cluster.md)
 
 
 DESCRIPTIONS = {
@@ -35,4 +36,5 @@ DESCRIPTIONS = {
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
     ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
     ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",
+    ExitCode.NOT_ON_CLUSTER: "the command does not run on a Redis Cluster yet (nothing was changed; see docs/cluster.md)",
 }

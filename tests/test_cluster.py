@@ -180,3 +180,26 @@ def test_inspection_does_not_touch_entries_on_any_node(redis_cluster, cluster_cl
     on_cluster.json("show", keys[0].decode())
     idle = [cluster_client.object("idletime", key) for key in keys]
     assert min(idle) >= 2, idle
+
+
+def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster, cluster_client, tmp_path):
+    writers.langchain_exact(redis_cluster.url, EXACT_QA[:3], redis_client=RedisCluster.from_url(redis_cluster.url))
+    on_cluster = Cli(redis_cluster.url)
+    key = on_cluster.json_lines("scan")[0]["key"]
+    assert on_cluster.json("tag", key, "source=warmup")["tags"] == {"source": "warmup"}
+    assert on_cluster.json("tag", key)["tags"] == {"source": "warmup"}
+    assert cluster_client.pttl(b"cacheops:tags:" + key.encode()) == -1  # as its entry: no expiry
+    assert on_cluster("history").exit_code == 0
+    before = sorted(cluster_client.scan_iter())
+    backup = tmp_path / "b.jsonl"
+    backup.write_text("")
+    for args in (
+        ("evict", "--prompt", Q, "--yes"),
+        ("evict", "--cache", "redis", "--dry-run"),
+        ("restore", str(backup), "--yes"),
+        ("audit",),
+    ):
+        result = on_cluster(*args)
+        assert result.exit_code == 24, (args, result.output)
+        assert "does not run on a Redis Cluster yet" in result.output and len(result.output.splitlines()) == 1
+    assert sorted(cluster_client.scan_iter()) == before  # nothing changed

@@ -31,6 +31,7 @@ import redis
 
 from ..errors import CacheopsError, ConfigError
 from ..server.connection import library_client, translate_redis_error
+from ..server.topology import refuse_on_cluster
 from . import oplog as audit_log
 from .appmodel import (
     AppModel,
@@ -162,6 +163,7 @@ def warm(
 ) -> WarmReport:
     """Write every prompt's answer into every cache of the playbook (see the module docstring).
     generate: prompts without an answer are asked of the app's model through the cache."""
+    refuse_on_cluster(client, "warm")
     source = str(path)
     name = playbook_name(playbook, path)
     report = WarmReport(name, source, dry_run, refresh, generate)

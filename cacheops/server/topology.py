@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
+from ..errors import NotOnCluster
+
 SINGLE, CLUSTER, SENTINEL = "single", "cluster", "sentinel"
 SLOTS = 16384  # hash slots of a Redis Cluster
 
@@ -38,6 +40,15 @@ class Shard:
     primary: ClusterNode
     replicas: list[ClusterNode]
     slots: list[tuple[int, int]]  # inclusive ranges
+
+
+def refuse_on_cluster(client, what: str) -> None:
+    """Commands whose cluster support is not built yet stop before doing anything (NotOnCluster)."""
+    if is_cluster(client):
+        raise NotOnCluster(
+            f"{what} does not run on a Redis Cluster yet: nothing was changed "
+            "(caches, scan, show, stats, doctor, tag and history do; see docs/cluster.md)"
+        )
 
 
 def attach_topology(client, topology: Topology):
