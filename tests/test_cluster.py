@@ -3,11 +3,20 @@ redis-server binary; entries written by the real libraries with their cluster cl
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import redis
 import writers
 from cluster_fixtures import wait_for_replicas
 from conftest import Cli
 from redis.cluster import RedisCluster
+
+from cacheops import connect_url
+from cacheops.errors import ConnectionFailed
+from cacheops.server.connection import parse_target, redact_url
+from cacheops.server.embedded_cluster import EmbeddedCluster
+from cacheops.server.keyspace import ScanOptions, iter_batches
 
 Q = "What is the capital of France?"
 EXACT_QA = [(Q, "Paris."), ("Hi?", "Hello.")] + [(f"exact question {i}", f"exact answer {i}") for i in range(30)]
@@ -102,7 +111,6 @@ def test_cluster_url_with_a_db_is_refused(redis_cluster):
 
 
 def test_urls_with_several_hosts_are_redacted():
-    from cacheops.server.connection import parse_target, redact_url
 
     assert redact_url("redis://app:s3cret@h1:7000,h2:7001/0") == "redis://app:***@h1:7000,h2:7001/0"
     assert redact_url("rediss+sentinel://:s3cret@s1:26379,s2/cache/2") == "rediss+sentinel://:***@s1:26379,s2/cache/2"
@@ -114,9 +122,6 @@ def test_urls_with_several_hosts_are_redacted():
 
 
 def test_sentinel_url_follows_the_primary_through_a_failover(redis_sentinel, sentinel_primary):
-    from cacheops import connect_url
-    from cacheops.server.keyspace import ScanOptions, iter_batches
-
     primary_url = f"redis://127.0.0.1:{redis_sentinel.current_primary_port()}"
     writers.redisvl_semantic(primary_url, SEMANTIC)
     writers.langchain_exact(primary_url, EXACT_QA)
@@ -169,8 +174,6 @@ def test_doctor_on_a_cluster(redis_cluster, cluster_client):
 
 
 def test_inspection_does_not_touch_entries_on_any_node(redis_cluster, cluster_client):
-    import time
-
     writers.redisvl_semantic(redis_cluster.url + "?cluster=true", SEMANTIC[:12])
     keys = list(cluster_client.scan_iter(match="llmcache:*"))
     time.sleep(2.1)
@@ -203,3 +206,27 @@ def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster,
         assert result.exit_code == 24, (args, result.output)
         assert "does not run on a Redis Cluster yet" in result.output and len(result.output.splitlines()) == 1
     assert sorted(cluster_client.scan_iter()) == before  # nothing changed
+
+
+def test_a_primary_killed_mid_scan_stops_the_scan_and_a_rerun_lists_everything():
+    """Its own cluster: the session's stays whole. The scan never yields a partial listing as complete:
+    it stops with a one-line error naming the node; once a replica took over, a re-run lists every entry."""
+    entries = [{"prompt": f"question {i}", "response": f"answer {i}"} for i in range(300)]
+    with EmbeddedCluster(primaries=3, replicas=1) as cluster:
+        writers.redisvl_semantic(cluster.url + "?cluster=true", entries)
+        victim = cluster.primary_nodes[1]  # not the seed the URL names
+        batches = iter_batches(connect_url(cluster.url), ScanOptions(count=10, server_side=True))
+        seen = [r.key for r in next(batches)]
+        cluster.kill(victim)
+        with pytest.raises(ConnectionFailed, match=f"lost primary 127.0.0.1:{victim.port} in the middle of the scan"):
+            for batch in batches:
+                seen += [r.key for r in batch]
+        assert len(seen) < len(entries)
+
+        promoted = cluster.wait_for_failover(victim)
+        on_cluster = Cli(cluster.url)
+        listed = on_cluster.json_lines("scan")
+        assert sorted(e["prompt"] for e in listed) == sorted(e["prompt"] for e in entries)
+        checks = {c["area"]: c for c in on_cluster.json("doctor")["checks"]}
+        assert checks["cluster"]["status"] == "ok"
+        assert checks[f"shard 127.0.0.1:{promoted.port}"]["message"].endswith("no replica")
