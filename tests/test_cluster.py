@@ -3,7 +3,9 @@ redis-server binary; entries written by the real libraries with their cluster cl
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -92,7 +94,13 @@ def test_any_node_seeds_or_a_replica_reach_the_whole_cluster(redis_cluster, clus
     for url in urls:
         doc = Cli(url).json("caches")
         assert doc["scanned_keys"] == len(SEMANTIC), url
+    config = Path(os.environ["CACHEOPS_CONFIG"])
+    config.write_text(f"profiles:\n  shards:\n    url: {redis_cluster.seeds_url}\n    read_from_replicas: true\n")
     before = {n.port: _scripts_run(n.port) for n in redis_cluster.nodes}
+    from_profile = Cli("").json_lines("--profile", "shards", "scan")
+    assert len(from_profile) == len(SEMANTIC)
+    assert all(_scripts_run(n.port) == before[n.port] for n in redis_cluster.primary_nodes)
+
     listed = Cli(redis_cluster.url).json_lines("--read-from-replicas", "scan")
     assert sorted(e["prompt"] for e in listed) == sorted(e["prompt"] for e in SEMANTIC)
     ran = {n.port: _scripts_run(n.port) - before[n.port] for n in redis_cluster.nodes}
@@ -106,8 +114,9 @@ def _scripts_run(port: int) -> int:
 
 
 def test_cluster_url_with_a_db_is_refused(redis_cluster):
-    result = Cli(f"redis://127.0.0.1:{redis_cluster.nodes[0].port}/3")("caches")
-    assert result.exit_code != 0 and "db 0" in result.output
+    for url in (f"redis://127.0.0.1:{redis_cluster.nodes[0].port}/3", f"{redis_cluster.seeds_url}/3"):
+        result = Cli(url)("caches")
+        assert result.exit_code == 9 and "only db 0" in result.output and len(result.output.splitlines()) == 1
 
 
 def test_urls_with_several_hosts_are_redacted():
