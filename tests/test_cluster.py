@@ -139,6 +139,12 @@ def test_sentinel_url_follows_the_primary_through_a_failover(redis_sentinel, sen
     for url in (redis_sentinel.url, redis_sentinel.url + "/0"):
         assert Cli(url).json("caches")["scanned_keys"] == expected
     assert len(Cli(redis_sentinel.url).json_lines("--read-from-replicas", "scan")) == expected
+    checks = {c["area"]: c for c in Cli(redis_sentinel.url).json("doctor")["checks"]}
+    assert checks["sentinel"]["status"] == "ok", checks["sentinel"]
+    assert "3 of 3 sentinels answer (quorum 2); they name primary 127.0.0.1:" in checks["sentinel"]["message"]
+    replica = f"replica 127.0.0.1:{redis_sentinel.replica_nodes[0].port}"
+    assert checks[replica]["status"] == "ok", checks[replica]
+    assert checks[replica]["message"] == "in sync" or checks[replica]["message"].endswith("bytes behind")
 
     # A failover in the middle of a scan: the scan finishes (the demoted primary still answers reads
     # as a replica) and lists every key; the next connection follows the sentinels to the new primary.

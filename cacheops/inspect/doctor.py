@@ -104,6 +104,9 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorRep
         _check_cluster(client, info, catalog, report)
     else:
         _check_memory_policy(info, catalog, report)
+    view = topology.sentinel_view(client)
+    if view is not None:
+        _check_sentinel(client, view, report)
     _check_indexes(ctx, report)
     for cache in catalog.caches:
         for text in cache.notes:
@@ -281,6 +284,49 @@ def _check_search_coordinator(client, catalog, report: DoctorReport) -> None:
             "use a cluster whose search module has the coordinator (Redis 8 cluster, Redis Software / Cloud), "
             "or keep semantic caches on a Redis that is not clustered",
         )
+
+
+# -- Sentinel -------------------------------------------------------------------------------------
+
+
+def _check_sentinel(client, view, report: DoctorReport) -> None:
+    """The sentinels answer and agree on the primary, enough of them for a failover (quorum), and
+    each replica they list is linked to it and caught up."""
+    answered = [(name, facts) for name, facts in view.answers if isinstance(facts, dict)]
+    silent = [name for name, facts in view.answers if not isinstance(facts, dict)]
+    if not answered:
+        report.add("sentinel", PROBLEM, f"no sentinel answers for service {view.service!r}")
+        return
+    named = sorted({f"{facts['ip']}:{facts['port']}" for _, facts in answered})
+    quorum = int(answered[0][1].get("quorum", 0))
+    down = any(facts.get("is_sdown") or facts.get("is_odown") for _, facts in answered)
+    status = OK
+    if len(answered) < quorum or len(named) > 1:
+        status = PROBLEM
+    elif silent or down:
+        status = WARN
+    message = (
+        f"service {view.service}: {len(answered)} of {len(view.answers)} sentinels answer (quorum {quorum}); "
+        + (f"they name primary {named[0]}" if len(named) == 1 else "they disagree on the primary: " + ", ".join(named))
+        + (f"; silent: {', '.join(silent)}" if silent else "")
+        + ("; a sentinel sees the primary down" if down else "")
+    )
+    fixes = {
+        PROBLEM: "a failover needs a quorum of sentinels that agree: check the sentinels and their network",
+        WARN: "check the silent sentinels / the primary",
+    }
+    report.add("sentinel", status, message, fixes.get(status, ""))
+    primary_offset = int(client.info("replication").get("master_repl_offset", 0))
+    if not view.replicas:
+        report.add("sentinel replicas", WARN, "the sentinels list no live replica: a failover has nowhere to go")
+    for name, facts in view.replicas:
+        if not isinstance(facts, dict):
+            report.add(f"replica {name}", PROBLEM, f"unreachable ({facts})")
+        elif facts.get("master_link_status") != "up":
+            report.add(f"replica {name}", PROBLEM, f"link to the primary {facts.get('master_link_status', '?')}")
+        else:
+            lag = primary_offset - int(facts.get("slave_repl_offset", 0))
+            report.add(f"replica {name}", OK, "in sync" if lag <= 0 else f"{lag} bytes behind")
 
 
 def _check_indexes(ctx: Context, report: DoctorReport) -> None:

@@ -331,8 +331,20 @@ def _connect_sentinel(spec: ConnectionSpec, target: UrlTarget, no_touch: bool) -
         replicas = sentinel.slave_for(target.service, redis_class=redis.Redis)
         if no_touch:
             replicas.connection_pool.connection_class = _no_touch_class(replicas.connection_pool.connection_class)
+
+    def connect_node(host: str, port: int) -> redis.Redis:
+        return redis.Redis(host=host, port=port, **kwargs)
+
     return attach_topology(
-        client, Topology("sentinel", spec.read_from_replicas, service=target.service, replica_client=replicas)
+        client,
+        Topology(
+            "sentinel",
+            spec.read_from_replicas,
+            service=target.service,
+            replica_client=replicas,
+            sentinel=sentinel,
+            connect_node=connect_node,
+        ),
     )
 
 

@@ -6,10 +6,12 @@ needs to know which kind of deployment it talks to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
 
 from ..errors import NotOnCluster
 
@@ -23,6 +25,8 @@ class Topology:
     read_from_replicas: bool = False  # inspection scans read replicas where there are any
     service: str | None = None  # Sentinel service name
     replica_client: redis.Redis | None = field(default=None, repr=False)  # Sentinel: a replica
+    sentinel: Sentinel | None = field(default=None, repr=False)  # Sentinel: the sentinels' client
+    connect_node: Callable[[str, int], redis.Redis] | None = field(default=None, repr=False)  # same auth/TLS
 
 
 @dataclass
@@ -146,3 +150,41 @@ def has_search_coordinator(node: redis.Redis) -> bool:
         return bool(node.command_list(pattern="_FT.SEARCH"))
     except redis.ResponseError:
         return False
+
+
+# -- facts about a Sentinel setup, for doctor -----------------------------------------------------
+
+
+@dataclass
+class SentinelView:
+    service: str
+    answers: list[tuple[str, dict | Exception]]  # each sentinel: SENTINEL MASTER <service>, or why not
+    replicas: list[tuple[str, dict | Exception]]  # each replica the sentinels list: INFO replication
+
+
+def sentinel_view(client) -> SentinelView | None:
+    """What every sentinel says about the service, and each replica's own replication state."""
+    topo = topology(client)
+    if topo.kind != SENTINEL or topo.sentinel is None:
+        return None
+    answers: list = []
+    for sentinel in topo.sentinel.sentinels:
+        kwargs = sentinel.connection_pool.connection_kwargs
+        name = f"{kwargs.get('host')}:{kwargs.get('port')}"
+        try:
+            answers.append((name, sentinel.sentinel_master(topo.service)))
+        except redis.RedisError as exc:
+            answers.append((name, exc))
+    replicas: list = []
+    try:
+        addresses = topo.sentinel.discover_slaves(topo.service)
+    except redis.RedisError:
+        addresses = []
+    for host, port in addresses:
+        try:
+            node = topo.connect_node(host, port)
+            replicas.append((f"{host}:{port}", node.info("replication")))
+            node.close()
+        except redis.RedisError as exc:
+            replicas.append((f"{host}:{port}", exc))
+    return SentinelView(topo.service, answers, replicas)
