@@ -3,6 +3,7 @@ redis-server binary; entries written by the real libraries with their cluster cl
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -10,11 +11,14 @@ from pathlib import Path
 import pytest
 import redis
 import writers
+import yaml
 from cluster_fixtures import wait_for_replicas
 from conftest import Cli
+from langchain_redis import RedisCache
 from redis.cluster import RedisCluster
 
 from cacheops import connect_url
+from cacheops.demo import demo_chat_model
 from cacheops.errors import ConnectionFailed
 from cacheops.server.connection import parse_target, redact_url
 from cacheops.server.embedded_cluster import EmbeddedCluster
@@ -216,6 +220,7 @@ def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster,
         ("evict", "--cache", "redis", "--dry-run"),
         ("restore", str(backup), "--yes"),
         ("audit",),
+        ("migrate-embeddings", "--cache", "llmcache", "--to", "hf:sentence-transformers/all-MiniLM-L6-v2", "--yes"),
     ):
         result = on_cluster(*args)
         assert result.exit_code == 24, (args, result.output)
@@ -245,3 +250,38 @@ def test_a_primary_killed_mid_scan_stops_the_scan_and_a_rerun_lists_everything()
         checks = {c["area"]: c for c in on_cluster.json("doctor")["checks"]}
         assert checks["cluster"]["status"] == "ok"
         assert checks[f"shard 127.0.0.1:{promoted.port}"]["message"].endswith("no replica")
+
+
+def test_warm_an_exact_cache_on_a_cluster_and_refuse_a_semantic_one(redis_cluster, cluster_client, tmp_path):
+    """The app (langchain-redis RedisCache with a RedisCluster client) hits what warm wrote; a semantic
+    cache is not warmed without a search coordinator: its lookups would search one shard's index."""
+    playbook = {
+        "prompts": [{"prompt": f"warm question {i}", "answer": f"warm answer {i}"} for i in range(6)],
+        "warm": {
+            "name": "onboarding",
+            "models": [{"import": "cacheops.demo:demo_chat_model", "kwargs": {"model_name": "gpt-4o-mini"}}],
+            "caches": [
+                {"type": "langchain_exact", "ttl": 600},
+                {
+                    "type": "redisvl_semantic",
+                    "name": "llmcache",
+                    "embedding": {"import": "cacheops.demo:hashing_embeddings"},
+                },
+            ],
+        },
+    }
+    path = tmp_path / "playbook.yaml"
+    path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+    result = Cli(redis_cluster.url)("warm", str(path), "--json")
+    assert result.exit_code == 8, result.output  # the semantic cache's prompts failed
+    doc = json.loads(result.stdout)
+    assert doc["totals"]["written"] == 6 and doc["totals"]["failed"] == 6
+    semantic = next(c for c in doc["caches"] if c["type"] == "redisvl_semantic")
+    assert "no search coordinator" in semantic["error"]
+    keys = list(cluster_client.scan_iter(match="redis:*"))
+    assert len(keys) == 6 and len({cluster_client.keyslot(k) for k in keys}) > 1  # on several shards
+    cache = RedisCache(redis_client=RedisCluster.from_url(redis_cluster.url))
+    chat = demo_chat_model("gpt-4o-mini")
+    with writers.llm_cache(cache):
+        answers = [chat.invoke(f"warm question {i}").content for i in range(6)]
+    assert answers == [f"warm answer {i}" for i in range(6)] and chat.i == 0  # every one a hit

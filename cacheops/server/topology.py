@@ -51,7 +51,7 @@ def refuse_on_cluster(client, what: str) -> None:
     if is_cluster(client):
         raise NotOnCluster(
             f"{what} does not run on a Redis Cluster yet: nothing was changed "
-            "(caches, scan, show, stats, doctor, tag and history do; see docs/cluster.md)"
+            "(caches, scan, show, stats, doctor, tag, history and warm do; see docs/cluster.md)"
         )
 
 
