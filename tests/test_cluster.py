@@ -285,3 +285,23 @@ def test_warm_an_exact_cache_on_a_cluster_and_refuse_a_semantic_one(redis_cluste
     with writers.llm_cache(cache):
         answers = [chat.invoke(f"warm question {i}").content for i in range(6)]
     assert answers == [f"warm answer {i}" for i in range(6)] and chat.i == 0  # every one a hit
+
+
+def test_the_tui_lists_a_cluster(redis_cluster, cluster_client):
+    import asyncio
+
+    from test_tui import make_app, open_cache, settle
+
+    from cacheops.tui.widgets.cache_list import CacheList
+
+    writers.redisvl_semantic(redis_cluster.url + "?cluster=true", SEMANTIC[:12])
+
+    async def scenario():
+        app = make_app(redis_cluster.url)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await settle(app, pilot, until=lambda: app.query_one(CacheList).row_count == 1)
+            assert app.session.dbsize() == 12
+            table = await open_cache(app, pilot, "llmcache")
+            assert table.row_count == 12
+
+    asyncio.run(scenario())

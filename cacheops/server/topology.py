@@ -119,6 +119,11 @@ def primary_nodes(client) -> list[NodeClient]:
     return [NodeClient(_name(client), "primary", client)]
 
 
+def key_count(client) -> int:
+    """DBSIZE of the whole deployment: every primary's, summed (replicas hold copies)."""
+    return sum(int(node.client.dbsize()) for node in primary_nodes(client))
+
+
 def _name(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
