@@ -305,3 +305,21 @@ def test_the_tui_lists_a_cluster(redis_cluster, cluster_client):
             assert table.row_count == 12
 
     asyncio.run(scenario())
+
+
+def test_a_password_cluster_a_dead_seed_and_a_wrong_password(tmp_path):
+    """Its own small cluster (3 primaries, requirepass on every node)."""
+    from cacheops.server.embedded import free_port
+
+    with EmbeddedCluster(primaries=3, replicas=0, password="s3cret-pw") as cluster:
+        writers.redisvl_semantic(cluster.url + "?cluster=true", SEMANTIC[:9])
+        dead = free_port()
+        ports = ",".join(f"127.0.0.1:{p}" for p in [dead] + [n.port for n in cluster.primary_nodes])
+        for url in (cluster.url, f"redis://:s3cret-pw@{ports}"):
+            assert Cli(url).json("caches")["scanned_keys"] == 9, url
+        for url in (cluster.url.replace("s3cret-pw", "wrong-pw"), f"redis://:wrong-pw@{ports}"):
+            result = Cli(url)("caches")
+            assert result.exit_code == 4, result.output
+            assert "wrong-pw" not in result.output and len(result.output.splitlines()) == 1
+        bare = Cli(cluster.url.replace(":s3cret-pw@", ""))("caches")
+        assert bare.exit_code == 4 and "authentication" in bare.output

@@ -279,7 +279,9 @@ def _connect_cluster(spec: ConnectionSpec, target: UrlTarget, no_touch: bool) ->
                 redis_connect_func=_node_setup(no_touch),
                 **kwargs,
             )
-        except rex.RedisClusterException as exc:
+        except rex.RedisClusterException as exc:  # every seed failed: say why (a wrong password is exit 4)
+            if isinstance(translate_redis_error(exc, spec), AuthFailed):
+                raise translate_redis_error(exc, spec) from None
             raise ConnectionFailed(f"{spec.display}: not a usable Redis Cluster ({spec.scrub(str(exc))})") from None
         client.ping(target_nodes=RedisCluster.ALL_NODES)
     client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))

@@ -20,15 +20,23 @@ from .embedded import EmbeddedRedis, free_port, server_binary
 
 SLOTS = 16384
 HOST = "127.0.0.1"
+_PASSWORDS: dict[int, str] = {}  # port -> password of the nodes started here with one
 
 
 def _command(port: int, *args: str, timeout: float = 2.0) -> str:
     """One command over a raw socket, the reply as text (status, integer, bulk or a flat array).
     Used only to assemble the test topology, before any client library can connect."""
     with socket.create_connection((HOST, port), timeout=timeout) as sock:
-        payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-        sock.sendall(payload.encode())
-        return _read_reply(sock.makefile("rb"))
+        stream = sock.makefile("rb")
+        if port in _PASSWORDS:
+            sock.sendall(_encode("AUTH", _PASSWORDS[port]))
+            _read_reply(stream)
+        sock.sendall(_encode(*args))
+        return _read_reply(stream)
+
+
+def _encode(*args: str) -> bytes:
+    return (f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)).encode()
 
 
 def _read_reply(stream) -> str:
@@ -74,6 +82,7 @@ class EmbeddedCluster:
     replicas: int = 1
     modules: tuple[str, ...] = ("search", "json")
     node_timeout_ms: int = 1000  # short, so a killed primary fails over in a few seconds
+    password: str | None = None  # requirepass (and masterauth) on every node
     nodes: list[EmbeddedRedis] = field(default_factory=list)
     bus_ports: dict[int, int] = field(default_factory=dict)  # node port -> cluster bus port
 
@@ -88,12 +97,16 @@ class EmbeddedCluster:
     @property
     def url(self) -> str:
         """A URL of one node: enough for a cluster client to discover the rest."""
-        return f"redis://{HOST}:{self.nodes[0].port}"
+        return f"redis://{self._auth}{HOST}:{self.nodes[0].port}"
 
     @property
     def seeds_url(self) -> str:
         """Every primary as a seed, RedisVL's several-hosts form."""
-        return "redis://" + ",".join(f"{HOST}:{n.port}" for n in self.primary_nodes)
+        return f"redis://{self._auth}" + ",".join(f"{HOST}:{n.port}" for n in self.primary_nodes)
+
+    @property
+    def _auth(self) -> str:
+        return f":{self.password}@" if self.password else ""
 
     def start(self, timeout: float = 30.0) -> EmbeddedCluster:
         server_binary()  # a clear error before any process starts
@@ -104,7 +117,9 @@ class EmbeddedCluster:
                 node = EmbeddedRedis(
                     port=free_port(),
                     modules=self.modules,
-                    extra_args=(
+                    password=self.password,
+                    extra_args=(("--masterauth", self.password) if self.password else ())
+                    + (
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
@@ -118,6 +133,8 @@ class EmbeddedCluster:
                         "0",
                     ),
                 )
+                if self.password:
+                    _PASSWORDS[node.port] = self.password
                 self.nodes.append(node.start(timeout))
                 self.bus_ports[node.port] = bus_port
             self._assemble(timeout)
