@@ -26,6 +26,8 @@ class Profile(BaseModel):
     tls_insecure: bool = False  # do not verify the server's certificate (testing only; warned about)
     connect_timeout: float | None = None  # seconds to connect and handshake (default 5)
     timeout: float | None = None  # seconds to wait for one reply (default 60)
+    cluster: bool | None = None  # None: detected from the server; true forces Redis Cluster mode
+    read_from_replicas: bool = False  # inspection scans replicas instead of primaries
 
 
 class CacheSettings(BaseModel):

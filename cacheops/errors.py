@@ -66,3 +66,7 @@ class NotRedis(CacheopsError):
 
 class NoSuchDatabase(CacheopsError):
     exit_code = ExitCode.NO_SUCH_DATABASE
+
+
+class NotOnCluster(CacheopsError):
+    exit_code = ExitCode.NOT_ON_CLUSTER

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     NOT_REDIS = 17  # something answers at that address, but not in the Redis protocol (HTTP, SSH, ...)
     NO_SUCH_DATABASE = 18  # the database number (URL /N or --db) does not exist on the server
     EVENTS_DISABLED = 20  # hits --follow: the server does not publish the keyspace events it needs
+    NOT_ON_CLUSTER = 24  # the command does not run on a Redis Cluster yet (docs/cluster.md)
 
 
 DESCRIPTIONS = {
@@ -45,4 +46,5 @@ DESCRIPTIONS = {
     ExitCode.NOT_REDIS: "the service at that address is not a Redis server (wrong port?)",
     ExitCode.NO_SUCH_DATABASE: "the database number (URL /N or --db) does not exist on the server",
     ExitCode.EVENTS_DISABLED: "hits --follow: the server's notify-keyspace-events lacks what it needs (or --enable-events)",
+    ExitCode.NOT_ON_CLUSTER: "the command does not run on a Redis Cluster yet (nothing was changed; see docs/cluster.md)",
 }

@@ -11,6 +11,7 @@ import os
 import pytest
 import redis
 from click.testing import CliRunner
+from cluster_fixtures import cluster_client, redis_cluster, redis_sentinel, sentinel_primary  # noqa: F401  (fixtures)
 from venvs import venv_writers  # noqa: F401  (fixture: writers that need their own virtualenv)
 
 from cacheops.cli import cli

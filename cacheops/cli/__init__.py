@@ -82,7 +82,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     "--url",
     envvar="REDIS_URL",
     show_envvar=True,
-    help="Redis URL: redis://[user:pass@]host:port/db or rediss:// for TLS. Default redis://localhost:6379.",
+    help="Redis URL: redis://[user:pass@]host:port/db, rediss:// for TLS; a Redis Cluster node (or several: "
+    "redis://h1:p1,h2:p2; ?cluster=true forces cluster mode); redis+sentinel://h1:p1,h2:p2/service[/db]. "
+    "Default redis://localhost:6379.",
 )
 @click.option("--profile", envvar="CACHEOPS_PROFILE", help="A named profile from the config file.")
 @click.option("--username", help="ACL username (overrides the URL's).")
@@ -111,6 +113,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     envvar="CACHEOPS_TIMEOUT",
     help="Seconds to wait for one reply from the server (default 60).",
 )
+@click.option(
+    "--read-from-replicas",
+    is_flag=True,
+    help="Scan replicas instead of primaries (Redis Cluster shards, Sentinel): inspection stays off the primaries.",
+)
 @click.option("--embedded", is_flag=True, help="Use the local embedded Redis (started by `cacheops demo`).")
 @click.version_option(package_name="cacheops")
 @click.pass_context
@@ -127,6 +134,7 @@ def cli(
     tls_insecure,
     connect_timeout,
     timeout,
+    read_from_replicas,
     embedded,
 ):
     """Inspect and operate the LLM response caches (LangChain, RedisVL) that live in Redis.
@@ -149,6 +157,7 @@ def cli(
         tls_insecure=tls_insecure,
         connect_timeout=connect_timeout,
         timeout=timeout,
+        read_from_replicas=read_from_replicas,
         embedded=embedded,
     )
 

@@ -28,6 +28,7 @@ class AppState:
     tls_insecure: bool = False
     connect_timeout: float | None = None
     timeout: float | None = None
+    read_from_replicas: bool | None = None
     embedded: bool = False
     _spec: ConnectionSpec | None = field(default=None, repr=False)
     _client: redis.Redis | None = field(default=None, repr=False)
@@ -52,6 +53,7 @@ class AppState:
                 tls_insecure=self.tls_insecure,
                 connect_timeout=self.connect_timeout,
                 timeout=self.timeout,
+                read_from_replicas=self.read_from_replicas or None,  # unset: the profile decides
             )
             if self._spec.tls_insecure and self._spec.tls:
                 render.warn("--tls-insecure: the server's TLS certificate is not verified (testing only)")

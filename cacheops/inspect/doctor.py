@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import redis
 
 from ..layouts import Context
+from ..server import topology
 from ..server.serverinfo import server_info
 from .catalog import build_catalog
 
@@ -30,6 +31,8 @@ NEEDED_COMMANDS = [
     ("restore backups (RESTORE)", ["RESTORE", "k", "0", "x"]),
     ("audit trail (XADD)", ["XADD", "cacheops:audit", "*", "f", "v"]),
 ]
+# What cacheops also sends on a Redis Cluster (the client learns the slot map with CLUSTER SLOTS).
+CLUSTER_COMMANDS = [("cluster topology (CLUSTER SLOTS)", ["CLUSTER", "SLOTS"])]
 
 
 @dataclass
@@ -93,9 +96,18 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorRep
         f"JSON module {json_mod}" if json_mod else "no JSON module: langchain-redis RedisCache fails on invoke",
         "" if json_mod else "use Redis 8 / Redis Stack or load rejson",
     )
-    _check_acl(client, report)
+    if topology.is_cluster(client):
+        _check_cluster_acl(client, report)
+    else:
+        _check_acl(client, report)
     catalog = build_catalog(client, ctx)
-    _check_memory_policy(info, catalog, report)
+    if topology.is_cluster(client):
+        _check_cluster(client, info, catalog, report)
+    else:
+        _check_memory_policy(info, catalog, report)
+    view = topology.sentinel_view(client)
+    if view is not None:
+        _check_sentinel(client, view, report)
     _check_indexes(ctx, report)
     for cache in catalog.caches:
         for text in cache.notes:
@@ -113,7 +125,7 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorRep
     return report
 
 
-def _check_acl(client: redis.Redis, report: DoctorReport) -> None:
+def _check_acl(client: redis.Redis, report: DoctorReport, needed=NEEDED_COMMANDS) -> None:
     try:
         user = client.execute_command("ACL", "WHOAMI")
         user = user.decode() if isinstance(user, bytes) else str(user)
@@ -121,7 +133,7 @@ def _check_acl(client: redis.Redis, report: DoctorReport) -> None:
         report.add("acl", WARN, "cannot run ACL WHOAMI; permissions not checked")
         return
     missing, unknown = [], False
-    for label, args in NEEDED_COMMANDS:
+    for label, args in needed:
         try:
             reply = client.execute_command("ACL", "DRYRUN", user, *args)
         except redis.ResponseError as exc:
@@ -144,31 +156,178 @@ def _check_acl(client: redis.Redis, report: DoctorReport) -> None:
         report.add("acl", OK, f"user {user!r} may run every command cacheops uses")
 
 
-def _check_memory_policy(info, catalog, report: DoctorReport) -> None:
+def _check_memory_policy(info, catalog, report: DoctorReport, area: str = "memory") -> None:
     no_ttl = sum(c.entries - c.with_ttl for c in catalog.caches)
     if info.maxmemory == 0:
         report.add(
-            "memory",
+            area,
             WARN,
             "no maxmemory set: caches grow until the host runs out of memory",
             "set maxmemory and an eviction policy (allkeys-lru or allkeys-lfu for a cache-only Redis)",
         )
     elif info.policy == "noeviction":
         report.add(
-            "memory",
+            area,
             PROBLEM,
             f"maxmemory {info.maxmemory} with noeviction: when full, cache writes fail and the app's LLM calls raise",
             "use allkeys-lru / allkeys-lfu, or volatile-* with TTLs",
         )
     elif info.policy.startswith("volatile") and no_ttl:
         report.add(
-            "memory",
+            area,
             WARN,
             f"policy {info.policy} never evicts the {no_ttl} cache entries without a TTL",
             "give the caches a ttl, or use an allkeys-* policy",
         )
     else:
-        report.add("memory", OK, f"maxmemory {info.maxmemory} with {info.policy}")
+        report.add(area, OK, f"maxmemory {info.maxmemory} with {info.policy}")
+
+
+# -- Redis Cluster --------------------------------------------------------------------------------
+
+
+def _check_cluster_acl(client, report: DoctorReport) -> None:
+    """ACLs are per node in a cluster (not replicated): each primary is asked; one line when all agree."""
+    per_node = []
+    for node in topology.primary_nodes(client):
+        node_report = DoctorReport()
+        _check_acl(node.client, node_report, NEEDED_COMMANDS + CLUSTER_COMMANDS)
+        per_node.append((node.name, node_report.checks[0]))
+    if all(check.status == OK for _name, check in per_node):
+        report.add("acl", OK, per_node[0][1].message + f", on every primary ({len(per_node)})")
+        return
+    for name, check in per_node:
+        if check.status != OK:
+            report.add(f"acl {name}", check.status, check.message, check.fix)
+
+
+def _check_cluster(client, info, catalog, report: DoctorReport) -> None:
+    """Slots covered, shards with their replicas, per-node memory and policy, the search coordinator."""
+    state = topology.cluster_state(client)
+    served = int(state.get("cluster_slots_ok", 0))
+    shards = topology.shards(client)
+    healthy = state.get("cluster_state") == "ok" and served == topology.SLOTS
+    report.add(
+        "cluster",
+        OK if healthy else PROBLEM,
+        f"cluster_state {state.get('cluster_state', '?')}: {served} of {topology.SLOTS} slots served by "
+        f"{len(shards)} primaries, {state.get('cluster_known_nodes', '?')} nodes known"
+        + (
+            f" ({state.get('cluster_slots_pfail', 0)} slots possibly failing, {state.get('cluster_slots_fail', 0)} failed)"
+            if not healthy
+            else ""
+        ),
+        "" if healthy else "every slot needs a live primary: check CLUSTER NODES for failed nodes",
+    )
+    for shard in shards:
+        _check_shard(client, shard, report)
+    for node in info.nodes:
+        _check_memory_policy(node, catalog, report, area=f"memory {node.name}")
+    policies = {node.policy for node in info.nodes}
+    if len(policies) > 1:
+        report.add(
+            "memory",
+            WARN,
+            "the primaries disagree on maxmemory-policy (" + ", ".join(sorted(policies)) + ")",
+            "set the same policy on every node (CONFIG SET on each, or the cluster's config)",
+        )
+    _check_search_coordinator(client, catalog, report)
+
+
+def _check_shard(client, shard, report: DoctorReport) -> None:
+    ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in shard.slots)
+    area = f"shard {shard.primary.name}"
+    if not shard.replicas:
+        report.add(area, WARN, f"slots {ranges}; no replica", "add a replica: if this primary fails, its slots go down")
+        return
+    primary = topology.replication(topology.node_client(client, shard.primary))
+    notes, status = [], OK
+    for replica in shard.replicas:
+        try:
+            facts = topology.replication(topology.node_client(client, replica))
+        except redis.RedisError as exc:
+            notes.append(f"{replica.name} unreachable ({exc})")
+            status = PROBLEM
+            continue
+        if facts.get("master_link_status") != "up":
+            notes.append(f"{replica.name} link {facts.get('master_link_status', '?')}")
+            status = PROBLEM
+            continue
+        lag = int(primary.get("master_repl_offset", 0)) - int(facts.get("slave_repl_offset", 0))
+        notes.append(f"{replica.name} in sync" if lag <= 0 else f"{replica.name} {lag} bytes behind")
+    report.add(
+        area,
+        status,
+        f"slots {ranges}; replicas: " + "; ".join(notes),
+        "" if status == OK else "a replica that is not in sync cannot take over this shard safely",
+    )
+
+
+def _check_search_coordinator(client, catalog, report: DoctorReport) -> None:
+    primaries = topology.primary_nodes(client)
+    coordinator = topology.has_search_coordinator(primaries[0].client)
+    semantic = [c for c in catalog.caches if c.index]
+    if coordinator:
+        report.add("search coordinator", OK, "present: an index covers every shard's documents")
+        return
+    if not semantic:
+        report.add("search coordinator", OK, "none, and no semantic cache here needs one")
+        return
+    for cache in semantic:
+        idx = next((i for i in catalog.indexes if i.name == cache.index), None)
+        where = ", ".join(idx.nodes) if idx and idx.nodes else "no primary"
+        indexed = idx.num_docs if idx else 0
+        report.add(
+            f"cache {cache.name}",
+            WARN,
+            f"no search coordinator: index {cache.index} lives on {where} and covers {indexed} of the "
+            f"{cache.entries} entries; the app's semantic lookups see one shard's entries",
+            "use a cluster whose search module has the coordinator (Redis 8 cluster, Redis Software / Cloud), "
+            "or keep semantic caches on a Redis that is not clustered",
+        )
+
+
+# -- Sentinel -------------------------------------------------------------------------------------
+
+
+def _check_sentinel(client, view, report: DoctorReport) -> None:
+    """The sentinels answer and agree on the primary, enough of them for a failover (quorum), and
+    each replica they list is linked to it and caught up."""
+    answered = [(name, facts) for name, facts in view.answers if isinstance(facts, dict)]
+    silent = [name for name, facts in view.answers if not isinstance(facts, dict)]
+    if not answered:
+        report.add("sentinel", PROBLEM, f"no sentinel answers for service {view.service!r}")
+        return
+    named = sorted({f"{facts['ip']}:{facts['port']}" for _, facts in answered})
+    quorum = int(answered[0][1].get("quorum", 0))
+    down = any(facts.get("is_sdown") or facts.get("is_odown") for _, facts in answered)
+    status = OK
+    if len(answered) < quorum or len(named) > 1:
+        status = PROBLEM
+    elif silent or down:
+        status = WARN
+    message = (
+        f"service {view.service}: {len(answered)} of {len(view.answers)} sentinels answer (quorum {quorum}); "
+        + (f"they name primary {named[0]}" if len(named) == 1 else "they disagree on the primary: " + ", ".join(named))
+        + (f"; silent: {', '.join(silent)}" if silent else "")
+        + ("; a sentinel sees the primary down" if down else "")
+    )
+    fixes = {
+        PROBLEM: "a failover needs a quorum of sentinels that agree: check the sentinels and their network",
+        WARN: "check the silent sentinels / the primary",
+    }
+    report.add("sentinel", status, message, fixes.get(status, ""))
+    primary_offset = int(client.info("replication").get("master_repl_offset", 0))
+    if not view.replicas:
+        report.add("sentinel replicas", WARN, "the sentinels list no live replica: a failover has nowhere to go")
+    for name, facts in view.replicas:
+        if not isinstance(facts, dict):
+            report.add(f"replica {name}", PROBLEM, f"unreachable ({facts})")
+        elif facts.get("master_link_status") != "up":
+            report.add(f"replica {name}", PROBLEM, f"link to the primary {facts.get('master_link_status', '?')}")
+        else:
+            lag = primary_offset - int(facts.get("slave_repl_offset", 0))
+            report.add(f"replica {name}", OK, "in sync" if lag <= 0 else f"{lag} bytes behind")
 
 
 def _check_indexes(ctx: Context, report: DoctorReport) -> None:

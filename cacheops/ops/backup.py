@@ -42,6 +42,7 @@ from .. import faults
 from ..errors import CacheopsError, NotFound, UsageError
 from ..paths import state_dir
 from ..server import permissions
+from ..server.topology import refuse_on_cluster
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
@@ -276,6 +277,7 @@ def restore(
 ) -> RestoreResult:
     """Put a backup's entries back: identical bytes and expiry. An existing key with other content
     was written after the eviction (the app cached a fresh answer): it is kept unless force."""
+    refuse_on_cluster(client, "restore")
     header, _ = read_backup(path)
     # Keys backed up but then not deleted (they changed or vanished at delete time) must not be
     # resurrected: one pass to learn them (a short list), one to restore.

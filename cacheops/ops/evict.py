@@ -49,6 +49,7 @@ from ..server.keyspace import (
     lua_script,
     read_records,
 )
+from ..server.topology import refuse_on_cluster
 from . import oplog as audit_log
 from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
 from .selection import Selection, batched
@@ -182,6 +183,7 @@ def plan(
     server_side: bool | None = None,
 ) -> Plan:
     """Walk the candidates once and keep what the preview needs; nothing is changed."""
+    refuse_on_cluster(client, "evict")
     if selection.empty:
         raise UsageError(
             "give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
@@ -333,6 +335,7 @@ def execute(
     ctx: Context | None = None,
 ) -> EvictResult:
     """Back up and delete what the plan selected (re-checked key by key), then audit it."""
+    refuse_on_cluster(client, "evict")
     started = time.monotonic()
     selection = the_plan.selection
     ctx = ctx or build_context(client, known_texts=selection.prompts)

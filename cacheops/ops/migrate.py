@@ -48,6 +48,7 @@ from ..server import permissions
 from ..server.indexes import IndexInfo
 from ..server.keyspace import RawRecord, glob_escape
 from ..server.readahead import read_ahead
+from ..server.topology import refuse_on_cluster
 from . import oplog as audit_log
 
 ACTION = "migrate-embeddings"
@@ -174,6 +175,7 @@ def plan(
 ) -> MigrationPlan:
     """Check everything and describe the migration; writes nothing. `vectorizer` defaults to the
     one SPEC names (loaded offline: the preview proves the model is there)."""
+    refuse_on_cluster(client, "migrate-embeddings")
     to = parse_spec(to_spec)
     frm = parse_spec(from_spec) if from_spec else None
     ctx = ctx or build_context(client, learn=False)
@@ -336,6 +338,7 @@ def execute(
     ctx: Context | None = None,
 ) -> MigrationResult:
     """Create the target index (if new), copy and re-embed every entry, append the audit event."""
+    refuse_on_cluster(client, "migrate-embeddings")
     if batch < 1:
         raise UsageError("--batch must be at least 1")
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(plan.to_spec)

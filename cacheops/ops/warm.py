@@ -32,10 +32,12 @@ from pathlib import Path
 import redis
 
 from .. import faults
-from ..errors import CacheopsError, ConfigError
+from ..errors import CacheopsError, ConfigError, NotOnCluster
 from ..layouts.langchain_format import parse_llm_string
 from ..server import permissions
 from ..server.connection import library_client, translate_redis_error
+from ..server.indexes import list_indexes
+from ..server.topology import has_search_coordinator, is_cluster, primary_nodes
 from . import oplog as audit_log
 from .appmodel import (
     AppModel,
@@ -325,6 +327,11 @@ class TargetRun:
             from langchain_redis import RedisCache
 
             return RedisCache(redis_client=self.lib_client, prefix=t.prefix, ttl=self.ttl)
+        if is_cluster(self.client) and not has_search_coordinator(primary_nodes(self.client)[0].client):
+            raise NotOnCluster(
+                "no search coordinator on this Redis Cluster: the app's semantic lookups search one shard's "
+                "index, so warmed entries stored on the other shards would never be hit (see docs/cluster.md)"
+            )
         if self.dry_run and not self.index_exists(t.display):
             return None  # opening would create the index: in a dry run every prompt would be written
         if isinstance(t, LangchainSemanticTarget):
@@ -358,8 +365,7 @@ class TargetRun:
         )
 
     def index_exists(self, name: str) -> bool:
-        names = self.client.execute_command("FT._LIST")
-        return any((n.decode() if isinstance(n, bytes) else str(n)) == name for n in names)
+        return any(idx.name == name for idx in list_indexes(self.client))
 
     def existing_filterable_fields(self, name: str) -> list[dict] | None:
         """The filterable fields of an existing RedisVL cache index, so that opening it matches."""

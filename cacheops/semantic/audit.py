@@ -23,6 +23,7 @@ import redis
 
 from ..errors import ConfigError, NotFound, UsageError
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, semantic_layout
+from ..server.topology import refuse_on_cluster
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
 from .neighbours import NearestStats, SemanticCache, iter_nearest, semantic_caches
 from .vectorizers import load_vectorizer, spec_for_cache, threshold_for_cache
@@ -218,6 +219,7 @@ def same_answer(a: Entry, b: Entry) -> bool:
 
 
 def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditReport:
+    refuse_on_cluster(client, "audit")
     caches = semantic_caches(client, ctx, opts.cache)
     unsupported = [sc for sc in caches if not sc.semantic.audit]
     if opts.cache is not None and unsupported:

@@ -26,6 +26,7 @@ from ..inspect.catalog import EntryFilter, decode_record, iter_entries, no_such_
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, semantic_layout
 from ..server.indexes import IndexInfo, parse_search
 from ..server.keyspace import read_records
+from ..server.topology import refuse_on_cluster
 from .vectorizers import embed_buffer, load_vectorizer, spec_for_cache
 
 
@@ -134,6 +135,7 @@ def similar_to_text(
     unit of RedisVL's check()) of `text` embedded the way that cache's library embeds it, closest first.
 
     embedding: a vectorizer SPEC overriding the config file's caches.<name>.embedding."""
+    refuse_on_cluster(client, "the neighbour search (evict --similar-to)")
     from redisvl.query import VectorRangeQuery
 
     found: list[Neighbour] = []
@@ -182,6 +184,7 @@ def iter_nearest(
     """For every entry of `cache`: its k nearest other entries of the same cache by the stored vectors,
     using the index's own KNN. Streams batch by batch (SCAN -> HGET vectors -> pipelined KNN ->
     read neighbours), so memory is bounded by batch * k, never by the cache size."""
+    refuse_on_cluster(client, "the neighbour search (audit)")
     (sc,) = semantic_caches(client, ctx, cache)
     stats = stats if stats is not None else NearestStats()
     pending: list[Entry] = []
@@ -197,6 +200,7 @@ def iter_nearest(
 
 def nearest_to(client: redis.Redis, ctx: Context, entry: Entry, k: int = 10) -> NearestList:
     """One entry's k nearest other entries of its cache, by its stored vector (no model needed)."""
+    refuse_on_cluster(client, "the neighbour search (neighbours of an entry)")
     if not searchable(entry.layout):
         raise CacheopsError(f"{entry.key!r} is a {entry.kind} entry: only semantic entries have neighbours")
     (sc,) = semantic_caches(client, ctx, entry.cache)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from .topology import primary_nodes
+
 DTYPE_BYTES = {"FLOAT32": 4, "FLOAT64": 8, "FLOAT16": 2, "BFLOAT16": 2, "INT8": 1, "UINT8": 1}
 
 
@@ -37,6 +39,7 @@ class IndexInfo:
     indexing_failures: int = 0
     last_indexing_error: str = ""
     percent_indexed: float = 1.0
+    nodes: list[str] = field(default_factory=list)  # cluster: the primaries that list it (FT._LIST)
 
     @property
     def vector(self) -> VectorField | None:
@@ -97,7 +100,28 @@ def parse_ft_info(raw) -> IndexInfo:
 
 
 def list_indexes(client: redis.Redis) -> list[IndexInfo]:
-    """Every search index, or [] when the server has no search module."""
+    """Every search index, or [] when the server has no search module. On a Redis Cluster, every
+    primary's (without a search coordinator each shard has its own indexes, of its own documents):
+    one record per name, its counts summed and `nodes` naming where it is listed."""
+    nodes = primary_nodes(client)
+    if len(nodes) == 1:
+        return _list_on(nodes[0].client)
+    merged: dict[str, IndexInfo] = {}
+    for node in nodes:
+        for idx in _list_on(node.client):
+            seen = merged.get(idx.name)
+            if seen is None:
+                idx.nodes = [node.name]
+                merged[idx.name] = idx
+            else:
+                seen.nodes.append(node.name)
+                seen.num_docs += idx.num_docs
+                seen.indexing_failures += idx.indexing_failures
+                seen.last_indexing_error = seen.last_indexing_error or idx.last_indexing_error
+    return sorted(merged.values(), key=lambda i: i.name)
+
+
+def _list_on(client: redis.Redis) -> list[IndexInfo]:
     try:
         names = client.execute_command("FT._LIST")
     except redis.ResponseError as exc:

@@ -21,8 +21,10 @@ import redis
 
 from .. import faults
 from ..errors import ConnectionFailed
+from .cluster_scan import merged_batches
 from .connection import connections_made, run_id
 from .readahead import read_ahead
+from .topology import scan_nodes
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
 SHOW_LIMIT = 16 * 1024 * 1024  # bytes read of one value when showing a single entry
@@ -237,9 +239,20 @@ def iter_batches(
     """Every key (matching opts) exactly as SCAN yields it, in batches of RawRecords.
 
     Keys deleted mid-scan come back with type "none"; SCAN may repeat a key it already returned
-    (its guarantee is "at least once"), which callers that count treat as harmless noise."""
+    (its guarantee is "at least once"), which callers that count treat as harmless noise.
+    On a Redis Cluster (or with read_from_replicas) the nodes to scan come from topology.py and
+    cluster_scan.py merges their streams; each node is scanned by iter_node_batches below."""
     opts = opts or ScanOptions()
     stats = stats if stats is not None else ScanStats()
+    nodes = scan_nodes(client)
+    if len(nodes) > 1 or nodes[0].client is not client:
+        yield from merged_batches(nodes, opts, stats, iter_node_batches)
+        return
+    yield from iter_node_batches(client, opts, stats)
+
+
+def iter_node_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
+    """iter_batches on one server."""
     watch = _RestartWatch(client)
     if opts.server_side is not False:
         try:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from .topology import primary_nodes
+
 
 @dataclass
 class ServerInfo:
@@ -17,6 +19,9 @@ class ServerInfo:
     keyspace_hits: int = 0
     keyspace_misses: int = 0
     used_memory: int = 0
+    name: str = ""  # host:port of the node these facts are from
+    role: str = "master"
+    nodes: list[ServerInfo] = field(default_factory=list)  # Redis Cluster: each primary's own facts
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -40,6 +45,29 @@ def _text(value) -> str:
 
 
 def server_info(client: redis.Redis) -> ServerInfo:
+    """The server's facts. On a Redis Cluster: the first primary's version, modules and policy,
+    memory and hit counters summed over the primaries, and each primary's own facts in `nodes`."""
+    nodes = primary_nodes(client)
+    if len(nodes) == 1:
+        return node_info(nodes[0].client, nodes[0].name)
+    per_node = [node_info(n.client, n.name) for n in nodes]
+    first = per_node[0]
+    return ServerInfo(
+        version=first.version,
+        modules=dict(first.modules),
+        maxmemory=0 if any(n.maxmemory == 0 for n in per_node) else sum(n.maxmemory for n in per_node),
+        policy=first.policy,
+        no_touch=all(n.no_touch for n in per_node),
+        keyspace_hits=sum(n.keyspace_hits for n in per_node),
+        keyspace_misses=sum(n.keyspace_misses for n in per_node),
+        used_memory=sum(n.used_memory for n in per_node),
+        name=first.name,
+        nodes=per_node,
+    )
+
+
+def node_info(client: redis.Redis, name: str = "") -> ServerInfo:
+    """One server's facts."""
     info = client.info()
     out = ServerInfo(
         version=_text(info.get("redis_version", "0")),
@@ -48,15 +76,17 @@ def server_info(client: redis.Redis) -> ServerInfo:
         used_memory=int(info.get("used_memory", 0)),
         maxmemory=int(info.get("maxmemory", 0)),
         policy=_text(info.get("maxmemory_policy", "noeviction")),
+        name=name,
+        role=_text(info.get("role", "master")),
     )
     try:
         for module in client.execute_command("MODULE", "LIST"):
             if isinstance(module, dict):
-                name, ver = module.get(b"name", module.get("name")), module.get(b"ver", module.get("ver"))
+                module_name, ver = module.get(b"name", module.get("name")), module.get(b"ver", module.get("ver"))
             else:
                 pairs = dict(zip(module[::2], module[1::2]))
-                name, ver = pairs.get(b"name"), pairs.get(b"ver")
-            out.modules[_text(name).lower()] = int(ver or 0)
+                module_name, ver = pairs.get(b"name"), pairs.get(b"ver")
+            out.modules[_text(module_name).lower()] = int(ver or 0)
     except redis.ResponseError:
         pass  # MODULE LIST may be forbidden by ACL; modules then show as unknown
     try:

@@ -20,6 +20,7 @@ from ..ops import evict
 from ..ops.selection import Selection
 from ..semantic.vectorizers import threshold_for_cache
 from ..server.keyspace import ScanStats
+from ..server.topology import key_count
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Session:
             return self._ctx
 
     def dbsize(self) -> int:
-        return int(self.client.dbsize())
+        return key_count(self.client)
 
     def catalog(self, stats: ScanStats) -> Catalog:
         """One catalog pass; the context is rebuilt so a refresh sees new indexes and prompts."""
