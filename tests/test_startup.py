@@ -12,7 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_command_table_names_every_command_module():
-    modules = {p.stem for p in (ROOT / "cacheops" / "cli").glob("*.py")} - {"__init__", "app"}
+    # a command module defines `command`; helpers (app, selectors, migrate_inplace) define none
+    modules = {
+        p.stem
+        for p in (ROOT / "cacheops" / "cli").glob("*.py")
+        if "\ncommand = " in p.read_text() or "\ndef command(" in p.read_text()
+    }
     assert {entry.module for entry in COMMANDS.values()} == modules
     for name in COMMANDS:
         command = load_command(name)

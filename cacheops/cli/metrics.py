@@ -40,7 +40,12 @@ def command(state: AppState, serve, catalog_every, serve_for):
     if not sep or not port.isdigit():
         raise UsageError(f"--serve {serve!r}: write HOST:PORT, e.g. 127.0.0.1:9464")
     deadline = time.monotonic() + parse_duration(serve_for) if serve_for else None
-    server, thread = start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
+    try:
+        server, thread = start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise UsageError(
+            f"--serve {serve}: cannot listen there ({exc.strerror or exc}); choose another HOST:PORT"
+        ) from None
     render.info(f"serving metrics on http://{host or '0.0.0.0'}:{port}/metrics (Ctrl-C stops)")
     try:
         while deadline is None or time.monotonic() < deadline:
