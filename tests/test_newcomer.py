@@ -176,6 +176,10 @@ def test_every_readme_example_runs_verbatim_against_the_demo(demo_url, tmp_path,
             argv = [*argv, "--dry-run"]
         # CI gates: audit exits 11 on collisions (the demo has some, on purpose), doctor 8 on problems
         allowed = {0, ExitCode.COLLISIONS_FOUND} if subcommand(argv) == "audit" else {0}
+        # verify and check gate too: the demo's toy (hashing) embedding misses some paraphrases, and
+        # warm off a terminal keeps other models' llmcache entries, so those lookups miss (README says so)
+        if "--verify" in argv or subcommand(argv) == "check":
+            allowed |= {ExitCode.VERIFY_FAILED, ExitCode.CHECK_FAILED}
         if gated:
             allowed |= {ExitCode.PROBLEMS_FOUND, ExitCode.COLLISIONS_FOUND}
         result = run(*argv)
