@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import writers
 import yaml
 from writers import MINILM, langchain_semantic, minilm_embeddings
@@ -185,3 +186,35 @@ def test_no_semantic_cache_is_not_found(run):
     assert result.exit_code == ExitCode.NOT_FOUND and "nope" in result.output
     result = run("audit")
     assert result.exit_code == ExitCode.NOT_FOUND and "no semantic cache" in result.output
+
+
+def test_every_method_finds_the_same_pairs(run, redis_url):
+    # The index's own KNN (one query per entry) and the all-pairs engines agree on the test caches.
+    langchain_semantic(redis_url, QA, embeddings=minilm_embeddings(), distance_threshold=0.0001)
+    entries = [
+        {"prompt": "price of plan three", "response": "$30", "filters": {"user": "alice"}},
+        {"prompt": "price of plan three", "response": "$99", "filters": {"user": "bob"}},
+        {"prompt": "price of plan four", "response": "$40", "filters": {"user": "alice"}},
+        {"prompt": "price of plan five", "response": "$50", "filters": {"user": "bob"}},
+    ]
+    writers.redisvl_semantic(redis_url, entries, name="tenants", filterable_fields=[{"name": "user", "type": "tag"}])
+    found = {}
+    for method in ("knn", "exact", "hnsw", "auto"):
+        result = run("audit", "--method", method, "--no-bare", "--threshold", "0.5", "--top", "100", "--json")
+        assert result.exit_code == ExitCode.COLLISIONS_FOUND, result.output
+        caches = json.loads(result.output)["caches"]
+        found[method] = {
+            c["cache"]: (c["colliding_pairs"], c["colliding_entries"], c["scopes"], pairs_of(c)) for c in caches
+        }
+        for c in caches:
+            assert c["neighbour_search"]["method"] == (
+                "knn" if method == "knn" else "hnsw" if method == "hnsw" else "exact"
+            )
+            if method == "hnsw":
+                assert c["neighbour_search"]["recall_at_k"] >= 0.99
+    for method in ("exact", "hnsw", "auto"):
+        for cache, (pairs, entries, scopes, distances) in found["knn"].items():
+            assert found[method][cache][:3] == (pairs, entries, scopes), (method, cache)
+            # the server computes distances in its own float arithmetic: equal to float32 rounding
+            assert found[method][cache][3] == pytest.approx(distances, abs=1e-5), (method, cache)
+    assert found["exact"]["tenants"][0] == 2 and found["exact"]["llmcache"][0] > 0

@@ -25,6 +25,15 @@ from .app import AppState, output_format, output_options
     show_default=True,
     help="Nearest neighbours examined per entry.",
 )
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "exact", "hnsw", "knn"]),
+    default="auto",
+    show_default=True,
+    help="How neighbours are found: exact all-pairs by blocks from the stored vectors; hnsw, an "
+    "approximate index whose recall is measured against exact on a sample; auto, exact up to 40,000 "
+    "entries per scope, hnsw beyond; knn, one query of the cache's own index per entry (slow: quadratic).",
+)
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Worst pairs shown.")
 @click.option(
     "--labels",
@@ -73,6 +82,7 @@ def command(
     threshold,
     model,
     k,
+    method,
     top,
     labels_path,
     min_precision,
@@ -85,8 +95,8 @@ def command(
 ):
     """Find cached answers a semantic cache would serve for the wrong question, and a safe threshold.
 
-    For every entry, its nearest other entries by the stored vectors (the index's own KNN, no model
-    needed); pairs closer than the threshold whose answers differ (same model) are collisions.
+    For every entry, its nearest other entries of the same scope by the stored vectors (no model
+    needed: exact all-pairs by blocks, an approximate index on large caches); pairs closer than the threshold whose answers differ (same model) are collisions.
     Shows the worst pairs, the nearest-neighbour distance histogram and the largest threshold with no
     collision. With --labels and the cache's embedding model: precision and recall per threshold.
     Exits 11 when collisions exceed --max-collisions.
@@ -110,6 +120,7 @@ def command(
         min_precision=min_precision,
         bare=bare,
         bare_sample=bare_sample,
+        method=method,
     )
     report = run_audit(client, build_context(client, learn=False), opts)
     if output_format(json_flag, table_flag) == "json":
@@ -156,6 +167,14 @@ def render_cache(r: CacheAudit) -> None:
                 e(render.preview(p.b.answer, 30)),
             )
         render.out(t)
+    if r.search and r.search.get("method") != "knn":
+        s = r.search
+        line = f"neighbours: {s['method']} search over {s['rows']:,} entries"
+        if s["recall_at_k"] is not None:
+            line += (
+                f"; approximate index recall@{r.k} {s['recall_at_k']:.3f} against exact on {s['recall_sample']} sampled"
+            )
+        render.out(line)
     rows = r.nn.rows(include=r.threshold)
     if rows:
         render.out(f"nearest-neighbour distance (median {r.nn.quantile(0.5)}):")

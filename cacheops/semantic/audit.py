@@ -45,6 +45,7 @@ class AuditOptions:
     min_precision: float = 0.99
     bare: bool = True  # compare with the bare text when a model is known
     bare_sample: int = 300
+    method: str = "auto"  # neighbour search: auto | exact | hnsw (allpairs.py) | knn (the index's own KNN)
 
 
 @dataclass
@@ -167,6 +168,7 @@ class CacheAudit:
     bare: BareComparison | None = None
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    search: dict | None = None  # how the neighbours were found (allpairs.SearchReport.to_dict())
 
     def to_dict(self) -> dict:
         return {
@@ -192,6 +194,7 @@ class CacheAudit:
             "labelled": self.labelled.to_dict() if self.labelled else None,
             "bare_text": self.bare.to_dict() if self.bare else None,
             "skipped_entries": self.skipped,
+            "neighbour_search": self.search,
             "notes": self.notes,
         }
 
@@ -244,7 +247,13 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
     pair_ids: set[int] = set()
     worst: list[tuple[float, int, Pair]] = []  # max-heap by distance (negated) of the closest collisions
     closest = None
-    for nl in iter_nearest(client, ctx, sc.name, k=opts.k, stats=stats, model=opts.model):
+    if opts.method == "knn":
+        nearest = iter_nearest(client, ctx, sc.name, k=opts.k, stats=stats, model=opts.model)
+        result.search = {"method": "knn"}
+    else:
+        nearest = ()
+        closest = _nearest_by_rows(client, ctx, sc, opts, result, stats, scopes, worst)
+    for nl in nearest:
         entry = nl.entry
         if len(scopes) < 100_000:
             scopes.add(lookup_scope(entry))
@@ -302,6 +311,66 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
     _model_dependent(client, ctx, sc, opts, result)
     _recommend(result)
     return result
+
+
+def _answer_text(entry: Entry) -> str:
+    """What same_answer compares."""
+    return " ".join((entry.answer or "").split())
+
+
+def _nearest_by_rows(client, ctx, sc: SemanticCache, opts: AuditOptions, result: CacheAudit, stats, scopes, worst):
+    """The same accounting as the KNN loop in audit_cache, over allpairs' row blocks: every entry's k
+    nearest of its own scope, compared by answer hashes; only the worst pairs' entries are read in
+    full. Returns the closest distance between different answers (None when there is none)."""
+    import numpy as np
+
+    from . import allpairs
+
+    store = allpairs.collect(
+        client, ctx, sc, model=opts.model, scope_of=lookup_scope, answer_of=_answer_text, stats=stats
+    )
+    search = allpairs.SearchReport(opts.method)
+    closest = None
+    pair_ids: set[int] = set()
+    found: list[tuple[float, int, tuple[int, int]]] = []
+    try:
+        alive_scopes = np.unique(store.scope[store.alive])
+        scopes.update(alive_scopes[:100_000].tolist())
+        for rows, idx, dist in allpairs.nearest_blocks(store, opts.k, opts.method, search):
+            for d in dist[idx[:, 0] >= 0, 0].tolist():
+                result.nn.add(max(0.0, d))
+            valid = idx >= 0
+            differ = valid & (store.answer[np.where(valid, idx, 0)] != store.answer[rows][:, None])
+            if differ.any():
+                low = float(dist[differ].min())
+                closest = low if closest is None else min(closest, low)
+            colliding = differ & (dist <= result.threshold)
+            result.colliding_entries += int(colliding.any(axis=1).sum())
+            for r, c in zip(*np.nonzero(colliding)):
+                a, b, d = int(rows[r]), int(idx[r, c]), float(dist[r, c])
+                pid = min(a, b) * store.count + max(a, b)
+                if pid in pair_ids:
+                    continue
+                if len(pair_ids) < PAIR_IDS_MAX:
+                    pair_ids.add(pid)
+                else:
+                    result.pairs_exact = False
+                result.colliding_pairs += 1
+                item = (-d, result.colliding_pairs, (a, b))
+                if len(found) < opts.top:
+                    heapq.heappush(found, item)
+                elif item > found[0]:
+                    heapq.heapreplace(found, item)
+        keys = {row: store.key(row) for _, _, pair in found for row in pair}
+        entries = allpairs.read_entries(client, ctx, sc, sorted(set(keys.values())))
+    finally:
+        store.close()
+    for neg, n, (a, b) in found:
+        if keys[a] in entries and keys[b] in entries:
+            worst.append((neg, n, Pair(-neg, entries[keys[a]], entries[keys[b]])))
+    result.search = search.to_dict()
+    result.notes.extend(search.notes)
+    return closest
 
 
 def _model_dependent(client, ctx, sc: SemanticCache, opts: AuditOptions, result: CacheAudit) -> None:
