@@ -2,13 +2,15 @@
 
 The cache is written by the real langchain-redis RedisSemanticCache (its update(), the call an app's
 invoke makes on a miss) with 384-dimension vectors, the size all-MiniLM-L6-v2 gives, from a fast
-hashing embedding so filling 50k entries takes minutes, not an hour of model time. The audit itself
-needs no model: it runs the index's KNN for every entry from the stored vectors.
+hashing embedding so filling 100k entries takes minutes, not hours of model time. The audit itself
+needs no model: it compares the stored vectors (semantic/allpairs.py; --method knn: the index's own
+KNN query per entry). The yardstick is a plain numpy all-pairs top-k over the same vectors held in
+memory (the vectors' read not timed), at sizes where that fits.
 
 Each audit runs in a fresh subprocess so its peak RSS is its own. Memory must stay flat as the cache
 grows (streaming), so the run audits several sizes on the same server.
 
-    python bench/audit.py --sizes 10000,50000
+    python bench/audit.py --sizes 5000,20000,100000 --methods auto,knn
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ ASKS = [
 ]
 
 
-def fill(url: str, name: str, total: int) -> float:
+def fill(url: str, name: str, total: int, start: int = 0) -> float:
     from langchain_core.outputs import Generation
     from langchain_redis import RedisSemanticCache
 
@@ -60,7 +62,7 @@ def fill(url: str, name: str, total: int) -> float:
     cache = RedisSemanticCache(embeddings=hashing_embeddings(dims=384), redis_url=url, name=name)
     llm_string = "[('_type', 'bench-chat'), ('model_name', 'gpt-4o-mini'), ('stop', None)]"
     started = time.monotonic()
-    for i in range(total):
+    for i in range(start, total):
         prompt = ASKS[i % len(ASKS)].format(t=TOPICS[(i // 5) % len(TOPICS)], n=i)
         cache.update(prompt, llm_string, [Generation(text=f"Answer number {i} about {TOPICS[i % len(TOPICS)]}.")])
     return time.monotonic() - started
@@ -74,27 +76,63 @@ from cacheops.inspect.catalog import build_context
 from cacheops.server.connection import connect, resolve_spec
 client = connect(resolve_spec({url!r}, None, None, None, None, None))
 started = time.monotonic()
-report = run_audit(client, build_context(client, learn=False), AuditOptions(cache={name!r}, k={k}, bare=False))
+opts = AuditOptions(cache={name!r}, k={k}, bare=False, method={method!r})
+report = run_audit(client, build_context(client, learn=False), opts)
 seconds = time.monotonic() - started
 (c,) = report.caches
 print(json.dumps({{"entries": c.entries, "seconds": seconds, "pairs": c.colliding_pairs,
-                   "median_nn": c.nn.quantile(0.5), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "search": c.search, "median_nn": c.nn.quantile(0.5),
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+YARDSTICK = """
+import json, resource, sys, time
+import numpy as np
+import redis
+sys.path.insert(0, {root!r})
+client = redis.Redis.from_url({url!r})
+raw = []
+for key in client.scan_iter(match={name!r} + ":*", count=1000):
+    raw.append(key)
+pipe = client.pipeline(transaction=False)
+for key in raw:
+    pipe.hget(key, "prompt_vector")
+x = np.frombuffer(b"".join(pipe.execute()), dtype=np.float32).reshape(len(raw), -1)
+x = x / np.linalg.norm(x, axis=1, keepdims=True)
+started = time.monotonic()
+for a in range(0, len(x), 2048):
+    sim = x[a : a + 2048] @ x.T
+    sim[np.arange(len(sim)), np.arange(a, a + len(sim))] = -np.inf
+    top = np.argpartition(-sim, {k}, axis=1)[:, : {k}]
+print(json.dumps({{"seconds": time.monotonic() - started,
+                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
-def audit(url: str, name: str, k: int) -> dict:
-    code = AUDIT.format(root=str(ROOT), url=url, name=name, k=k)
+def subprocess_json(code: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def audit(url: str, name: str, k: int, method: str) -> dict:
+    return subprocess_json(AUDIT.format(root=str(ROOT), url=url, name=name, k=k, method=method))
+
+
+def yardstick(url: str, name: str, k: int) -> dict:
+    """numpy all-pairs top-k over the same stored vectors, all in memory (timed without the read)."""
+    return subprocess_json(YARDSTICK.format(root=str(ROOT), url=url, name=name, k=k))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="An existing Redis with search (default: start the embedded one)")
-    parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--sizes", default="5000,20000,100000", help="cumulative: one cache grows to each size")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--methods", default="auto", help="comma-separated: auto,exact,ivf,knn")
+    parser.add_argument("--knn-max", type=int, default=5000, help="largest size audited with --method knn")
+    parser.add_argument("--yardstick-max", type=int, default=20000, help="largest size of the numpy yardstick")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted(int(s) for s in args.sizes.split(","))
     from contextlib import nullcontext
 
     from cacheops.server.embedded import EmbeddedRedis
@@ -102,21 +140,31 @@ def main() -> None:
     with nullcontext() if args.url else EmbeddedRedis() as server:
         url = args.url or server.url
         rows = []
+        name, filled = "bench_audit", 0
         for size in sizes:
-            name = f"bench_audit_{size}"
-            fill_s = fill(url, name, size)
-            result = audit(url, name, args.k)
-            result.update(size=size, fill_seconds=round(fill_s, 1))
-            rows.append(result)
-            print(json.dumps(result), flush=True)
+            fill_s = fill(url, name, size, start=filled)
+            filled = size
+            numpy_s = yardstick(url, name, args.k)["seconds"] if size <= args.yardstick_max else None
+            for method in args.methods.split(","):
+                if method == "knn" and size > args.knn_max:
+                    continue
+                result = audit(url, name, args.k, method)
+                result.update(size=size, method=method, fill_seconds=round(fill_s, 1), numpy_seconds=numpy_s)
+                rows.append(result)
+                print(json.dumps(result), flush=True)
         print(
-            "\n| entries | k | audit wall time | entries/s | peak RSS (audit process) | fill (langchain-redis update) |"
+            "\n| entries | method | search | recall@k (sample) | audit wall | numpy all-pairs in memory | "
+            "peak RSS (audit process) | colliding pairs |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for r in rows:
+            search = r["search"] or {}
+            recall = search.get("recall_at_k")
+            recall_text = "-" if recall is None else f"{recall:.4f} ({search.get('recall_sample')})"
+            numpy_text = "-" if r["numpy_seconds"] is None else f"{r['numpy_seconds']:.1f} s"
             print(
-                f"| {r['entries']:,} | {args.k} | {r['seconds']:.1f} s | {r['entries'] / r['seconds']:,.0f} | "
-                f"{r['peak_rss_mb']:.0f} MB | {r['fill_seconds']:.0f} s |"
+                f"| {r['entries']:,} | {r['method']} | {search.get('method')} {search.get('probes') or ''} | "
+                f"{recall_text} | {r['seconds']:.1f} s | {numpy_text} | {r['peak_rss_mb']:.0f} MB | {r['pairs']:,} |"
             )
     print(f"\nbaseline python RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

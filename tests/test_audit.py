@@ -199,7 +199,7 @@ def test_every_method_finds_the_same_pairs(run, redis_url):
     ]
     writers.redisvl_semantic(redis_url, entries, name="tenants", filterable_fields=[{"name": "user", "type": "tag"}])
     found = {}
-    for method in ("knn", "exact", "hnsw", "auto"):
+    for method in ("knn", "exact", "ivf", "auto"):
         result = run("audit", "--method", method, "--no-bare", "--threshold", "0.5", "--top", "100", "--json")
         assert result.exit_code == ExitCode.COLLISIONS_FOUND, result.output
         caches = json.loads(result.output)["caches"]
@@ -208,11 +208,11 @@ def test_every_method_finds_the_same_pairs(run, redis_url):
         }
         for c in caches:
             assert c["neighbour_search"]["method"] == (
-                "knn" if method == "knn" else "hnsw" if method == "hnsw" else "exact"
+                "knn" if method == "knn" else "ivf" if method == "ivf" else "exact"
             )
-            if method == "hnsw":
+            if method == "ivf":
                 assert c["neighbour_search"]["recall_at_k"] >= 0.99
-    for method in ("exact", "hnsw", "auto"):
+    for method in ("exact", "ivf", "auto"):
         for cache, (pairs, entries, scopes, distances) in found["knn"].items():
             assert found[method][cache][:3] == (pairs, entries, scopes), (method, cache)
             # the server computes distances in its own float arithmetic: equal to float32 rounding

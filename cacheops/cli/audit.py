@@ -27,12 +27,12 @@ from .app import AppState, output_format, output_options
 )
 @click.option(
     "--method",
-    type=click.Choice(["auto", "exact", "hnsw", "knn"]),
+    type=click.Choice(["auto", "exact", "ivf", "knn"]),
     default="auto",
     show_default=True,
-    help="How neighbours are found: exact all-pairs by blocks from the stored vectors; hnsw, an "
-    "approximate index whose recall is measured against exact on a sample; auto, exact up to 40,000 "
-    "entries per scope, hnsw beyond; knn, one query of the cache's own index per entry (slow: quadratic).",
+    help="How neighbours are found: exact all-pairs by blocks from the stored vectors; ivf, an "
+    "approximate index (faiss IVF) whose recall is measured against exact on a sample; auto, exact up to "
+    "40,000 entries per scope, ivf beyond; knn, one query of the cache's own index per entry (slow: quadratic).",
 )
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Worst pairs shown.")
 @click.option(

@@ -45,7 +45,7 @@ class AuditOptions:
     min_precision: float = 0.99
     bare: bool = True  # compare with the bare text when a model is known
     bare_sample: int = 300
-    method: str = "auto"  # neighbour search: auto | exact | hnsw (allpairs.py) | knn (the index's own KNN)
+    method: str = "auto"  # neighbour search: auto | exact | ivf (allpairs.py) | knn (the index's own KNN)
 
 
 @dataclass
