@@ -73,3 +73,24 @@ def test_big_values_same_on_both_paths(run, redis_url, client):
     plain = _normalised(run("scan", "--json", "--plain").output)
     assert script == plain and len(script) == 2
     assert all(r["truncated"] for r in script)
+
+
+def test_no_values_read_with_limit_zero(client):
+    # limit 0: key, type, TTL and memory only, on both paths (the quick catalog's scan).
+    from cacheops.server.keyspace import ScanOptions, iter_batches
+
+    client.set("k:string", "x" * 100, px=60_000)
+    client.hset("k:hash", mapping={"a": "1"})
+    seen = {}
+    for server_side in (True, False):
+        opts = ScanOptions(match="k:*", limit=0, server_side=server_side)
+        records = sorted((r for b in iter_batches(client, opts) for r in b), key=lambda r: r.key)
+        seen[server_side] = [(r.key, r.type, r.pttl > 0, r.memory > 0, r.value, r.size) for r in records]
+    assert (
+        seen[True]
+        == seen[False]
+        == [
+            (b"k:hash", "hash", False, True, None, None),
+            (b"k:string", "string", True, True, None, None),
+        ]
+    )

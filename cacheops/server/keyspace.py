@@ -67,7 +67,7 @@ class ScanOptions:
     match: str | None = None
     count: int = 1000
     type: str | None = None
-    limit: int = PREVIEW_LIMIT
+    limit: int = PREVIEW_LIMIT  # 0: no value is read (key, type, TTL, memory only)
     elide: tuple[str, ...] = DEFAULT_ELIDE
     server_side: bool | None = None  # None = try the script, fall back to plain
 
@@ -181,6 +181,8 @@ def read_records(
         records.append(
             RawRecord(key, _s(kind), pttl if isinstance(pttl, int) else -2, mem if isinstance(mem, int) else None)
         )
+    if limit <= 0:
+        return records
     pipe = client.pipeline(transaction=False)
     plan = []
     # Big values are read whole and cut here, exactly as the script cuts them on the server: a hash

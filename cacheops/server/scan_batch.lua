@@ -1,7 +1,8 @@
 -- One SCAN step plus everything cacheops needs about each key, in one round trip.
 -- Read-only (run with EVAL_RO / EVALSHA_RO): it never writes, and under CLIENT NO-TOUCH the reads
 -- do not bump LRU/LFU. Values are cut to ARGV[3] bytes so a 10 MB entry costs no more than a small one
--- (read_value, from read_value.lua, is prepended when the script is loaded).
+-- (read_value, from read_value.lua, is prepended when the script is loaded). A limit of 0 reads no
+-- value at all: key, type, TTL and memory only (the quick catalog classifies by key shape).
 -- ARGV: cursor, count, limit, match ('' = all), type ('' = all), elide (comma-separated hash fields
 -- whose values are replaced by their byte length: vectors are not needed to list entries).
 -- Reply: next cursor, then 7 items per key: key, type, pttl, memory (-1 if unknown),
@@ -20,7 +21,8 @@ for _, key in ipairs(res[2]) do
   local pttl = redis.call('PTTL', key)
   local mem = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')
   if type(mem) ~= 'number' then mem = -1 end
-  local value, size, truncated = read_value(key, kind, limit, elide)
+  local value, size, truncated = false, -1, 0
+  if limit > 0 then value, size, truncated = read_value(key, kind, limit, elide) end
   out[#out + 1] = key
   out[#out + 1] = kind
   out[#out + 1] = pttl
