@@ -39,7 +39,7 @@ from ..server.keyspace import DEFAULT_ELIDE, ScanOptions, iter_batches, read_rec
 from .neighbours import SEMANTIC_LAYOUTS, NearestStats, SemanticCache
 
 METHODS = ("auto", "exact", "ivf", "knn")
-BLOCK = 2048  # rows per block of the exact search: a block pair is BLOCK^2 float32 similarities (16 MB)
+BLOCK = 1024  # rows per block of the exact search: a block pair is BLOCK^2 float32 similarities (4 MB)
 EXACT_MAX = 40_000  # auto: rows of one scope searched exactly; beyond, the approximate index
 MIN_RECALL = 0.99  # recall@k the approximate index must reach on the sample, or the scope is searched exactly
 RECALL_SAMPLE = 500  # rows whose exact neighbours are computed to measure the approximate index
@@ -239,18 +239,23 @@ def exact_blocks(store: StoredVectors, group: np.ndarray, k: int, queries: np.nd
 
 
 def _merge(best_sim: np.ndarray, best_idx: np.ndarray, sim: np.ndarray, crows: np.ndarray, k: int) -> None:
-    """Fold a block of similarities into the running top-k (only rows the block can improve)."""
+    """Fold a block of similarities into the running top-k: the block's own top-k first (one
+    argpartition over the block), then the 2k candidates per row, only for rows the block improves."""
     need = np.flatnonzero(sim.max(axis=1) > best_sim.min(axis=1))
     if not len(need):
         return
-    cand_sim = np.concatenate([best_sim[need], sim[need]], axis=1)
-    cand_idx = np.concatenate([best_idx[need], np.broadcast_to(crows, (len(need), len(crows)))], axis=1)
-    if cand_sim.shape[1] > k:
-        part = np.argpartition(-cand_sim, k - 1, axis=1)[:, :k]
-        cand_sim = np.take_along_axis(cand_sim, part, axis=1)
-        cand_idx = np.take_along_axis(cand_idx, part, axis=1)
-    best_sim[need] = cand_sim
-    best_idx[need] = cand_idx
+    sim = sim[need]
+    if sim.shape[1] > k:
+        part = np.argpartition(sim, sim.shape[1] - k, axis=1)[:, -k:]
+        top_sim = np.take_along_axis(sim, part, axis=1)
+        top_idx = crows[part]
+    else:
+        top_sim, top_idx = sim, np.broadcast_to(crows, sim.shape)
+    cand_sim = np.concatenate([best_sim[need], top_sim], axis=1)
+    cand_idx = np.concatenate([best_idx[need], top_idx], axis=1)
+    part = np.argpartition(cand_sim, cand_sim.shape[1] - k, axis=1)[:, -k:]
+    best_sim[need] = np.take_along_axis(cand_sim, part, axis=1)
+    best_idx[need] = np.take_along_axis(cand_idx, part, axis=1)
 
 
 def ivf_blocks(store: StoredVectors, group: np.ndarray, k: int, report: SearchReport) -> Iterator[Block] | None:
