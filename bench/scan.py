@@ -146,7 +146,7 @@ def capture_pool(per_model: int):
     finally:
         set_llm_cache(None)
     pool = []
-    for prompt, llm_string, gens in spy.updates:
+    for _prompt, llm_string, gens in spy.updates:
         model = next(m for m in MODELS if f"'{m}'" in llm_string)
         pool.append((llm_string, model, gens))
     return pool
@@ -312,7 +312,8 @@ def count_lines(argv: list[str], env: dict | None = None) -> dict:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     import redis
 
     return {
@@ -334,6 +335,13 @@ def main() -> None:
     parser.add_argument("--url", help="use this (empty or already filled) server instead of an embedded one")
     parser.add_argument("--no-fill", action="store_true", help="with --url: time only, do not write")
     parser.add_argument("--json", dest="json_out", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--commands",
+        default="scan",
+        help="cacheops commands timed against redis-cli, comma-separated: scan, caches, caches-full, stats, "
+        "stats-full (caches/stats read no values but a sample per cache; -full reads every value)",
+    )
+    parser.add_argument("--no-names", action="store_true", help="skip the python SCAN names reference")
     args = parser.parse_args()
     cli = ensure_redis_cli()
 
@@ -363,7 +371,18 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         ops_argv = [sys.executable, "-m", "cacheops", "--url", url, "scan", "--json"]
         names_argv = [sys.executable, str(Path(__file__).with_name("scan_names.py")), url]
-        variants = {"redis-cli": cli_argv, "python SCAN 1000 names": names_argv, "cacheops": ops_argv}
+        base_argv = [sys.executable, "-m", "cacheops", "--url", url]
+        variants = {"redis-cli": cli_argv}
+        if not args.no_names:
+            variants["python SCAN 1000 names"] = names_argv
+        for command in args.commands.split(","):
+            if command == "scan":
+                variants["cacheops"] = ops_argv  # the name earlier runs recorded
+            else:
+                verb, _, full = command.partition("-")
+                variants[f"cacheops {verb}{' --full' if full else ''}"] = (
+                    base_argv + [verb, "--json"] + (["--full"] if full else [])
+                )
         if args.plain:
             variants["cacheops --plain"] = ops_argv + ["--plain"]
         results: dict[str, list] = {name: [] for name in variants}
@@ -372,7 +391,7 @@ def main() -> None:
                 before = server_cpu(client)
                 wall, rss, cpu = timed(argv, env)
                 results[name].append((wall, rss, cpu, server_cpu(client) - before))
-        listed = count_lines(ops_argv, env)
+        listed = count_lines(ops_argv, env) if "cacheops" in variants else {}
         report = {
             "commands": {name: " ".join(argv) for name, argv in variants.items()},
             "entries": args.entries,
@@ -391,9 +410,16 @@ def main() -> None:
                 "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
             }
         base = report["runs"]["redis-cli"]["wall_median_s"]
-        for name, row in report["runs"].items():
+        for row in report["runs"].values():
             row["ratio_to_redis_cli"] = round(row["wall_median_s"] / base, 2)
         print(json.dumps(report, indent=2))
+        print("\n| tool | wall s | client CPU s | server CPU s | peak RSS MiB | ratio to redis-cli |")
+        print("|---|---|---|---|---|---|")
+        for name, row in report["runs"].items():
+            print(
+                f"| {name} | {row['wall_median_s']} | {row['client_cpu_s']} | {row['server_cpu_s']} | "
+                f"{row['peak_rss_mib']} | {row['ratio_to_redis_cli']} |"
+            )
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report, indent=2))
     finally:

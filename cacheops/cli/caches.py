@@ -2,18 +2,27 @@ import click
 
 from .. import render
 from ..inspect.catalog import EntryFilter, build_catalog, build_context, require_cache
+from ..inspect.quick_catalog import quick_catalog
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
 
 @click.command("caches")
 @click.option("--cache", help="Only the cache with this name (key prefix).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read and decode every value (exact library, models, vectors) instead of a sample of 1,000 keys per cache.",
+)
 @output_options
 @pass_state
-def command(state: AppState, cache, json_flag, table_flag):
+def command(state: AppState, cache, full, json_flag, table_flag):
     """Every LLM cache in the keyspace: library, index, entries, memory, TTLs, vectors, models.
 
-    One SCAN pass; keys that match no known layout are counted as unknown, never as entries.
+    One SCAN pass that reads no values: every key is counted by its shape (entries, memory, TTLs), and
+    the value-derived columns (library, models, vectors) come from a sample of up to 1,000 keys per
+    cache, labelled as sampled; --full reads every value. Keys that match no known layout are
+    counted as unknown, never as entries.
 
     \b
     Example:
@@ -25,7 +34,8 @@ def command(state: AppState, cache, json_flag, table_flag):
     require_cache(client, ctx, cache)
     progress = ScanStats()
     with render.scan_progress(progress):
-        catalog = build_catalog(client, ctx, EntryFilter(cache=cache), stats=progress)
+        build = build_catalog if full else quick_catalog
+        catalog = build(client, ctx, EntryFilter(cache=cache), stats=progress)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(catalog.to_dict())
         return
@@ -50,7 +60,11 @@ def render_catalog(catalog) -> None:
         )
         for c in catalog.caches:
             libraries = ", ".join(c.libraries) or "-"
-            models = ", ".join(f"{m} ({n})" for m, n in c.models.most_common(3))
+            if c.sampled:  # shares of the sample, not counts
+                total = sum(c.models.values()) or 1
+                models = ", ".join(f"{m} (~{n / total:.0%})" for m, n in c.models.most_common(3))
+            else:
+                models = ", ".join(f"{m} ({n})" for m, n in c.models.most_common(3))
             if len(c.models) > 3:
                 models += f", +{len(c.models) - 3} more"
             vectors = ", ".join(c.vector_dims) or "-"
@@ -76,6 +90,12 @@ def render_catalog(catalog) -> None:
                 )
             for text in c.notes:
                 render.warn(f"{c.name}: {text}")
+    sampled = [c for c in catalog.caches if c.sampled]
+    if sampled:
+        render.note(
+            f"library, models and vectors of {', '.join(c.name for c in sampled)} from a sample of "
+            f"{max(c.sampled['keys'] for c in sampled):,} keys per cache; `--full` reads every value"
+        )
     render.note(
         f"{catalog.scanned_keys:,} keys scanned in {catalog.seconds:.2f}s ({catalog.scan_path}); "
         f"{catalog.unknown_keys:,} not recognised as cache entries"

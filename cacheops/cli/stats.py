@@ -21,11 +21,20 @@ from .app import AppState, output_format, output_options, pass_state
     help="Tracked entries not hit (or never hit since written) for this long are listed as cold.",
 )
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Most hit entries to list.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every value for the value-derived figures (models, age, unreachable) instead of a sample of "
+    "1,000 keys per cache.",
+)
 @output_options
 @pass_state
-def command(state: AppState, cache, since, cold_after, top, json_flag, table_flag):
+def command(state: AppState, cache, since, cold_after, top, full, json_flag, table_flag):
     """Per cache: entries, bytes, TTL histogram, entries per model, oldest/newest; server: version,
     memory policy, hit ratio; per entry access: LFU frequency or idle time, whichever the policy keeps.
+
+    Entries, memory and TTLs count every key by its shape; models, age and unreachable entries come
+    from a sample of each cache's values (labelled as sampled) unless --full.
 
     For caches the app tracks (cacheops_track): hit rate now and over --since with a sparkline, per
     model; tokens and money saved per day; the most hit entries and the cold ones.
@@ -40,7 +49,7 @@ def command(state: AppState, cache, since, cold_after, top, json_flag, table_fla
     require_cache(client, ctx, cache)
     progress = ScanStats()
     with render.scan_progress(progress):
-        report = collect_stats(client, ctx, EntryFilter(cache=cache), scan_stats=progress)
+        report = collect_stats(client, ctx, EntryFilter(cache=cache), scan_stats=progress, full=full)
         hits = hit_report(client, window, cache, top=top, cold_after=cold) if tracked_caches(client) else None
     if output_format(json_flag, table_flag) == "json":
         render.json_doc({**report.to_dict(), "hits": hits.to_dict() if hits else None})
@@ -77,9 +86,10 @@ def command(state: AppState, cache, since, cold_after, top, json_flag, table_fla
             t.add_row(name, f"{n:,}", render.bar(n, c.entries))
         render.out(t)
         if c.models:
-            t = render.table(C("model", "text", min=16), C("entries", "fixed", justify="right"), C("", "fixed"))
+            heading = f"entries (of {c.sampled['keys']:,} sampled)" if c.sampled else "entries"
+            t = render.table(C("model", "text", min=16), C(heading, "fixed", justify="right"), C("", "fixed"))
             for model, n in c.models.most_common(10):
-                t.add_row(render.escape(model), f"{n:,}", render.bar(n, c.entries))
+                t.add_row(render.escape(model), f"{n:,}", render.bar(n, sum(c.models.values())))
             render.out(t)
         hist = report.access.per_cache.get(c.name)
         if hist:

@@ -201,6 +201,9 @@ class CacheSummary:
     infrastructure: Counter = field(default_factory=Counter)  # role -> the library's non-entry keys
     infrastructure_bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    # None: every key's value was decoded. Else the quick catalog's {"keys": n, "of": N}: entries,
+    # bytes and TTLs count every key by its shape, the value-derived figures only n sampled keys.
+    sampled: dict | None = None
 
     def add_infrastructure(self, item: InfrastructureKey) -> None:
         self.infrastructure[_role_kind(item.role)] += 1
@@ -263,6 +266,7 @@ class CacheSummary:
                 "bytes": self.infrastructure_bytes,
                 "roles": dict(self.infrastructure),
             },
+            "sampled": self.sampled,
             "notes": self.notes,
         }
 
@@ -297,6 +301,7 @@ class Catalog:
     seconds: float
     scan_path: str
     indexes: list[IndexInfo]
+    quick: bool = False  # built by quick_catalog (key shape + a value sample), not by reading every value
 
     @property
     def unreachable(self) -> tuple[Counter, Counter]:
@@ -314,6 +319,7 @@ class Catalog:
             "scanned_keys": self.scanned_keys,
             "seconds": round(self.seconds, 3),
             "scan_path": self.scan_path,
+            "values": "sampled" if self.quick else "every key",
         }
 
 
@@ -346,11 +352,7 @@ def build_catalog(
             continue
         if isinstance(item, UnknownKey):
             unknown += 1
-            parts = item.key.split(":")
-            for depth in range(1, min(len(parts), 4)):
-                prefix = ":".join(parts[:depth])
-                if prefix in unknown_by_prefix or len(unknown_by_prefix) < UNKNOWN_PREFIXES_MAX:
-                    unknown_by_prefix[prefix] += 1
+            count_unknown(unknown_by_prefix, item.key)
             continue
         summary = summaries.get(item.cache)
         if summary is None:
@@ -358,6 +360,28 @@ def build_catalog(
         summary.add(item)
         if on_entry:
             on_entry(item)
+    return finish_catalog(summaries, unknown_by_prefix, unknown, ctx, flt, stats, started)
+
+
+def count_unknown(unknown_by_prefix: Counter, key: str) -> None:
+    """Count an unknown key under its first three prefixes (bounded: flat memory)."""
+    parts = key.split(":")
+    for depth in range(1, min(len(parts), 4)):
+        prefix = ":".join(parts[:depth])
+        if prefix in unknown_by_prefix or len(unknown_by_prefix) < UNKNOWN_PREFIXES_MAX:
+            unknown_by_prefix[prefix] += 1
+
+
+def finish_catalog(
+    summaries: dict[str, CacheSummary],
+    unknown_by_prefix: Counter,
+    unknown: int,
+    ctx: Context,
+    flt: EntryFilter,
+    stats: ScanStats,
+    started: float,
+) -> Catalog:
+    """Empty semantic caches, foreign keys, index prefixes and notes: the same for every catalog."""
     # Semantic indexes with no entries yet are caches too.
     for name, idx in _semantic_index_caches(ctx):
         if flt.cache is None or flt.cache == name:

@@ -10,6 +10,7 @@ import redis
 from ..layouts import Context, Entry
 from ..server.serverinfo import ServerInfo, server_info
 from .catalog import Catalog, EntryFilter, build_catalog
+from .quick_catalog import ClaimedKey, quick_catalog
 
 ACCESS_SAMPLE_MAX = 100_000  # entries whose OBJECT FREQ / IDLETIME is read (flat cost on big caches)
 IDLE_BUCKETS = (("<1m", 60), ("<1h", 3600), ("<1d", 86400), (">=1d", float("inf")))
@@ -69,7 +70,10 @@ def _bucket(value: float, buckets) -> str:
     return buckets[-1][0]
 
 
-def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, scan_stats=None) -> StatsReport:
+def collect_stats(
+    client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, scan_stats=None, full: bool = True
+) -> StatsReport:
+    """full=False: the quick catalog (key shape for every key, values for a sample per cache)."""
     info = server_info(client)
     access = AccessStats("lfu_frequency" if info.lfu else "idle_seconds")
     pending: list[Entry] = []
@@ -85,12 +89,15 @@ def collect_stats(client: redis.Redis, ctx: Context, flt: EntryFilter | None = N
                 access.sampled += 1
         pending.clear()
 
-    def on_entry(entry: Entry):
+    def on_entry(entry: Entry | ClaimedKey):
         if access.sampled + len(pending) < ACCESS_SAMPLE_MAX:
             pending.append(entry)
             if len(pending) >= 1000:
                 flush()
 
-    catalog = build_catalog(client, ctx, flt, on_entry=on_entry, stats=scan_stats)
+    if full or (flt is not None and (flt.model or flt.text)):
+        catalog = build_catalog(client, ctx, flt, on_entry=on_entry, stats=scan_stats)
+    else:
+        catalog = quick_catalog(client, ctx, flt, on_entry=on_entry, stats=scan_stats)
     flush()
     return StatsReport(info, catalog, access)

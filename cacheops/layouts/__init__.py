@@ -107,11 +107,22 @@ def classify(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrast
     return None
 
 
+def claim_by_shape(rec: RawRecord) -> tuple[Layout, str] | None:
+    """The first layout (in priority order) whose key shape and type claim this key, and its cache:
+    what can be told without the value (the quick catalog). classify then confirms with the content."""
+    for layout in _BY_TYPE.get(rec.type, ()):
+        cache = layout.cache_of(rec)
+        if cache is not None:
+            return layout, cache
+    return None
+
+
 __all__ = [
     "LAYOUTS",
     "BY_ID",
     "UNREACHABLE_REASONS",
     "classify",
+    "claim_by_shape",
     "Context",
     "Entry",
     "Infrastructure",

@@ -1,0 +1,44 @@
+"""The quick catalog (key shape for every key, values for a sample per cache) against the full one."""
+
+from __future__ import annotations
+
+import writers
+from test_scan_paths import Q, _fill
+
+from cacheops.inspect import quick_catalog
+
+
+def _comparable(doc: dict) -> dict:
+    doc = dict(doc)
+    for name in ("seconds", "values"):
+        doc.pop(name)
+    caches = []
+    for c in doc["caches"]:
+        c = dict(c)
+        c["ttl_policy"] = c["ttl_policy"].split(":")[0].split("..")[0]  # TTLs tick between the runs
+        caches.append(c)
+    doc["caches"] = caches
+    return doc
+
+
+def test_small_caches_are_exact_figure_for_figure(run, redis_url, client, venv_writers):
+    _fill(redis_url, client, venv_writers)
+    quick, full = run.json("caches"), run.json("caches", "--full")
+    assert quick["values"] == "sampled" and full["values"] == "every key"
+    assert all(c["sampled"] is None for c in quick["caches"] + full["caches"])
+    assert _comparable(quick) == _comparable(full)
+    assert _comparable(run.json("stats"))["caches"] == _comparable(run.json("stats", "--full"))["caches"]
+
+
+def test_large_caches_say_what_is_sampled(run, redis_url, client, monkeypatch):
+    monkeypatch.setattr(quick_catalog, "SAMPLE_PER_CACHE", 3)
+    writers.langchain_semantic(redis_url, [(f"{Q} {i}", f"answer {i}") for i in range(8)], model="gpt-4o", ttl=3600)
+    client.hset("llmcache:" + "0" * 64, mapping={"foo": "bar"})  # the entries' key shape, not an entry
+    quick = next(c for c in run.json("caches")["caches"] if c["name"] == "llmcache")
+    full = next(c for c in run.json("caches", "--full")["caches"] if c["name"] == "llmcache")
+    assert full["entries"] == 8 and full["sampled"] is None
+    assert quick["sampled"]["of"] == 9 and quick["sampled"]["keys"] <= 3 and "models" in quick["sampled"]["figures"]
+    assert quick["ttl_histogram"]["<1h"] == 8 and quick["ttl_histogram"]["none"] == 1 and quick["libraries"]
+    assert sum(quick["models"].values()) <= 3 and set(quick["models"]) == {"gpt-4o"}
+    table = run("caches", "--table").output
+    assert "~100%" in table and "--full" in " ".join(table.split())
