@@ -1,0 +1,168 @@
+"""Every benchmark at one size, and one table of ratios against their yardsticks (not a test).
+
+    python bench/run.py --size 100000
+    python bench/run.py --size 20000 --only scan,audit
+
+Each benchmark starts its own embedded Redis, fills it and times cacheops against a yardstick in
+the same run (interleaved where it repeats):
+- scan, caches, caches --full, stats: wall time against `redis-cli --scan` (bench/scan.py);
+- evict: `cacheops evict` of a tenth of the keyspace, with backup, against a redis-cli SCAN | UNLINK
+  pipe (bench/evict.py);
+- audit: the wrong-answer audit against a plain numpy all-pairs top-10 over the same vectors in
+  memory (bench/audit.py; sizes above 20k have no numpy yardstick, their target is absolute:
+  100k in <= 120 s);
+- migrate-embeddings: its entries per second against the model's raw embedding rate (bench/migrate.py,
+  at most 2,000 entries: the real model embeds on this CPU).
+Figures go to stdout as one Markdown table; each benchmark's own output is kept under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+TARGETS = {"scan": 10.0, "caches": 3.0, "caches --full": None, "stats": 3.0, "evict": 2.0}
+
+
+def run(name: str, argv: list[str], out_dir: Path, timeout: int) -> str | None:
+    """A benchmark's stdout (also kept in out_dir/NAME.out), or None when it failed or timed out."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(argv)}", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  {name}: timed out after {timeout} s", file=sys.stderr)
+        return None
+    (out_dir / f"{name}.out").write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
+    print(f"  {name}: exit {done.returncode} after {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return done.stdout if done.returncode == 0 else None
+
+
+def last_json(text: str) -> dict:
+    """The last JSON document printed (the benchmarks end with one, indented or not)."""
+    start = text.rfind("\n{")
+    return json.loads(text[start + 1 if start >= 0 else text.find("{") :].split("\n\n")[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=20_000, help="keys (scan, evict) / semantic entries (audit)")
+    parser.add_argument("--only", default="scan,evict,audit,migrate")
+    parser.add_argument("--runs", type=int, default=2, help="interleaved runs where a benchmark repeats")
+    parser.add_argument("--out", default="bench-results", help="folder for each benchmark's own output")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds per benchmark")
+    args = parser.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    only = args.only.split(",")
+    py = sys.executable
+    rows: list[tuple[str, str, str, str, str, str]] = []  # what, size, measured, yardstick, ratio, target
+
+    if "scan" in only:
+        report_path = out_dir / "scan.json"
+        commands = "scan,caches,caches-full,stats"
+        argv = [py, str(HERE / "scan.py"), "--entries", str(args.size), "--runs", str(args.runs)]
+        argv += ["--commands", commands, "--no-names", "--json", str(report_path)]
+        if run("scan", argv, out_dir, args.timeout) is not None:
+            report = json.loads(report_path.read_text())
+            base = report["runs"]["redis-cli"]
+            for name, row in report["runs"].items():
+                if name == "redis-cli":
+                    continue
+                what = "scan --json" if name == "cacheops" else name.removeprefix("cacheops ")
+                target = TARGETS.get("scan" if name == "cacheops" else what)
+                rows.append(
+                    (
+                        what,
+                        f"{args.size:,} keys",
+                        f"{row['wall_median_s']:.2f} s (RSS {row['peak_rss_mib']} MiB)",
+                        f"redis-cli --scan {base['wall_median_s']:.2f} s",
+                        f"{row['ratio_to_redis_cli']:.2f}x",
+                        "-" if target is None else f"<= {target:g}x",
+                    )
+                )
+        else:
+            rows.append(("scan/caches/stats", f"{args.size:,}", "failed", "-", "-", "-"))
+
+    if "evict" in only:
+        argv = [py, str(HERE / "evict.py"), "--total", str(args.size), "--matched", str(max(1, args.size // 10))]
+        argv += ["--rounds", str(max(1, args.runs))]
+        text = run("evict", argv, out_dir, args.timeout)
+        if text is not None:
+            doc = last_json(text)
+            rows.append(
+                (
+                    "evict (with backup)",
+                    f"{doc['matched']:,} of {doc['total_keys']:,}",
+                    f"RSS {doc['cacheops_peak_rss_mb']} MB",
+                    "redis-cli SCAN | UNLINK pipe",
+                    f"{doc['median_ratio']:.2f}x",
+                    "<= 2x",
+                )
+            )
+        else:
+            rows.append(("evict", f"{args.size:,}", "failed", "-", "-", "-"))
+
+    if "audit" in only:
+        argv = [py, str(HERE / "audit.py"), "--sizes", str(args.size), "--methods", "auto"]
+        text = run("audit", argv, out_dir, args.timeout)
+        if text is not None:
+            for line in text.splitlines():
+                if not line.startswith("{"):
+                    continue
+                r = json.loads(line)
+                search = r["search"] or {}
+                recall = search.get("recall_at_k")
+                measured = f"{r['seconds']:.1f} s, {search.get('method')}"
+                if recall is not None:
+                    measured += f", recall@10 {recall:.3f}"
+                measured += f" (RSS {r['peak_rss_mb']:.0f} MB)"
+                numpy_s = r.get("numpy_seconds")
+                rows.append(
+                    (
+                        "audit",
+                        f"{r['entries']:,} semantic",
+                        measured,
+                        "-" if numpy_s is None else f"numpy all-pairs {numpy_s:.1f} s",
+                        "-" if numpy_s is None else f"{r['seconds'] / numpy_s:.2f}x",
+                        "100k <= 120 s, 1M <= 30 min",
+                    )
+                )
+        else:
+            rows.append(("audit", f"{args.size:,}", "failed", "-", "-", "-"))
+
+    if "migrate" in only:
+        total = min(2000, max(100, args.size // 50))
+        text = run("migrate", [py, str(HERE / "migrate.py"), "--total", str(total)], out_dir, args.timeout)
+        if text is not None:
+            doc = last_json(text)
+            rows.append(
+                (
+                    "migrate-embeddings",
+                    f"{doc['entries']:,} entries",
+                    f"{doc['migrate_per_s']:.0f} entries/s (RSS {doc['cli_peak_rss_mb']} MB)",
+                    f"raw embedding {doc['raw_embed_per_s']:.0f}/s",
+                    f"{doc['migrate_vs_raw']:.2f}",
+                    ">= 0.8",
+                )
+            )
+        else:
+            rows.append(("migrate-embeddings", str(total), "failed", "-", "-", "-"))
+
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("\n| benchmark | size | cacheops | yardstick | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
