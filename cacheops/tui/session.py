@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import redis
 
-from ..inspect.catalog import Catalog, EntryFilter, build_catalog, build_context, iter_entries
+from ..inspect.catalog import Catalog, EntryFilter, build_context, iter_entries
 from ..inspect.finder import find_by_prompt, read_entry
 from ..inspect.hits import attach_hits
+from ..inspect.quick_catalog import quick_catalog
 from ..layouts import Context, Entry, PromptQuery
 from ..ops import evict
 from ..ops.selection import Selection
@@ -55,11 +56,13 @@ class Session:
         return key_count(self.client)
 
     def catalog(self, stats: ScanStats) -> Catalog:
-        """One catalog pass; the context is rebuilt so a refresh sees new indexes and prompts."""
+        """One catalog pass; the context is rebuilt so a refresh sees new indexes and prompts.
+        The quick catalog: the cache list needs names, kinds and counts, which key shapes give
+        without reading every value (values are read for a sample per cache)."""
         with self._ctx_lock:
             self._ctx = build_context(self.client)
             ctx = self._ctx
-        return build_catalog(self.client, ctx, stats=stats)
+        return quick_catalog(self.client, ctx, stats=stats)
 
     def entries(self, flt: EntryFilter) -> Iterator[Entry]:
         """A lazy stream of a cache's entries (SCAN batches): the caller pulls what it shows."""
