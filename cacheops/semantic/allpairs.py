@@ -36,7 +36,7 @@ from ..errors import CacheopsError
 from ..inspect.catalog import EntryFilter, decode_record
 from ..layouts import Context, Entry
 from ..server.keyspace import DEFAULT_ELIDE, ScanOptions, iter_batches, read_records
-from .neighbours import SEMANTIC_LAYOUTS, NearestStats, SemanticCache
+from .neighbours import NearestStats, SemanticCache, searchable
 
 METHODS = ("auto", "exact", "ivf", "knn")
 BLOCK = 1024  # rows per block of the exact search: a block pair is BLOCK^2 float32 similarities (4 MB)
@@ -178,7 +178,7 @@ def collect(
         keys, scopes, answers, raws = [], [], [], []
         for rec in batch:
             item = decode_record(rec, ctx, full=False)
-            if not isinstance(item, Entry) or item.layout not in SEMANTIC_LAYOUTS or not flt.accepts(item):
+            if not isinstance(item, Entry) or not searchable(item.layout) or not flt.accepts(item):
                 continue
             raw = rec.value.get(field_name) if isinstance(rec.value, dict) else None
             if not isinstance(raw, bytes) or len(raw) != nbytes:
