@@ -66,7 +66,6 @@ def test_duplicate_keys_from_scan_count_once():
 
 
 def test_approximate_index_reports_recall_against_exact():
-    pytest.importorskip("faiss")
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(40, 32))
     vectors = (centres[rng.integers(0, 40, size=3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)

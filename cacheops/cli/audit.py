@@ -31,7 +31,7 @@ from .app import AppState, output_format, output_options
     default="auto",
     show_default=True,
     help="How neighbours are found: exact all-pairs by blocks from the stored vectors; ivf, an "
-    "approximate index (faiss IVF) whose recall is measured against exact on a sample; auto, exact up to "
+    "approximate inverted file (k-means lists) whose recall is measured against exact on a sample; auto, exact up to "
     "40,000 entries per scope, ivf beyond; knn, one query of the cache's own index per entry (slow: quadratic).",
 )
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Worst pairs shown.")

@@ -8,13 +8,15 @@ engine and compared on the client:
   row. The vectors are spilled to a temporary file as they stream in and read back one block at a
   time, so memory is bounded by the block size, not by the cache (about 30 bytes per entry stay in
   memory: key offset, scope and answer hashes).
-- ivf: beyond EXACT_MAX rows in one lookup scope, an approximate index (faiss IVFFlat: sqrt(n)
-  k-means lists; each row is compared exactly with the rows of its nearest lists). Its recall@k is
-  measured against exact on a sample before it is used, and the lists searched per row (nprobe)
-  doubled until recall reaches MIN_RECALL; if it never does, the scope is searched exactly.
-  Chosen by measurement over HNSW: on the benchmark's cache (50k entries, 384 dims, many entries
-  at nearly the same distance) hnswlib and faiss HNSW reached recall@10 0.85-0.88 at ef 64-256,
-  IVF 1.0 at nprobe 8. The index holds the scope's vectors in memory (1.5 KB per 384-dim entry).
+- ivf: beyond EXACT_MAX rows in one lookup scope, an inverted file: sqrt(n) spherical k-means
+  lists; each list's rows are compared exactly, by the same matrix products, with the rows of the
+  lists whose centroids are nearest its own (probes). Its recall@k is measured against exact on a
+  sample before it is used, and the probes doubled until recall reaches MIN_RECALL; if it never
+  does, the scope is searched exactly. Memory: a list's candidates are read from the file per list.
+  Chosen by measurement: on the benchmark's cache (50k entries, 384 dims, many entries at nearly
+  the same distance) hnswlib and faiss HNSW reached recall@10 0.85-0.88 at ef 64-256; faiss
+  IVFFlat reached 1.0 at nprobe 8 but scans lists one query at a time (~1 GFLOP/s here: 158 s of
+  CPU at 100k); the same inverted file searched a list at a time with BLAS needs no extra package.
 
 Pairs only ever form within one lookup scope (the audit passes how to tell an entry's scope and
 answer apart): rows are grouped by scope and each group is searched on its own.
@@ -23,7 +25,6 @@ Distances are cosine distances (1 - cosine similarity), the unit of the librarie
 
 from __future__ import annotations
 
-import os
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator
@@ -32,7 +33,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from ..errors import CacheopsError
 from ..inspect.catalog import EntryFilter, decode_record
 from ..layouts import Context, Entry
 from ..server.keyspace import DEFAULT_ELIDE, ScanOptions, iter_batches, read_records
@@ -229,13 +229,9 @@ def exact_blocks(store: StoredVectors, group: np.ndarray, k: int, queries: np.nd
             if same and cs == qs:
                 np.fill_diagonal(sim, -np.inf)
             elif not same:
-                sim[qrows[:, None] == crows[None, :]] = -np.inf
+                _mask_self(sim, qrows, crows)
             _merge(best_sim, best_idx, sim, crows, k)
-        order = np.argsort(-best_sim, axis=1, kind="stable")
-        best_sim = np.take_along_axis(best_sim, order, axis=1)
-        best_idx = np.take_along_axis(best_idx, order, axis=1)
-        best_idx[~np.isfinite(best_sim)] = -1
-        yield qrows, best_idx, (1.0 - best_sim).astype(np.float32)
+        yield _sorted(qrows, best_sim, best_idx)
 
 
 def _merge(best_sim: np.ndarray, best_idx: np.ndarray, sim: np.ndarray, crows: np.ndarray, k: int) -> None:
@@ -259,65 +255,96 @@ def _merge(best_sim: np.ndarray, best_idx: np.ndarray, sim: np.ndarray, crows: n
 
 
 def ivf_blocks(store: StoredVectors, group: np.ndarray, k: int, report: SearchReport) -> Iterator[Block] | None:
-    """The group's neighbours from an inverted-file index (faiss IVFFlat: k-means lists, each query
-    compares exactly against the rows of its `nprobe` nearest lists), once its recall on a sample
-    reaches MIN_RECALL; None when it does not (the caller searches exactly)."""
-    try:
-        import faiss
-    except ImportError:
-        if report.method == "ivf":
-            raise CacheopsError("--method ivf needs the faiss-cpu package: pip install faiss-cpu") from None
-        report.notes.append("faiss-cpu is not installed: every scope was searched exactly (slow beyond 40,000)")
-        return None
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    lists = max(1, int(len(group) ** 0.5))
-    rng = np.random.default_rng(len(group))
-    train = np.sort(rng.choice(group, min(len(group), 40 * lists), replace=False))
-    quantizer = faiss.IndexFlatIP(store.dims)  # unit vectors: inner product = cosine similarity
-    index = faiss.IndexIVFFlat(quantizer, store.dims, lists, faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10
-    index.train(store.rows(train))
-    for start in range(0, len(group), 50_000):  # ids are the positions in the group, in order
-        index.add(store.rows(group[start : start + 50_000]))
+    """The group's neighbours from an inverted file: k-means lists (sqrt(n) of them), and each list's
+    rows compared exactly (float32 matrix products, like the exact search) with the rows of the
+    `probes` lists whose centroids are nearest to its own. Used once its recall on a sample reaches
+    MIN_RECALL, the probes doubled until it does; None when it never does (the caller searches exactly)."""
+    lists = _kmeans(store, group, max(1, int(len(group) ** 0.5)))
+    assign = _assign(store, group, lists)
+    order = np.argsort(assign, kind="stable")
+    starts = np.searchsorted(assign[order], np.arange(len(lists) + 1))
+    members = [order[starts[c] : starts[c + 1]] for c in range(len(lists))]  # positions in the group
+    closeness = lists @ lists.T
     sample = _sample(group)
     (_, exact_idx, exact_dist) = _concat(exact_blocks(store, group, k, queries=sample))
-    probes = min(lists, 8)
+    in_sample = np.isin(group, sample)
+    probes = min(len(lists), 8)
     while True:
-        index.nprobe = probes
-        recall = _recall(_ivf_query(index, store, group, sample, k), exact_idx, exact_dist, sample)
-        if recall >= MIN_RECALL or probes >= lists:
+        got = _concat(_ivf_search(store, group, k, members, closeness, probes, only=in_sample))
+        order_s = np.argsort(got[0])
+        recall = _recall((got[1][order_s], got[2][order_s]), exact_idx, exact_dist, sample)
+        if recall >= MIN_RECALL or probes >= len(lists):
             break
-        probes = min(lists, 2 * probes)
+        probes = min(len(lists), 2 * probes)
     report.recall_sample += len(sample)
     if recall < MIN_RECALL:
         report.notes.append(
-            f"the approximate index reached recall@{k} {recall:.3f} < {MIN_RECALL} on a {len(sample)}-row "
+            f"the approximate search reached recall@{k} {recall:.3f} < {MIN_RECALL} on a {len(sample)}-row "
             f"sample of a {len(group):,}-entry scope: that scope was searched exactly"
         )
         return None
     report.recall_at_k = recall if report.recall_at_k is None else min(report.recall_at_k, recall)
-    report.probes = f"{probes}/{lists}" if report.probes is None else report.probes
-
-    def blocks() -> Iterator[Block]:
-        for start in range(0, len(group), 8 * BLOCK):
-            rows = group[start : start + 8 * BLOCK]
-            idx, dist = _ivf_query(index, store, group, rows, k)
-            yield rows, idx, dist
-
-    return blocks()
+    report.probes = f"{probes}/{len(lists)}" if report.probes is None else report.probes
+    return _ivf_search(store, group, k, members, closeness, probes)
 
 
-def _ivf_query(index, store: StoredVectors, group: np.ndarray, rows: np.ndarray, k: int):
-    sims, labels = index.search(store.rows(rows), min(k + 1, len(group)))
-    found = np.where(labels >= 0, group[np.maximum(labels, 0)], -1)
-    idx = np.full((len(rows), k), -1, dtype=np.int64)
-    out = np.full((len(rows), k), np.inf, dtype=np.float32)
-    for r in range(len(rows)):
-        keep = (found[r] != rows[r]) & (found[r] >= 0)
-        n = min(k, int(keep.sum()))
-        idx[r, :n] = found[r][keep][:n]
-        out[r, :n] = np.maximum(1.0 - sims[r][keep][:n], 0)
-    return idx, out
+def _ivf_search(store, group, k, members, closeness, probes, only=None) -> Iterator[Block]:
+    for c, mine in enumerate(members):
+        if only is not None:
+            mine = mine[only[mine]]
+        if not len(mine):
+            continue
+        near = np.argpartition(-closeness[c], probes - 1)[:probes] if probes < len(members) else range(len(members))
+        cands = np.sort(np.concatenate([members[n] for n in near]))
+        crows = group[cands]
+        for qs in range(0, len(mine), BLOCK):
+            qrows = group[np.sort(mine[qs : qs + BLOCK])]
+            q = store.rows(qrows)
+            best_sim = np.full((len(qrows), k), -np.inf, dtype=np.float32)
+            best_idx = np.full((len(qrows), k), -1, dtype=np.int64)
+            for cs in range(0, len(crows), 8 * BLOCK):
+                part = crows[cs : cs + 8 * BLOCK]
+                sim = q @ store.rows(part).T
+                _mask_self(sim, qrows, part)
+                _merge(best_sim, best_idx, sim, part, k)
+            yield _sorted(qrows, best_sim, best_idx)
+
+
+def _mask_self(sim: np.ndarray, qrows: np.ndarray, crows: np.ndarray) -> None:
+    """No row is its own neighbour: -inf where a query row meets itself among the (sorted) candidates."""
+    at = np.minimum(np.searchsorted(crows, qrows), len(crows) - 1)
+    hit = crows[at] == qrows
+    sim[np.flatnonzero(hit), at[hit]] = -np.inf
+
+
+def _kmeans(store: StoredVectors, group: np.ndarray, lists: int, rounds: int = 8) -> np.ndarray:
+    """Unit centroids from a sample of the group (spherical k-means: a few Lloyd rounds)."""
+    rng = np.random.default_rng(len(group))
+    x = store.rows(np.sort(rng.choice(group, min(len(group), 40 * lists), replace=False)))
+    centroids = x[rng.choice(len(x), lists, replace=False)].copy()
+    for _ in range(rounds):
+        nearest = np.argmax(x @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, nearest, x)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        empty = norms[:, 0] == 0
+        centroids = np.where(empty[:, None], centroids, sums / np.where(norms == 0, 1, norms))
+    return centroids.astype(np.float32)
+
+
+def _assign(store: StoredVectors, group: np.ndarray, lists: np.ndarray) -> np.ndarray:
+    out = np.empty(len(group), dtype=np.int64)
+    for start in range(0, len(group), 8 * BLOCK):
+        out[start : start + 8 * BLOCK] = np.argmax(store.rows(group[start : start + 8 * BLOCK]) @ lists.T, axis=1)
+    return out
+
+
+def _sorted(qrows: np.ndarray, best_sim: np.ndarray, best_idx: np.ndarray) -> Block:
+    order = np.argsort(-best_sim, axis=1, kind="stable")
+    best_sim = np.take_along_axis(best_sim, order, axis=1)
+    best_idx = np.take_along_axis(best_idx, order, axis=1)
+    best_idx[~np.isfinite(best_sim)] = -1
+    return qrows, best_idx, (1.0 - best_sim).astype(np.float32)
 
 
 def _recall(got, exact_idx, exact_dist, sample: np.ndarray) -> float:
