@@ -106,54 +106,53 @@ def quick_catalog(
                 shape.sample.append(rec.key)
             if on_entry is not None:
                 on_entry(ClaimedKey(rec.key_text, cache))
+    # The samples are decoded exactly as build_catalog decodes every key, into one set of summaries
+    # keyed by the cache the value tells (a GPTCache vector hash belongs to its questions' cache).
     summaries: dict[str, CacheSummary] = {}
-    for name, shape in shapes.items():
-        sampled = _decode_sample(client, ctx, flt, shape.sample)
-        unknown += len(sampled.unknown)
-        for key in sampled.unknown:
+    for shape in shapes.values():
+        unknown_keys = _decode_sample(client, ctx, flt, shape.sample, summaries)
+        unknown += len(unknown_keys)
+        for key in unknown_keys:
             count_unknown(unknown_by_prefix, key)
-        for cache, summary in sampled.summaries.items():
-            if cache != name:  # the value told another cache than the key's shape: counted as read
-                summaries.setdefault(cache, summary)
-        summary = sampled.summaries.get(name) or CacheSummary(name, shape.kind)
-        elsewhere = sum(s.entries + sum(s.infrastructure.values()) for n, s in sampled.summaries.items() if n != name)
-        if shape.keys > len(shape.sample):
-            _scale(summary, shape, len(shape.sample) - len(sampled.unknown) - elsewhere)
-        summaries[name] = summary
+    for name, shape in shapes.items():
+        rest = shape.keys - len(shape.sample)
+        if rest <= 0:
+            continue  # every key was read: the figures are exact
+        if name not in summaries:  # no sampled key was an entry: the rest are taken as unknown too
+            unknown += rest
+            unknown_by_prefix[name] += rest
+            continue
+        _scale(summaries[name], shape, len(shape.sample))
     catalog = finish_catalog(summaries, unknown_by_prefix, unknown, ctx, flt, stats, started)
     catalog.quick = True
     return catalog
 
 
-@dataclass
-class _Sampled:
-    summaries: dict[str, CacheSummary] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)
-
-
-def _decode_sample(client: redis.Redis, ctx: Context, flt: EntryFilter, keys: list[bytes]) -> _Sampled:
-    """Read and decode the sampled keys exactly as build_catalog decodes every key."""
-    out = _Sampled()
+def _decode_sample(
+    client: redis.Redis, ctx: Context, flt: EntryFilter, keys: list[bytes], summaries: dict
+) -> list[str]:
+    """Read and decode the sampled keys into the summaries; returns the keys that are unknown."""
+    unknown: list[str] = []
     for start in range(0, len(keys), READ_CHUNK):
         for rec in read_records(client, keys[start : start + READ_CHUNK]):
             item = decode_record(rec, ctx, full=False)
             if isinstance(item, InfrastructureKey):
                 if flt.cache is None or flt.cache == item.cache:
-                    summary = out.summaries.get(item.cache)
+                    summary = summaries.get(item.cache)
                     if summary is None:
-                        summary = out.summaries[item.cache] = CacheSummary(item.cache, item.kind)
+                        summary = summaries[item.cache] = CacheSummary(item.cache, item.kind)
                     summary.add_infrastructure(item)
                 continue
             if isinstance(item, UnknownKey):
                 if item.type != "none":  # deleted since the scan: not counted at all
-                    out.unknown.append(item.key)
+                    unknown.append(item.key)
                 continue
             assert isinstance(item, Entry)
-            summary = out.summaries.get(item.cache)
+            summary = summaries.get(item.cache)
             if summary is None:
-                summary = out.summaries[item.cache] = CacheSummary(item.cache, item.kind, index=item.index)
+                summary = summaries[item.cache] = CacheSummary(item.cache, item.kind, index=item.index)
             summary.add(item)
-    return out
+    return unknown
 
 
 def _scale(summary: CacheSummary, shape: _ByShape, read: int) -> None:
