@@ -12,7 +12,8 @@ the same run (interleaved where it repeats):
   memory (bench/audit.py; sizes above 20k have no numpy yardstick, their target is absolute:
   100k in <= 120 s);
 - migrate-embeddings: its entries per second against the model's raw embedding rate (bench/migrate.py,
-  at most 2,000 entries: the real model embeds on this CPU).
+  at most 2,000 entries: the real model embeds on this CPU);
+- startup and track (bench/startup.py, bench/track.py) print their own tables, shown after the main one.
 Figures go to stdout as one Markdown table; each benchmark's own output is kept under --out.
 """
 
@@ -55,7 +56,7 @@ def last_json(text: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=20_000, help="keys (scan, evict) / semantic entries (audit)")
-    parser.add_argument("--only", default="scan,evict,audit,migrate")
+    parser.add_argument("--only", default="scan,evict,audit,migrate,startup,track")
     parser.add_argument("--runs", type=int, default=2, help="interleaved runs where a benchmark repeats")
     parser.add_argument("--out", default="bench-results", help="folder for each benchmark's own output")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per benchmark")
@@ -157,11 +158,21 @@ def main() -> None:
         else:
             rows.append(("migrate-embeddings", str(total), "failed", "-", "-", "-"))
 
+    # Benchmarks whose yardstick is built in and that print their own table: shown as they print it.
+    tables = {}
+    for name, argv in (("startup", [py, str(HERE / "startup.py")]), ("track", [py, str(HERE / "track.py")])):
+        if name in only:
+            text = run(name, argv, out_dir, args.timeout)
+            tables[name] = [line for line in (text or "").splitlines() if line.startswith("|")] or ["failed"]
+
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("\n| benchmark | size | cacheops | yardstick | ratio | target |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    for name, lines in tables.items():
+        print(f"\n{name} (bench/{name}.py, its own table):\n")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":
