@@ -192,7 +192,9 @@ def test_every_readme_example_runs_verbatim_against_the_demo(demo_url, tmp_path,
 
 def test_the_readme_examples_not_run_say_why():
     skipped = {line: why_not_run(argv) for _, line, argv, _ in readme_examples() if why_not_run(argv)}
-    assert all(skipped.values()) and len(skipped) <= 12, skipped
+    assert all(skipped.values()) and len(skipped) <= 14, (
+        skipped
+    )  # placeholders, demo, tui, servers that run until stopped
 
 
 # -- figures that agree, and text a person reads -------------------------------------------------------
