@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
 from test_warm import HASHING, write_playbook
@@ -12,6 +13,7 @@ from test_warm import HASHING, write_playbook
 from cacheops.demo import demo_chat_model
 from cacheops.exit_codes import ExitCode
 from cacheops.ops.appmodel import prompt_string
+from cacheops.pricing import shipped_prices
 
 CACHED = {
     "What are your business hours?": "Nine to five.",
@@ -63,6 +65,12 @@ def test_replay_reports_what_the_exact_cache_holds(run, client, redis_url, tmp_p
     assert summary["wrong_answer_rate"] == 0.5  # of the two labelled hits, one is wrong
     assert summary["tokens_saved"] == 3 * 42 and summary["hits_without_usage"] == 0
     assert (summary["input_tokens_saved"], summary["output_tokens_saved"]) == (3 * 12, 3 * 30)
+    prices = shipped_prices()  # the same tokens at the shipped list price of the app's model
+    assert summary["money_saved"] > 0 and summary["money_saved"] == pytest.approx(3 * prices.cost("gpt-4o-mini", 12, 30))
+    assert summary["hits_not_priced"] == 0
+    assert (
+        doc["money"]["saved"] == pytest.approx(summary["money_saved"]) and doc["money"]["prices_taken"] == prices.taken
+    )
     assert summary["lookup_ms_p50"] > 0 and summary["lookup_ms_p95"] >= summary["lookup_ms_p50"]
     assert doc["lookups"][2]["got"] == "Yes, worldwide."
     assert {k: client.object("freq", k) for k in keys} == freq  # the lookups touched nothing

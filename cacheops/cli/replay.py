@@ -34,7 +34,7 @@ def command(ctx, prompts_path, playbook_path, show, json_flag, table_flag):
     a model, writing, refreshing a TTL or touching LRU/LFU data. Reports per prompt hit / miss /
     wrong answer (where the log says the right answer), latency p50/p95, the tokens the hits save
     (from the cached generation's usage metadata) and, for semantic caches, hit and wrong-answer
-    rates per distance threshold. Money is not computed (no price table yet): tokens only.
+    rates per distance threshold, and the money the hits save at list prices (the price table's date).
 
     \b
     Example:
@@ -113,4 +113,9 @@ def render_report(report: ReplayReport, show: int) -> None:
         render.out(p)
         if len(rows) > show:
             render.note(f"{len(rows) - show} more lookups: --json lists them all")
-    render.note("money: no price table in this build; tokens only")
+    money = report.money()
+    if money and money["saved"] is not None:
+        render.note(
+            f"the hits would save {money['saved']:.4f} {money['currency']} at list prices of {money['prices_taken']} "
+            "(hits without usage metadata or of models the price table does not know are not priced)"
+        )

@@ -10,7 +10,8 @@ the lookup's latency, and the tokens the hit would save (the cached generation's
 LangChain stores it on the message); per cache the hit rate, latency p50/p95 and tokens saved; and,
 for semantic caches, the same per distance threshold (the nearest entry's distance, judged as the
 library judges it: one nearest entry, then for LangChain its llm_string), with the wrong-answer rate
-where labels say the right answer. Money is not computed here (no price table yet): tokens only.
+where labels say the right answer. Money: the saved tokens at list price (pricing.py's table, with the
+date it was taken), for the models the table knows.
 
 The log is JSON lines ({"prompt": ..., "answer": <the right answer, optional>, "system": ...}) or a
 text file with one prompt per line.
@@ -28,6 +29,7 @@ from pathlib import Path
 import redis
 
 from ..errors import CacheopsError, UsageError
+from ..pricing import PriceTable, load_prices
 from ..semantic.labelled import LabelledPrompt
 from .appmodel import AppModel, load_embedding, prompt_string, resolve_model
 from .playbook import LangchainExactTarget, LangchainSemanticTarget, Playbook, models_of
@@ -116,6 +118,21 @@ class CacheReplay:
     model: str | None
     threshold: float | None  # semantic: the cache's threshold
     results: list[Replayed] = field(default_factory=list)
+    prices: PriceTable | None = None
+
+    def money_saved(self) -> tuple[float | None, int]:
+        """(money the hits save at list price, hits that could not be priced: no usage or unknown model)."""
+        hits = [x for x in self.results if x.result in (HIT, WRONG)]
+        total, unpriced = 0.0, 0
+        for x in hits:
+            cost = None
+            if self.prices is not None and x.input_tokens is not None and x.output_tokens is not None:
+                cost = self.prices.cost(x.model, x.input_tokens, x.output_tokens)
+            if cost is None:
+                unpriced += 1
+            else:
+                total += cost
+        return (round(total, 9) if len(hits) > unpriced else None), unpriced
 
     def summary(self) -> dict:
         r = self.results
@@ -139,6 +156,7 @@ class CacheReplay:
             "output_tokens_saved": sum(x.output_tokens or 0 for x in hits),
             "hits_without_usage": sum(x.tokens is None for x in hits),
         }
+        out["money_saved"], out["hits_not_priced"] = self.money_saved()
         if self.threshold is not None:
             out["threshold"] = self.threshold
             out["per_threshold"] = self.per_threshold()
@@ -172,12 +190,24 @@ class ReplayReport:
     file: str
     prompts: int = 0
     caches: list[CacheReplay] = field(default_factory=list)
+    prices: PriceTable | None = None
+
+    def money(self) -> dict | None:
+        if self.prices is None:
+            return None
+        saved = [c.money_saved()[0] for c in self.caches]
+        known = [m for m in saved if m is not None]
+        return {
+            "saved": round(sum(known), 9) if known else None,
+            "currency": self.prices.currency,
+            "prices_taken": self.prices.taken,
+        }
 
     def to_dict(self) -> dict:
         return {
             "file": self.file,
             "prompts": self.prompts,
-            "money": None,  # no price table in this build: tokens only
+            "money": self.money(),
             "caches": [c.summary() for c in self.caches],
             "lookups": [x.to_dict() for c in self.caches for x in c.results],
         }
@@ -189,7 +219,7 @@ def replay(
     """Look every logged prompt up in every cache of the playbook, as the app would; write nothing."""
     source = str(playbook_path)
     logged = list(read_prompts(prompts_path))  # a log of prompts to replay: held, it is read once per cache
-    report = ReplayReport(str(prompts_path), len(logged))
+    report = ReplayReport(str(prompts_path), len(logged), prices=load_prices())
     report_for_open = VerifyReport("replay", source)
     for target in playbook.warm.caches:
         models = [resolve_model(m, source) for m in models_of(playbook, target)]
@@ -204,7 +234,10 @@ def replay(
         semantic = not isinstance(target, LangchainExactTarget)
         for model in models or [None]:
             run = CacheReplay(
-                target.display, model.label if model else None, target.distance_threshold if semantic else None
+                target.display,
+                model.label if model else None,
+                target.distance_threshold if semantic else None,
+                prices=report.prices,
             )
             report.caches.append(run)
             for item in logged:
