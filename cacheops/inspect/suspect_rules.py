@@ -12,6 +12,7 @@ card numbers, mod 97 for IBANs) so digit runs are not reported as cards.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Iterator
@@ -69,12 +70,13 @@ HEAD = 300  # failure text shows at the start of an answer: only this much is se
 
 _ERROR_AT_START = re.compile(  # used with match(): the start of the answer only
     r"""\W{0,3}(?:
-        error\b | exception\b | traceback\ \(most\ recent | fatal\b | failed\ to\ (?:generate|get|call|fetch)
-      | (?:http\ )?(?:429|500|502|503|504)\b | too\ many\ requests | rate[\ _-]?limit
+        [\w.]*(?:error|exception)\s*(?:code)?\s*[:\d(\[] | traceback\ \(most\ recent | fatal\s*:
+      | failed\ to\ (?:generate|get\ a\ response|call|fetch)
+      | (?:http\s*)?(?:429|5\d\d)\s*[-:]?\s*(?:too\ many|internal|bad\ gateway|service|gateway|error)
+      | too\ many\ requests | rate[\ _-]?limit(?:ed|\ (?:exceeded|reached|error))
       | internal\ server\ error | bad\ gateway | service\ (?:temporarily\ )?unavailable | gateway\ time-?out
       | request\ timed?\ ?out | timed\ out | (?:connection|read)\ (?:error|timeout|refused|reset)
-      | upstream\ (?:connect\ error|request\ timeout) | overloaded | the\ server\ had\ an\ error
-      | \{\s*"error"\s*: | <!doctype\ html | <html
+      | upstream\ (?:connect\ error|request\ timeout) | the\ server\ had\ an\ error | \{\s*"error"\s*:
     )""",
     re.I | re.X,
 )
@@ -282,7 +284,7 @@ def luhn_ok(digits: str) -> bool:
 def card_number(text: str) -> bool:
     """A payment card number: 13-19 digits, an issuer's first digit (2-6), Luhn-valid, not one repeated digit."""
     digits = text.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and digits[0] in "23456" and len(set(digits)) > 2 and luhn_ok(digits)
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and len(set(digits)) > 1 and luhn_ok(digits)
 
 
 def iban_ok(text: str) -> bool:
@@ -397,7 +399,7 @@ def time_sensitive(prompt: str):
 def mask(secret: str) -> str:
     """First and last characters only: enough to recognise which key it is, never enough to use it."""
     flat = " ".join(secret.split())
-    if len(flat) >= 16:
+    if len(flat) >= 24 and "@" not in flat:  # a key: its prefix names the provider, the secret is the rest
         return f"{flat[:4]}…{flat[-2:]}"
     if len(flat) >= 6:
         return f"{flat[0]}…{flat[-1]}"
@@ -456,10 +458,25 @@ def sensitive_spans(text: str | None, custom_secret: list[re.Pattern] = ()) -> l
     return spans
 
 
+def redacted(entry: Entry, custom_secret: list[re.Pattern] = ()) -> Entry:
+    """A copy of the entry whose prompt and answer have their secrets and personal data masked (for
+    previews: what to_dict() shows)."""
+    spans = sensitive_spans(entry.prompt, custom_secret), sensitive_spans(entry.answer, custom_secret)
+    if not (spans[0] or spans[1]):
+        return entry
+    copy = dataclasses.replace(entry)
+    copy.prompt = masked(entry.prompt, spans[0]).text if entry.prompt else entry.prompt
+    copy.answer = masked(entry.answer, spans[1]).text if entry.answer else entry.answer
+    copy.messages = copy.generations = None  # they hold the same texts unmasked
+    return copy
+
+
 def excerpt(text: str | None, span: tuple[int, int] | None, sensitive: list[tuple[int, int]], width: int = 48) -> str:
     """A one-line excerpt of text around span with the match marked «like this», secrets masked."""
     if text is None:
         return "-"
+    if not text.strip():
+        return "(empty)" if not text else "(whitespace)"
     m = masked(text, sensitive)
     if span is None:
         flat = " ".join(m.text.split())
