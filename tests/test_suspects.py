@@ -281,3 +281,20 @@ def test_checksums_and_masking():
     assert out == "key «sk-p…89» mail j…o end" and API_KEY not in out
     assert findings("Answer.", prompt="What's the weather in Paris right now?") == {"time_sensitive"}
     assert findings("Answer.", prompt="What's the weather in Paris?", ttl_ms=600_000) == set()
+
+
+def test_stop_reasons_of_each_shape():
+    openai_like = {"choices": [{"finish_reason": "length", "message": {"content": "partial"}}]}
+    anthropic_like = {"text": "partial", "response_metadata": {"stop_reason": "max_tokens"}}
+    gemini_like = {"text": "", "generation_info": {"finish_reason": "SAFETY"}}
+    tool_call = {"text": "", "tool_calls": [{"name": "search", "args": {}}]}
+    for gens, expected in (
+        ([openai_like], {"cut_off"}),
+        ([anthropic_like], {"cut_off"}),
+        ([gemini_like], {"content_filter", "empty_answer"}),
+        ([tool_call], {"tool_calls_only"}),
+        ([{"text": "fine", "response_metadata": {"finish_reason": "stop"}}], set()),
+    ):
+        e = entry("".join(g.get("text", "partial") for g in gens), ttl_ms=1000)
+        e.generations = gens
+        assert {f.rule for f in rules.RuleSet().check(e)} == expected, gens

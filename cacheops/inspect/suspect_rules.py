@@ -49,6 +49,7 @@ BUILTIN: dict[str, Rule] = {
         Rule("stale", "stale", "low", "a retired model's answer, or written before --before"),
     )
 }
+CATEGORIES = ("failure", "secrets", "time", "stale", "custom")
 # A secret or personal data in a semantic cache no user/tenant field scopes: served to anyone who asks
 # something similar. The finding is raised one severity step and marked leak_risk.
 LEAK_RAISE = 1
@@ -507,7 +508,7 @@ class RuleSet:
         self.rules: dict[str, Rule] = dict(BUILTIN)
         for name, (r, _) in self.custom.items():
             self.rules[name] = Rule(name, "custom", r.severity, r.why or f"matches {r.pattern}")
-        categories = {r.category for r in self.rules.values()}
+        categories = CATEGORIES
         if self.only is not None:
             unknown = [n for n in self.only if n not in self.rules and n not in categories]
             if unknown:
@@ -519,6 +520,11 @@ class RuleSet:
             name for name, r in self.rules.items() if self.only is None or name in self.only or r.category in self.only
         }
         if "stale" in self.wanted and not (self.settings.retired_models or self.before is not None):
+            if self.only is not None and "stale" in self.only:
+                raise UsageError(
+                    "the stale rule needs --before DATE, or retired models listed under suspects.retired_models "
+                    "in the config file"
+                )
             self.wanted.discard("stale")  # nothing to judge staleness by
         self._secret_rules = [
             (rule, spans, gate)

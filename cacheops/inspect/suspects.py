@@ -255,7 +255,7 @@ def _detail(entry: Entry, finding: Finding, spans: tuple[list, list]) -> Suspect
     return SuspectDetail(
         finding.rule,
         finding.severity,
-        finding.why,
+        masked(finding.why, sensitive_spans(finding.why)).text,  # it may quote the text it matched
         entry.key,
         entry.cache,
         entry.layout,

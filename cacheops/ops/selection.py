@@ -89,10 +89,7 @@ class Selection:
         if self.suspect is not None:
             self._suspects = rule_set([self.suspect], self.before)
             if not self._suspects.wanted:
-                raise UsageError(
-                    f"--suspect {self.suspect}: give --before DATE, or list retired models under "
-                    f"suspects.retired_models in the config file"
-                )
+                raise UsageError(f"--suspect {self.suspect}: the config file defines no rule of this category")
         elif self.before is not None:
             raise UsageError("--before goes with --suspect (the date the stale rule judges by)")
 
