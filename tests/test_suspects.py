@@ -236,6 +236,8 @@ def findings(answer: str, prompt: str | None = "q", **kw) -> set[str]:
         "Set OPENAI_API_KEY in your environment; see https://platform.openai.com/docs for the sk- prefix.",
         "Connect with redis://user:<password>@host:6379 or redis://:${REDIS_PASSWORD}@host.",
         "I am sorry to hear that. Here is how to fix it: open Settings.",
+        "Error 404 means the page was not found; Error handling is covered in chapter 3.",
+        "Exception handling: wrap the call in try/except.",
         "Yes, within 30 days of purchase. Call 2026-11-01 the cut-off.",
     ],
 )
@@ -249,6 +251,8 @@ def test_ordinary_answers_are_not_suspects(answer):
         ("Traceback (most recent call last):\n  File ...", "error_text", None),
         ("<!DOCTYPE html><html><title>503 Service Unavailable</title>", "error_text", None),
         ("openai.RateLimitError: Error code: 429", "error_text", None),
+        ("Error 500 - upstream failed", "error_text", None),
+        ("ValueError: invalid literal", "error_text", None),
         ("I can\u2019t help with that request.", "refusal", None),
         ("As an AI language model, I cannot browse.", "refusal", None),
         ("   \n", "empty_answer", None),

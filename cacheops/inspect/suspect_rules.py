@@ -71,7 +71,7 @@ HEAD = 300  # failure text shows at the start of an answer: only this much is se
 
 _ERROR_AT_START = re.compile(  # used with match(): the start of the answer only
     r"""\W{0,3}(?:
-        [\w.]*(?:error|exception)\s*(?:code)?\s*[:\d(\[] | traceback\ \(most\ recent | fatal\s*:
+        [\w.]*(?:error|exception)(?:\s*code)?\s*(?:\(?\d{3}\)?\s*)?[:\-–] | traceback\ \(most\ recent | fatal\s*:
       | failed\ to\ (?:generate|get\ a\ response|call|fetch)
       | (?:http\s*)?(?:429|5\d\d)\s*[-:]?\s*(?:too\ many|internal|bad\ gateway|service|gateway|error)
       | too\ many\ requests | rate[\ _-]?limit(?:ed|\ (?:exceeded|reached|error))
