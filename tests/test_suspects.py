@@ -238,6 +238,7 @@ def findings(answer: str, prompt: str | None = "q", **kw) -> set[str]:
         "I am sorry to hear that. Here is how to fix it: open Settings.",
         "Error 404 means the page was not found; Error handling is covered in chapter 3.",
         "Exception handling: wrap the call in try/except.",
+        "Clone git@github.com:acme/app.git, then see desk-organisation-management-software-guide.",
         "Yes, within 30 days of purchase. Call 2026-11-01 the cut-off.",
     ],
 )

@@ -195,8 +195,8 @@ def failure_findings(entry: Entry, wanted: set[str], found: list[Finding]) -> No
 
 # -- secrets and personal data ----------------------------------------------------------------------
 
-# (kind, the literal every match contains, pattern): the literal is looked for first (a substring
-# search), so a text holding none of them costs no regular expression at all.
+# (kind, literals one of which every match contains, pattern): the literals are looked for first (substring
+# searches), so a text holding none of them costs no regular expression at all.
 _SECRETS = [
     (kind, markers, re.compile(pattern))
     for kind, markers, pattern in (
@@ -251,6 +251,7 @@ _ROLE_MAILBOXES = {
     "legal",
     "careers",
     "jobs",
+    "git",  # git@github.com:org/repo
 }
 _EXAMPLE_DOMAIN = re.compile(r"(?:^|\.)(?:example\.(?:com|org|net)|[^.]+\.(?:example|test|invalid|localhost))$", re.I)
 _PHONE = re.compile(
