@@ -98,16 +98,17 @@ def render_report(report) -> None:
                 render.escape(render.preview(worst.why, 60)) if worst else "-",
             )
         render.out(t)
-        d = render.table("rule", "key", "model", "prompt", "evidence", "TTL", "age", title="details")
+        d = render.table("rule", "key", "model", "prompt", "evidence", "why", "TTL", "age", title="details")
         for s in found:
             for detail in s.details:
                 age = None if detail.inserted_at is None else report.now - detail.inserted_at
                 d.add_row(
                     render.escape(detail.rule),
-                    render.escape(render.short_key(detail.key, 40)),
+                    render.escape(render.short_key(detail.key, 32)),
                     render.escape(detail.model or "-"),
-                    render.escape(render.preview(detail.prompt, 40)),
-                    render.escape(render.preview(detail.evidence, 60)),
+                    render.escape(render.preview(detail.prompt, 36)),
+                    render.escape(render.preview(detail.evidence, 56)),
+                    render.escape(render.preview(detail.why, 40)),
                     render.human_duration(None if detail.ttl_ms is None else detail.ttl_ms / 1000),
                     render.human_duration(age) if age is not None else "-",
                 )

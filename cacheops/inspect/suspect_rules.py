@@ -166,7 +166,7 @@ def failure_findings(entry: Entry, wanted: set[str], found: list[Finding]) -> No
         if not entry.truncated:
             if has_tool_calls(entry):
                 if "tool_calls_only" in wanted:
-                    found.append(Finding("tool_calls_only", "", "the generation is only tool calls: no text"))
+                    found.append(Finding("tool_calls_only", "", "only tool calls, no text"))
             elif "empty_answer" in wanted:
                 found.append(
                     Finding("empty_answer", "", "the cached answer is empty" if not answer else "only whitespace")
@@ -184,12 +184,10 @@ def failure_findings(entry: Entry, wanted: set[str], found: list[Finding]) -> No
     if entry.generations and ("cut_off" in wanted or "content_filter" in wanted):
         for reason in stop_reasons(entry):
             if reason in _LENGTH_REASONS and "cut_off" in wanted:
-                found.append(Finding("cut_off", "", f"stopped for length (finish/stop reason {reason!r})"))
+                found.append(Finding("cut_off", "", f"stop reason {reason!r}: cut at the token limit"))
                 break
             if reason in _FILTER_REASONS and "content_filter" in wanted:
-                found.append(
-                    Finding("content_filter", "", f"stopped by a content filter (finish/stop reason {reason!r})")
-                )
+                found.append(Finding("content_filter", "", f"stop reason {reason!r}: a content filter"))
                 break
 
 
