@@ -303,3 +303,24 @@ def test_stop_reasons_of_each_shape():
         e = entry("".join(g.get("text", "partial") for g in gens), ttl_ms=1000)
         e.generations = gens
         assert {f.rule for f in rules.RuleSet().check(e)} == expected, gens
+
+
+def test_limit_bounds_details_not_counts_and_config_declares_scope(run, redis_url, client, tmp_path):
+    redisvl_semantic(redis_url, RVL_UNSCOPED, name="risky_vl")
+    doc = run.json("suspects", "--rule", "personal_data", "--limit", "1")
+    assert doc["summary"][0]["entries"] == 2 and doc["summary"][0]["leak_risk"] == 2 and len(doc["details"]) == 1
+    # the app filters this cache by user in code: the config says so, and it is no longer a leak risk
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"caches": {"risky_vl": {"user_scoped": True}}}))
+    scoped = run.json("suspects", "--rule", "personal_data")
+    assert scoped["summary"][0]["leak_risk"] == 0 and {d["severity"] for d in scoped["details"]} == {"medium"}
+
+
+def test_custom_secret_rule_matches_are_masked(run, redis_url, client, tmp_path):
+    rule = {"name": "employee-id", "pattern": r"EMP-\d{6}", "fields": ["answer"], "severity": "high", "secret": True}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"suspects": {"rules": [rule]}}))
+    redisvl_semantic(redis_url, [{"prompt": "Who approved it?", "response": "Approved by EMP-123456."}], name="hr")
+    result = run("suspects", "--json", "--fail-on", "high")
+    assert result.exit_code == ExitCode.SUSPECTS_FOUND
+    doc = json.loads(result.output)
+    assert [d["rule"] for d in doc["details"]] == ["employee-id"]
+    assert "EMP-123456" not in result.output and "«E…6»" in doc["details"][0]["evidence"]
