@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import redis
 
 from ..config import Config, load_config
-from ..layouts import Context, Entry
+from ..layouts import Context, Entry, semantic_layout
 from ..server.keyspace import ScanStats
 from .catalog import EntryFilter, iter_entries
 from .suspect_rules import RANK, Finding, Rule, RuleSet, excerpt, masked, raise_severity, sensitive_spans
@@ -145,13 +145,13 @@ _SCOPE_FIELD = re.compile(
 
 class LookupScope:
     """Whether a semantic cache's lookups are scoped to one user or tenant: from the config
-    (caches.NAME.user_scoped), else from the filter fields its entries and its index carry (RedisVL
-    filterable fields). An entry in an unscoped semantic cache is served to anyone who asks
-    something similar: a secret in it is a cross-user leak risk."""
+    (caches.NAME.user_scoped), else from what the layout says a lookup must share with the entry
+    (SemanticLayout.lookup_scope: RedisVL's filter fields, LangChain's llm_string, LiteLLM's
+    litellm_cache_key). An entry no user or tenant field scopes is served to anyone who asks something
+    similar: a secret in it is a cross-user leak risk."""
 
     def __init__(self, ctx: Context, config: Config):
         self.ctx, self.config = ctx, config
-        self._index_scoped: dict[str | None, bool] = {}
 
     def unscoped(self, entry: Entry) -> bool:
         if entry.kind != "semantic":
@@ -159,15 +159,17 @@ class LookupScope:
         setting = self.config.caches.get(entry.cache)
         if setting is not None and setting.user_scoped is not None:
             return not setting.user_scoped
-        if any(_SCOPE_FIELD.match(name) for name in entry.tags or ()):
-            return False
-        return not self._index_has_scope(entry.index)
+        return not any(_SCOPE_FIELD.match(name) for name in scope_fields(entry))
 
-    def _index_has_scope(self, index: str | None) -> bool:
-        if index not in self._index_scoped:
-            fields = next((i.fields for i in self.ctx.indexes if i.name == index), {})
-            self._index_scoped[index] = any(_SCOPE_FIELD.match(name) for name in fields)
-        return self._index_scoped[index]
+
+def scope_fields(entry: Entry) -> list[str]:
+    """The names of the fields a lookup must match to be served this entry (besides the vector)."""
+    layout = semantic_layout(entry.layout)
+    if layout is None:
+        return list(entry.tags or ())
+    scope = layout.lookup_scope(entry)  # (name, value) pairs, or a single (name, value) pair
+    pairs = scope if scope and isinstance(scope[0], tuple) else [scope] if scope else []
+    return [str(pair[0]) for pair in pairs if pair]
 
 
 # -- the pass -------------------------------------------------------------------------------------------
