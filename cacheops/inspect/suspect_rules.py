@@ -121,7 +121,7 @@ _FILTER_REASONS = {
     "refusal",
     "guardrail_intervened",
 }
-_REASON_KEYS = frozenset(("finish_reason", "stop_reason", "done_reason", "finishReason"))
+_REASON_KEYS = ("finish_reason", "stop_reason", "done_reason", "finishReason")
 
 
 def stop_reasons(entry: Entry) -> list[str]:
@@ -131,13 +131,23 @@ def stop_reasons(entry: Entry) -> list[str]:
     for gen in entry.generations or ():
         if not isinstance(gen, dict):
             continue
-        for where in (gen.get("generation_info"), gen.get("response_metadata"), *_choices(gen)):
-            if where and isinstance(where, dict) and not _REASON_KEYS.isdisjoint(where):
-                for name in _REASON_KEYS:
-                    value = where.get(name)
-                    if isinstance(value, str) and value:
-                        out.append(value.lower())
+        places = [gen.get("generation_info"), gen.get("response_metadata")]
+        if "choices" in gen:
+            places.extend(_choices(gen))
+        for where in places:
+            if where and isinstance(where, dict):
+                reason = _reason(where)
+                if reason:
+                    out.append(reason.lower())
     return out
+
+
+def _reason(where: dict) -> str | None:
+    for name in _REASON_KEYS:  # finish_reason first: the common one
+        value = where.get(name)
+        if value and isinstance(value, str):
+            return value
+    return None
 
 
 def _choices(gen: dict) -> list:
