@@ -545,7 +545,6 @@ class RuleSet:
         ]
         self.custom_secret = [pattern for r, pattern in self.custom.values() if r.secret]
         self._failure = self.wanted & {n for n, r in BUILTIN.items() if r.category == "failure"}
-        self.needs_generations = bool(self.wanted & {"cut_off", "content_filter", "tool_calls_only", "empty_answer"})
 
     def check(self, entry: Entry) -> list[Finding]:
         """Every finding of the wanted rules on this entry, each with its rule's severity."""

@@ -192,9 +192,7 @@ def find_suspects(
     scope = LookupScope(ctx, config)
     stats = stats if stats is not None else ScanStats()
     report = SuspectsReport({name: RuleSummary(rules.rules[name]) for name in sorted(rules.wanted)}, now=rules.now)
-    entries = iter_entries(
-        client, ctx, EntryFilter(cache=cache), stats=stats, server_side=server_side, full=rules.needs_generations
-    )
+    entries = iter_entries(client, ctx, EntryFilter(cache=cache), stats=stats, server_side=server_side, full=False)
     for entry in entries:
         report.entries += 1
         if entry.prompt is None:

@@ -160,7 +160,7 @@ class Selection:
     def needs_full_decode(self) -> bool:
         """Whether entries must be decoded fully to be judged: the layouts' matches() compare a
         prompt with the entry's messages, which a listing decode leaves out (Layout.decode)."""
-        return bool(self.prompts) or (self._suspects is not None and self._suspects.needs_generations)
+        return bool(self.prompts)  # suspects rules judge a listing decode (it keeps why generations stopped)
 
     @property
     def needs_tags(self) -> bool:
