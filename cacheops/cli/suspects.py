@@ -1,6 +1,7 @@
 import click
 
 from .. import render
+from ..config import load_config
 from ..exit_codes import ExitCode
 from ..inspect.catalog import build_context
 from ..inspect.suspect_rules import BUILTIN, SEVERITIES, parse_date
@@ -57,7 +58,8 @@ def command(ctx, cache, rules, before, fail_on, limit, plain, json_flag, table_f
         cacheops suspects --rule failure --rule secrets --fail-on high --json
     """
     state: AppState = ctx.obj
-    ruleset = rule_set(rules, parse_date(before) if before else None)
+    config = load_config()
+    ruleset = rule_set(rules, parse_date(before) if before else None, config)
     client = state.client()
     stats = ScanStats()
     with render.scan_progress(stats, "judging entries"):
@@ -66,6 +68,7 @@ def command(ctx, cache, rules, before, fail_on, limit, plain, json_flag, table_f
             build_context(client),
             ruleset,
             cache=cache,
+            config=config,
             max_details=limit,
             server_side=False if plain else None,
             stats=stats,

@@ -143,23 +143,17 @@ _SCOPE_FIELD = re.compile(
 )
 
 
-class LookupScope:
-    """Whether a semantic cache's lookups are scoped to one user or tenant: from the config
-    (caches.NAME.user_scoped), else from what the layout says a lookup must share with the entry
-    (SemanticLayout.lookup_scope: RedisVL's filter fields, LangChain's llm_string, LiteLLM's
-    litellm_cache_key). An entry no user or tenant field scopes is served to anyone who asks something
-    similar: a secret in it is a cross-user leak risk."""
-
-    def __init__(self, ctx: Context, config: Config):
-        self.ctx, self.config = ctx, config
-
-    def unscoped(self, entry: Entry) -> bool:
-        if entry.kind != "semantic":
-            return False
-        setting = self.config.caches.get(entry.cache)
-        if setting is not None and setting.user_scoped is not None:
-            return not setting.user_scoped
-        return not any(_SCOPE_FIELD.match(name) for name in scope_fields(entry))
+def leak_risk(entry: Entry, config: Config) -> bool:
+    """Whether anyone who asks something similar may be served this entry: it sits in a semantic cache
+    whose lookups no user or tenant field scopes. From the config (caches.NAME.user_scoped), else from
+    what the layout says a lookup must share with the entry (SemanticLayout.lookup_scope: RedisVL's
+    filter fields, LangChain's llm_string, LiteLLM's litellm_cache_key)."""
+    if entry.kind != "semantic":
+        return False
+    setting = config.caches.get(entry.cache)
+    if setting is not None and setting.user_scoped is not None:
+        return not setting.user_scoped
+    return not any(_SCOPE_FIELD.match(name) for name in scope_fields(entry))
 
 
 def scope_fields(entry: Entry) -> list[str]:
@@ -189,7 +183,6 @@ def find_suspects(
     to max_details details per rule."""
     started = time.monotonic()
     config = config if config is not None else load_config()
-    scope = LookupScope(ctx, config)
     stats = stats if stats is not None else ScanStats()
     report = SuspectsReport({name: RuleSummary(rules.rules[name]) for name in sorted(rules.wanted)}, now=rules.now)
     entries = iter_entries(client, ctx, EntryFilter(cache=cache), stats=stats, server_side=server_side, full=False)
@@ -203,7 +196,7 @@ def find_suspects(
         if not findings:
             continue
         report.suspects += 1
-        leak = any(f.rule in ("secret", "personal_data") for f in findings) and scope.unscoped(entry)
+        leak = any(f.rule in ("secret", "personal_data") for f in findings) and leak_risk(entry, config)
         spans = None
         for finding in findings:
             summary = report.rules[finding.rule]
