@@ -176,7 +176,10 @@ def test_evict_suspect_removes_exactly_what_the_rule_reports_and_restore_returns
         keys = {d["key"] for d in run.json("suspects", "--rule", rule)["details"]}
         before = cache_keys(client)
         preview = run("evict", "--suspect", rule, "--dry-run")
-        assert preview.exit_code == 0 and f"{len(keys)} entries selected" in preview.output
+        assert (
+            preview.exit_code == 0
+            and f"{len(keys)} {'entry' if len(keys) == 1 else 'entries'} selected" in preview.output
+        )
         assert_no_secret(preview.output)
         result = run("evict", "--suspect", rule, "--yes", "--json", "--backup", str(tmp_path / f"{rule}.jsonl"))
         assert result.exit_code == 0, result.output

@@ -3,7 +3,7 @@ import click
 from .. import render
 from ..config import load_config
 from ..exit_codes import ExitCode
-from ..inspect.catalog import build_context
+from ..inspect.catalog import build_context, require_cache
 from ..inspect.suspect_rules import BUILTIN, SEVERITIES, parse_date
 from ..inspect.suspects import MAX_DETAILS, find_suspects, rule_set
 from ..server.keyspace import ScanStats
@@ -61,11 +61,13 @@ def command(ctx, cache, rules, before, fail_on, limit, plain, json_flag, table_f
     config = load_config()
     ruleset = rule_set(rules, parse_date(before) if before else None, config)
     client = state.client()
+    ctx = build_context(client)
+    require_cache(client, ctx, cache)
     stats = ScanStats()
     with render.scan_progress(stats, "judging entries"):
         report = find_suspects(
             client,
-            build_context(client),
+            ctx,
             ruleset,
             cache=cache,
             config=config,
@@ -88,8 +90,16 @@ def _severity(name: str) -> str:
 
 def render_report(report) -> None:
     found = report.found
+    C = render.Column
     if found:
-        t = render.table("rule", "severity", "entries", "bytes", "worst example", "why")
+        t = render.table(
+            C("rule", "text", min=10),
+            C("severity", "fixed"),
+            C("entries", "fixed", justify="right"),
+            C("bytes", "fixed", drop=2, justify="right"),
+            C("worst example", "key", drop=1, min=16),
+            C("why", "text", min=14),
+        )
         for s in found:
             worst = s.worst
             t.add_row(
@@ -97,31 +107,41 @@ def render_report(report) -> None:
                 _severity(s.severity),
                 f"{s.entries:,}" + (f" ({s.leak_risk:,} leak risk)" if s.leak_risk else ""),
                 render.human_bytes(s.bytes),
-                render.escape(render.short_key(worst.key, 40)) if worst else "-",
-                render.escape(render.preview(worst.why, 60)) if worst else "-",
+                render.short_key(worst.key, None) if worst else "-",
+                render.escape(worst.why) if worst else "-",
             )
         render.out(t)
-        d = render.table("rule", "key", "model", "prompt", "evidence", "why", "TTL", "age", title="details")
+        d = render.table(
+            C("rule", "text", min=10),
+            C("key", "key", min=16),
+            C("model", "text", drop=3, min=8),
+            C("prompt", "text", drop=4, min=14),
+            C("evidence", "text", min=20),
+            C("why", "text", drop=5, min=14),
+            C("TTL", "fixed", drop=2, justify="right"),
+            C("age", "fixed", drop=1, justify="right"),
+            title="details",
+        )
         for s in found:
             for detail in s.details:
                 age = None if detail.inserted_at is None else report.now - detail.inserted_at
                 d.add_row(
                     render.escape(detail.rule),
-                    render.escape(render.short_key(detail.key, 32)),
+                    render.short_key(detail.key, None),
                     render.escape(detail.model or "-"),
-                    render.escape(render.preview(detail.prompt, 36)),
-                    render.escape(render.preview(detail.evidence, 56)),
-                    render.escape(render.preview(detail.why, 40)),
+                    render.escape(render.preview(detail.prompt, 60)),
+                    render.escape(render.preview(detail.evidence, 80)),
+                    render.escape(detail.why),
                     render.human_duration(None if detail.ttl_ms is None else detail.ttl_ms / 1000),
                     render.human_duration(age) if age is not None else "-",
                 )
-        if d.row_count:
+        if d.rows:
             render.out(d)
         for s in found:
             if s.entries > len(s.details):
                 render.note(f"{s.rule.name}: {s.entries - len(s.details):,} more not shown (--limit N, or --json)")
     render.out(
-        f"{report.suspects:,} suspect entries of {report.entries:,} "
+        f"{render.plural(report.suspects, 'suspect entry', 'suspect entries')} of {report.entries:,} "
         f"({report.scanned_keys:,} keys scanned, {report.scan_path}, {report.seconds:.1f}s)"
     )
     if report.prompt_unknown:
