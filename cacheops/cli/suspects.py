@@ -61,13 +61,13 @@ def command(ctx, cache, rules, before, fail_on, limit, plain, json_flag, table_f
     config = load_config()
     ruleset = rule_set(rules, parse_date(before) if before else None, config)
     client = state.client()
-    ctx = build_context(client)
-    require_cache(client, ctx, cache)
+    context = build_context(client)  # (ctx is Click's)
+    require_cache(client, context, cache)
     stats = ScanStats()
     with render.scan_progress(stats, "judging entries"):
         report = find_suspects(
             client,
-            ctx,
+            context,
             ruleset,
             cache=cache,
             config=config,
