@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .paths import config_file
@@ -36,6 +38,43 @@ class CacheSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     embedding: str | None = None  # a vectorizer SPEC, e.g. "hf:sentence-transformers/all-MiniLM-L6-v2"
     distance_threshold: float | None = None
+    # Whether the app filters this semantic cache's lookups by a user or tenant field (None: judged
+    # from the fields its entries and index carry). `suspects` calls unscoped secrets a leak risk.
+    user_scoped: bool | None = None
+
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class CustomSuspectRule(BaseModel):
+    """A team's own `suspects` rule: a regular expression on the prompt and/or the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    pattern: str
+    fields: list[Literal["prompt", "answer"]] = ["prompt", "answer"]
+    severity: Severity = "medium"
+    secret: bool = False  # matches are masked in every output, like the built-in secrets
+    why: str | None = None  # shown with each finding; default: "matches <pattern>"
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class SuspectSettings(BaseModel):
+    """What `cacheops suspects` cannot know from Redis: retired models, the longest acceptable TTL of a
+    time-sensitive answer, the team's own rules."""
+
+    model_config = ConfigDict(extra="forbid")
+    retired_models: list[str] = []
+    volatile_ttl_seconds: int = Field(3600, gt=0)
+    rules: list[CustomSuspectRule] = []
 
 
 class ModelPrice(BaseModel):
@@ -54,6 +93,7 @@ class Config(BaseModel):
     caches: dict[str, CacheSettings] = {}
     # Overrides and additions to the shipped price table (pricing.py): model name -> price.
     prices: dict[str, ModelPrice] = {}
+    suspects: SuspectSettings = SuspectSettings()
 
 
 def load_config(path: Path | None = None) -> Config:

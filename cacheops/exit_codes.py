@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     COLLISIONS_FOUND = 11  # audit: more colliding pairs than --max-collisions (for CI gates)
     MODEL_UNAVAILABLE = 12  # an embedding model, or the package it needs, is not available offline
     TARGET_CONFLICT = 13  # migrate-embeddings: the target name is taken or would share keys with another index
+    SUSPECTS_FOUND = 14  # suspects: an entry at or above --fail-on was found (for deploy gates)
     VERIFY_FAILED = 15  # warm --verify: a playbook prompt missed, or was served another answer (for CI gates)
     CHECK_FAILED = 16  # check: the post-deploy gate failed (doctor, warm, verify or audit; for CI gates)
     NOT_REDIS = 17  # something answers at that address, but not in the Redis protocol (HTTP, SSH, ...)
@@ -41,6 +42,7 @@ DESCRIPTIONS = {
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
     ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
     ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",
+    ExitCode.SUSPECTS_FOUND: "suspects found an entry at or above --fail-on",
     ExitCode.VERIFY_FAILED: "warm --verify: a playbook prompt missed or was served another answer",
     ExitCode.CHECK_FAILED: "check: a post-deploy check failed (doctor, warm, verify or the audit)",
     ExitCode.NOT_REDIS: "the service at that address is not a Redis server (wrong port?)",

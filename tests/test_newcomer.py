@@ -39,6 +39,7 @@ CACHE_COMMANDS = [
     ("caches", "--cache", "nosuch"),
     ("show", "--prompt", "What is the capital of France?", "--cache", "nosuch"),
     ("evict", "--cache", "nosuch", "--dry-run"),
+    ("suspects", "--cache", "nosuch"),
     ("audit", "--cache", "nosuch"),
     ("migrate-embeddings", "--cache", "nosuch", "--to", "hf:sentence-transformers/all-MiniLM-L6-v2", "--dry-run"),
 ]

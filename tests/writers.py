@@ -214,3 +214,42 @@ def minilm_embeddings():
             return self.embed_documents([text])[0]
 
     return MiniLMEmbeddings()
+
+
+def planted_chat_model(model: str = "gpt-4o-mini"):
+    """LangChain's FakeListChatModel, identified like a provider model, whose next reply is planted
+    together with what a provider returns beside the text: response_metadata and generation_info
+    carrying finish_reason (e.g. "length" for a reply cut at max_tokens), and tool calls."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class PlantedChatModel(FakeListChatModel):
+        model_name: str
+        temperature: float = 0.0
+        next_reply: tuple = ("", "stop", None)
+
+        @property
+        def _identifying_params(self):
+            return {"model_name": self.model_name, "temperature": self.temperature}
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            text, finish_reason, tool_calls = self.next_reply
+            meta = {"finish_reason": finish_reason, "model_name": self.model_name}
+            message = AIMessage(content=text, response_metadata=meta, tool_calls=tool_calls or [])
+            return ChatResult(generations=[ChatGeneration(message=message, generation_info=dict(meta))])
+
+        def reply(self, prompt, text: str, finish_reason: str = "stop", tool_calls: list | None = None):
+            self.next_reply = (text, finish_reason, tool_calls)
+            return self.invoke(prompt)
+
+    return PlantedChatModel(model_name=model, responses=["-"])
+
+
+def langchain_planted(cache, plants: list[dict], model: str = "gpt-4o-mini"):
+    """Each plant (prompt, text[, finish_reason][, tool_calls]) answered by planted_chat_model through
+    `cache` (a RedisCache or RedisSemanticCache), as an app's invoke() caches it."""
+    with llm_cache(cache):
+        chat = planted_chat_model(model)
+        for plant in plants:
+            chat.reply(**plant)

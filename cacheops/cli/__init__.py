@@ -26,6 +26,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "show": CommandEntry("show", "One entry in full, or every copy of a prompt."),
     "stats": CommandEntry("stats", "TTL, model and access histograms; hit ratio."),
     "doctor": CommandEntry("doctor", "Check the server and every cache (exit 8: problem)."),
+    "suspects": CommandEntry("suspects", "Find poisoned and risky entries: errors, secrets, stale."),
     "audit": CommandEntry("audit", "Find answers served for the wrong question."),
     "demo": CommandEntry("demo", "Start a local Redis filled by LangChain/RedisVL."),
     "evict": CommandEntry("evict", "Delete entries: preview, confirm, back up, delete."),

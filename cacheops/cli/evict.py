@@ -47,6 +47,7 @@ def command(
         cacheops evict --prompt "What is the refund policy?" --dry-run
         cacheops evict --response-contains "never possible" --cache llmcache --yes
         cacheops evict --cold 30d --cache redis --dry-run
+        cacheops evict --suspect error_text --dry-run
     """
     selection = build_selection(**{name: selectors[name] for name in SELECTOR_PARAMS})
     client = state.client()

@@ -7,6 +7,7 @@ from itertools import chain
 import click
 
 from ..errors import UsageError
+from ..inspect.suspect_rules import parse_date
 from ..ops.selection import Neighbourhood, Selection, parse_duration
 from ..ownkeys import parse_pair
 
@@ -24,6 +25,8 @@ SELECTOR_PARAMS = (
     "cold",
     "cache",
     "unreachable",
+    "suspect",
+    "before",
     "similar_to",
     "threshold",
     "embedding",
@@ -96,6 +99,14 @@ def selector_options(fn):
         ),
         click.option("--cache", help="Only entries of this cache (its key prefix); alone, the whole cache."),
         click.option("--unreachable", is_flag=True, help="Only entries their cache can no longer serve."),
+        click.option(
+            "--suspect",
+            metavar="RULE",
+            help="Exactly the entries this `cacheops suspects` rule (or category) reports, e.g. error_text, secret.",
+        ),
+        click.option(
+            "--before", metavar="DATE", help="With --suspect stale: entries written before DATE (2026-11-01, UTC)."
+        ),
         click.option("--similar-to", metavar="TEXT", help="The semantic neighbourhood of TEXT (needs --threshold)."),
         click.option("--threshold", type=float, metavar="D", help="With --similar-to: the largest distance selected."),
         click.option(
@@ -124,6 +135,8 @@ def build_selection(
     cold,
     cache,
     unreachable,
+    suspect,
+    before,
     similar_to,
     threshold,
     embedding,
@@ -157,6 +170,9 @@ def build_selection(
         cold_text=cold,
         cache=cache,
         unreachable=unreachable,
+        suspect=suspect,
+        before=parse_date(before) if before else None,
+        before_text=before,
         similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None,
     )
     if selection.empty:

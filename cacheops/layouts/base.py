@@ -72,7 +72,7 @@ class Entry:
     llm_string: str | None = None
     model_params: dict | None = None
     answer: str | None = None
-    generations: list[dict] | None = None  # decoded generation dicts (show)
+    generations: list[dict] | None = None  # decoded generation dicts (show; a listing: why each stopped)
     usage: dict | None = None
     ttl_ms: int | None = None  # None: no expiry
     bytes: int | None = None

@@ -208,9 +208,11 @@ def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None
 
     answer joins the generations' texts; model comes from their response_metadata/generation_info.
     generations (parse_generation of each) and usage are built only when full: a listing shows
-    the answer and model, `show` the rest."""
+    the answer and model, `show` the rest. A listing keeps only why each generation stopped:
+    its generation_info, response_metadata and tool_calls (references, not copies), which
+    `suspects` judges (finish/stop reasons, tool-call-only generations) at listing speed."""
     texts, model = [], None
-    gens: list[dict] | None = [] if full else None
+    gens: list[dict] = []
     for gen in raw_gens:
         kwargs = _kwargs(gen)
         message = _kwargs(kwargs.get("message"))
@@ -218,6 +220,16 @@ def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None
         texts.append(text)
         if model is None:
             model = _model_of(message.get("response_metadata") or kwargs.get("generation_info"))
-        if gens is not None:
-            gens.append(_generation_dict(gen, kwargs, message, text))
-    return "\n".join(texts), model, gens, usage_from_generations(gens) if gens else None
+        gens.append(_generation_dict(gen, kwargs, message, text) if full else _stop_metadata(kwargs, message))
+    return "\n".join(texts), model, gens, usage_from_generations(gens) if full and gens else None
+
+
+def _stop_metadata(kwargs: dict, message: dict) -> dict:
+    out = {}
+    if kwargs.get("generation_info"):
+        out["generation_info"] = kwargs["generation_info"]
+    if message.get("response_metadata"):
+        out["response_metadata"] = message["response_metadata"]
+    if message.get("tool_calls"):
+        out["tool_calls"] = message["tool_calls"]
+    return out

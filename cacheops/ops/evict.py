@@ -294,7 +294,7 @@ def _add(result: Plan, entry: Entry, rec: RawRecord, tags: dict | None, sample_s
     if len(result.sample) < sample_size:
         if tags:
             entry.tags = {**tags, **(entry.tags or {})}
-        result.sample.append(entry)
+        result.sample.append(result.selection.presentable(entry))
 
 
 def _candidate_records(

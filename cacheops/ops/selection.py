@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import redis
 
 from ..errors import UsageError
+from ..inspect.suspect_rules import RuleSet, redacted
+from ..inspect.suspects import rule_set
 from ..layouts import BY_ID, LAYOUTS, Context, Entry, PromptQuery
 from ..server.keyspace import glob_escape
 
@@ -65,8 +67,12 @@ class Selection:
     cache: str | None = None
     unreachable: bool = False
     similar: Neighbourhood | None = None
+    suspect: str | None = None  # a `cacheops suspects` rule or category: exactly the entries it reports
+    before: float | None = None  # with suspect stale: its --before date (epoch seconds)
+    before_text: str | None = None
     now: float = field(default_factory=time.time)
     _regex: re.Pattern | None = field(default=None, repr=False)
+    _suspects: RuleSet | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.prompt_hashes = [h.strip().lower() for h in self.prompt_hashes]
@@ -80,6 +86,12 @@ class Selection:
                 self._regex = re.compile(self.response_regex)
             except re.error as exc:
                 raise UsageError(f"--response-regex {self.response_regex!r}: {exc}") from None
+        if self.suspect is not None:
+            self._suspects = rule_set([self.suspect], self.before)
+            if not self._suspects.wanted:
+                raise UsageError(f"--suspect {self.suspect}: the config file defines no rule of this category")
+        elif self.before is not None:
+            raise UsageError("--before goes with --suspect (the date the stale rule judges by)")
 
     # -- what was asked ------------------------------------------------------------------------
     @property
@@ -98,6 +110,7 @@ class Selection:
             or self.cache is not None
             or self.unreachable
             or self.similar
+            or self.suspect
         )
 
     def describe(self) -> dict:
@@ -133,6 +146,10 @@ class Selection:
                 "threshold": self.similar.threshold,
                 "embedding": self.similar.embedding,
             }
+        if self.suspect is not None:
+            out["suspect"] = self.suspect
+            if self.before is not None:
+                out["before"] = self.before_text or self.before
         return out
 
     @property
@@ -143,7 +160,7 @@ class Selection:
     def needs_full_decode(self) -> bool:
         """Whether entries must be decoded fully to be judged: the layouts' matches() compare a
         prompt with the entry's messages, which a listing decode leaves out (Layout.decode)."""
-        return bool(self.prompts)
+        return bool(self.prompts)  # suspects rules judge a listing decode (it keeps why generations stopped)
 
     @property
     def needs_tags(self) -> bool:
@@ -187,7 +204,11 @@ class Selection:
             return False
         if self.similar is not None and entry.key not in self.similar.distances:
             return False
-        return True
+        return self._suspects is None or self._suspects.reports(entry, self.suspect)
+
+    def presentable(self, entry: Entry) -> Entry:
+        """The entry as a preview may show it: secrets and personal data in its prompt and answer masked."""
+        return redacted(entry, self._suspects.custom_secret if self._suspects is not None else ())
 
     def _tags_match(self, entry: Entry, extra: dict[str, str]) -> bool:
         for name, wanted in self.tags.items():
