@@ -42,7 +42,13 @@ def test_check_warm_then_all_pass_with_a_junit_report(run, client, tmp_path):
     assert doc["suites"]["warm"]["passed"] == 3 and doc["suites"]["audit"]["passed"] == 2
     cases = junit_cases(junit)
     assert len(cases) == len(doc["cases"]) and all(failure is None for _, _, failure in cases)
-    assert {s for s, _, _ in cases} == {"cacheops.doctor", "cacheops.warm", "cacheops.verify", "cacheops.audit"}
+    assert {s for s, _, _ in cases} == {
+        "cacheops.doctor",
+        "cacheops.warm",
+        "cacheops.verify",
+        "cacheops.audit",
+        "cacheops.suspects",
+    }
     assert (
         "cacheops.verify",
         "semcache / gpt-4o-mini / Can I get a refund? / paraphrase: a refund, can I get",
@@ -85,6 +91,24 @@ def test_every_failure_is_a_failing_testcase_and_one_exit_code(run, client, tmp_
     # the audit allows that many collisions with --max-collisions
     doc = json.loads(run("check", path, "--max-collisions", "5", "--json").stdout)
     assert [c["suite"] for c in doc["cases"] if c["status"] == "failed"] == ["verify"]
+
+
+def test_a_cached_outage_in_a_playbook_cache_fails_the_gate(run, client, tmp_path):
+    """The suspects check: an error text the app's model returned during an outage, cached as the
+    answer by the app's own RedisCache, fails the gate; --suspects-fail-on decides from which severity."""
+    import writers
+
+    path = playbook(tmp_path)
+    assert run("warm", path, "--json").exit_code == 0
+    outage = "Error: 503 Service Unavailable. Please retry later."
+    writers.langchain_exact(run.url, [("Is the status page up?", outage)], prefix="app:exact")
+    result = run("check", path, "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    doc = json.loads(result.stdout)
+    failed = [c for c in doc["cases"] if c["status"] == "failed"]
+    assert [(c["suite"], c["name"]) for c in failed] == [("suspects", "app:exact: error_text")]
+    assert outage not in result.stdout  # counts only: a cached answer's text stays out of CI logs
+    assert run("check", path, "--suspects-fail-on", "off", "--json").exit_code == 0
 
 
 def ci_commands(doc: str) -> list[list[str]]:

@@ -10,6 +10,7 @@ import click
 from .. import render
 from ..errors import UsageError
 from ..exit_codes import ExitCode
+from ..inspect.suspect_rules import SEVERITIES
 from ..ops.check import FAILED, PASSED, SKIPPED, CheckReport, github_annotations, run_check
 from ..ops.playbook import load_playbook
 from .app import AppState, output_format, output_options
@@ -34,14 +35,22 @@ STYLE = {PASSED: "[green]passed[/green]", FAILED: "[red]failed[/red]", SKIPPED: 
     metavar="PATH",
     help="Write a JUnit XML report: a test suite per check, a test case per check / per prompt.",
 )
+@click.option(
+    "--suspects-fail-on",
+    type=click.Choice([*SEVERITIES, "off"]),
+    default="high",
+    show_default=True,
+    help="Fail on suspect entries (cached errors, refusals, secrets, ...) of this severity or worse; off: skip.",
+)
 @output_options
 @click.pass_context
-def command(ctx, playbook_path, warm_first, max_collisions, junit_path, json_flag, table_flag):
-    """The post-deploy gate: doctor, warm (with --warm), warm --verify and the wrong-answer audit, one verdict.
+def command(ctx, playbook_path, warm_first, max_collisions, junit_path, suspects_fail_on, json_flag, table_flag):
+    """The post-deploy gate: doctor, warm (with --warm), verify, the audit and suspects, one verdict.
 
     Runs every check and collects every failure: doctor problems, prompts warm could not write,
     playbook prompts (and paraphrases) the app's own lookup misses or answers wrongly, semantic
-    caches with more colliding pairs than --max-collisions. Exits 16 when anything failed, 9 for an
+    caches with more colliding pairs than --max-collisions, suspect entries (`cacheops suspects`)
+    at or above --suspects-fail-on. Exits 16 when anything failed, 9 for an
     invalid playbook. With --junit, writes a JUnit XML file for the CI system; when GITHUB_ACTIONS is
     set, each failure is also a GitHub Actions error annotation. See docs/ci.md.
 
@@ -60,6 +69,7 @@ def command(ctx, playbook_path, warm_first, max_collisions, junit_path, json_fla
         state.spec.display,
         warm_first=warm_first,
         max_collisions=max_collisions,
+        suspects_fail_on=None if suspects_fail_on == "off" else suspects_fail_on,
     )
     if junit_path:
         Path(junit_path).write_text(report.junit_xml(), encoding="utf-8")

@@ -6,7 +6,10 @@ The checks, in order, each a list of cases (one JUnit testcase each):
   - verify: one case per lookup (warm --verify: each prompt, and each paraphrase for semantic caches);
   - audit: one case per semantic cache of the playbook, failed when it has more colliding pairs
     (entries that would serve another question's answer at the cache's threshold) than
-    max_collisions. A cache with no index yet is skipped (verify reports its misses).
+    max_collisions. A cache with no index yet is skipped (verify reports its misses);
+  - suspects (unless suspects_fail_on is None): per cache of the playbook, one case per rule that found
+    entries (poisoned or risky answers: cached errors, refusals, secrets, ...), failed at or above
+    suspects_fail_on; counts only, never an answer's text (secrets stay out of CI logs).
 
 The report renders as JSON, as a JUnit XML file (what CI systems read: GitHub Actions reporters,
 GitLab's `artifacts:reports:junit`) and as GitHub Actions annotations (front ends do the printing).
@@ -23,6 +26,8 @@ import redis
 from ..errors import NotFound
 from ..inspect.catalog import build_context
 from ..inspect.doctor import PROBLEM, WARN, run_doctor
+from ..inspect.suspect_rules import RANK
+from ..inspect.suspects import find_suspects, rule_set
 from ..semantic.audit import AuditOptions, run_audit
 from . import verify as verify_lib
 from .playbook import LangchainExactTarget, Playbook, playbook_name
@@ -30,7 +35,7 @@ from .warm import FAILED as WARM_FAILED
 from .warm import warm
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-SUITES = ("doctor", "warm", "verify", "audit")
+SUITES = ("doctor", "warm", "verify", "audit", "suspects")
 
 
 @dataclass
@@ -120,6 +125,7 @@ def run_check(
     display_url: str,
     warm_first: bool = False,
     max_collisions: int = 0,
+    suspects_fail_on: str | None = "high",
 ) -> CheckReport:
     """Doctor, optionally warm, verify, audit: every case collected, nothing stops at the first failure."""
     report = CheckReport(playbook_name(playbook, path), str(path), max_collisions, warm_first)
@@ -183,7 +189,27 @@ def run_check(
                     pairs,
                 )
             )
+    if suspects_fail_on is not None:
+        _check_suspects(client, ctx, playbook, report, suspects_fail_on)
     return report
+
+
+def _check_suspects(client: redis.Redis, ctx, playbook: Playbook, report: CheckReport, fail_on: str) -> None:
+    rules = rule_set()
+    for target in playbook.warm.caches:
+        found = find_suspects(client, ctx, rules, cache=target.display).found
+        if not found:
+            report.cases.append(Case("suspects", target.display, PASSED, "nothing suspect"))
+        for s in found:
+            report.cases.append(
+                Case(
+                    "suspects",
+                    f"{target.display}: {s.rule.name}",
+                    FAILED if RANK[s.severity] >= RANK[fail_on] else PASSED,
+                    f"{s.entries} entr{'y' if s.entries == 1 else 'ies'} ({s.severity}): {s.rule.what}; "
+                    f"`cacheops suspects --cache {target.display} --rule {s.rule.name}` lists them",
+                )
+            )
 
 
 def _verdict(x: verify_lib.Lookup) -> tuple[str, str]:
