@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from .scripting import is_unknown_command
 from .topology import primary_nodes
 
 DTYPE_BYTES = {"FLOAT32": 4, "FLOAT64": 8, "FLOAT16": 2, "BFLOAT16": 2, "INT8": 1, "UINT8": 1}
@@ -125,7 +126,7 @@ def _list_on(client: redis.Redis) -> list[IndexInfo]:
     try:
         names = client.execute_command("FT._LIST")
     except redis.ResponseError as exc:
-        if "unknown command" in str(exc).lower():
+        if is_unknown_command(exc):
             return []
         raise
     out = []

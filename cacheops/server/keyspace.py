@@ -24,6 +24,7 @@ from ..errors import ConnectionFailed
 from .cluster_scan import merged_batches
 from .connection import connections_made, run_id
 from .readahead import read_ahead
+from .scripting import Script
 from .topology import scan_nodes
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
@@ -81,12 +82,7 @@ class ScanStats:
     extra: dict = field(default_factory=dict)
 
 
-def lua_script(path: Path) -> str:
-    """A Lua file with the shared bounded value read (read_value.lua, beside this module) before it."""
-    return Path(__file__).with_name("read_value.lua").read_text() + "\n" + path.read_text()
-
-
-_SCRIPT = lua_script(Path(__file__).with_name("scan_batch.lua"))
+_SCAN_BATCH = Script(Path(__file__).with_name("scan_batch.lua"), prelude=True, read_only=True)
 
 
 def _s(value) -> str:
@@ -122,20 +118,14 @@ class ScriptUnavailable(Exception):
 
 def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
     try:
-        sha = client.script_load(_SCRIPT)
+        script = _SCAN_BATCH.bind(client)
     except redis.ResponseError as exc:  # NOPERM, scripting disabled
         raise ScriptUnavailable(str(exc)) from None
     args = ["0", str(opts.count), str(opts.limit), opts.match or "", opts.type or "", ",".join(opts.elide)]
 
     def call(cursor):
         args[0] = cursor
-        try:
-            return client.execute_command("EVALSHA_RO", sha, 0, *args)
-        except redis.ResponseError as exc:
-            text = str(exc)
-            if "unknown command" in text.lower():  # Redis < 7: no EVALSHA_RO
-                return client.execute_command("EVALSHA", sha, 0, *args)
-            raise
+        return script(args=args)
 
     # First call in this thread so a refusal falls back cleanly before anything was yielded.
     try:
