@@ -16,7 +16,7 @@ RIGHT = "Refunds are possible within 30 days."
 SYS = "You are a terse assistant."
 
 
-AUDIT = b"cacheops:audit"
+AUDIT = b"cacheops:oplog"
 
 
 def snapshot(client) -> dict[bytes, tuple[bytes, int]]:
@@ -379,7 +379,7 @@ def test_history_lists_evictions_and_restores(run, redis_url, client, tmp_path):
     assert ev["redis_user"] == "default" and ev["host"] and ev["backup"] == str(backup)
     assert [e["action"] for e in run.json_lines("history", "--action", "evict")] == ["evict"]
     assert "evict" in run("history", "--table").output
-    assert client.xinfo_stream("cacheops:audit")["length"] == 2
+    assert client.xinfo_stream("cacheops:oplog")["length"] == 2
 
 
 def test_default_backup_goes_to_the_state_dir(run, redis_url, client, tmp_path):

@@ -180,6 +180,7 @@ class Infrastructure:
     type: str
     bytes: int | None
     ttl_ms: int | None
+    kind: str = ""  # the kind of its layout's caches (exact, semantic, ...): its cache's kind in summaries
 
     def to_dict(self) -> dict:
         return {
@@ -333,7 +334,9 @@ class Layout(ABC):
         return entry
 
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
-        return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec))
+        return Infrastructure(
+            rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec), self.kind
+        )
 
 
 class SemanticLayout(Layout):

@@ -1,7 +1,7 @@
 """langchain_community.cache.RedisSemanticCache (legacy semantic cache, redis-py < 6).
 
 Index  "cache:" + md5(llm_string), PREFIX "doc:cache:<md5(llm_string)>": one index per model config
-Key    doc:cache:<md5(llm_string)>:<uuid4 hex>, random: every miss adds a document (FORMATS.md E2)
+Key    doc:cache:<md5(llm_string)>:<uuid4 hex>, random: every miss adds a document (docs/layouts.md E2)
 Fields prompt (dumps() or raw text), content_vector (float32), llm_string, return_val (JSON array)
 GPTCache's "doc:" index also covers these keys (prefix bleed): attribution is by exact key shape.
 """

@@ -1,6 +1,6 @@
 """GPTCache 0.1.x with Redis scalar storage (redis-om) and Redis vector storage.
 
-One entry = the question document plus its vector, shown and deleted together (FORMATS.md G):
+One entry = the question document plus its vector, shown and deleted together (docs/layouts.md G):
   <p>:questions:<n>   JSON (redis-om): pk, question, answers[], create_on, last_access, deleted, embedding
   <ns>doc:<n>         HASH {vector}: float32 bytes, indexed by the vector index (name = collection)
 Infrastructure (recognised, never an entry): <p>:counter (id counter), <p>:report:<ULID> (hit

@@ -2,7 +2,7 @@
 
 Key   <prefix>:<md5(prompt)>:<md5(llm_string)>   (default prefix "redis")
 Value JSON array of serialised generations (>= 0.2.6) or one generation object as root (<= 0.2.5).
-The prompt text and llm_string are not stored: only their md5s are in the key (FORMATS.md A).
+The prompt text and llm_string are not stored: only their md5s are in the key (docs/layouts.md A).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """langchain-redis RedisSemanticCache: a RedisVL SemanticCache whose entries carry LangChain data.
 
-Key      <name>:<sha256(prompt)>, prompt = the serialised message list (FORMATS.md B)
+Key      <name>:<sha256(prompt)>, prompt = the serialised message list (docs/layouts.md B)
 prompt   langchain_core.load.dumps(messages); an LLM's raw text
 response JSON array of strings, each dumps(generation) (double-encoded)
 metadata {"llm_string": ...}: the model is told apart here, not in the key

@@ -1,7 +1,7 @@
 """LiteLLM exact cache: litellm.Cache(type="redis"). One STRING per request.
 
 Key   [<namespace>:][<per-call namespace>:]sha256(pre_hash), pre_hash = "model: ...messages: [...]..."
-      in the caller's kwarg order (FORMATS.md F1). The request is not stored: only the response.
+      in the caller's kwarg order (docs/layouts.md F1). The request is not stored: only the response.
 Value {"timestamp", "response": ModelResponse JSON} as a Python repr (sync) or JSON (async).
 TTL   60 s by default.
 """

@@ -1,7 +1,7 @@
 """LiteLLM redis-semantic cache: a RedisVL SemanticCache with a litellm_cache_key TAG (scope).
 
 Index  litellm_semantic_cache_index by default (its "_isolated" fallback when a same-named index
-       has another schema); keys <index>:sha256(prompt + "litellm_cache_key" + scope) (FORMATS.md F2)
+       has another schema); keys <index>:sha256(prompt + "litellm_cache_key" + scope) (docs/layouts.md F2)
 prompt every message's content concatenated with no separator
 response the same {"timestamp", "response"} wrapper as the exact cache, as a Python repr
 """

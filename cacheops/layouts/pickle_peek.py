@@ -13,7 +13,6 @@ import pickletools
 from dataclasses import dataclass, field
 
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
-_BYTES_OPS = {"SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8"}
 _SAFE_GLOBALS = {
     ("builtins", "dict"),
     ("builtins", "list"),

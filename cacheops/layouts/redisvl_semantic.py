@@ -2,7 +2,7 @@
 
 Key    <name>:<sha256(prompt + filters)>   (default name "llmcache"; index prefix = name, no colon)
 Fields entry_id, prompt, response, prompt_vector, inserted_at, updated_at [, metadata] [, filter fields]
-(FORMATS.md C). The same hash shape is written by langchain-redis RedisSemanticCache, which has
+(docs/layouts.md C). The same hash shape is written by langchain-redis RedisSemanticCache, which has
 its own layout (langchain_semantic) that claims entries carrying metadata.llm_string first.
 """
 

@@ -1,6 +1,6 @@
 """What the app builds, built the same way: its model's llm_string, its prompt strings, the
 generations its cache stores, its embedding model. Used by cache warming (warm.py) so that a warmed
-entry sits exactly where the app's own lookup goes (FORMATS.md section 1).
+entry sits exactly where the app's own lookup goes (docs/layouts.md section 1).
 
 A model named by import path is constructed, and only asked for its llm_string; nothing here calls
 it. Imports of the app's classes happen here, at run time: cacheops does not depend on them.

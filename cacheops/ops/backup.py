@@ -43,6 +43,7 @@ from ..errors import CacheopsError, NotFound, UsageError
 from ..paths import state_dir
 from ..server import permissions
 from ..server.topology import refuse_on_cluster
+from ..server.scripting import Script, is_busy_key
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
@@ -84,13 +85,20 @@ def server_time_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+def fields_digest(fields: dict) -> bytes:
+    """A hash's fields, order-independent: the sorted sha1s of each field written as
+    <len>:<name><len>:<value> (a value read as its length, an int, is written as that number).
+    evict_read.lua's value_digest is the same formula on the server."""
+    parts = []
+    for name, value in fields.items():
+        value = value if isinstance(value, bytes) else str(value).encode()
+        parts.append(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest())
+    return "".join(sorted(parts)).encode()
+
+
 def hash_digest(fields: dict[bytes, bytes]) -> str:
-    """Order-independent digest of a hash's fields (the same as evict_read.lua's): the sha1 of the
-    sorted sha1s of each field written as <len>:<name><len>:<value>."""
-    parts = sorted(
-        hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest() for name, value in fields.items()
-    )
-    return hashlib.sha1("".join(parts).encode()).hexdigest()
+    """The digest of a hash's fields a backup line keeps (restore compares it before overwriting)."""
+    return hashlib.sha1(fields_digest(fields)).hexdigest()
 
 
 @dataclass
@@ -315,13 +323,13 @@ def restore(
     if ttl_batch:
         _restore_ttls(client, ttl_batch, dry_run, result)
     if not dry_run:
-        from . import oplog as audit_log
+        from . import oplog
 
         counts = {k: v for k, v in result.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
-        audit_log.record(
+        oplog.record(
             client,
             "restore",
-            actor or audit_log.whoami(client),
+            actor or oplog.whoami(client),
             header.get("selectors") or {},
             counts,
             str(path),
@@ -334,7 +342,7 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
     now_ms = server_time_ms(client)
     keys = [key_from(d) for d in docs]
     copies = [saved_copy(d) for d in docs]
-    restore_json = client.register_script(_RESTORE_JSON)
+    restore_json = _RESTORE_JSON.bind(client, load=False)  # loaded once, if a JSON document comes
     pipe = client.pipeline(transaction=False)
     for key, (_, fmt) in zip(keys, copies):
         if fmt == "json":
@@ -380,7 +388,7 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
         for reply in pipe.execute(raise_on_error=False):
             if isinstance(reply, Exception):
                 text = str(reply)
-                if "BUSYKEY" in text:  # the app wrote the key between our check and RESTORE: keep it
+                if is_busy_key(text):  # the app wrote the key between our check and RESTORE: keep it
                     result.restored -= 1
                     result.kept_newer += 1
                     continue
@@ -430,18 +438,18 @@ def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
     return hash_digest(fields) if fields else None
 
 
-# RedisJSON documents go back through restore_json.lua (EVALSHA, loaded on first use by redis-py).
-_RESTORE_JSON = Path(__file__).with_name("restore_json.lua").read_text()
+# RedisJSON documents go back through restore_json.lua (EVALSHA, loaded on first use).
+_RESTORE_JSON = Script(Path(__file__).with_name("restore_json.lua"))
 
 
 def _queue_restore(
     pipe, restore_json, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None, replace: bool
 ) -> None:
     if fmt == "json":
-        restore_json(
-            keys=[key],
-            args=[dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"],
-            client=pipe,
+        pipe.execute_command(
+            *restore_json.command(
+                [key], [dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"]
+            )
         )
         return
     args = ["RESTORE", key, expires_at_ms or 0, dump]

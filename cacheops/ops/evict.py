@@ -12,7 +12,7 @@ execute() works through the spool in batches. For each batch it WATCHes the keys
           EXEC; then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose
           copy is still the one backed up, and a key changed in between is re-read and re-checked.
           Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
-          Finally one event is appended to the audit stream.
+          Finally one event is appended to the operations log.
 Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
 """
 
@@ -37,6 +37,7 @@ from ..inspect.hits import read_hit_records
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
 from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
+from ..semantic.neighbours import similar_to_text
 from ..server import permissions
 from ..server.keyspace import (
     DEFAULT_ELIDE,
@@ -46,12 +47,12 @@ from ..server.keyspace import (
     ScanOptions,
     ScanStats,
     iter_batches,
-    lua_script,
     read_records,
 )
+from ..server.scripting import Script
 from ..server.topology import refuse_on_cluster
-from . import oplog as audit_log
-from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
+from . import oplog
+from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, fields_digest, server_time_ms
 from .selection import Selection, batched
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
@@ -60,8 +61,8 @@ READ_AHEAD = 2  # batches WATCHed and read while one is judged, backed up and de
 DEDUPE_WINDOW = 10 * BATCH  # a key SCAN returns twice within this many is selected once (> READ_AHEAD batches)
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
-_READ_SCRIPT = lua_script(Path(__file__).with_name("evict_read.lua"))
-_UNLINK_SCRIPT = (Path(__file__).with_name("evict_unlink.lua")).read_text()
+_READ_SCRIPT = Script(Path(__file__).with_name("evict_read.lua"), prelude=True, read_only=True)
+_UNLINK_SCRIPT = Script(Path(__file__).with_name("evict_unlink.lua"))
 
 Progress = Callable[[int], None]
 
@@ -150,7 +151,7 @@ class EvictResult:
     no_longer_matching: int = 0  # rewritten by the app since the preview, and no longer selected
     kept_busy: int = 0  # rewritten on every attempt: left alone
     backup: str | None = None
-    audit_id: str | None = None
+    event_id: str | None = None  # the operations log event (`cacheops history`)
     actor: dict | None = None
     seconds: float = 0.0
 
@@ -165,7 +166,8 @@ class EvictResult:
             "no_longer_matching": self.no_longer_matching,
             "kept_busy": self.kept_busy,
             "backup": self.backup,
-            "audit_id": self.audit_id,
+            "event_id": self.event_id,
+            "audit_id": self.event_id,  # the same id under its earlier name, for scripts that read it
             "actor": self.actor,
             "seconds": round(self.seconds, 3),
         }
@@ -309,14 +311,8 @@ def _candidate_records(
 
 
 def _find_neighbours(client, ctx: Context, selection: Selection) -> None:
-    try:
-        from ..semantic import neighbours
-    except ImportError:
-        raise UsageError(
-            "--similar-to needs the neighbour search (cacheops.neighbours), which this build lacks"
-        ) from None
     sim = selection.similar
-    found = neighbours.similar_to_text(
+    found = similar_to_text(
         client, ctx, sim.text, sim.threshold, cache=selection.cache, system=selection.system, embedding=sim.embedding
     )
     sim.distances = {n.entry.key: float(n.distance) for n in found}
@@ -329,7 +325,7 @@ def execute(
     client: redis.Redis,
     the_plan: Plan,
     backup_path: Path | str | None = None,
-    actor: audit_log.Actor | None = None,
+    actor: oplog.Actor | None = None,
     server: str | None = None,
     on_progress: Progress | None = None,
     ctx: Context | None = None,
@@ -339,7 +335,7 @@ def execute(
     started = time.monotonic()
     selection = the_plan.selection
     ctx = ctx or build_context(client, known_texts=selection.prompts)
-    actor = actor or audit_log.whoami(client)
+    actor = actor or oplog.whoami(client)
     result = EvictResult(the_plan, actor=actor.to_dict())
     path = Path(backup_path) if backup_path else default_backup_path("evict")
     scripts = _Scripts(client)
@@ -365,9 +361,9 @@ def execute(
             "kept_busy": result.kept_busy,
         }
         try:  # also after a failure part-way: what was deleted is on record, with its backup
-            result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
+            result.event_id = oplog.record(client, "evict", actor, selection.describe(), counts, result.backup)
         except redis.RedisError:
-            result.audit_id = None  # the connection is gone; the original error is what matters
+            result.event_id = None  # the connection is gone; the original error is what matters
     return result
 
 
@@ -571,17 +567,6 @@ class _Deleter:
         self.result.kept_busy += len(chosen)
 
 
-def _has_evalsha_ro(client: redis.Redis, sha: str) -> bool:
-    """Whether the server has EVALSHA_RO (Redis >= 7), asked once with an empty read."""
-    try:
-        client.execute_command("EVALSHA_RO", sha, 0, PREVIEW_LIMIT, "", TAG_PREFIX)
-        return True
-    except redis.ResponseError as exc:
-        if "unknown command" in str(exc).lower():
-            return False
-        raise
-
-
 def _time_ms(reply) -> int:
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
@@ -594,11 +579,7 @@ def record_digest(rec: RawRecord) -> str:
     head = rec.type.encode() + b"\n"
     value = rec.value
     if isinstance(value, dict):
-        parts = []
-        for name, v in value.items():
-            v = v if isinstance(v, bytes) else str(v).encode()
-            parts.append(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(v), v)).hexdigest())
-        return hashlib.sha1(head + "".join(sorted(parts)).encode()).hexdigest()
+        return hashlib.sha1(head + fields_digest(value)).hexdigest()
     if isinstance(value, bytes):
         return hashlib.sha1(head + value).hexdigest()
     return hashlib.sha1(head).hexdigest()
@@ -751,9 +732,10 @@ class _Scripts:
     def __init__(self, client: redis.Redis):
         self.client = client
         try:
-            self.read_sha = client.script_load(_READ_SCRIPT)
-            self.unlink_sha = client.script_load(_UNLINK_SCRIPT)
-            self.read_only = _has_evalsha_ro(client, self.read_sha)
+            self.reader = _READ_SCRIPT.bind(client)
+            self.unlinker = _UNLINK_SCRIPT.bind(client)
+            # an empty read settles EVALSHA_RO or EVALSHA before commands are built for pipelines
+            self.reader.probe(args=(PREVIEW_LIMIT, "", TAG_PREFIX))
         except redis.ResponseError as exc:
             raise PermissionDenied(
                 f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
@@ -766,18 +748,17 @@ class _Scripts:
         """The atomic read of each key with its backup copy (evict_read.lua); a key whose value
         digest equals its `expected` one is unchanged (parse_read). `types`: what the preview saw."""
         blank = [""] * len(keys)
-        return [
-            "EVALSHA_RO" if self.read_only else "EVALSHA",
-            self.read_sha,
-            len(keys),
-            *keys,
-            limit,
-            ",".join(DEFAULT_ELIDE),
-            TAG_PREFIX,
-            HIT_RECORD_PREFIX,
-            *(expected or blank),
-            *(types or blank),
-        ]
+        return self.reader.command(
+            keys,
+            [
+                limit,
+                ",".join(DEFAULT_ELIDE),
+                TAG_PREFIX,
+                HIT_RECORD_PREFIX,
+                *(expected or blank),
+                *(types or blank),
+            ],
+        )
 
     def read(self, keys: list[bytes], limit: int) -> list[_Read]:
         return self.parse_read(keys, self.client.execute_command(*self.read_command(keys, limit)), limit)
@@ -845,4 +826,4 @@ class _Scripts:
             keys.append(key)
             keys.extend(comps)
             argv.extend([sha, copy_format, len(comps)])
-        return self.client.evalsha(self.unlink_sha, len(keys), *keys, *argv)
+        return self.unlinker(keys, argv)

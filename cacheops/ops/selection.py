@@ -40,7 +40,7 @@ def parse_duration(text: str) -> float:
 
 
 @dataclass
-class Neighbourhood:
+class SimilarTo:
     """--similar-to: the entries within `threshold` of `text` (filled by neighbours.similar_to_text)."""
 
     text: str
@@ -66,7 +66,7 @@ class Selection:
     cold_text: str | None = None
     cache: str | None = None
     unreachable: bool = False
-    similar: Neighbourhood | None = None
+    similar: SimilarTo | None = None
     suspect: str | None = None  # a `cacheops suspects` rule or category: exactly the entries it reports
     before: float | None = None  # with suspect stale: its --before date (epoch seconds)
     before_text: str | None = None
@@ -114,7 +114,7 @@ class Selection:
         )
 
     def describe(self) -> dict:
-        """The selectors as given, for the preview, the backup header and the audit trail."""
+        """The selectors as given, for the preview, the backup header and the operations log."""
         out: dict = {}
         if self.prompts:
             out["prompt"] = self.prompts

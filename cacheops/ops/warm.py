@@ -3,7 +3,7 @@
 Every entry is written by the cache library's own code, with the strings the app's own model
 computes, so the app's next lookup is a hit:
   - prompt: langchain_core.load.dumps of the message list (system message first, if any) for a chat
-    model, the raw text for a plain LLM (FORMATS.md section 1);
+    model, the raw text for a plain LLM (docs/layouts.md section 1);
   - llm_string: the app's model, built from the playbook (import path + kwargs, constructed and
     never called) -> model._get_llm_string(stop=...), or given verbatim;
   - write: RedisCache.update / RedisSemanticCache.update / SemanticCache.store, with the playbook's TTL.
@@ -19,7 +19,7 @@ objects have no TTL, so check() does not slide any entry's expiry; the client is
 
 Tags (playbook=<name>, warm.tags, per-prompt tags) go where `evict --tag` reads them: RedisVL
 filterable fields when the cache has a field of that name, else cacheops' tag hash beside the
-entry (tags.py). A run that writes is recorded in the audit stream (action "warm").
+entry (tags.py). A run that writes is recorded in the operations log (action "warm").
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from ..server import permissions
 from ..server.connection import library_client, translate_redis_error
 from ..server.indexes import list_indexes
 from ..server.topology import has_search_coordinator, is_cluster, primary_nodes
-from . import oplog as audit_log
+from . import oplog
 from .appmodel import (
     AppModel,
     as_langchain_embeddings,
@@ -218,10 +218,10 @@ def warm(
         run.go()
     if not dry_run:
         totals = report.totals
-        report.event_id = audit_log.record(
+        report.event_id = oplog.record(
             client,
             "warm",
-            audit_log.whoami(client),
+            oplog.whoami(client),
             {"playbook": name, "file": source, "refresh": refresh, "generate": generate},
             {
                 "written": totals[WRITTEN],

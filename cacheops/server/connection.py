@@ -35,6 +35,7 @@ from ..errors import (
     PermissionDenied,
 )
 from ..paths import config_file
+from .scripting import is_auth_failure, is_no_permission, is_unknown_command
 from .topology import Topology, attach_topology
 
 DEFAULT_URL = "redis://localhost:6379"
@@ -565,13 +566,9 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
     where = spec.display if spec else "the Redis server"
     text = (spec.scrub(str(exc)) if spec else str(exc)) or type(exc).__name__
     auth_hint = "check the username/password in the URL, profile, --password or REDIS_PASSWORD"
-    if (
-        isinstance(exc, rex.AuthenticationError)
-        or text.startswith(("NOAUTH", "WRONGPASS"))
-        or "invalid username-password" in text
-    ):
+    if is_auth_failure(exc):
         return AuthFailed(f"{where}: authentication failed ({text}); {auth_hint}")
-    if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM"):
+    if is_no_permission(exc):
         return PermissionDenied(
             f"{where}: the ACL user may not do this ({text}); `cacheops doctor` lists the permissions cacheops needs"
         )
@@ -597,7 +594,7 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
         return ConnectionFailed(
             f"cannot reach {where}: {text.rstrip('.')}; check --url / REDIS_URL and that the server is up"
         )
-    if isinstance(exc, rex.ResponseError) and "unknown command" in text.lower():
+    if isinstance(exc, rex.ResponseError) and is_unknown_command(text):
         upper = text.upper()
         if "'FT." in upper or "'JSON." in upper:
             module = "search (RediSearch)" if "'FT." in upper else "JSON (RedisJSON)"
@@ -605,3 +602,18 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
                 f"{where}: the server has no {module} module; use Redis 8 or Redis Stack, or load the module"
             )
     return None
+
+
+def as_cacheops_error(exc: BaseException, spec: ConnectionSpec | None = None) -> CacheopsError | None:
+    """The one-line error a front end shows for `exc` (the CLI and the TUI both ask here): a
+    CacheopsError as it is, a Redis error translated (or quoted), None for anything else (a bug)."""
+    if isinstance(exc, CacheopsError):
+        return exc
+    if isinstance(exc, rex.RedisError):
+        return translate_redis_error(exc, spec) or CacheopsError(f"Redis said: {exc}")
+    return None
+
+
+def internal_error(exc: BaseException) -> str:
+    """How a front end words an unexpected exception (a bug) in one line."""
+    return f"internal error: {type(exc).__name__}: {exc}"

@@ -25,7 +25,7 @@ from ..server.topology import key_count
 
 
 @dataclass
-class Neighbourhood:
+class EntryNeighbours:
     """One entry's nearest neighbours (closest first) and the distance its cache serves within."""
 
     entry: Entry
@@ -74,12 +74,12 @@ class Session:
     def find(self, text: str, system: str | None = None) -> list[Entry]:
         return find_by_prompt(self.client, self.ctx, PromptQuery(text, system or None))
 
-    def neighbourhood(self, entry: Entry, k: int = 10) -> Neighbourhood:
+    def neighbourhood(self, entry: Entry, k: int = 10) -> EntryNeighbours:
         from ..semantic.neighbours import nearest_to
 
         near = nearest_to(self.client, self.ctx, entry, k)
         threshold, source = threshold_for_cache(entry.cache, entry.layout)
-        return Neighbourhood(entry, near.neighbours, threshold, source)
+        return EntryNeighbours(entry, near.neighbours, threshold, source)
 
     def plan_keys(self, keys: list[str], cache: str, why: str, distances: dict[str, float] | None = None) -> evict.Plan:
         """The eviction plan (preview) for these exact keys of one cache; nothing is changed."""

@@ -33,7 +33,7 @@ class ConfirmEvictScreen(ModalScreen[bool]):
             yield table
             yield Label(
                 "A backup is written first (`cacheops restore FILE` puts it back); the eviction is "
-                "recorded in the audit trail.",
+                "recorded in the operations log.",
                 classes="hint",
             )
             with Horizontal(classes="buttons"):

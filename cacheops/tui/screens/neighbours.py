@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from ... import render
-from ..session import Neighbourhood
+from ..session import EntryNeighbours
 
 
 class NeighboursScreen(ModalScreen[tuple[str, str] | None]):
@@ -22,7 +22,7 @@ class NeighboursScreen(ModalScreen[tuple[str, str] | None]):
         Binding("enter", "show", "show", show=False),
     ]
 
-    def __init__(self, hood: Neighbourhood) -> None:
+    def __init__(self, hood: EntryNeighbours) -> None:
         super().__init__()
         self.hood = hood
 

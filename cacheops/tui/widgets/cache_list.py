@@ -30,7 +30,7 @@ class CacheList(DataTable):
         self.clear()
         for summary in catalog.caches:
             if summary.entries == 0 and summary.kind == "infrastructure":
-                continue  # cacheops' own audit stream and tag hashes hold no entries to browse
+                continue  # cacheops' own operations log and tag hashes hold no entries to browse
             self.add_row(summary.name, summary.kind, f"{summary.entries:,}", key=summary.name)
         self.border_subtitle = f"{len(catalog.caches)} caches, {catalog.scanned_keys:,} keys in {catalog.seconds:.1f}s"
         if current is not None and current in self.rows:

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ... import render
-from ...inspect.catalog import UnknownKey
+from ...inspect.catalog import NOT_ENTRIES, UnknownKey
 from ...layouts import UNREACHABLE_REASONS, Entry
 
 
@@ -53,7 +53,7 @@ def fields_of(e: Entry) -> list[tuple[str, str]]:
 
 
 def renderable_of(item: Entry | UnknownKey):
-    if isinstance(item, UnknownKey):
+    if isinstance(item, NOT_ENTRIES):
         return Text(
             f"{item.key}: a {item.type} key that is not a known cache entry "
             f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it."
