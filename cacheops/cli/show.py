@@ -34,10 +34,9 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
     ctx = build_context(client)
     require_cache(client, ctx, cache)
     if key:
-        item = read_entry(client, ctx, key)
-        entries = [item]
+        entries: list[Entry | Infrastructure | UnknownKey] = [read_entry(client, ctx, key)]
     else:
-        entries = find_by_prompt(client, ctx, PromptQuery(prompt, system), cache)
+        entries = list(find_by_prompt(client, ctx, PromptQuery(prompt, system), cache))
         if not entries:
             where = f" in cache {cache!r}" if cache else ""
             how = (

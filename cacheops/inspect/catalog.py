@@ -272,7 +272,8 @@ class Catalog:
 
     @property
     def unreachable(self) -> tuple[Counter, Counter]:
-        counts, nbytes = Counter(), Counter()
+        counts: Counter = Counter()
+        nbytes: Counter = Counter()
         for c in self.caches:
             counts.update(c.unreachable)
             nbytes.update(c.unreachable_bytes)
@@ -355,9 +356,9 @@ def finish_catalog(
             summaries.setdefault(name, CacheSummary(name, "semantic", index=idx.name))
     for summary in summaries.values():
         summary.foreign_keys = unknown_by_prefix.get(summary.name, 0)
-        idx = next((i for i in ctx.indexes if i.name == summary.index), None)
-        if idx:
-            summary.index_prefixes = idx.prefixes
+        found = next((i for i in ctx.indexes if i.name == summary.index), None)
+        if found:
+            summary.index_prefixes = found.prefixes
         _annotate(summary, summaries, ctx)
     return Catalog(
         sorted(summaries.values(), key=lambda s: (s.kind, s.name)),

@@ -48,7 +48,8 @@ class LangChainExactLayout(Layout):
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True):
         key = rec.key_text  # cache_of checked the shape: "<prefix>:<md5 prompt>:<md5 llm_string>"
         prompt_md5, llm_md5 = key[-65:-33], key[-32:]
-        gens_raw, shape = None, None
+        gens_raw: list | None = None
+        shape = ""
         if isinstance(rec.value, bytes):
             try:
                 doc = orjson.loads(rec.value)

@@ -44,7 +44,7 @@ class LiteLLMSemanticLayout(RedisVLSemanticLayout):
             )
         raw = fields.get(b"response")
         encoding = looks_like_wrapper(raw) if isinstance(raw, bytes) else None
-        if encoding is None or not decode_into(entry, raw, encoding):
+        if encoding is None or not isinstance(raw, bytes) or not decode_into(entry, raw, encoding):
             entry.answer = text(raw)
 
     def prompt_strings(self, query: PromptQuery) -> list[str]:

@@ -88,9 +88,9 @@ def peek(raw: bytes) -> PicklePeek:
             elif name == "MEMOIZE":
                 memo[len(memo)] = pushed[-1] if pushed else None
             elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = pushed[-1] if pushed else None
+                memo[int(arg or 0)] = pushed[-1] if pushed else None
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                pushed.append(memo.get(int(arg)))
+                pushed.append(memo.get(int(arg or 0)))
             elif name in ("GLOBAL", "INST"):
                 out.globals.append(str(arg).replace(" ", "."))
                 pushed.append(None)

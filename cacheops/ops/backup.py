@@ -96,7 +96,7 @@ def fields_digest(fields: dict) -> bytes:
     return "".join(sorted(parts)).encode()
 
 
-def hash_digest(fields: dict[bytes, bytes]) -> str:
+def hash_digest(fields: dict) -> str:
     """The digest of a hash's fields a backup line keeps (restore compares it before overwriting)."""
     return hashlib.sha1(fields_digest(fields)).hexdigest()
 
@@ -289,7 +289,7 @@ def restore(
     header, _ = read_backup(path)
     # Keys backed up but then not deleted (they changed or vanished at delete time) must not be
     # resurrected: one pass to learn them (a short list), one to restore.
-    skip: set[tuple[bytes, str]] = set()
+    skip: set[tuple[bytes, str | None]] = set()
     first: bytes | None = None
     for doc in read_backup(path)[1]:
         if "not_deleted" in doc or "not_deleted_b64" in doc:
@@ -341,7 +341,7 @@ def restore(
 def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: bool, result: RestoreResult) -> None:
     now_ms = server_time_ms(client)
     keys = [key_from(d) for d in docs]
-    copies = [saved_copy(d) for d in docs]
+    copies = [_copy_of(d) for d in docs]
     restore_json = _RESTORE_JSON.bind(client, load=False)  # loaded once, if a JSON document comes
     pipe = client.pipeline(transaction=False)
     for key, (_, fmt) in zip(keys, copies):
@@ -431,6 +431,15 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
 
 
 _EXPIRE_CAS = Path(__file__).with_name("expire_cas.lua").read_text()
+
+
+def _copy_of(doc: dict) -> tuple[bytes, str]:
+    copy = saved_copy(doc)
+    if copy is None:
+        raise CacheopsError(
+            f"backup line for {doc.get('key')!r} holds no saved copy (dump or json): is the file damaged?"
+        )
+    return copy
 
 
 def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:

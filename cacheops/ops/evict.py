@@ -1,4 +1,4 @@
-"""Evict cache entries: select -> plan (preview) -> backup -> execute -> audit, the one destructive path.
+"""Evict cache entries: select -> plan (preview) -> backup -> execute -> log, the one destructive path.
 
 plan()    streams the candidates (see selection.py) through the layouts and the selectors, and keeps
           only counts per cache, a small sample, and the selected keys spooled to a temp file: memory
@@ -19,6 +19,7 @@ Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever de
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import tempfile
 import time
@@ -26,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import orjson
 import redis
@@ -87,26 +89,27 @@ class Plan:
     untracked: int = 0  # with --cold: entries the hit tracker has no record of, so were not considered
     source: str = ""
     seconds: float = 0.0
-    _spool: object = field(default=None, repr=False)
+    _spool: IO[builtins.bytes] | None = field(default=None, repr=False)  # Plan.bytes shadows the type here
     _pending: list = field(default_factory=list, repr=False)  # spool lines of the current batch
 
     def _flush(self) -> None:
         if self._pending:
             self._pending.append(b"")
+            assert self._spool is not None  # plan() opened it
             self._spool.write(b"\n".join(self._pending))
             self._pending = []
 
-    def selected(self) -> Iterator[tuple[bytes, tuple, EntryInfo]]:
+    def selected(self) -> Iterator[tuple[builtins.bytes, tuple, EntryInfo]]:
         """(key, digests of what was judged (value, tags) and its type, entry info) for every selected entry."""
         if self._spool is None:
             return
         self._spool.seek(0)
-        for line in self._spool:
+        for line in self._spool:  # lines of bytes
             head, _, info = line.rstrip(b"\n").partition(b"\t")
             key, value_digest, tags_digest_, kind, cache, companions = orjson.loads(head)
             yield base64.b64decode(key), (value_digest, tags_digest_, kind), EntryInfo(cache, companions, info)
 
-    def keys(self) -> Iterator[bytes]:
+    def keys(self) -> Iterator[builtins.bytes]:
         for key, _, _ in self.selected():
             yield key
 
@@ -198,13 +201,13 @@ def plan(
     result = Plan(
         selection, source=selection.source(), distances=dict(selection.similar.distances) if selection.similar else {}
     )
-    result._spool = tempfile.TemporaryFile()
+    result._spool = tempfile.TemporaryFile()  # noqa: SIM115  held by the plan until execute or close()
     limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
     full = selection.needs_full_decode  # else a listing decode: all the preview and the backup show
     recent = _RecentKeys()
     for records in _candidate_records(client, selection, ctx, limit, server_side):
         result.candidates += len(records)
-        entries: list[tuple[Entry, bytes]] = []
+        entries: list[tuple[Entry, RawRecord]] = []
         for rec in records:
             if rec.type == "none":
                 result.missing += 1
@@ -312,6 +315,7 @@ def _candidate_records(
 
 def _find_neighbours(client, ctx: Context, selection: Selection) -> None:
     sim = selection.similar
+    assert sim is not None  # called only for --similar-to
     found = similar_to_text(
         client, ctx, sim.text, sim.threshold, cache=selection.cache, system=selection.system, embedding=sim.embedding
     )
@@ -402,17 +406,19 @@ class _Deleter:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
             read_more()
-            previous = current = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
+            # the batch whose MULTI/EXECs were sent and whose replies are not read yet, and the one
+            # being sent (both closed on the way out)
+            previous: tuple[int, list[_WatchedSlice], list] | None = None
+            current: tuple[int, list[_WatchedSlice], list | None] | None = None
             try:
                 while ahead:
                     items, watched, now_ms = ahead.popleft().result()
                     read_more()
                     current = (len(items), watched, None)
                     sent = self._send(items, watched, now_ms)
-                    current = (len(items), watched, sent)
                     if previous is not None:  # its replies, while the server runs this batch's
                         self._finish(*previous, on_progress)
-                    previous, current = current, None
+                    previous, current = (len(items), watched, sent), None
                 if previous is not None:
                     self._finish(*previous, on_progress)
                     previous = None
@@ -467,9 +473,10 @@ class _Deleter:
                 watch.close()
             raise
 
-    def _judge(self, items: list[Judged], reads: list[_Read]) -> list[tuple[_Read, EntryInfo, Entry | None]]:
+    def _judge(self, items: list[Judged], reads: list[_Read]) -> list[tuple[_Read, EntryInfo | None, Entry | None]]:
+        """The reads still selected, with the preview's entry info (None: re-judged, then the entry)."""
         judged = {key: (digests, info) for key, digests, info in items}
-        chosen = []
+        chosen: list[tuple[_Read, EntryInfo | None, Entry | None]] = []
         for read in reads:
             if read.copy is None:
                 self.result.gone += 1
@@ -490,10 +497,11 @@ class _Deleter:
                 self.result.no_longer_matching += 1
         return chosen
 
-    def _backup(self, judged: list[tuple[_Read, dict, Entry | None]], now_ms: int) -> list[Chosen]:
+    def _backup(self, judged: list[tuple[_Read, EntryInfo | None, Entry | None]], now_ms: int) -> list[Chosen]:
         extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
-        chosen = []
+        chosen: list[Chosen] = []
         for (read, info, _), comps in zip(judged, extra):
+            assert read.copy is not None and info is not None  # _judge keeps only what is there, with its info
             comps = comps + [c for c in (read.tag, read.hit) if c is not None]
             self.writer.add(
                 SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), now_ms, info.json, comps
@@ -539,7 +547,7 @@ class _Deleter:
             self.result.companions_deleted += len(comps)
             self.result.per_cache[info.cache] += 1
         else:
-            self.writer.not_deleted(read.key, dump_sha1(read.copy), "gone" if code == 0 else "changed")
+            self.writer.not_deleted(read.key, dump_sha1(read.copy or b""), "gone" if code == 0 else "changed")
             if code == 0:
                 self.result.gone += 1
 
@@ -548,11 +556,11 @@ class _Deleter:
         for _attempt in range(MAX_ATTEMPTS):
             codes = self.scripts.unlink(
                 [
-                    (read.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
+                    (read.key, dump_sha1(read.copy or b""), read.copy_format, [c.key for c in comps])
                     for read, _, comps in chosen
                 ]
             )
-            retry = []
+            retry: list[Judged] = []
             for (read, info, comps), code in zip(chosen, codes):
                 self._count(read, info, comps, code)
                 if code == -1:
@@ -603,7 +611,7 @@ class EntryInfo:
 def entry_info(entry: Entry) -> EntryInfo:
     """What the backup line says about the entry, for people reading it (restore needs only the
     saved copy), and the companion keys its layout names."""
-    info = {
+    info: dict[str, object] = {
         "layout": entry.layout,
         "cache": entry.cache,
         "model": entry.model,
@@ -619,7 +627,9 @@ def entry_info(entry: Entry) -> EntryInfo:
     return EntryInfo(entry.cache, companions or None, orjson.dumps(info, default=str))
 
 
-def _layout_companions(client, chosen: list[tuple[Entry | None, _Read, dict]], ctx: Context) -> list[list[SavedKey]]:
+def _layout_companions(
+    client, chosen: list[tuple[Entry | None, _Read, EntryInfo | None]], ctx: Context
+) -> list[list[SavedKey]]:
     """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...):
     those of the re-decoded entry if it changed, else those the preview recorded. The cacheops tag
     hash is read with the entry itself; most entries have no other companions."""
@@ -629,7 +639,7 @@ def _layout_companions(client, chosen: list[tuple[Entry | None, _Read, dict]], c
             layout = BY_ID.get(entry.layout)
             names = layout.companion_keys(entry) if layout is not None else []
         else:
-            names = info.companion_keys or []
+            names = (info.companion_keys if info is not None else None) or []
         wanted.append([k.encode("utf-8") if isinstance(k, str) else k for k in names])
     if not any(wanted):
         return [[] for _ in chosen]

@@ -1,4 +1,4 @@
-"""Re-embed a semantic cache with a new embedding model, side by side: plan (preview) -> execute -> audit.
+"""Re-embed a semantic cache with a new embedding model, side by side: plan (preview) -> execute -> log.
 
 When an app changes its embedding model, the vectors its semantic cache stored no longer fit: other
 dims break the index, same dims silently match the wrong neighbours (drift). A migration copies every
@@ -39,9 +39,9 @@ from dataclasses import asdict, dataclass, field
 import redis
 
 from .. import faults
-from ..errors import TargetConflict, UsageError
+from ..errors import NotFound, TargetConflict, UsageError
 from ..inspect.catalog import EntryFilter, build_context, iter_entries, require_cache
-from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
+from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
 from ..server import permissions
@@ -181,7 +181,8 @@ def plan(
     frm = parse_spec(from_spec) if from_spec else None
     ctx = ctx or build_context(client, learn=False)
     index = ctx.index_for_prefix(cache)
-    first = next(iter_entries(client, ctx, EntryFilter(cache=cache), limit=1, full=False), None)
+    found = next(iter_entries(client, ctx, EntryFilter(cache=cache), limit=1, full=False), None)
+    first = found if isinstance(found, Entry) else None
     if first is None and index is None:
         require_cache(client, ctx, cache)  # raises, naming the caches there are
     if first is not None and migratable(first.layout) is None:

@@ -13,6 +13,7 @@ import getpass
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis
@@ -88,9 +89,9 @@ def _id_order(event_id: str) -> tuple[int, int]:
 
 def _history_of(client: redis.Redis, stream: str, limit: int, action: str | None) -> list[dict]:
     out: list[dict] = []
-    last = "+"
+    last: str = "+"
     while len(out) < limit:
-        chunk = client.xrevrange(stream, max=last, min="-", count=max(limit, 100))
+        chunk: Any = client.xrevrange(stream, max=last, min="-", count=max(limit, 100))
         if not chunk:
             break
         for event_id, fields in chunk:

@@ -243,13 +243,13 @@ class Selection:
         through the scan engine, which reads keys and values in one round trip)."""
         source = self.source()
         if source == "keys":
-            yield from batched(_dedupe_window(self.keys), batch)
+            yield from batched(_dedupe_window(self.keys or ()), batch)
         elif source == "prompt":
             yield from batched(_dedupe_window(self._prompt_candidates(client, ctx)), batch)
         elif source == "prompt-hash":
             yield from batched(_dedupe_window(self._hash_candidates(client, ctx)), batch)
         elif source == "similar":
-            yield from batched((k.encode() for k in self.similar.distances), batch)
+            yield from batched((k.encode() for k in (self.similar.distances if self.similar else {})), batch)
 
     def _prompt_candidates(self, client, ctx) -> Iterator[bytes]:
         for query in self.queries():

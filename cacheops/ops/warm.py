@@ -33,6 +33,7 @@ import redis
 
 from .. import faults
 from ..errors import CacheopsError, ConfigError, NotOnCluster
+from ..layouts import Context
 from ..layouts.langchain_format import parse_llm_string
 from ..server import permissions
 from ..server.connection import library_client, translate_redis_error
@@ -280,7 +281,12 @@ class TargetRun:
         self.ttl = ttl_of(playbook, target)
         self.outcome = CacheOutcome(target.display, target.type, [m.label for m in models], self.ttl)
         report.caches.append(self.outcome)
-        self._context = None
+        self._context: Context | None = None
+
+    @property
+    def models_or_none(self) -> list[AppModel | None]:
+        """The models to warm for; [None] for a cache that keys on no model (RedisVL)."""
+        return list(self.models) or [None]
 
     def system_of(self, prompt) -> str | None:
         if prompt.system is not None:
@@ -305,13 +311,13 @@ class TargetRun:
             if _fatal(exc):
                 raise
             self.outcome.error = _reason(exc)
-            for model in self.models or [None]:
+            for model in self.models_or_none:
                 for p in self.playbook.prompts:
                     self.record(model.label if model else None, p.prompt, FAILED, reason=self.outcome.error)
             return
         if opened is not None and isinstance(self.target, LangchainSemanticTarget):
             self.outcome.cache = opened.cache.index.name  # the name langchain-redis gave the index
-        for model in self.models or [None]:
+        for model in self.models_or_none:
             for p in self.playbook.prompts:
                 try:
                     self.one(opened, model, p)
@@ -410,6 +416,7 @@ class TargetRun:
         elif self.dry_run:
             self.record(label, p.prompt, WOULD_WRITE, key, note or (ASKS_MODEL if p.answer is None else None))
         elif p.answer is None:
+            assert model is not None  # checked above: no model to ask is a skip
             self.ask(cache, model, p, key)
             if not self.check(cache, model, p)[1]:
                 raise CacheopsError(
@@ -438,10 +445,12 @@ class TargetRun:
 
         t = self.target
         if isinstance(t, LangchainExactTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
             key = cache._key(prompt, model.llm_string)  # the library's own key for (prompt, llm_string)
             return key, bool(self.client.exists(key)), None
         if isinstance(t, LangchainSemanticTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
             if cache is None:  # dry run, the index does not exist yet
                 return f"{t.display}:{hashify(prompt)}", False, None
@@ -485,6 +494,7 @@ class TargetRun:
     def write(self, cache, model: AppModel | None, p) -> str | None:
         t = self.target
         if isinstance(t, LangchainExactTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             cache.update(
                 prompt_string(p.prompt, self.system_of(p), model.chat),
                 model.llm_string,
@@ -492,6 +502,7 @@ class TargetRun:
             )
             return None
         if isinstance(t, LangchainSemanticTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             cache.cache.set_ttl(self.ttl)
             try:
                 cache.update(
@@ -518,6 +529,7 @@ class TargetRun:
         if semantic:
             cache.cache.set_ttl(self.ttl)
         try:
+            assert model.model is not None  # checked in one(): only imported models are asked
             model.model.invoke(messages if model.chat else (p.prompt if system is None else messages), stop=model.stop)
         finally:
             set_llm_cache(before)

@@ -90,7 +90,7 @@ class Histogram:
 
     def rows(self, buckets: int = 12, include: float | None = None) -> list[tuple[float, float, int]]:
         """(from, to, count) over the occupied range (stretched to `include`), in about `buckets` rows."""
-        if not self.total:
+        if not self.total or self.low is None or self.high is None:
             return []
         first = int(self.low / BIN)
         last = min(NBINS - 1, int(self.high / BIN))
@@ -432,7 +432,7 @@ def bare_comparison(
         pipe.hget(e.key, sc.vector_field)
     raw = pipe.execute()
     dtype = np.dtype(sc.dtype).newbyteorder("<")
-    keep = [(e, v) for e, v in zip(sample, raw) if isinstance(v, bytes) and len(v) == sc.index.vector.nbytes]
+    keep = [(e, v) for e, v in zip(sample, raw) if isinstance(v, bytes) and len(v) == sc.vector.nbytes]
     sample = [e for e, _ in keep]
     stored = unit_rows([np.frombuffer(v, dtype=dtype) for _, v in keep]) if keep else None
     bare = embed_bare([(e.prompt, None) for e in sample]) if sample else None

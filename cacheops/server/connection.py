@@ -17,6 +17,7 @@ import contextlib
 import os
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
@@ -192,6 +193,7 @@ def resolve_spec(
     if url:
         spec.url, spec.source = url, "--url"
     elif profile:
+        assert config is not None  # loaded above whenever a profile can be named
         prof = config.profiles.get(profile)
         if prof is None:
             known = ", ".join(sorted(config.profiles)) or "none defined"
@@ -423,10 +425,11 @@ class _NoTouchMixin:
     not bump a key's LRU idle time or LFU counter. Older servers reject the command; that is fine."""
 
     def on_connect_check_health(self, check_health: bool = True):
-        super().on_connect_check_health(check_health)
+        conn: Any = super()
+        conn.on_connect_check_health(check_health)
         try:
-            self.send_command("CLIENT", "NO-TOUCH", "ON")
-            self.read_response()
+            conn.send_command("CLIENT", "NO-TOUCH", "ON")
+            conn.read_response()
         except rex.ResponseError:
             pass
 

@@ -141,8 +141,8 @@ def _list_on(client: redis.Redis) -> list[IndexInfo]:
 def parse_search(reply, nocontent: bool = False) -> list[tuple[bytes, dict]]:
     """FT.SEARCH results as [(key, {field: value})], from a RESP3 map or a RESP2 flat list."""
     if isinstance(reply, dict):
-        out = []
-        for doc in reply.get(b"results", reply.get("results", [])):
+        out: list[tuple[bytes, dict]] = []
+        for doc in reply.get(b"results", reply.get("results", [])) or []:
             key = doc.get(b"id", doc.get("id"))
             attrs = doc.get(b"extra_attributes", doc.get("extra_attributes")) or {}
             out.append((key, dict(attrs)))

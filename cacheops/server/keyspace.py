@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import cast
 
 import redis
 
@@ -32,7 +32,7 @@ SHOW_LIMIT = 16 * 1024 * 1024  # bytes read of one value when showing a single e
 DEFAULT_ELIDE = ("prompt_vector", "content_vector", "vector")  # vector fields: length is enough
 
 HashValue = dict  # field bytes -> bytes, or int (the byte length of an elided/unread field)
-Value = Union[bytes, HashValue, None]
+Value = bytes | HashValue | None
 
 
 @dataclass(slots=True)
@@ -174,7 +174,7 @@ def read_records(
     if limit <= 0:
         return records
     pipe = client.pipeline(transaction=False)
-    plan = []
+    plan: list[str | None] = []
     # Big values are read whole and cut here, exactly as the script cuts them on the server: a hash
     # field or a JSON document cannot be read partially, and both paths must list the same entries.
     for rec in records:
@@ -220,7 +220,7 @@ def _plain_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> 
         if keys:
             stats.batches += 1
             stats.keys += len(keys)
-            yield read_records(client, keys, opts.limit, opts.elide)
+            yield read_records(client, cast(list[bytes], keys), opts.limit, opts.elide)  # raw client: bytes
         if int(cursor) == 0:
             return
 

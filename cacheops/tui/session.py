@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import redis
 
-from ..inspect.catalog import Catalog, EntryFilter, build_context, iter_entries
+from ..inspect.catalog import Catalog, EntryFilter, UnknownKey, build_context, iter_entries
 from ..inspect.finder import find_by_prompt, read_entry
 from ..inspect.hits import attach_hits
 from ..inspect.quick_catalog import quick_catalog
-from ..layouts import Context, Entry, PromptQuery
+from ..layouts import Context, Entry, Infrastructure, PromptQuery
 from ..ops import evict
 from ..ops.selection import Selection
 from ..semantic.vectorizers import threshold_for_cache
@@ -64,7 +64,7 @@ class Session:
             ctx = self._ctx
         return quick_catalog(self.client, ctx, stats=stats)
 
-    def entries(self, flt: EntryFilter) -> Iterator[Entry]:
+    def entries(self, flt: EntryFilter) -> Iterator[Entry | Infrastructure | UnknownKey]:
         """A lazy stream of a cache's entries (SCAN batches): the caller pulls what it shows."""
         return attach_hits(self.client, iter_entries(self.client, self.ctx, flt))
 

@@ -50,4 +50,4 @@ class CacheList(DataTable):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.Chosen(event.row_key.value))
+        self.post_message(self.Chosen(str(event.row_key.value)))
