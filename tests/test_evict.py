@@ -21,7 +21,7 @@ AUDIT = b"cacheops:oplog"
 
 
 def snapshot(client) -> dict[bytes, tuple[bytes, int]]:
-    """Every key's DUMP (exact bytes, fields, vectors, encoding) and PTTL; not the audit stream."""
+    """Every key's DUMP (exact bytes, fields, vectors, encoding) and PTTL; not the operations log stream."""
     out = {}
     for key in client.scan_iter(count=1000):
         if key != AUDIT:

@@ -87,7 +87,7 @@ def command(
         doc["result"] = result.to_dict()
         render.json_doc(doc)
         return
-    render_result(result, undo=suggested(state, "restore", result.backup))
+    render_result(result, undo=suggested(state, "restore", result.backup or ""))
 
 
 def render_preview(plan) -> None:

@@ -422,7 +422,7 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
             else:
                 result.ttls_kept += 1
         return
-    script = client.register_script(_EXPIRE_CAS)
+    script = EXPIRE_CAS.bind(client, load=False)  # loaded at its first call
     for status in script(keys=keys, args=args):
         if status == 1:
             result.ttls_restored += 1
@@ -430,7 +430,8 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
             result.ttls_kept += 1
 
 
-_EXPIRE_CAS = Path(__file__).with_name("expire_cas.lua").read_text()
+# expire's compare-and-set of expiries (expire.py changes them with it, restore puts them back).
+EXPIRE_CAS = Script(Path(__file__).with_name("expire_cas.lua"))
 
 
 def _copy_of(doc: dict) -> tuple[bytes, str]:

@@ -82,7 +82,7 @@ class Plan:
     distances: dict[str, float] = field(default_factory=dict)
     candidates: int = 0  # keys looked at
     not_entries: int = 0  # candidates that exist but no layout recognised: never touched
-    # what those were: a library's infrastructure by role (e.g. "cacheops audit trail"), or "unknown"
+    # what those were: a library's infrastructure by role (e.g. "cacheops operations log"), or "unknown"
     not_entries_kinds: Counter = field(default_factory=Counter)
     missing: int = 0  # candidates (e.g. --key) that do not exist
     no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
@@ -217,7 +217,7 @@ def plan(
                 entries.append((item, rec))
             elif not is_companion_record(rec.key):
                 result.not_entries += 1
-                role = getattr(item, "role", "")  # an InfrastructureKey's, e.g. "cacheops audit trail"
+                role = getattr(item, "role", "")  # an Infrastructure's, e.g. "cacheops operations log"
                 result.not_entries_kinds[role.split(" of ", 1)[0] if role else f"unknown {rec.type} key"] += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
         seen = _last_seen(client, entries, result) if selection.cold is not None else [None] * len(entries)

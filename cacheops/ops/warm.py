@@ -433,7 +433,8 @@ class TargetRun:
 
     def may_replace(self, label: str | None, other_model: str, prompt: str) -> bool:
         if self.replace_ok is None:
-            self.replace_ok = bool(self.ask_to_replace) and self.ask_to_replace(
+            ask = self.ask_to_replace
+            self.replace_ok = ask is not None and ask(
                 f"{self.outcome.cache} keys on the prompt only: writing {label}'s answer to {prompt!r} "
                 f"replaces {other_model}'s entry. Replace other models' entries in {self.outcome.cache}?"
             )
