@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 import redis
@@ -31,7 +32,7 @@ class AppState:
     read_from_replicas: bool | None = None
     embedded: bool = False
     _spec: ConnectionSpec | None = field(default=None, repr=False)
-    _client: redis.Redis | None = field(default=None, repr=False)
+    _client: Any = field(default=None, repr=False)  # a Redis, or a RedisCluster used the same way
 
     @property
     def spec(self) -> ConnectionSpec:

@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..inspect.catalog import NOT_ENTRIES, EntryFilter, UnknownKey, build_context, iter_entries, require_cache
+from ..inspect.catalog import NOT_ENTRIES, EntryFilter, build_context, iter_entries, require_cache
 from ..inspect.hits import attach_hits
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state

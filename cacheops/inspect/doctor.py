@@ -9,8 +9,8 @@ import redis
 
 from ..layouts import Context
 from ..ownkeys import OPLOG_STREAM
-from ..server.scripting import is_no_permission, is_unknown_command
 from ..server import topology
+from ..server.scripting import is_no_permission, is_unknown_command
 from ..server.serverinfo import server_info
 from .catalog import build_catalog
 

@@ -45,7 +45,9 @@ class CacheopsOwnLayout(Layout):
         return None
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Infrastructure:
-        return self.infrastructure(rec, cache, _STREAM_ROLE if rec.type == "stream" else _role(rec.key))
+        return self.infrastructure(
+            rec, cache, _STREAM_ROLE if rec.type == "stream" else _role(rec.key) or "cacheops key"
+        )
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
         return []

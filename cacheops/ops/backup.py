@@ -42,8 +42,8 @@ from .. import faults
 from ..errors import CacheopsError, NotFound, UsageError
 from ..paths import state_dir
 from ..server import permissions
-from ..server.topology import refuse_on_cluster
 from ..server.scripting import Script, is_busy_key
+from ..server.topology import refuse_on_cluster
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)

@@ -257,7 +257,7 @@ class _RecentKeys:
 
 def _last_seen(client, entries: list[tuple[Entry, RawRecord]], result: Plan) -> list[float | None]:
     """--cold: each entry's tracked last hit (its write time if never hit); untracked ones counted."""
-    out = []
+    out: list[float | None] = []
     for record in read_hit_records(client, [rec.key for _, rec in entries]):
         if record is None:
             result.untracked += 1

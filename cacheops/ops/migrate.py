@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 import redis
 
 from .. import faults
-from ..errors import NotFound, TargetConflict, UsageError
+from ..errors import TargetConflict, UsageError
 from ..inspect.catalog import EntryFilter, build_context, iter_entries, require_cache
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail

@@ -338,11 +338,12 @@ def _connect_cluster(spec: ConnectionSpec, target: UrlTarget, no_touch: bool) ->
                 **kwargs,
             )
         except rex.RedisClusterException as exc:  # every seed failed: say why (a wrong password is exit 4)
-            if isinstance(translate_redis_error(exc, spec), AuthFailed):
-                raise translate_redis_error(exc, spec) from None
+            error = translate_redis_error(exc, spec)
+            if isinstance(error, AuthFailed):
+                raise error from None
             raise ConnectionFailed(f"{spec.display}: not a usable Redis Cluster ({spec.scrub(str(exc))})") from None
         client.ping(target_nodes=RedisCluster.ALL_NODES)
-    client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))
+    client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))  # type: ignore[attr-defined]  # ours
     return attach_topology(client, Topology("cluster", spec.read_from_replicas))
 
 
@@ -414,7 +415,7 @@ def library_client(client: redis.Redis | RedisCluster) -> redis.Redis | RedisClu
     would change the replies cacheops itself parses (JSON.GET would come back decoded). On a cluster,
     a second RedisCluster over the same seeds (a cluster client has no single pool to share)."""
     if isinstance(client, RedisCluster):
-        kwargs = dict(client.cacheops_connect_kwargs)
+        kwargs = dict(client.cacheops_connect_kwargs)  # type: ignore[attr-defined]  # set by connect
         nodes = [ClusterNode(host, port) for host, port in kwargs.pop("startup_nodes")]
         return RedisCluster(startup_nodes=nodes, redis_connect_func=_node_setup(True), **kwargs)
     return redis.Redis(connection_pool=client.connection_pool)
@@ -447,7 +448,7 @@ class _CountedMixin:
     def on_connect_check_health(self, check_health: bool = True):
         global _connections_made
         _connections_made += 1
-        super().on_connect_check_health(check_health)
+        super().on_connect_check_health(check_health)  # type: ignore[misc]  # a mixin: the connection class has it
 
 
 def run_id(client: redis.Redis) -> str | None:
