@@ -66,7 +66,9 @@ def test_replay_reports_what_the_exact_cache_holds(run, client, redis_url, tmp_p
     assert summary["tokens_saved"] == 3 * 42 and summary["hits_without_usage"] == 0
     assert (summary["input_tokens_saved"], summary["output_tokens_saved"]) == (3 * 12, 3 * 30)
     prices = shipped_prices()  # the same tokens at the shipped list price of the app's model
-    assert summary["money_saved"] > 0 and summary["money_saved"] == pytest.approx(3 * prices.cost("gpt-4o-mini", 12, 30))
+    assert summary["money_saved"] > 0 and summary["money_saved"] == pytest.approx(
+        3 * prices.cost("gpt-4o-mini", 12, 30)
+    )
     assert summary["hits_not_priced"] == 0
     assert (
         doc["money"]["saved"] == pytest.approx(summary["money_saved"]) and doc["money"]["prices_taken"] == prices.taken

@@ -204,11 +204,11 @@ class Selection:
             return False
         if self.similar is not None and entry.key not in self.similar.distances:
             return False
-        return self._suspects is None or self._suspects.reports(entry, self.suspect)
+        return self._suspects is None or self._suspects.reports(entry, self.suspect or "")
 
     def presentable(self, entry: Entry) -> Entry:
         """The entry as a preview may show it: secrets and personal data in its prompt and answer masked."""
-        return redacted(entry, self._suspects.custom_secret if self._suspects is not None else ())
+        return redacted(entry, self._suspects.custom_secret if self._suspects is not None else [])
 
     def _tags_match(self, entry: Entry, extra: dict[str, str]) -> bool:
         for name, wanted in self.tags.items():
