@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     NO_SUCH_DATABASE = 18  # the database number (URL /N or --db) does not exist on the server
     EVENTS_DISABLED = 20  # hits --follow: the server does not publish the keyspace events it needs
     NOT_ON_CLUSTER = 24  # the command does not run on a Redis Cluster yet (docs/cluster.md)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
 
 
 DESCRIPTIONS = {
@@ -49,4 +50,5 @@ DESCRIPTIONS = {
     ExitCode.NO_SUCH_DATABASE: "the database number (URL /N or --db) does not exist on the server",
     ExitCode.EVENTS_DISABLED: "hits --follow: the server's notify-keyspace-events lacks what it needs (or --enable-events)",
     ExitCode.NOT_ON_CLUSTER: "the command does not run on a Redis Cluster yet (nothing was changed; see docs/cluster.md)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

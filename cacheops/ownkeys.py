@@ -2,13 +2,15 @@
 
     cacheops:tags:<entry key>   HASH    NAME=VALUE tags of an entry whose library has no fields for
                                         them (ops/tagging.py writes them, inspect/tags.py reads them)
-    cacheops:audit              STREAM  the operations log: evictions, restores, warms, migrations
+    cacheops:oplog              STREAM  the operations log: evictions, restores, warms, migrations
                                         (ops/oplog.py, shown by `cacheops history`)
     cacheops:migrate:<cache>    HASH    an in-place migration (or flush) under way: its phase and
                                         what a re-run needs to resume it (ops/migrate_inplace.py)
     cacheops:hit:<entry key>    HASH    the hit tracker's record of an entry, and cacheops:hitrate:*
                                         / cacheops:tracked: its buckets (named in cacheops_track.keys,
                                         the app-side package, which imports nothing of cacheops)
+    cacheops:audit              STREAM  the operations log as earlier versions named it: `history`
+                                        still reads it, nothing writes it
 
 Every layer may need these names (the cacheops_own layout recognises the keys, evict takes a tag
 hash along with its entry), so they live at the bottom, beside the errors.
@@ -33,7 +35,9 @@ __all__ = [
 ]
 
 TAG_PREFIX = b"cacheops:tags:"
-OPLOG_STREAM = "cacheops:audit"
+OPLOG_STREAM = "cacheops:oplog"
+# Earlier versions wrote the operations log here ("audit" now means only the wrong-answer audit).
+LEGACY_OPLOG_STREAM = "cacheops:audit"
 MIGRATE_STATE_PREFIX = b"cacheops:migrate:"
 _TAG_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 

@@ -18,6 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .units import human_bytes, human_duration
+
 # Off a terminal (a forced --table piped to a file), don't fold tables at rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 console = Console(highlight=False, soft_wrap=False, width=_WIDTH)
@@ -73,31 +75,6 @@ def raw(text: str) -> None:
 def info(text: str) -> None:
     """A status line for a person watching: stderr, so stdout carries only the output."""
     err_console.print(f"[dim]{escape(text)}[/dim]")
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            whole = int(seconds // size)
-            rest = seconds - whole * size
-            sub = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
-            part = int(rest // sub[1])
-            return f"{whole}{unit}{part}{sub[0]}" if part else f"{whole}{unit}"
-    return f"{seconds:.0f}s"
 
 
 def timestamp(value: float | None) -> str:
@@ -300,7 +277,7 @@ def status(text: str):
         yield
 
 
-__all__ = ["escape"]
+__all__ = ["escape", "human_bytes", "human_duration"]
 
 
 @contextlib.contextmanager

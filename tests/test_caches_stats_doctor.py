@@ -160,10 +160,20 @@ def test_cacheops_own_keys_are_infrastructure_not_unknown(run, client, redis_url
     key = next(k.decode() for k in client.scan_iter(match="redis:*"))
     assert run("tag", key, "team=support").exit_code == 0
     assert run("evict", "--response-contains", "Hello", "--yes").exit_code == 0
-    assert client.exists("cacheops:audit")
+    assert client.exists("cacheops:oplog")
+    # an event an earlier version logged under the old key: still cacheops' own, still in the history
+    client.xadd(
+        "cacheops:audit",
+        {"action": "restore", "at": "1700000000.000", "redis_user": "old", "counts": "{}"},
+        id="1700000000000-0",
+    )
     doc = run.json("caches")
     assert doc["unknown_keys"] == 0
     rows = run.json_lines("scan", "--unknown")
     roles = {r["key"]: r.get("infrastructure") for r in rows if r["layout"] == "cacheops"}
-    assert roles["cacheops:audit"] == "cacheops audit trail"
+    assert roles["cacheops:oplog"] == roles["cacheops:audit"] == "cacheops operations log"
     assert all(r["layout"] != "unknown" for r in rows)
+    events = run.json_lines("history")
+    assert [e["action"] for e in events] == ["evict", "restore"]  # newest first, across both keys
+    assert events[1]["redis_user"] == "old" and events[1]["at"] == 1700000000.0
+    assert [e["action"] for e in run.json_lines("history", "--action", "restore")] == ["restore"]

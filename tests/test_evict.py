@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import writers
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -16,11 +17,11 @@ RIGHT = "Refunds are possible within 30 days."
 SYS = "You are a terse assistant."
 
 
-AUDIT = b"cacheops:audit"
+AUDIT = b"cacheops:oplog"
 
 
 def snapshot(client) -> dict[bytes, tuple[bytes, int]]:
-    """Every key's DUMP (exact bytes, fields, vectors, encoding) and PTTL; not the audit stream."""
+    """Every key's DUMP (exact bytes, fields, vectors, encoding) and PTTL; not the operations log stream."""
     out = {}
     for key in client.scan_iter(count=1000):
         if key != AUDIT:
@@ -379,7 +380,7 @@ def test_history_lists_evictions_and_restores(run, redis_url, client, tmp_path):
     assert ev["redis_user"] == "default" and ev["host"] and ev["backup"] == str(backup)
     assert [e["action"] for e in run.json_lines("history", "--action", "evict")] == ["evict"]
     assert "evict" in run("history", "--table").output
-    assert client.xinfo_stream("cacheops:audit")["length"] == 2
+    assert client.xinfo_stream("cacheops:oplog")["length"] == 2
 
 
 def test_default_backup_goes_to_the_state_dir(run, redis_url, client, tmp_path):
@@ -387,7 +388,7 @@ def test_default_backup_goes_to_the_state_dir(run, redis_url, client, tmp_path):
     _, doc = evict(run, "--prompt", Q, "--yes")
     path = doc["result"]["backup"]
     assert path.startswith(str(tmp_path / "state" / "backups")) and path.endswith(".jsonl")
-    lines = [json.loads(line) for line in open(path)]
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines()]
     assert lines[0]["format"] == "cacheops-backup" and lines[0]["selectors"] == {"prompt": [Q]}
     assert lines[1]["answer"] == WRONG and lines[1]["pttl_ms"] == -1
 
@@ -410,7 +411,7 @@ def test_rewritten_since_preview_is_deleted_only_if_it_still_matches(redis_url, 
         RIGHT
     ]
     # the backup holds the version that was deleted (the rewritten one), which restore brings back
-    lines = [json.loads(line) for line in open(tmp_path / "b.jsonl")][1:]
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()][1:]
     assert sorted(line["answer"] for line in lines) == sorted([WRONG, WRONG + " Really."])
 
 
@@ -485,7 +486,7 @@ def test_write_between_backup_and_delete_is_caught(redis_url, client, tmp_path, 
         RIGHT
     ]
     assert not exact_key(client, "Q2?") and not exact_key(client, "Q3?")
-    lines = [json.loads(line) for line in open(tmp_path / "b.jsonl")][1:]
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()][1:]
     # every version backed up; the ones not deleted are marked, so restore brings back exactly the deleted
     assert sorted(d["reason"] for d in lines if "not_deleted" in d) == ["changed", "changed"]
     client.delete(*exact_key(client, Q))
@@ -574,11 +575,14 @@ def test_unchanged_entries_are_not_decoded_again(redis_url, client, tmp_path, mo
     ):
         plan = evict_lib.plan(client, selection, build_context(client))
         assert plan.total
-        decoded = []
+        decoded: list[bytes] = []
         real = evict_lib.decode_record
-        monkeypatch.setattr(
-            evict_lib, "decode_record", lambda rec, ctx, full=True: decoded.append(rec.key) or real(rec, ctx, full)
-        )
+
+        def spy(rec, ctx, full=True, decoded=decoded, real=real):
+            decoded.append(rec.key)
+            return real(rec, ctx, full)
+
+        monkeypatch.setattr(evict_lib, "decode_record", spy)
         result = evict_lib.execute(client, plan, backup_path=tmp_path / f"{n}.jsonl")
         monkeypatch.setattr(evict_lib, "decode_record", real)
         assert result.deleted == plan.total and decoded == [], selection

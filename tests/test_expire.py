@@ -33,7 +33,7 @@ def fill(url: str) -> None:
 
 def expiries(client) -> dict[bytes, int]:
     """Every key's absolute expiry (ms; -1 none), but the operations log's stream."""
-    return {k: client.execute_command("PEXPIRETIME", k) for k in client.scan_iter(count=1000) if k != b"cacheops:audit"}
+    return {k: client.execute_command("PEXPIRETIME", k) for k in client.scan_iter(count=1000) if k != b"cacheops:oplog"}
 
 
 def entry_keys(client, prefix: str) -> list[bytes]:

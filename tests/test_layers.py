@@ -28,6 +28,7 @@ TOP_LEVEL = {
     "ownkeys": "base",
     "faults": "base",
     "pricing": "base",
+    "units": "base",
     "render": "front",
     "demo": "front",
     "__init__": "front",

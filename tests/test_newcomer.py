@@ -220,14 +220,14 @@ def test_history_caches_evict_and_doctor_speak_plainly(run, redis_url, client, t
     preview = run("evict", "--prompt", "What is the refund policy?", "--cache", "redis", "--dry-run")
     assert "1 entry selected" in preview.stdout, preview.output
     scan_all = run("evict", "--response-contains", "never possible", "--dry-run")
-    assert "1 candidate key is not a cache entry (1 cacheops audit trail)" in scan_all.stderr, scan_all.output
+    assert "1 candidate key is not a cache entry (1 cacheops operations log)" in scan_all.stderr, scan_all.output
 
     # caches: the infrastructure row agrees with the JSON (keys and bytes are said, not 0 / 0 B)
     infra = next(c for c in run.json("caches")["caches"] if c["name"] == "cacheops")["infrastructure"]
     result = run("caches", "--table")
     row = next(line for line in result.stdout.splitlines() if "cacheops" in line and "infrastructure" in line)
     assert " 0 B " not in row and " - " in row
-    assert f"cacheops: {infra['keys']} key" in result.stderr and "1 cacheops audit trail" in result.stderr
+    assert f"cacheops: {infra['keys']} key" in result.stderr and "1 cacheops operations log" in result.stderr
 
     assert "['" not in run("doctor", "--table").stdout
 

@@ -116,7 +116,7 @@ def test_no_secret_in_any_output(locked_server, tmp_path, monkeypatch):
     files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
     assert backup in files and len([p for p in files if p.suffix == ".jsonl"]) >= 2
     written = [p.read_bytes().decode("utf-8", "replace") for p in files]
-    oplog = [repr(fields) for _, fields in admin.xrange("cacheops:audit")]
+    oplog = [repr(fields) for _, fields in admin.xrange("cacheops:oplog")]
     assert len(oplog) >= 4  # two evictions, a restore, a warm
     everything = "\n".join(outputs + written + oplog)
     assert "Hello" in everything and "Warm?" in everything  # the outputs were really collected

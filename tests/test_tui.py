@@ -131,7 +131,7 @@ def test_evict_via_the_modal_removes_exactly_the_selected_entry(client, redis_ur
     assert result.deleted == 1 and Path(result.backup).is_file()
     saved = [json.loads(line).get("key") for line in Path(result.backup).read_text().splitlines()]
     assert chosen in saved  # the backup holds exactly what was deleted
-    assert client.xlen("cacheops:audit") == 1
+    assert client.xlen("cacheops:oplog") == 1
 
 
 def test_cancelling_the_modal_removes_nothing(client, redis_url):

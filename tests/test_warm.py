@@ -105,7 +105,7 @@ def test_second_run_writes_nothing_and_refresh_rewrites(run, redis_url, client, 
     }
     assert {k: client.dump(k) for k in client.scan_iter(match="redis:*")} == before
     assert warm_json(run, path, "--refresh")["totals"]["written"] == 6
-    # every warm run that writes is in the audit trail
+    # every warm run that writes is in the operations log
     events = run.json_lines("history", "--action", "warm")
     assert [e["counts"]["written"] for e in events] == [6, 0, 6]
     assert events[0]["selectors"]["playbook"] == "onboarding"

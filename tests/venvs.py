@@ -20,7 +20,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# The versions FORMATS.md observed working; pinned so the layouts under test never drift.
+# The versions docs/layouts.md observed working; pinned so the layouts under test never drift.
 SPECS: dict[str, list[str]] = {
     # langchain-core < 1.2.7 (keys keep message ids), community RedisSemanticCache (redis-py < 6),
     # langchain-redis 0.2.3 (prefix ignored by the semantic cache; exact value = one object root).

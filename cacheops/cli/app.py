@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 import redis
@@ -12,7 +13,7 @@ import redis
 from .. import render
 from ..errors import CacheopsError, UsageError
 from ..exit_codes import ExitCode
-from ..server.connection import ConnectionSpec, connect, resolve_spec, translate_redis_error
+from ..server.connection import ConnectionSpec, as_cacheops_error, connect, internal_error, resolve_spec
 
 
 @dataclass
@@ -31,7 +32,7 @@ class AppState:
     read_from_replicas: bool | None = None
     embedded: bool = False
     _spec: ConnectionSpec | None = field(default=None, repr=False)
-    _client: redis.Redis | None = field(default=None, repr=False)
+    _client: Any = field(default=None, repr=False)  # a Redis, or a RedisCluster used the same way
 
     @property
     def spec(self) -> ConnectionSpec:
@@ -75,15 +76,15 @@ class CacheopsGroup(click.Group):
             return click.Group.invoke(self, ctx)
         except (CacheopsError, redis.RedisError) as exc:
             spec = ctx.obj._spec if isinstance(ctx.obj, AppState) else None
-            if isinstance(exc, redis.RedisError):
-                exc = translate_redis_error(exc, spec) or CacheopsError(f"Redis said: {exc}")
-            render.error(spec.scrub(exc.message) if spec else exc.message)
-            ctx.exit(int(exc.exit_code))
+            error = as_cacheops_error(exc, spec)
+            assert error is not None  # both kinds have a one-line message
+            render.error(spec.scrub(error.message) if spec else error.message)
+            ctx.exit(int(error.exit_code))
         except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
             render.error("interrupted")
-            ctx.exit(130)
+            ctx.exit(int(ExitCode.INTERRUPTED))
         except BrokenPipeError:
             # `cacheops scan | head`: the reader left; not an error
             sys.stderr.close()
@@ -91,7 +92,7 @@ class CacheopsGroup(click.Group):
         except Exception as exc:  # a bug: one line, traceback only on request
             if os.environ.get("CACHEOPS_DEBUG"):
                 raise
-            render.error(f"internal error: {type(exc).__name__}: {exc} (set CACHEOPS_DEBUG=1 for a traceback)")
+            render.error(f"{internal_error(exc)} (set CACHEOPS_DEBUG=1 for a traceback)")
             ctx.exit(int(ExitCode.ERROR))
 
 

@@ -198,9 +198,14 @@ def render_cache(r: CacheAudit) -> None:
             "missed",
             title=f"labelled set: {lab.prompts} prompts, {lab.paraphrases} paraphrases",
         )
-        for p in lab.points:
+        for point in lab.points:
             t.add_row(
-                f"{p.threshold:g}", f"{p.precision:.3f}", f"{p.recall:.3f}", str(p.right), str(p.wrong), str(p.missed)
+                f"{point.threshold:g}",
+                f"{point.precision:.3f}",
+                f"{point.recall:.3f}",
+                str(point.right),
+                str(point.wrong),
+                str(point.missed),
             )
         render.out(t)
         if lab.recommended is None:

@@ -42,7 +42,7 @@ def command(state: AppState, stop, into_url):
         f"{result.redisvl_stores} RedisVL SemanticCache stores and {result.embeddings} cached embeddings. "
         f"What cacheops sees:"
     )
-    render_catalog(build_catalog(client, build_context(client)))
+    render_catalog(build_catalog(client, build_context(client)))  # type: ignore[arg-type]  # a cluster reads alike
     target = "--embedded" if not into_url else f"--url {spec.display}"
     render.out(
         f"\nNext: [bold]cacheops {target} scan[/bold], [bold]cacheops {target} stats[/bold], "

@@ -87,7 +87,7 @@ def command(
         doc["result"] = result.to_dict()
         render.json_doc(doc)
         return
-    render_result(result, undo=suggested(state, "restore", result.backup))
+    render_result(result, undo=suggested(state, "restore", result.backup or ""))
 
 
 def render_preview(plan) -> None:
@@ -161,6 +161,6 @@ def render_result(result, undo: str) -> None:
     render.out(f"undo with: {render.escape(undo)}")
     actor = r.actor or {}
     render.note(
-        f"audit {r.audit_id} by {actor.get('redis_user')} ({actor.get('os_user')}@{actor.get('host')}); "
+        f"event {r.event_id} by {actor.get('redis_user')} ({actor.get('os_user')}@{actor.get('host')}); "
         f"`cacheops history` lists it"
     )

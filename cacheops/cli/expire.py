@@ -133,5 +133,7 @@ def render_result(result: expire_lib.ExpireResult) -> None:
         render.note(f"{r.gone:,} already gone (expired or deleted by the app)")
     if r.unchanged:
         render.note(f"{r.unchanged:,} came within the cap by themselves: unchanged")
-    render.out(f"backup: {render.escape(r.backup)}  (undo with: cacheops restore {render.escape(r.backup)})")
-    render.note(f"audit {r.audit_id}; `cacheops history` lists it")
+    render.out(
+        f"backup: {render.escape(r.backup or '')}  (undo with: cacheops restore {render.escape(r.backup or '')})"
+    )
+    render.note(f"event {r.event_id}; `cacheops history` lists it")

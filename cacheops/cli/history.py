@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..ops import oplog as audit_log
+from ..ops import oplog
 from .app import AppState, output_format, output_options, pass_state
 
 
@@ -15,16 +15,17 @@ from .app import AppState, output_format, output_options, pass_state
 @output_options
 @pass_state
 def command(state: AppState, limit, action, json_flag, table_flag):
-    """The audit trail of evictions, restores and cache warming runs on this server, newest first.
+    """The operations log: evictions, restores, warm runs and migrations on this server, newest first.
 
     Each event says who (Redis ACL user, OS user and host), when, the selectors, the counts and
-    the backup file. It lives in the capped stream cacheops:audit on the server itself.
+    the backup file. It lives in the capped stream cacheops:oplog on the server itself (events
+    that earlier versions wrote to cacheops:audit are shown too).
 
     \b
     Example:
         cacheops history --limit 5
     """
-    events = audit_log.history(state.client(), limit=limit, action=action)
+    events = oplog.history(state.client(), limit=limit, action=action)
     if output_format(json_flag, table_flag) == "json":
         for event in events:
             render.json_line(event)

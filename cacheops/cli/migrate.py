@@ -29,7 +29,7 @@ from .app import AppState, confirmed, pass_state, suggested
     "--from",
     "from_spec",
     metavar="SPEC",
-    help="The model the cache was written with (recorded in the audit trail; the old vectors are never needed).",
+    help="The model the cache was written with (recorded in the operations log; the old vectors are never needed).",
 )
 @click.option(
     "--target",
@@ -156,7 +156,7 @@ def render_result(result, evict_source: str) -> None:
         render.note(f"{r.not_entries:,} keys under {p.source}: are not entries of this cache: not copied")
     if r.conflicts:
         render.warn(f"{r.conflicts:,} target keys exist and are not hashes: left alone")
-    render.note(f"audit {r.audit_id}; `cacheops history` lists it")
+    render.note(f"event {r.event_id}; `cacheops history` lists it")
     name = render.escape(p.target)
     render.out(f"next: configure the app with {render.escape(migrate_lib.app_settings(p))}")
     render.out(

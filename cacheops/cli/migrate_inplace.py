@@ -37,7 +37,7 @@ def run_in_place(state: AppState, cache, to_spec, from_spec, target, batch, flus
     with render.status(f"checking {cache}…"):
         plan = inplace.plan(client, cache, mode, to_spec, from_spec, ctx=ctx)
         # only building re-embeds (loaded once per process: the one the plan used)
-        vectorizer = load_vectorizer(plan.state.to_spec) if plan.needs_model else None
+        vectorizer = load_vectorizer(plan.state.to_spec or "") if plan.needs_model else None
     doc = {"preview": plan.to_dict(), "dry_run": dry_run}
     if not json_flag:
         render_preview(plan)
@@ -81,8 +81,8 @@ def render_preview(plan: inplace.InPlacePlan) -> None:
     render.out(t)
     line = f"{plan.entries:,} entries in {e(plan.cache)}"
     if plan.mode == inplace.IN_PLACE:
-        line += f"; model {e(s.from_spec or '(not given)')} -> {e(s.to_spec)}"
-        line += f"; temporary cache {e(s.target)} ({plan.temp_entries:,} entries now)"
+        line += f"; model {e(s.from_spec or '(not given)')} -> {e(s.to_spec or '')}"
+        line += f"; temporary cache {e(s.target or '')} ({plan.temp_entries:,} entries now)"
     render.out(line)
     if s.backups:
         render.note("backups so far: " + ", ".join(s.backups))
@@ -93,7 +93,7 @@ def render_result(result: inplace.InPlaceResult) -> None:
     e = render.escape
     if r.plan.mode == inplace.IN_PLACE:
         render.out(
-            f"{e(r.plan.cache)} now holds {r.indexed:,} entries embedded with {e(s.to_spec)} "
+            f"{e(r.plan.cache)} now holds {r.indexed:,} entries embedded with {e(s.to_spec or '')} "
             f"({r.moved:,} moved in, {r.backed_up:,} old entries backed up) in {r.seconds:.1f}s"
         )
         if r.kept:
@@ -104,4 +104,4 @@ def render_result(result: inplace.InPlaceResult) -> None:
         render.out("next: start the app with the new model: it creates the cache's index for it")
     for path in s.backups:
         render.out(f"backup: {e(path)}  (undo: cacheops restore {e(path)}; see docs/migrate.md, Rollback)")
-    render.note(f"audit {r.audit_id}; `cacheops history` lists it")
+    render.note(f"event {r.event_id}; `cacheops history` lists it")

@@ -18,7 +18,7 @@ def command(state: AppState, file, force, dry_run, yes, json_flag):
     An entry that exists again with other content (the app cached a fresh answer since) is newer:
     it is kept unless --force. Entries whose expiry has passed since the backup stay gone.
     A `cacheops expire` backup puts the old TTLs back, on every entry whose TTL is still the one
-    expire set. Restoring is recorded in the audit trail (`cacheops history`).
+    expire set. Restoring is recorded in the operations log (`cacheops history`).
 
     \b
     Example:

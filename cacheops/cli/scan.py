@@ -1,7 +1,7 @@
 import click
 
 from .. import render
-from ..inspect.catalog import EntryFilter, UnknownKey, build_context, iter_entries, require_cache
+from ..inspect.catalog import NOT_ENTRIES, EntryFilter, build_context, iter_entries, require_cache
 from ..inspect.hits import attach_hits
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
@@ -89,7 +89,7 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     shown = 0
     for item in items:
         shown += 1
-        if isinstance(item, UnknownKey):
+        if isinstance(item, NOT_ENTRIES):
             t.add_row(
                 render.short_key(item.key, None),
                 "[dim]unknown[/dim]",

@@ -8,7 +8,7 @@ import click
 
 from ..errors import UsageError
 from ..inspect.suspect_rules import parse_date
-from ..ops.selection import Neighbourhood, Selection, parse_duration
+from ..ops.selection import Selection, SimilarTo, parse_duration
 from ..ownkeys import parse_pair
 
 SELECTOR_PARAMS = (
@@ -173,7 +173,7 @@ def build_selection(
         suspect=suspect,
         before=parse_date(before) if before else None,
         before_text=before,
-        similar=Neighbourhood(similar_to, threshold, embedding) if similar_to is not None else None,
+        similar=SimilarTo(similar_to, threshold, embedding) if similar_to is not None else None,
     )
     if selection.empty:
         raise UsageError(

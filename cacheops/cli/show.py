@@ -3,7 +3,7 @@ from rich.panel import Panel
 
 from .. import render
 from ..errors import NotFound, UsageError
-from ..inspect.catalog import UnknownKey, build_context, require_cache
+from ..inspect.catalog import NOT_ENTRIES, UnknownKey, build_context, require_cache
 from ..inspect.finder import find_by_prompt, read_entry
 from ..inspect.hits import attach_hits
 from ..layouts import Entry, Infrastructure, PromptQuery
@@ -34,10 +34,9 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
     ctx = build_context(client)
     require_cache(client, ctx, cache)
     if key:
-        item = read_entry(client, ctx, key)
-        entries = [item]
+        entries: list[Entry | Infrastructure | UnknownKey] = [read_entry(client, ctx, key)]
     else:
-        entries = find_by_prompt(client, ctx, PromptQuery(prompt, system), cache)
+        entries = list(find_by_prompt(client, ctx, PromptQuery(prompt, system), cache))
         if not entries:
             where = f" in cache {cache!r}" if cache else ""
             how = (
@@ -64,7 +63,7 @@ def command(state: AppState, key, prompt, system, cache, json_flag, table_flag):
 
 
 def render_entry(item) -> None:
-    if isinstance(item, UnknownKey):
+    if isinstance(item, NOT_ENTRIES):
         render.out(
             f"{render.escape(item.key)}: a {item.type} key that is not a known cache entry "
             f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it."

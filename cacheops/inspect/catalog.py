@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import redis
 
 from ..errors import NotFound
-from ..layouts import BY_ID, LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
+from ..layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
 from ..layouts import langchain_format as lc
 from ..server.indexes import IndexInfo, list_indexes
 from ..server.keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
+from ..units import human_duration
 
 
 @dataclass(slots=True)
@@ -39,34 +40,9 @@ class UnknownKey:
         }
 
 
-@dataclass(slots=True)
-class InfrastructureKey(UnknownKey):
-    """A key a cache library keeps beside its entries (counter, schema hash, report, tag set).
-    Recognised, but not an entry: like an unknown key it is never listed, counted or deleted as one."""
-
-    layout: str = ""
-    library: str = ""
-    cache: str = ""
-    kind: str = ""
-    role: str = ""
-
-    @classmethod
-    def of(cls, infra: Infrastructure, kind: str) -> InfrastructureKey:
-        return cls(
-            infra.key, infra.type, infra.bytes, infra.ttl_ms, infra.layout, infra.library, infra.cache, kind, infra.role
-        )
-
-    def to_dict(self) -> dict:
-        return {
-            "key": self.key,
-            "layout": self.layout,
-            "infrastructure": self.role,
-            "cache": self.cache,
-            "library": self.library,
-            "type": self.type,
-            "bytes": self.bytes,
-            "ttl_seconds": None if self.ttl_ms is None else self.ttl_ms / 1000,
-        }
+# What a listing may yield besides entries: keys no layout recognised, and the keys a library keeps
+# beside its entries. Neither is ever listed, counted or deleted as an entry.
+NOT_ENTRIES = (UnknownKey, Infrastructure)
 
 
 def build_context(client: redis.Redis, known_texts: Iterable[str] = (), learn: bool = True) -> Context:
@@ -114,22 +90,19 @@ def iter_records_classified(
     opts: ScanOptions | None = None,
     stats: ScanStats | None = None,
     full: bool = True,
-) -> Iterator[Entry | UnknownKey]:
+) -> Iterator[Entry | Infrastructure | UnknownKey]:
     for batch in iter_batches(client, opts, stats):
         for rec in batch:
             yield decode_record(rec, ctx, full)
 
 
-def decode_record(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | UnknownKey:
+def decode_record(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrastructure | UnknownKey:
     """full=False: decoded for a listing (what Entry.to_dict() shows; see Layout.decode)."""
     if rec.type == "none":
         return UnknownKey(rec.key_text, "none", None, None)
     entry = classify(rec, ctx, full)
     if entry is None:
         return UnknownKey(rec.key_text, rec.type, rec.memory, None if rec.pttl < 0 else rec.pttl)
-    if isinstance(entry, Infrastructure):
-        layout = BY_ID.get(entry.layout)
-        return InfrastructureKey.of(entry, layout.kind if layout is not None else "")
     return entry
 
 
@@ -144,14 +117,14 @@ def iter_entries(
     stats: ScanStats | None = None,
     server_side: bool | None = None,
     full: bool = True,
-) -> Iterator[Entry | UnknownKey]:
+) -> Iterator[Entry | Infrastructure | UnknownKey]:
     """Entries (and unknown keys on request) as a streaming scan finds them. full=False decodes only
     what a listing shows (Entry.to_dict(), the filters): several times cheaper per key."""
     flt = flt or EntryFilter()
     opts = ScanOptions(match=flt.scan_match(match, ctx), count=count, server_side=server_side)
     shown = 0
     for item in iter_records_classified(client, ctx, opts, stats, full):
-        if isinstance(item, UnknownKey):
+        if isinstance(item, NOT_ENTRIES):
             if item.type == "none" or not include_unknown:
                 continue
         elif not flt.accepts(item):
@@ -205,7 +178,7 @@ class CacheSummary:
     # bytes and TTLs count every key by its shape, the value-derived figures only n sampled keys.
     sampled: dict | None = None
 
-    def add_infrastructure(self, item: InfrastructureKey) -> None:
+    def add_infrastructure(self, item: Infrastructure) -> None:
         self.infrastructure[_role_kind(item.role)] += 1
         self.infrastructure_bytes += item.bytes or 0
         self.libraries.setdefault(item.library, 0)
@@ -284,13 +257,7 @@ def unreachable_dict(counts: Counter, nbytes: Counter) -> dict:
 
 
 def _dur(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    s = ms / 1000
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s / size:.0f}{unit}"
-    return f"{s:.0f}s"
+    return human_duration(None if ms is None else ms / 1000, coarse=True, none="-")
 
 
 @dataclass
@@ -305,7 +272,8 @@ class Catalog:
 
     @property
     def unreachable(self) -> tuple[Counter, Counter]:
-        counts, nbytes = Counter(), Counter()
+        counts: Counter = Counter()
+        nbytes: Counter = Counter()
         for c in self.caches:
             counts.update(c.unreachable)
             nbytes.update(c.unreachable_bytes)
@@ -343,7 +311,7 @@ def build_catalog(
     unknown = 0
     stats = stats if stats is not None else ScanStats()
     for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side, full=False):
-        if isinstance(item, InfrastructureKey):
+        if isinstance(item, Infrastructure):
             if flt.cache is None or flt.cache == item.cache:
                 summary = summaries.get(item.cache)
                 if summary is None:
@@ -388,9 +356,9 @@ def finish_catalog(
             summaries.setdefault(name, CacheSummary(name, "semantic", index=idx.name))
     for summary in summaries.values():
         summary.foreign_keys = unknown_by_prefix.get(summary.name, 0)
-        idx = next((i for i in ctx.indexes if i.name == summary.index), None)
-        if idx:
-            summary.index_prefixes = idx.prefixes
+        found = next((i for i in ctx.indexes if i.name == summary.index), None)
+        if found:
+            summary.index_prefixes = found.prefixes
         _annotate(summary, summaries, ctx)
     return Catalog(
         sorted(summaries.values(), key=lambda s: (s.kind, s.name)),

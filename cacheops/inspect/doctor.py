@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import redis
 
 from ..layouts import Context
+from ..ownkeys import OPLOG_STREAM
 from ..server import topology
+from ..server.scripting import is_no_permission, is_unknown_command
 from ..server.serverinfo import server_info
 from .catalog import build_catalog
 
@@ -29,7 +31,7 @@ NEEDED_COMMANDS = [
     ("server clock for expiries (TIME)", ["TIME"]),
     ("evict entries (UNLINK)", ["UNLINK", "k"]),
     ("restore backups (RESTORE)", ["RESTORE", "k", "0", "x"]),
-    ("audit trail (XADD)", ["XADD", "cacheops:audit", "*", "f", "v"]),
+    ("operations log (XADD)", ["XADD", OPLOG_STREAM, "*", "f", "v"]),
 ]
 # What cacheops also sends on a Redis Cluster (the client learns the slot map with CLUSTER SLOTS).
 CLUSTER_COMMANDS = [("cluster topology (CLUSTER SLOTS)", ["CLUSTER", "SLOTS"])]
@@ -137,7 +139,7 @@ def _check_acl(client: redis.Redis, report: DoctorReport, needed=NEEDED_COMMANDS
         try:
             reply = client.execute_command("ACL", "DRYRUN", user, *args)
         except redis.ResponseError as exc:
-            if "unknown command" in str(exc).lower() or "NOPERM" in str(exc) or "no permission" in str(exc).lower():
+            if is_unknown_command(exc) or is_no_permission(exc):
                 unknown = True
                 break
             continue  # e.g. a module command unknown to this server: reported by the module check

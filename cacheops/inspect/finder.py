@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis
 
 from ..errors import NotFound
-from ..layouts import LAYOUTS, Context, Entry, PromptQuery
+from ..layouts import LAYOUTS, Context, Entry, Infrastructure, PromptQuery
 from ..server.keyspace import SHOW_LIMIT, read_records
 from .catalog import UnknownKey, decode_record
 
 
-def read_entry(client: redis.Redis, ctx: Context, key: str | bytes) -> Entry | UnknownKey:
+def read_entry(client: redis.Redis, ctx: Context, key: str | bytes) -> Entry | Infrastructure | UnknownKey:
     """One key, read in full (up to SHOW_LIMIT bytes) and decoded. NotFound if it does not exist."""
     raw = key.encode("utf-8") if isinstance(key, str) else key
     rec = read_records(client, [raw], limit=SHOW_LIMIT)[0]

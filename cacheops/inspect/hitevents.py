@@ -38,7 +38,7 @@ def missing_flags(setting: str) -> str:
 
 def events_setting(client: redis.Redis) -> str:
     try:
-        reply = client.config_get("notify-keyspace-events")
+        reply: dict = client.config_get("notify-keyspace-events")
     except redis.ResponseError as exc:
         raise PermissionDenied(
             f"cannot read notify-keyspace-events (CONFIG GET refused: {exc}); ask for it to include {NEEDED_FLAGS}"

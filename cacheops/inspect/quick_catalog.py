@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 
 import redis
 
-from ..layouts import Context, Entry, claim_by_shape
+from ..layouts import Context, Entry, Infrastructure, claim_by_shape
 from ..server.keyspace import ScanOptions, ScanStats, iter_batches, read_records
 from .catalog import (
     TTL_BUCKETS,
     CacheSummary,
     Catalog,
     EntryFilter,
-    InfrastructureKey,
     UnknownKey,
     count_unknown,
     decode_record,
@@ -136,7 +135,7 @@ def _decode_sample(
     for start in range(0, len(keys), READ_CHUNK):
         for rec in read_records(client, keys[start : start + READ_CHUNK]):
             item = decode_record(rec, ctx, full=False)
-            if isinstance(item, InfrastructureKey):
+            if isinstance(item, Infrastructure):
                 if flt.cache is None or flt.cache == item.cache:
                     summary = summaries.get(item.cache)
                     if summary is None:

@@ -76,7 +76,7 @@ def collect_stats(
     """full=False: the quick catalog (key shape for every key, values for a sample per cache)."""
     info = server_info(client)
     access = AccessStats("lfu_frequency" if info.lfu else "idle_seconds")
-    pending: list[Entry] = []
+    pending: list = []  # entries, or keys claimed by shape (quick_catalog.ClaimedKey)
 
     def flush():
         pipe = client.pipeline(transaction=False)

@@ -12,7 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import redis
 
@@ -38,6 +38,14 @@ def hex_tail(key: bytes, *widths: int) -> int:
             return 0
         end = start - 1
     return len(key) - end
+
+
+def matched(pattern: re.Pattern, text: str) -> re.Match:
+    """The match of a key pattern that cache_of already checked the key against (decode's second look)."""
+    m = pattern.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} does not match {pattern.pattern!r}, which cache_of checked")
+    return m
 
 
 @dataclass
@@ -103,10 +111,11 @@ class Entry:
         llm_string ('gpt-4o' must not select gpt-4o-mini)."""
         if self.model == name:
             return True
-        return bool(self.llm_string) and (f"'{name}'" in self.llm_string or f'"{name}"' in self.llm_string)
+        llm_string = self.llm_string or ""
+        return f"'{name}'" in llm_string or f'"{name}"' in llm_string
 
     def to_dict(self, full: bool = False) -> dict:
-        out = {
+        out: dict[str, object] = {
             "key": self.key,
             "layout": self.layout,
             "library": self.library,
@@ -180,6 +189,7 @@ class Infrastructure:
     type: str
     bytes: int | None
     ttl_ms: int | None
+    kind: str = ""  # the kind of its layout's caches (exact, semantic, ...): its cache's kind in summaries
 
     def to_dict(self) -> dict:
         return {
@@ -207,7 +217,7 @@ class Context:
     # shown that needs them, e.g. doctor).
     learn: bool = True
     # Per-layout state a layout's prepare() read from the server once (never per key).
-    extras: dict[str, object] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
     _index_of: dict = field(default_factory=dict, repr=False, compare=False)  # index_for_prefix answers
 
     def learn_prompt(self, prompt: bytes | str) -> None:
@@ -271,7 +281,7 @@ class Layout(ABC):
     # (ops/playbook.py takes the Literal from the layout's module), or None: warm cannot write them.
     warm_type: ClassVar[str | None] = None
 
-    def prepare(self, client: redis.Redis, ctx: Context) -> None:
+    def prepare(self, client: redis.Redis, ctx: Context) -> None:  # noqa: B027  an optional hook, empty by default
         """Read once per command what decode needs from the server beyond the record (indexes are
         already in ctx). Must stay cheap or lazy: it runs before every scan and show."""
 
@@ -333,7 +343,9 @@ class Layout(ABC):
         return entry
 
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
-        return Infrastructure(rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec))
+        return Infrastructure(
+            rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec), self.kind
+        )
 
 
 class SemanticLayout(Layout):

@@ -1,6 +1,7 @@
 """cacheops' own keys beside the caches it operates: the operations log, tag hashes, hit records.
 
-cacheops:audit              STREAM  the operations log (ops/oplog.py)
+cacheops:oplog              STREAM  the operations log (ops/oplog.py)
+cacheops:audit              STREAM  the same log as earlier versions named it (still read by `history`)
 cacheops:tags:<key>         HASH    tags cacheops keeps for an entry that has no fields of its own
 cacheops:hit:<key>          HASH    the hit tracker's record of an entry (cacheops_track.keys)
 cacheops:hitrate:<m|h|t>:<cache>  HASH  the hit tracker's minute / hour buckets and totals
@@ -15,12 +16,12 @@ import re
 
 from cacheops_track import keys as track_keys
 
-from ..ownkeys import MIGRATE_STATE_PREFIX, TAG_PREFIX
-from ..ownkeys import OPLOG_STREAM as STREAM
+from ..ownkeys import LEGACY_OPLOG_STREAM, MIGRATE_STATE_PREFIX, OPLOG_STREAM, TAG_PREFIX
 from ..server.keyspace import RawRecord
 from .base import Context, Entry, Infrastructure, Layout, PromptQuery
 
-_STREAM_ROLE = "cacheops audit trail"
+_STREAM_ROLE = "cacheops operations log"
+_STREAMS = (OPLOG_STREAM.encode(), LEGACY_OPLOG_STREAM.encode())
 _TAGS_ROLE = "cacheops tags of an entry"
 _HIT_ROLE = "cacheops hit record of an entry"
 _BUCKET_ROLE = "cacheops hit-rate buckets"
@@ -34,17 +35,19 @@ class CacheopsOwnLayout(Layout):
     kind = "infrastructure"
     redis_type = "hash"
     redis_types = ("stream", "hash")
-    key_re = re.compile(r"^(?P<prefix>cacheops):(?:audit|tags:.+|hit:.+|hitrate:.+|tracked|migrate:.+)$", re.S)
+    key_re = re.compile(r"^(?P<prefix>cacheops):(?:oplog|audit|tags:.+|hit:.+|hitrate:.+|tracked|migrate:.+)$", re.S)
 
     def cache_of(self, rec: RawRecord) -> str | None:
-        if rec.type == "stream" and rec.key == STREAM.encode():
+        if rec.type == "stream" and rec.key in _STREAMS:
             return "cacheops"
         if rec.type == "hash" and rec.key.startswith(b"cacheops:") and _role(rec.key):
             return "cacheops"
         return None
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Infrastructure:
-        return self.infrastructure(rec, cache, _STREAM_ROLE if rec.type == "stream" else _role(rec.key))
+        return self.infrastructure(
+            rec, cache, _STREAM_ROLE if rec.type == "stream" else _role(rec.key) or "cacheops key"
+        )
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
         return []

@@ -1,6 +1,6 @@
 """langchain_community.cache.RedisCache (legacy exact cache): one HASH per (prompt, model).
 
-Key   md5(prompt + llm_string): a bare 32-hex key, no prefix (FORMATS.md E1)
+Key   md5(prompt + llm_string): a bare 32-hex key, no prefix (docs/layouts.md E1)
 Value fields "0", "1", ... one per generation, each langchain_core.load.dumps(generation)
 Neither the prompt nor the llm_string is stored, and they are hashed together: an entry is found
 from the user's text only with a known llm_string (learned from semantic caches of the same app).

@@ -1,7 +1,7 @@
 """langchain_community.cache.RedisSemanticCache (legacy semantic cache, redis-py < 6).
 
 Index  "cache:" + md5(llm_string), PREFIX "doc:cache:<md5(llm_string)>": one index per model config
-Key    doc:cache:<md5(llm_string)>:<uuid4 hex>, random: every miss adds a document (FORMATS.md E2)
+Key    doc:cache:<md5(llm_string)>:<uuid4 hex>, random: every miss adds a document (docs/layouts.md E2)
 Fields prompt (dumps() or raw text), content_vector (float32), llm_string, return_val (JSON array)
 GPTCache's "doc:" index also covers these keys (prefix bleed): attribution is by exact key shape.
 """
@@ -16,7 +16,7 @@ import redis
 from ..server.indexes import sample_fields
 from ..server.keyspace import RawRecord
 from . import langchain_format as lc
-from .base import HEX32, Context, Entry, Layout, PromptQuery
+from .base import HEX32, Context, Entry, Layout, PromptQuery, matched
 from .redisvl_semantic import (
     fields_of,
     mark_message_ids,
@@ -54,7 +54,7 @@ class CommunitySemanticLayout(Layout):
         fields = fields_of(rec)
         if not {b"prompt", b"llm_string", b"return_val", self.vector_field.encode()} <= fields.keys():
             return None
-        m = self.key_re.match(rec.key_text)
+        m = matched(self.key_re, rec.key_text)
         index = ctx.index_for_prefix(cache)
         entry = self.new_entry(rec, cache, index=index.name if index else None, prompt_hash=m.group("id"))
         messages, entry.prompt, ids = lc.read_prompt(text(fields[b"prompt"]) or "")
@@ -65,7 +65,8 @@ class CommunitySemanticLayout(Layout):
         if entry.llm_string and lc.md5_hex(entry.llm_string) != m.group("llm"):
             entry.notes.append("llm_string does not hash to the key's md5: written under another model config")
         try:
-            gens = list(orjson.loads(fields[b"return_val"]))
+            raw = fields[b"return_val"]
+            gens = list(orjson.loads(raw if isinstance(raw, bytes) else b""))
             answer, _model, generations, usage = lc.read_generations(gens, full)
         except (orjson.JSONDecodeError, TypeError, AttributeError):
             gens = []
@@ -81,9 +82,12 @@ class CommunitySemanticLayout(Layout):
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
         for idx in ctx.indexes:
-            if idx.name.startswith("cache:") and idx.fields.get(self.vector_field) == "VECTOR":
-                if cache is None or any(p.rstrip(":") == cache for p in idx.prefixes):
-                    yield from search_prompt_terms(client, idx.name, query.text)
+            if (
+                idx.name.startswith("cache:")
+                and idx.fields.get(self.vector_field) == "VECTOR"
+                and (cache is None or any(p.rstrip(":") == cache for p in idx.prefixes))
+            ):
+                yield from search_prompt_terms(client, idx.name, query.text)
 
     def matches(self, entry: Entry, query: PromptQuery, ctx: Context | None = None) -> bool:
         if entry.messages is None:

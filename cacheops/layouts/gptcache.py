@@ -1,6 +1,6 @@
 """GPTCache 0.1.x with Redis scalar storage (redis-om) and Redis vector storage.
 
-One entry = the question document plus its vector, shown and deleted together (FORMATS.md G):
+One entry = the question document plus its vector, shown and deleted together (docs/layouts.md G):
   <p>:questions:<n>   JSON (redis-om): pk, question, answers[], create_on, last_access, deleted, embedding
   <ns>doc:<n>         HASH {vector}: float32 bytes, indexed by the vector index (name = collection)
 Infrastructure (recognised, never an entry): <p>:counter (id counter), <p>:report:<ULID> (hit
@@ -22,7 +22,7 @@ import redis
 
 from ..server.indexes import IndexInfo, parse_search
 from ..server.keyspace import RawRecord, glob_escape
-from .base import Context, Entry, Infrastructure, Layout, PromptQuery, VectorInfo
+from .base import Context, Entry, Infrastructure, Layout, PromptQuery, VectorInfo, matched
 
 _QUESTION_RE = re.compile(r"^(?P<prefix>.+):questions:(?P<id>\d+)$", re.S)
 _REPORT_RE = re.compile(r"^(?P<prefix>.+):report:(?P<id>[0-9A-Z]{26})$", re.S)
@@ -144,8 +144,7 @@ class GPTCacheLayout(Layout):
                 if cache in state.prefixes and value.isdigit():
                     return self.infrastructure(rec, cache, "id counter")
                 return None
-            m = _SCHEMA_RE.match(text)
-            model = m.group("model")
+            model = matched(_SCHEMA_RE, text).group("model")
             if model == _ANSWERS_MODEL and cache == "":
                 return self.infrastructure(rec, DEFAULT_NAME, "redis-om schema hash (shared by every GPTCache)")
             if cache in state.prefixes and model in ("questions", "report", "sessions"):
@@ -167,10 +166,12 @@ class GPTCacheLayout(Layout):
             doc = {"question": _preview(raw, b'"question":"'), "answers": [{"answer": _preview(raw, b'"answer":"')}]}
         if not (isinstance(doc, dict) and "question" in doc and isinstance(doc.get("answers"), list)):
             return None
-        m = _QUESTION_RE.match(rec.key_text)
+        m = matched(_QUESTION_RE, rec.key_text)
         entry = self.new_entry(rec, cache, prompt_hash=None)
         entry.prompt = doc.get("question") if isinstance(doc.get("question"), str) else None
-        answers = [a.get("answer") for a in doc["answers"] if isinstance(a, dict) and isinstance(a.get("answer"), str)]
+        answers: list[str] = [
+            a["answer"] for a in doc["answers"] if isinstance(a, dict) and isinstance(a.get("answer"), str)
+        ]
         entry.answer = "\n".join(answers) if answers else None
         entry.inserted_at = _when(doc.get("create_on"))
         entry.updated_at = _when(doc.get("last_access"))
@@ -202,7 +203,7 @@ class GPTCacheLayout(Layout):
         if set(fields) != {b"vector"} or ns not in state.vector_indexes:
             return None
         index = state.vector_indexes[ns]
-        n = int(_VECTOR_RE.match(rec.key_text).group("id"))
+        n = int(matched(_VECTOR_RE, rec.key_text).group("id"))
         prefix = state.prefix_of.get(ns)
         if prefix is None:
             return self.infrastructure(rec, index.name, "vector (question prefix not paired: orphans not checked)")
@@ -235,7 +236,7 @@ class GPTCacheLayout(Layout):
         if query.system is not None:
             return []
         tag = re.sub(r"([^A-Za-z0-9_])", r"\\\1", query.text)
-        out = []
+        out: list[bytes] = []
         for prefix in sorted(_state(ctx).prefixes):
             if cache is not None and cache != prefix:
                 continue

@@ -2,7 +2,7 @@
 
 Key   <prefix>:<md5(prompt)>:<md5(llm_string)>   (default prefix "redis")
 Value JSON array of serialised generations (>= 0.2.6) or one generation object as root (<= 0.2.5).
-The prompt text and llm_string are not stored: only their md5s are in the key (FORMATS.md A).
+The prompt text and llm_string are not stored: only their md5s are in the key (docs/layouts.md A).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class LangChainExactLayout(Layout):
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True):
         key = rec.key_text  # cache_of checked the shape: "<prefix>:<md5 prompt>:<md5 llm_string>"
         prompt_md5, llm_md5 = key[-65:-33], key[-32:]
-        gens_raw, shape = None, None
+        gens_raw: list | None = None
+        shape = ""
         if isinstance(rec.value, bytes):
             try:
                 doc = orjson.loads(rec.value)

@@ -1,6 +1,6 @@
 """How LangChain turns a prompt and a model into the strings its caches key on, and back.
 
-Verified against langchain-core 0.1 - 1.7 (../shared/FORMATS.md section 1): a chat prompt is
+Verified against langchain-core 0.1 - 1.7 (docs/layouts.md section 1): a chat prompt is
 `langchain_core.load.dumps(messages)`, i.e. json.dumps with default separators and ensure_ascii
 of the serialised message list; a plain LLM's prompt is the raw text. The llm_string is either
 `str(sorted(params.items()))` or `json.dumps(serialized, sort_keys=True) + "---" + str(sorted(kwargs))`.
@@ -103,12 +103,6 @@ def read_prompt(prompt: str) -> tuple[list[tuple[str, str]] | None, str, list[st
     return messages, (humans[-1] if humans else (messages[-1][1] if messages else "")), ids
 
 
-def parse_prompt(prompt: str):
-    """(messages, user_text) for a serialised chat prompt; (None, prompt) for a plain LLM prompt."""
-    messages, text, _ids = read_prompt(prompt)
-    return messages, text
-
-
 def message_ids(prompt: str) -> list[str]:
     """The message ids a serialised chat prompt carries (see read_prompt)."""
     return read_prompt(prompt)[2]
@@ -182,14 +176,6 @@ def _model_of(meta) -> str | None:
         for name in ("model_name", "model", "model_id"):
             if isinstance(meta.get(name), str):
                 return meta[name]
-    return None
-
-
-def model_from_generations(gens: list[dict]) -> str | None:
-    for gen in gens:
-        model = _model_of(gen.get("response_metadata") or gen.get("generation_info"))
-        if model is not None:
-            return model
     return None
 
 

@@ -1,6 +1,6 @@
 """langchain-redis RedisSemanticCache: a RedisVL SemanticCache whose entries carry LangChain data.
 
-Key      <name>:<sha256(prompt)>, prompt = the serialised message list (FORMATS.md B)
+Key      <name>:<sha256(prompt)>, prompt = the serialised message list (docs/layouts.md B)
 prompt   langchain_core.load.dumps(messages); an LLM's raw text
 response JSON array of strings, each dumps(generation) (double-encoded)
 metadata {"llm_string": ...}: the model is told apart here, not in the key
@@ -72,8 +72,9 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
         if full:
             entry.messages = message_list(messages)
         mark_message_ids(entry, ids)
-        entry.llm_string = entry.metadata.get("llm_string")
-        if isinstance(entry.llm_string, str):
+        llm_string = (entry.metadata or {}).get("llm_string")
+        entry.llm_string = llm_string
+        if isinstance(llm_string, str):
             entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string)
         gens = []
         response = fields.get(b"response")

@@ -1,7 +1,7 @@
 """LiteLLM exact cache: litellm.Cache(type="redis"). One STRING per request.
 
 Key   [<namespace>:][<per-call namespace>:]sha256(pre_hash), pre_hash = "model: ...messages: [...]..."
-      in the caller's kwarg order (FORMATS.md F1). The request is not stored: only the response.
+      in the caller's kwarg order (docs/layouts.md F1). The request is not stored: only the response.
 Value {"timestamp", "response": ModelResponse JSON} as a Python repr (sync) or JSON (async).
 TTL   60 s by default.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..server.keyspace import RawRecord
-from .base import HEX64, Context, Entry, Layout, PromptQuery
+from .base import HEX64, Context, Entry, Layout, PromptQuery, matched
 from .litellm_format import decode_into, looks_like_wrapper
 
 CACHE_NAME = "litellm"  # keys without a namespace are bare sha256 hex
@@ -41,7 +41,7 @@ class LiteLLMExactLayout(Layout):
         encoding = looks_like_wrapper(raw)
         if encoding is None:
             return None
-        entry = self.new_entry(rec, cache, prompt_hash=self.key_re.match(rec.key_text).group("id"))
+        entry = self.new_entry(rec, cache, prompt_hash=matched(self.key_re, rec.key_text).group("id"))
         if not decode_into(entry, raw, encoding):
             return None
         entry.notes.append(

@@ -1,6 +1,6 @@
 """LiteLLM's cached value: {"timestamp": float, "response": <ModelResponse JSON string>}.
 
-The sync path writes the wrapper as a Python repr (str(dict)), the async path as JSON (FORMATS.md
+The sync path writes the wrapper as a Python repr (str(dict)), the async path as JSON (docs/layouts.md
 F1/F2). Read with json, falling back to ast.literal_eval, the way LiteLLM itself does: literal_eval
 only builds literals, it never calls anything, so a stored value cannot run code.
 """

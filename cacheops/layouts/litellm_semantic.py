@@ -1,7 +1,7 @@
 """LiteLLM redis-semantic cache: a RedisVL SemanticCache with a litellm_cache_key TAG (scope).
 
 Index  litellm_semantic_cache_index by default (its "_isolated" fallback when a same-named index
-       has another schema); keys <index>:sha256(prompt + "litellm_cache_key" + scope) (FORMATS.md F2)
+       has another schema); keys <index>:sha256(prompt + "litellm_cache_key" + scope) (docs/layouts.md F2)
 prompt every message's content concatenated with no separator
 response the same {"timestamp", "response"} wrapper as the exact cache, as a Python repr
 """
@@ -44,7 +44,7 @@ class LiteLLMSemanticLayout(RedisVLSemanticLayout):
             )
         raw = fields.get(b"response")
         encoding = looks_like_wrapper(raw) if isinstance(raw, bytes) else None
-        if encoding is None or not decode_into(entry, raw, encoding):
+        if encoding is None or not isinstance(raw, bytes) or not decode_into(entry, raw, encoding):
             entry.answer = text(raw)
 
     def prompt_strings(self, query: PromptQuery) -> list[str]:

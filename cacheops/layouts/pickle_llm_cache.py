@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ..server.keyspace import RawRecord
-from .base import HEX64, Context, Entry, Layout, PromptQuery
+from .base import HEX64, Context, Entry, Layout, PromptQuery, matched
 from .pickle_common import decode_pickle
 
 
@@ -28,7 +28,7 @@ class PickleLLMCacheLayout(Layout):
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
         raw = rec.value if isinstance(rec.value, bytes) else b""
-        entry = self.new_entry(rec, cache, prompt_hash=self.key_re.match(rec.key_text).group("id"))
+        entry = self.new_entry(rec, cache, prompt_hash=matched(self.key_re, rec.key_text).group("id"))
         return entry if decode_pickle(entry, raw) else None
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):

@@ -13,7 +13,6 @@ import pickletools
 from dataclasses import dataclass, field
 
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
-_BYTES_OPS = {"SHORT_BINBYTES", "BINBYTES", "BINBYTES8", "BYTEARRAY8"}
 _SAFE_GLOBALS = {
     ("builtins", "dict"),
     ("builtins", "list"),
@@ -89,9 +88,9 @@ def peek(raw: bytes) -> PicklePeek:
             elif name == "MEMOIZE":
                 memo[len(memo)] = pushed[-1] if pushed else None
             elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = pushed[-1] if pushed else None
+                memo[int(arg or 0)] = pushed[-1] if pushed else None
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                pushed.append(memo.get(int(arg)))
+                pushed.append(memo.get(int(arg or 0)))
             elif name in ("GLOBAL", "INST"):
                 out.globals.append(str(arg).replace(" ", "."))
                 pushed.append(None)

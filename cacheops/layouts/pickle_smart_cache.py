@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..server.keyspace import RawRecord
-from .base import Context, Entry, Infrastructure, Layout, PromptQuery
+from .base import Context, Entry, Infrastructure, Layout, PromptQuery, matched
 from .pickle_common import decode_pickle
 
 
@@ -27,6 +27,7 @@ class PickleSmartCacheLayout(Layout):
     def cache_of(self, rec: RawRecord) -> str | None:
         if b"smart_cache:" not in rec.key:
             return None
+        m: re.Match | None
         if rec.type == "string":
             m = self.key_re.match(rec.key_text)
         elif rec.type == "set":
@@ -37,8 +38,8 @@ class PickleSmartCacheLayout(Layout):
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | Infrastructure | None:
         if rec.type == "set":
-            return self.infrastructure(rec, cache, f"tag set of {self.tag_re.match(rec.key_text).group('tag')}")
-        m = self.key_re.match(rec.key_text)
+            return self.infrastructure(rec, cache, f"tag set of {matched(self.tag_re, rec.key_text).group('tag')}")
+        m = matched(self.key_re, rec.key_text)
         raw = rec.value if isinstance(rec.value, bytes) else b""
         entry = self.new_entry(rec, cache, prompt_hash=m.group("id"), tags={"version": f"v{m.group('version')}"})
         return entry if decode_pickle(entry, raw) else None

@@ -2,7 +2,7 @@
 
 Key    <name>:sha256(f"{content}:{model_name}")   (default name "embedcache")
 Fields entry_id, content, model_name, embedding (JSON text list), inserted_at [, metadata]
-(FORMATS.md D). It needs no modules; get() refreshes the TTL, which cacheops never calls.
+(docs/layouts.md D). It needs no modules; get() refreshes the TTL, which cacheops never calls.
 """
 
 from __future__ import annotations

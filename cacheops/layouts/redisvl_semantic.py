@@ -2,19 +2,19 @@
 
 Key    <name>:<sha256(prompt + filters)>   (default name "llmcache"; index prefix = name, no colon)
 Fields entry_id, prompt, response, prompt_vector, inserted_at, updated_at [, metadata] [, filter fields]
-(FORMATS.md C). The same hash shape is written by langchain-redis RedisSemanticCache, which has
+(docs/layouts.md C). The same hash shape is written by langchain-redis RedisSemanticCache, which has
 its own layout (langchain_semantic) that claims entries carrying metadata.llm_string first.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 import orjson
 
 from ..errors import UsageError
-from ..server.indexes import DTYPE_BYTES, parse_search
+from ..server.indexes import DTYPE_BYTES, IndexInfo, parse_search
 from ..server.keyspace import RawRecord
 from . import langchain_format as lc
 from .base import HEX64, Context, Entry, Message, PromptQuery, SemanticLayout, VectorInfo, hex_tail
@@ -102,11 +102,11 @@ PlaybookType = Literal["redisvl_semantic"]
 
 class RedisVLSemanticLayout(SemanticLayout):
     id = "redisvl_semantic"
-    warm_type = "redisvl_semantic"
+    warm_type: ClassVar[str | None] = "redisvl_semantic"
     library = "RedisVL SemanticCache"
     key_re = re.compile(rf"^(?P<prefix>.+):(?P<id>{HEX64})$", re.S)
     vector_field = "prompt_vector"
-    default_threshold = 0.1  # SemanticCache(distance_threshold=0.1) (docs/layouts.md C)
+    default_threshold: ClassVar[float | None] = 0.1  # SemanticCache(distance_threshold=0.1) (docs/layouts.md C)
     scope = "filter fields"
     _required = frozenset((b"prompt", b"response", vector_field.encode()))  # the core fields decode needs
 
@@ -137,7 +137,7 @@ class RedisVLSemanticLayout(SemanticLayout):
         entry.vector = vector_info(fields, self.vector_field, index)
         if fields.keys() - _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
             entry.tags = {
-                k.decode("utf-8", "replace"): text(v)
+                k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                 for k, v in fields.items()
                 if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)
             }
@@ -160,7 +160,7 @@ class RedisVLSemanticLayout(SemanticLayout):
             raise UsageError("--system only applies to LangChain caches; RedisVL SemanticCache embeds the raw prompt")
         return text
 
-    def semantic_prefixes(self, ctx: Context, cache: str | None) -> list[tuple[str, object]]:
+    def semantic_prefixes(self, ctx: Context, cache: str | None) -> list[tuple[str, IndexInfo]]:
         out = []
         for idx in ctx.indexes:
             if idx.key_type != "HASH" or self.vector_field not in idx.fields or "prompt" not in idx.fields:

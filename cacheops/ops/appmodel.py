@@ -1,6 +1,6 @@
 """What the app builds, built the same way: its model's llm_string, its prompt strings, the
 generations its cache stores, its embedding model. Used by cache warming (warm.py) so that a warmed
-entry sits exactly where the app's own lookup goes (FORMATS.md section 1).
+entry sits exactly where the app's own lookup goes (docs/layouts.md section 1).
 
 A model named by import path is constructed, and only asked for its llm_string; nothing here calls
 it. Imports of the app's classes happen here, at run time: cacheops does not depend on them.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
 from .playbook import ImportRef, ModelRef, is_vectorizer_spec
@@ -19,7 +20,7 @@ def build_import(ref: str, kwargs: dict, what: str, source: str):
     """Import package.module:name and call it with kwargs. ConfigError (exit 9) naming the fix."""
     module_name, _, attr = ref.partition(":")
     try:
-        obj = importlib.import_module(module_name)
+        obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except ImportError as exc:
@@ -40,7 +41,7 @@ class AppModel:
     label: str
     llm_string: str
     chat: bool
-    model: object | None = None  # the LangChain model, when built from an import (--generate asks it)
+    model: Any = None  # the LangChain model, when built from an import (--generate asks it)
     stop: list[str] | None = None
 
 
@@ -50,12 +51,14 @@ def resolve_model(ref: ModelRef, source: str) -> AppModel:
         return AppModel(ref.name, ref.llm_string, ref.chat)
     from langchain_core.language_models import BaseChatModel, BaseLLM
 
+    assert ref.import_ is not None  # a ModelRef is an llm_string or an import
     model = build_import(ref.import_, ref.kwargs, "model", source)
     if not isinstance(model, (BaseChatModel, BaseLLM)):
         raise ConfigError(
             f"{source}: model {ref.import_} built a {type(model).__name__}, not a LangChain chat model or LLM"
         )
-    return AppModel(ref.name, model._get_llm_string(stop=ref.stop), isinstance(model, BaseChatModel), model, ref.stop)
+    llm_string = model._get_llm_string(stop=ref.stop)  # type: ignore[union-attr]  # BaseLLM's is untyped
+    return AppModel(ref.name, llm_string, isinstance(model, BaseChatModel), model, ref.stop)
 
 
 def prompt_string(text: str, system: str | None, chat: bool) -> str:

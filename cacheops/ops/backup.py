@@ -42,6 +42,7 @@ from .. import faults
 from ..errors import CacheopsError, NotFound, UsageError
 from ..paths import state_dir
 from ..server import permissions
+from ..server.scripting import Script, is_busy_key
 from ..server.topology import refuse_on_cluster
 
 FORMAT = "cacheops-backup"
@@ -84,13 +85,20 @@ def server_time_ms(client: redis.Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-def hash_digest(fields: dict[bytes, bytes]) -> str:
-    """Order-independent digest of a hash's fields (the same as evict_read.lua's): the sha1 of the
-    sorted sha1s of each field written as <len>:<name><len>:<value>."""
-    parts = sorted(
-        hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest() for name, value in fields.items()
-    )
-    return hashlib.sha1("".join(parts).encode()).hexdigest()
+def fields_digest(fields: dict) -> bytes:
+    """A hash's fields, order-independent: the sorted sha1s of each field written as
+    <len>:<name><len>:<value> (a value read as its length, an int, is written as that number).
+    evict_read.lua's value_digest is the same formula on the server."""
+    parts = []
+    for name, value in fields.items():
+        value = value if isinstance(value, bytes) else str(value).encode()
+        parts.append(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(value), value)).hexdigest())
+    return "".join(sorted(parts)).encode()
+
+
+def hash_digest(fields: dict) -> str:
+    """The digest of a hash's fields a backup line keeps (restore compares it before overwriting)."""
+    return hashlib.sha1(fields_digest(fields)).hexdigest()
 
 
 @dataclass
@@ -281,7 +289,7 @@ def restore(
     header, _ = read_backup(path)
     # Keys backed up but then not deleted (they changed or vanished at delete time) must not be
     # resurrected: one pass to learn them (a short list), one to restore.
-    skip: set[tuple[bytes, str]] = set()
+    skip: set[tuple[bytes, str | None]] = set()
     first: bytes | None = None
     for doc in read_backup(path)[1]:
         if "not_deleted" in doc or "not_deleted_b64" in doc:
@@ -315,13 +323,13 @@ def restore(
     if ttl_batch:
         _restore_ttls(client, ttl_batch, dry_run, result)
     if not dry_run:
-        from . import oplog as audit_log
+        from . import oplog
 
         counts = {k: v for k, v in result.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
-        audit_log.record(
+        oplog.record(
             client,
             "restore",
-            actor or audit_log.whoami(client),
+            actor or oplog.whoami(client),
             header.get("selectors") or {},
             counts,
             str(path),
@@ -333,8 +341,8 @@ def restore(
 def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: bool, result: RestoreResult) -> None:
     now_ms = server_time_ms(client)
     keys = [key_from(d) for d in docs]
-    copies = [saved_copy(d) for d in docs]
-    restore_json = client.register_script(_RESTORE_JSON)
+    copies = [_copy_of(d) for d in docs]
+    restore_json = _RESTORE_JSON.bind(client, load=False)  # loaded once, if a JSON document comes
     pipe = client.pipeline(transaction=False)
     for key, (_, fmt) in zip(keys, copies):
         if fmt == "json":
@@ -380,7 +388,7 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
         for reply in pipe.execute(raise_on_error=False):
             if isinstance(reply, Exception):
                 text = str(reply)
-                if "BUSYKEY" in text:  # the app wrote the key between our check and RESTORE: keep it
+                if is_busy_key(text):  # the app wrote the key between our check and RESTORE: keep it
                     result.restored -= 1
                     result.kept_newer += 1
                     continue
@@ -414,7 +422,7 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
             else:
                 result.ttls_kept += 1
         return
-    script = client.register_script(_EXPIRE_CAS)
+    script = EXPIRE_CAS.bind(client, load=False)  # loaded at its first call
     for status in script(keys=keys, args=args):
         if status == 1:
             result.ttls_restored += 1
@@ -422,7 +430,17 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
             result.ttls_kept += 1
 
 
-_EXPIRE_CAS = Path(__file__).with_name("expire_cas.lua").read_text()
+# expire's compare-and-set of expiries (expire.py changes them with it, restore puts them back).
+EXPIRE_CAS = Script(Path(__file__).with_name("expire_cas.lua"))
+
+
+def _copy_of(doc: dict) -> tuple[bytes, str]:
+    copy = saved_copy(doc)
+    if copy is None:
+        raise CacheopsError(
+            f"backup line for {doc.get('key')!r} holds no saved copy (dump or json): is the file damaged?"
+        )
+    return copy
 
 
 def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
@@ -430,18 +448,18 @@ def _hash_digest_of(client: redis.Redis, key: bytes) -> str | None:
     return hash_digest(fields) if fields else None
 
 
-# RedisJSON documents go back through restore_json.lua (EVALSHA, loaded on first use by redis-py).
-_RESTORE_JSON = Path(__file__).with_name("restore_json.lua").read_text()
+# RedisJSON documents go back through restore_json.lua (EVALSHA, loaded on first use).
+_RESTORE_JSON = Script(Path(__file__).with_name("restore_json.lua"))
 
 
 def _queue_restore(
     pipe, restore_json, key: bytes, dump: bytes, fmt: str, expires_at_ms: int | None, replace: bool
 ) -> None:
     if fmt == "json":
-        restore_json(
-            keys=[key],
-            args=[dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"],
-            client=pipe,
+        pipe.execute_command(
+            *restore_json.command(
+                [key], [dump, "" if expires_at_ms is None else expires_at_ms, "1" if replace else "0"]
+            )
         )
         return
     args = ["RESTORE", key, expires_at_ms or 0, dump]

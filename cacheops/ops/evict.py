@@ -1,4 +1,4 @@
-"""Evict cache entries: select -> plan (preview) -> backup -> execute -> audit, the one destructive path.
+"""Evict cache entries: select -> plan (preview) -> backup -> execute -> log, the one destructive path.
 
 plan()    streams the candidates (see selection.py) through the layouts and the selectors, and keeps
           only counts per cache, a small sample, and the selected keys spooled to a temp file: memory
@@ -12,13 +12,14 @@ execute() works through the spool in batches. For each batch it WATCHes the keys
           EXEC; then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose
           copy is still the one backed up, and a key changed in between is re-read and re-checked.
           Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
-          Finally one event is appended to the audit stream.
+          Finally one event is appended to the operations log.
 Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
 """
 
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import tempfile
 import time
@@ -26,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import orjson
 import redis
@@ -37,6 +39,7 @@ from ..inspect.hits import read_hit_records
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
 from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
+from ..semantic.neighbours import similar_to_text
 from ..server import permissions
 from ..server.keyspace import (
     DEFAULT_ELIDE,
@@ -46,12 +49,12 @@ from ..server.keyspace import (
     ScanOptions,
     ScanStats,
     iter_batches,
-    lua_script,
     read_records,
 )
+from ..server.scripting import Script
 from ..server.topology import refuse_on_cluster
-from . import oplog as audit_log
-from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
+from . import oplog
+from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, fields_digest, server_time_ms
 from .selection import Selection, batched
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
@@ -60,8 +63,8 @@ READ_AHEAD = 2  # batches WATCHed and read while one is judged, backed up and de
 DEDUPE_WINDOW = 10 * BATCH  # a key SCAN returns twice within this many is selected once (> READ_AHEAD batches)
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
-_READ_SCRIPT = lua_script(Path(__file__).with_name("evict_read.lua"))
-_UNLINK_SCRIPT = (Path(__file__).with_name("evict_unlink.lua")).read_text()
+_READ_SCRIPT = Script(Path(__file__).with_name("evict_read.lua"), prelude=True, read_only=True)
+_UNLINK_SCRIPT = Script(Path(__file__).with_name("evict_unlink.lua"))
 
 Progress = Callable[[int], None]
 
@@ -79,33 +82,34 @@ class Plan:
     distances: dict[str, float] = field(default_factory=dict)
     candidates: int = 0  # keys looked at
     not_entries: int = 0  # candidates that exist but no layout recognised: never touched
-    # what those were: a library's infrastructure by role (e.g. "cacheops audit trail"), or "unknown"
+    # what those were: a library's infrastructure by role (e.g. "cacheops operations log"), or "unknown"
     not_entries_kinds: Counter = field(default_factory=Counter)
     missing: int = 0  # candidates (e.g. --key) that do not exist
     no_age: int = 0  # with --older-than: entries that record no insertion time, so were not selected
     untracked: int = 0  # with --cold: entries the hit tracker has no record of, so were not considered
     source: str = ""
     seconds: float = 0.0
-    _spool: object = field(default=None, repr=False)
+    _spool: IO[builtins.bytes] | None = field(default=None, repr=False)  # Plan.bytes shadows the type here
     _pending: list = field(default_factory=list, repr=False)  # spool lines of the current batch
 
     def _flush(self) -> None:
         if self._pending:
             self._pending.append(b"")
+            assert self._spool is not None  # plan() opened it
             self._spool.write(b"\n".join(self._pending))
             self._pending = []
 
-    def selected(self) -> Iterator[tuple[bytes, tuple, EntryInfo]]:
+    def selected(self) -> Iterator[tuple[builtins.bytes, tuple, EntryInfo]]:
         """(key, digests of what was judged (value, tags) and its type, entry info) for every selected entry."""
         if self._spool is None:
             return
         self._spool.seek(0)
-        for line in self._spool:
+        for line in self._spool:  # lines of bytes
             head, _, info = line.rstrip(b"\n").partition(b"\t")
             key, value_digest, tags_digest_, kind, cache, companions = orjson.loads(head)
             yield base64.b64decode(key), (value_digest, tags_digest_, kind), EntryInfo(cache, companions, info)
 
-    def keys(self) -> Iterator[bytes]:
+    def keys(self) -> Iterator[builtins.bytes]:
         for key, _, _ in self.selected():
             yield key
 
@@ -150,7 +154,7 @@ class EvictResult:
     no_longer_matching: int = 0  # rewritten by the app since the preview, and no longer selected
     kept_busy: int = 0  # rewritten on every attempt: left alone
     backup: str | None = None
-    audit_id: str | None = None
+    event_id: str | None = None  # the operations log event (`cacheops history`)
     actor: dict | None = None
     seconds: float = 0.0
 
@@ -165,7 +169,8 @@ class EvictResult:
             "no_longer_matching": self.no_longer_matching,
             "kept_busy": self.kept_busy,
             "backup": self.backup,
-            "audit_id": self.audit_id,
+            "event_id": self.event_id,
+            "audit_id": self.event_id,  # the same id under its earlier name, for scripts that read it
             "actor": self.actor,
             "seconds": round(self.seconds, 3),
         }
@@ -196,13 +201,13 @@ def plan(
     result = Plan(
         selection, source=selection.source(), distances=dict(selection.similar.distances) if selection.similar else {}
     )
-    result._spool = tempfile.TemporaryFile()
+    result._spool = tempfile.TemporaryFile()  # noqa: SIM115  held by the plan until execute or close()
     limit = SHOW_LIMIT if selection.needs_full_values else PREVIEW_LIMIT
     full = selection.needs_full_decode  # else a listing decode: all the preview and the backup show
     recent = _RecentKeys()
     for records in _candidate_records(client, selection, ctx, limit, server_side):
         result.candidates += len(records)
-        entries: list[tuple[Entry, bytes]] = []
+        entries: list[tuple[Entry, RawRecord]] = []
         for rec in records:
             if rec.type == "none":
                 result.missing += 1
@@ -212,7 +217,7 @@ def plan(
                 entries.append((item, rec))
             elif not is_companion_record(rec.key):
                 result.not_entries += 1
-                role = getattr(item, "role", "")  # an InfrastructureKey's, e.g. "cacheops audit trail"
+                role = getattr(item, "role", "")  # an Infrastructure's, e.g. "cacheops operations log"
                 result.not_entries_kinds[role.split(" of ", 1)[0] if role else f"unknown {rec.type} key"] += 1
         extra = read_tags(client, [rec.key for _, rec in entries]) if selection.needs_tags else [None] * len(entries)
         seen = _last_seen(client, entries, result) if selection.cold is not None else [None] * len(entries)
@@ -252,7 +257,7 @@ class _RecentKeys:
 
 def _last_seen(client, entries: list[tuple[Entry, RawRecord]], result: Plan) -> list[float | None]:
     """--cold: each entry's tracked last hit (its write time if never hit); untracked ones counted."""
-    out = []
+    out: list[float | None] = []
     for record in read_hit_records(client, [rec.key for _, rec in entries]):
         if record is None:
             result.untracked += 1
@@ -309,14 +314,9 @@ def _candidate_records(
 
 
 def _find_neighbours(client, ctx: Context, selection: Selection) -> None:
-    try:
-        from ..semantic import neighbours
-    except ImportError:
-        raise UsageError(
-            "--similar-to needs the neighbour search (cacheops.neighbours), which this build lacks"
-        ) from None
     sim = selection.similar
-    found = neighbours.similar_to_text(
+    assert sim is not None  # called only for --similar-to
+    found = similar_to_text(
         client, ctx, sim.text, sim.threshold, cache=selection.cache, system=selection.system, embedding=sim.embedding
     )
     sim.distances = {n.entry.key: float(n.distance) for n in found}
@@ -329,7 +329,7 @@ def execute(
     client: redis.Redis,
     the_plan: Plan,
     backup_path: Path | str | None = None,
-    actor: audit_log.Actor | None = None,
+    actor: oplog.Actor | None = None,
     server: str | None = None,
     on_progress: Progress | None = None,
     ctx: Context | None = None,
@@ -339,7 +339,7 @@ def execute(
     started = time.monotonic()
     selection = the_plan.selection
     ctx = ctx or build_context(client, known_texts=selection.prompts)
-    actor = actor or audit_log.whoami(client)
+    actor = actor or oplog.whoami(client)
     result = EvictResult(the_plan, actor=actor.to_dict())
     path = Path(backup_path) if backup_path else default_backup_path("evict")
     scripts = _Scripts(client)
@@ -365,9 +365,9 @@ def execute(
             "kept_busy": result.kept_busy,
         }
         try:  # also after a failure part-way: what was deleted is on record, with its backup
-            result.audit_id = audit_log.record(client, "evict", actor, selection.describe(), counts, result.backup)
+            result.event_id = oplog.record(client, "evict", actor, selection.describe(), counts, result.backup)
         except redis.RedisError:
-            result.audit_id = None  # the connection is gone; the original error is what matters
+            result.event_id = None  # the connection is gone; the original error is what matters
     return result
 
 
@@ -406,17 +406,19 @@ class _Deleter:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cacheops-evict") as pool:
             read_more()
-            previous = current = None  # the batch whose MULTI/EXECs were sent and whose replies are not read yet
+            # the batch whose MULTI/EXECs were sent and whose replies are not read yet, and the one
+            # being sent (both closed on the way out)
+            previous: tuple[int, list[_WatchedSlice], list] | None = None
+            current: tuple[int, list[_WatchedSlice], list | None] | None = None
             try:
                 while ahead:
                     items, watched, now_ms = ahead.popleft().result()
                     read_more()
                     current = (len(items), watched, None)
                     sent = self._send(items, watched, now_ms)
-                    current = (len(items), watched, sent)
                     if previous is not None:  # its replies, while the server runs this batch's
                         self._finish(*previous, on_progress)
-                    previous, current = current, None
+                    previous, current = (len(items), watched, sent), None
                 if previous is not None:
                     self._finish(*previous, on_progress)
                     previous = None
@@ -471,9 +473,10 @@ class _Deleter:
                 watch.close()
             raise
 
-    def _judge(self, items: list[Judged], reads: list[_Read]) -> list[tuple[_Read, EntryInfo, Entry | None]]:
+    def _judge(self, items: list[Judged], reads: list[_Read]) -> list[tuple[_Read, EntryInfo | None, Entry | None]]:
+        """The reads still selected, with the preview's entry info (None: re-judged, then the entry)."""
         judged = {key: (digests, info) for key, digests, info in items}
-        chosen = []
+        chosen: list[tuple[_Read, EntryInfo | None, Entry | None]] = []
         for read in reads:
             if read.copy is None:
                 self.result.gone += 1
@@ -494,10 +497,11 @@ class _Deleter:
                 self.result.no_longer_matching += 1
         return chosen
 
-    def _backup(self, judged: list[tuple[_Read, dict, Entry | None]], now_ms: int) -> list[Chosen]:
+    def _backup(self, judged: list[tuple[_Read, EntryInfo | None, Entry | None]], now_ms: int) -> list[Chosen]:
         extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
-        chosen = []
+        chosen: list[Chosen] = []
         for (read, info, _), comps in zip(judged, extra):
+            assert read.copy is not None and info is not None  # _judge keeps only what is there, with its info
             comps = comps + [c for c in (read.tag, read.hit) if c is not None]
             self.writer.add(
                 SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), now_ms, info.json, comps
@@ -543,7 +547,7 @@ class _Deleter:
             self.result.companions_deleted += len(comps)
             self.result.per_cache[info.cache] += 1
         else:
-            self.writer.not_deleted(read.key, dump_sha1(read.copy), "gone" if code == 0 else "changed")
+            self.writer.not_deleted(read.key, dump_sha1(read.copy or b""), "gone" if code == 0 else "changed")
             if code == 0:
                 self.result.gone += 1
 
@@ -552,11 +556,11 @@ class _Deleter:
         for _attempt in range(MAX_ATTEMPTS):
             codes = self.scripts.unlink(
                 [
-                    (read.key, dump_sha1(read.copy), read.copy_format, [c.key for c in comps])
+                    (read.key, dump_sha1(read.copy or b""), read.copy_format, [c.key for c in comps])
                     for read, _, comps in chosen
                 ]
             )
-            retry = []
+            retry: list[Judged] = []
             for (read, info, comps), code in zip(chosen, codes):
                 self._count(read, info, comps, code)
                 if code == -1:
@@ -571,17 +575,6 @@ class _Deleter:
         self.result.kept_busy += len(chosen)
 
 
-def _has_evalsha_ro(client: redis.Redis, sha: str) -> bool:
-    """Whether the server has EVALSHA_RO (Redis >= 7), asked once with an empty read."""
-    try:
-        client.execute_command("EVALSHA_RO", sha, 0, PREVIEW_LIMIT, "", TAG_PREFIX)
-        return True
-    except redis.ResponseError as exc:
-        if "unknown command" in str(exc).lower():
-            return False
-        raise
-
-
 def _time_ms(reply) -> int:
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
@@ -594,11 +587,7 @@ def record_digest(rec: RawRecord) -> str:
     head = rec.type.encode() + b"\n"
     value = rec.value
     if isinstance(value, dict):
-        parts = []
-        for name, v in value.items():
-            v = v if isinstance(v, bytes) else str(v).encode()
-            parts.append(hashlib.sha1(b"%d:%s%d:%s" % (len(name), name, len(v), v)).hexdigest())
-        return hashlib.sha1(head + "".join(sorted(parts)).encode()).hexdigest()
+        return hashlib.sha1(head + fields_digest(value)).hexdigest()
     if isinstance(value, bytes):
         return hashlib.sha1(head + value).hexdigest()
     return hashlib.sha1(head).hexdigest()
@@ -622,7 +611,7 @@ class EntryInfo:
 def entry_info(entry: Entry) -> EntryInfo:
     """What the backup line says about the entry, for people reading it (restore needs only the
     saved copy), and the companion keys its layout names."""
-    info = {
+    info: dict[str, object] = {
         "layout": entry.layout,
         "cache": entry.cache,
         "model": entry.model,
@@ -638,7 +627,9 @@ def entry_info(entry: Entry) -> EntryInfo:
     return EntryInfo(entry.cache, companions or None, orjson.dumps(info, default=str))
 
 
-def _layout_companions(client, chosen: list[tuple[Entry | None, _Read, dict]], ctx: Context) -> list[list[SavedKey]]:
+def _layout_companions(
+    client, chosen: list[tuple[Entry | None, _Read, EntryInfo | None]], ctx: Context
+) -> list[list[SavedKey]]:
     """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...):
     those of the re-decoded entry if it changed, else those the preview recorded. The cacheops tag
     hash is read with the entry itself; most entries have no other companions."""
@@ -648,7 +639,7 @@ def _layout_companions(client, chosen: list[tuple[Entry | None, _Read, dict]], c
             layout = BY_ID.get(entry.layout)
             names = layout.companion_keys(entry) if layout is not None else []
         else:
-            names = info.companion_keys or []
+            names = (info.companion_keys if info is not None else None) or []
         wanted.append([k.encode("utf-8") if isinstance(k, str) else k for k in names])
     if not any(wanted):
         return [[] for _ in chosen]
@@ -751,9 +742,10 @@ class _Scripts:
     def __init__(self, client: redis.Redis):
         self.client = client
         try:
-            self.read_sha = client.script_load(_READ_SCRIPT)
-            self.unlink_sha = client.script_load(_UNLINK_SCRIPT)
-            self.read_only = _has_evalsha_ro(client, self.read_sha)
+            self.reader = _READ_SCRIPT.bind(client)
+            self.unlinker = _UNLINK_SCRIPT.bind(client)
+            # an empty read settles EVALSHA_RO or EVALSHA before commands are built for pipelines
+            self.reader.probe(args=(PREVIEW_LIMIT, "", TAG_PREFIX))
         except redis.ResponseError as exc:
             raise PermissionDenied(
                 f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
@@ -766,18 +758,17 @@ class _Scripts:
         """The atomic read of each key with its backup copy (evict_read.lua); a key whose value
         digest equals its `expected` one is unchanged (parse_read). `types`: what the preview saw."""
         blank = [""] * len(keys)
-        return [
-            "EVALSHA_RO" if self.read_only else "EVALSHA",
-            self.read_sha,
-            len(keys),
-            *keys,
-            limit,
-            ",".join(DEFAULT_ELIDE),
-            TAG_PREFIX,
-            HIT_RECORD_PREFIX,
-            *(expected or blank),
-            *(types or blank),
-        ]
+        return self.reader.command(
+            keys,
+            [
+                limit,
+                ",".join(DEFAULT_ELIDE),
+                TAG_PREFIX,
+                HIT_RECORD_PREFIX,
+                *(expected or blank),
+                *(types or blank),
+            ],
+        )
 
     def read(self, keys: list[bytes], limit: int) -> list[_Read]:
         return self.parse_read(keys, self.client.execute_command(*self.read_command(keys, limit)), limit)
@@ -845,4 +836,4 @@ class _Scripts:
             keys.append(key)
             keys.extend(comps)
             argv.extend([sha, copy_format, len(comps)])
-        return self.client.evalsha(self.unlink_sha, len(keys), *keys, *argv)
+        return self.unlinker(keys, argv)

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -35,16 +36,14 @@ import redis
 from ..errors import UsageError
 from ..layouts import Context
 from ..ownkeys import tag_key
-from . import evict
-from . import oplog as audit_log
-from .backup import TTL_BACKUP_VERSION, BackupWriter, default_backup_path, server_time_ms
+from . import evict, oplog
+from .backup import EXPIRE_CAS, TTL_BACKUP_VERSION, BackupWriter, default_backup_path, server_time_ms
 from .selection import Selection, batched
 
 SET, CAP, PERSIST = "set", "cap", "persist"
 ACTION = "expire"
 BATCH = 500  # entries backed up (one fsync) and changed (one script call) per step
 KINDS = ("lengthen", "shorten", "add_ttl", "remove_ttl", "unchanged", "gone")
-CAS_SCRIPT = Path(__file__).with_name("expire_cas.lua").read_text()
 
 Progress = Callable[[int], None]
 
@@ -72,7 +71,7 @@ class TtlChange:
 
     def new_expiry(self, now_ms: int) -> int:
         """The absolute expiry (ms) this change gives, from now; -1 for none."""
-        return -1 if self.mode == PERSIST else now_ms + self.ms
+        return -1 if self.mode == PERSIST else now_ms + (self.ms or 0)
 
     def kind(self, seen: int, now_ms: int) -> str:
         """What the change does to an entry whose expiry is `seen` (absolute ms, -1 none)."""
@@ -81,11 +80,12 @@ class TtlChange:
         if seen == -1:
             return "add_ttl"
         remaining = seen - now_ms
+        ms = self.ms or 0  # set for --ttl and --ttl-max
         if self.mode == CAP:
-            return "shorten" if remaining > self.ms else "unchanged"
-        if self.ms == remaining:
+            return "shorten" if remaining > ms else "unchanged"
+        if ms == remaining:
             return "unchanged"
-        return "lengthen" if self.ms > remaining else "shorten"
+        return "lengthen" if ms > remaining else "shorten"
 
 
 @dataclass
@@ -97,7 +97,7 @@ class ExpirePlan:
     change: TtlChange
     counts: Counter = field(default_factory=Counter)
     per_cache: Counter = field(default_factory=Counter)  # entries to change, per cache
-    _spool: object = field(default=None, repr=False)
+    _spool: Any = field(default=None, repr=False)  # a TemporaryFile of spooled lines
 
     @property
     def total(self) -> int:
@@ -138,7 +138,7 @@ class ExpireResult:
     unchanged: int = 0  # --ttl-max: came within the cap by itself since the preview
     per_cache: Counter = field(default_factory=Counter)
     backup: str | None = None
-    audit_id: str | None = None
+    event_id: str | None = None  # the operations log event (`cacheops history`)
     actor: dict | None = None
     seconds: float = 0.0
 
@@ -158,7 +158,8 @@ class ExpireResult:
             **self.counts(),
             "per_cache": dict(self.per_cache.most_common()),
             "backup": self.backup,
-            "audit_id": self.audit_id,
+            "event_id": self.event_id,
+            "audit_id": self.event_id,  # the same id under its earlier name, for scripts that read it
             "actor": self.actor,
             "seconds": round(self.seconds, 3),
         }
@@ -219,7 +220,7 @@ def execute(
 ) -> ExpireResult:
     """Back up the old expiries, then change each entry's expiry if it is still the one the preview saw."""
     started = time.monotonic()
-    actor = audit_log.whoami(client)
+    actor = oplog.whoami(client)
     result = ExpireResult(the_plan, actor=actor.to_dict())
     change = the_plan.change
     header = {
@@ -233,7 +234,7 @@ def execute(
     }
     writer = BackupWriter(Path(backup_path) if backup_path else default_backup_path(ACTION), header)
     result.backup = str(writer.path)
-    script = client.register_script(CAS_SCRIPT)
+    script = EXPIRE_CAS.bind(client, load=False)  # loaded at its first call
     try:
         for chunk in batched(the_plan.entries(), BATCH):
             _change_batch(client, script, writer, change, chunk, result)
@@ -242,7 +243,7 @@ def execute(
     finally:
         writer.close()
         result.seconds = time.monotonic() - started
-        result.audit_id = audit_log.record(
+        result.event_id = oplog.record(
             client,
             ACTION,
             actor,

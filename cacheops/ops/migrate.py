@@ -1,4 +1,4 @@
-"""Re-embed a semantic cache with a new embedding model, side by side: plan (preview) -> execute -> audit.
+"""Re-embed a semantic cache with a new embedding model, side by side: plan (preview) -> execute -> log.
 
 When an app changes its embedding model, the vectors its semantic cache stored no longer fit: other
 dims break the index, same dims silently match the wrong neighbours (drift). A migration copies every
@@ -41,7 +41,7 @@ import redis
 from .. import faults
 from ..errors import TargetConflict, UsageError
 from ..inspect.catalog import EntryFilter, build_context, iter_entries, require_cache
-from ..layouts import DEFAULT_SEMANTIC, Context, SemanticLayout, classify, semantic_layout, semantic_layouts
+from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, classify, semantic_layout, semantic_layouts
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
 from ..server import permissions
@@ -49,7 +49,7 @@ from ..server.indexes import IndexInfo
 from ..server.keyspace import RawRecord, glob_escape
 from ..server.readahead import read_ahead
 from ..server.topology import refuse_on_cluster
-from . import oplog as audit_log
+from . import oplog
 
 ACTION = "migrate-embeddings"
 DEFAULT_BATCH = 64
@@ -122,7 +122,7 @@ class MigrationResult:
     seconds: float = 0.0
     embed_seconds: float = 0.0  # time the embedder spent embedding (the rest is Redis and waiting)
     created_index: bool = False
-    audit_id: str | None = None
+    event_id: str | None = None  # the operations log event (`cacheops history`)
     actor: dict | None = None
 
     @property
@@ -133,6 +133,7 @@ class MigrationResult:
         doc = {k: v for k, v in asdict(self).items() if k != "plan"}
         doc["entries_per_second"] = round(self.rate, 1)
         doc["target"] = self.plan.target
+        doc["audit_id"] = self.event_id  # the same id under its earlier name, for scripts that read it
         return doc
 
 
@@ -180,7 +181,8 @@ def plan(
     frm = parse_spec(from_spec) if from_spec else None
     ctx = ctx or build_context(client, learn=False)
     index = ctx.index_for_prefix(cache)
-    first = next(iter_entries(client, ctx, EntryFilter(cache=cache), limit=1, full=False), None)
+    found = next(iter_entries(client, ctx, EntryFilter(cache=cache), limit=1, full=False), None)
+    first = found if isinstance(found, Entry) else None
     if first is None and index is None:
         require_cache(client, ctx, cache)  # raises, naming the caches there are
     if first is not None and migratable(first.layout) is None:
@@ -337,7 +339,7 @@ def execute(
     on_progress: Progress | None = None,
     ctx: Context | None = None,
 ) -> MigrationResult:
-    """Create the target index (if new), copy and re-embed every entry, append the audit event."""
+    """Create the target index (if new), copy and re-embed every entry, log the event."""
     refuse_on_cluster(client, "migrate-embeddings")
     if batch < 1:
         raise UsageError("--batch must be at least 1")
@@ -356,9 +358,9 @@ def execute(
         if on_progress:
             on_progress(got.keys)
     result.seconds = time.monotonic() - started
-    actor = audit_log.whoami(client)
+    actor = oplog.whoami(client)
     result.actor = actor.to_dict()
-    result.audit_id = audit_log.record(
+    result.event_id = oplog.record(
         client,
         ACTION,
         actor,

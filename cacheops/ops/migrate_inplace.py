@@ -37,8 +37,7 @@ from ..layouts import Context
 from ..ownkeys import MIGRATE_STATE_PREFIX
 from ..semantic.vectorizers import parse_spec
 from ..server.keyspace import glob_escape
-from . import evict, migrate
-from . import oplog as audit_log
+from . import evict, migrate, oplog
 from .backup import default_backup_path
 from .selection import Selection
 
@@ -140,7 +139,7 @@ class InPlaceResult:
     kept: int = 0  # move: the source key existed already (written meanwhile): the copy was dropped
     indexed: int = 0  # create_index: documents in the new index
     backups: list[str] = field(default_factory=list)
-    audit_id: str | None = None
+    event_id: str | None = None  # the operations log event (`cacheops history`)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -154,7 +153,8 @@ class InPlaceResult:
             "kept": self.kept,
             "indexed": self.indexed,
             "backups": self.backups,
-            "audit_id": self.audit_id,
+            "event_id": self.event_id,
+            "audit_id": self.event_id,  # the same id under its earlier name, for scripts that read it
             "seconds": round(self.seconds, 3),
         }
 
@@ -206,6 +206,7 @@ def plan(
             )
         side = None
         if state.phase == "build":
+            assert state.to_spec is not None  # an in-place migration under way records its model
             side = migrate.plan(client, cache, state.to_spec, state.from_spec, state.target, vectorizer, ctx)
         temp = count_keys(client, state.target) if state.target else 0
         return InPlacePlan(cache, mode, state, True, count_keys(client, cache), temp, side)
@@ -258,10 +259,10 @@ def execute(
         result.phases_run.append(phase)
     state.clear(client)
     result.seconds = time.monotonic() - started
-    result.audit_id = audit_log.record(
+    result.event_id = oplog.record(
         client,
         migrate.ACTION,
-        audit_log.whoami(client),
+        oplog.whoami(client),
         selectors={"cache": state.cache, "mode": state.mode, "to": state.to_spec, "from": state.from_spec},
         counts={
             "migrated": result.migrated,
@@ -297,6 +298,7 @@ class _Phases:
 
     def build(self) -> None:
         s = self.state
+        assert s.to_spec is not None  # building re-embeds: the model is known
         side = migrate.plan(self.client, s.cache, s.to_spec, s.from_spec, s.target, self.vectorizer)
         done = migrate.execute(
             self.client, side, self.vectorizer, self.batch, on_progress=lambda n: self.progress("build", n)
@@ -335,6 +337,7 @@ class _Phases:
         self._drop(self.state.source_index, self.state.source_schema)
 
     def drop_temp_index(self) -> None:
+        assert self.state.target is not None  # in-place: the temporary cache is named
         self._drop(self.state.target, None)
 
     def _drop(self, name: str, expected: dict | None) -> None:
@@ -348,6 +351,7 @@ class _Phases:
 
     def move(self) -> None:
         s = self.state
+        assert s.target is not None  # in-place: the temporary cache is named
         source, temp = s.cache.encode() + b":", s.target.encode()
         pending: list[bytes] = []
         cursor = 0

@@ -1,9 +1,10 @@
-"""The trail of destructive operations: one entry per eviction or restore in a capped Redis stream.
+"""The operations log: one event per eviction, restore, warm run or migration in a capped Redis stream.
 
-It lives in the Redis it describes (cacheops:audit), so every operator of that server sees the
+It lives in the Redis it describes (cacheops:oplog), so every operator of that server sees the
 same history, whichever machine they ran cacheops from. The stream is capped (XADD MAXLEN ~), so it
-cannot grow without bound. `cacheops history` reads it newest first.
-(`cacheops audit` is a different command: it audits cached answers for wrong ones.)
+cannot grow without bound. `cacheops history` reads it newest first, together with the stream
+earlier versions wrote (cacheops:audit), which nothing writes any more.
+(`cacheops audit` is a different thing: it audits cached answers for wrong ones.)
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import getpass
 import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis
 
-from ..ownkeys import OPLOG_STREAM as STREAM
+from ..ownkeys import LEGACY_OPLOG_STREAM, OPLOG_STREAM
+
+STREAM = OPLOG_STREAM
 
 MAX_EVENTS = 10_000
 
@@ -71,11 +75,23 @@ def record(
 
 
 def history(client: redis.Redis, limit: int = 20, action: str | None = None) -> list[dict]:
-    """The newest events first (at most `limit` of them, of `action` if given)."""
+    """The newest events first (at most `limit` of them, of `action` if given), from the log and
+    from the stream earlier versions wrote (stream ids are times, so the two interleave by id)."""
+    events = _history_of(client, STREAM, limit, action) + _history_of(client, LEGACY_OPLOG_STREAM, limit, action)
+    events.sort(key=lambda doc: _id_order(doc["id"]), reverse=True)
+    return events[:limit]
+
+
+def _id_order(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _history_of(client: redis.Redis, stream: str, limit: int, action: str | None) -> list[dict]:
     out: list[dict] = []
-    last = "+"
+    last: str = "+"
     while len(out) < limit:
-        chunk = client.xrevrange(STREAM, max=last, min="-", count=max(limit, 100))
+        chunk: Any = client.xrevrange(stream, max=last, min="-", count=max(limit, 100))
         if not chunk:
             break
         for event_id, fields in chunk:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -43,7 +43,7 @@ from ..semantic.labelled import LabelledSet
 from ..yamlfile import load_yaml_model
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 def _check_import(value: str) -> str:
@@ -110,7 +110,7 @@ class ModelRef(BaseModel):
 
 # An embedding model: a vectorizer SPEC (hf:..., openai:...) or an import path, as a string, or an
 # import with kwargs (see appmodel.load_embedding).
-EmbeddingRef = Union[str, ImportRef]
+EmbeddingRef = str | ImportRef
 
 
 def is_vectorizer_spec(text: str) -> bool:
@@ -127,6 +127,11 @@ def _check_embedding(value):
             f"nor an import path (package.module:function)"
         )
     return value
+
+
+# A target's default threshold is its library's own (the layout says which).
+LANGCHAIN_DEFAULT_THRESHOLD: float = langchain_semantic.LangChainSemanticLayout.default_threshold or 0.2
+REDISVL_DEFAULT_THRESHOLD: float = redisvl_semantic.RedisVLSemanticLayout.default_threshold or 0.1
 
 
 class _Target(BaseModel):
@@ -154,7 +159,7 @@ class LangchainSemanticTarget(_Target):
     name: str = "llmcache"
     prefix: str = "llmcache"
     embedding: EmbeddingRef
-    distance_threshold: float = Field(langchain_semantic.LangChainSemanticLayout.default_threshold, ge=0, le=2)
+    distance_threshold: float = Field(LANGCHAIN_DEFAULT_THRESHOLD, ge=0, le=2)
 
     _embedding = field_validator("embedding")(_check_embedding)
     models: list[ModelRef] | None = Field(None, max_length=1)
@@ -173,7 +178,7 @@ class RedisvlSemanticTarget(_Target):
     type: redisvl_semantic.PlaybookType
     name: str = "llmcache"
     embedding: EmbeddingRef
-    distance_threshold: float = Field(redisvl_semantic.RedisVLSemanticLayout.default_threshold, ge=0, le=2)
+    distance_threshold: float = Field(REDISVL_DEFAULT_THRESHOLD, ge=0, le=2)
 
     _embedding = field_validator("embedding")(_check_embedding)
     filterable_fields: list[dict[str, Any]] | None = None  # default: the existing index's
@@ -232,7 +237,7 @@ class WarmSection(BaseModel):
 class Playbook(LabelledSet):
     """A labelled set with a warm section."""
 
-    warm: WarmSection
+    warm: WarmSection  # type: ignore[assignment]  # the labelled set's untyped section, validated here
 
 
 def load_playbook(path: str | Path) -> Playbook:

@@ -139,7 +139,7 @@ class CacheReplay:
         hits = [x for x in r if x.result in (HIT, WRONG)]
         labelled_hits = [x for x in hits if x.expected is not None]
         latencies = [x.ms for x in r]
-        out = {
+        out: dict[str, object] = {
             "cache": self.cache,
             "model": self.model,
             "lookups": len(r),
@@ -165,7 +165,7 @@ class CacheReplay:
     def per_threshold(self) -> list[dict]:
         """Hit and wrong-answer rates had the cache used another distance threshold."""
         rows = []
-        for t in sorted({*THRESHOLDS, self.threshold}):
+        for t in sorted({*THRESHOLDS, *([self.threshold] if self.threshold is not None else [])}):
             hits = [x for x in self.results if x.distance is not None and x.distance <= t]
             labelled = [x for x in hits if x.expected is not None]
             wrong = [x for x in labelled if not same_answer(x.expected, x.nearest_answer)]
@@ -232,11 +232,13 @@ def replay(
                 raise
             raise CacheopsError(f"cache {target.display}: cannot open it as the app does: {_reason(exc)}") from None
         semantic = not isinstance(target, LangchainExactTarget)
-        for model in models or [None]:
+        choices: list[AppModel | None] = [*models] or [None]
+        for model in choices:
+            threshold = getattr(target, "distance_threshold", None)  # semantic targets only
             run = CacheReplay(
                 target.display,
                 model.label if model else None,
-                target.distance_threshold if semantic else None,
+                threshold if semantic else None,
                 prices=report.prices,
             )
             report.caches.append(run)

@@ -40,7 +40,7 @@ def parse_duration(text: str) -> float:
 
 
 @dataclass
-class Neighbourhood:
+class SimilarTo:
     """--similar-to: the entries within `threshold` of `text` (filled by neighbours.similar_to_text)."""
 
     text: str
@@ -66,7 +66,7 @@ class Selection:
     cold_text: str | None = None
     cache: str | None = None
     unreachable: bool = False
-    similar: Neighbourhood | None = None
+    similar: SimilarTo | None = None
     suspect: str | None = None  # a `cacheops suspects` rule or category: exactly the entries it reports
     before: float | None = None  # with suspect stale: its --before date (epoch seconds)
     before_text: str | None = None
@@ -114,7 +114,7 @@ class Selection:
         )
 
     def describe(self) -> dict:
-        """The selectors as given, for the preview, the backup header and the audit trail."""
+        """The selectors as given, for the preview, the backup header and the operations log."""
         out: dict = {}
         if self.prompts:
             out["prompt"] = self.prompts
@@ -204,11 +204,11 @@ class Selection:
             return False
         if self.similar is not None and entry.key not in self.similar.distances:
             return False
-        return self._suspects is None or self._suspects.reports(entry, self.suspect)
+        return self._suspects is None or self._suspects.reports(entry, self.suspect or "")
 
     def presentable(self, entry: Entry) -> Entry:
         """The entry as a preview may show it: secrets and personal data in its prompt and answer masked."""
-        return redacted(entry, self._suspects.custom_secret if self._suspects is not None else ())
+        return redacted(entry, self._suspects.custom_secret if self._suspects is not None else [])
 
     def _tags_match(self, entry: Entry, extra: dict[str, str]) -> bool:
         for name, wanted in self.tags.items():
@@ -243,13 +243,13 @@ class Selection:
         through the scan engine, which reads keys and values in one round trip)."""
         source = self.source()
         if source == "keys":
-            yield from batched(_dedupe_window(self.keys), batch)
+            yield from batched(_dedupe_window(self.keys or ()), batch)
         elif source == "prompt":
             yield from batched(_dedupe_window(self._prompt_candidates(client, ctx)), batch)
         elif source == "prompt-hash":
             yield from batched(_dedupe_window(self._hash_candidates(client, ctx)), batch)
         elif source == "similar":
-            yield from batched((k.encode() for k in self.similar.distances), batch)
+            yield from batched((k.encode() for k in (self.similar.distances if self.similar else {})), batch)
 
     def _prompt_candidates(self, client, ctx) -> Iterator[bytes]:
         for query in self.queries():

@@ -14,6 +14,8 @@ layouts with their own filterable fields (RedisVL) those fields are the entry's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 from ..errors import NotFound
@@ -29,7 +31,7 @@ def set_tags(
     client: redis.Redis,
     entry_key: str | bytes,
     tags: dict[str, str],
-    remove: list[str] = (),
+    remove: Sequence[str] = (),
     context=None,
     check_permissions: bool = True,
 ) -> dict:
@@ -47,7 +49,7 @@ def set_tags(
         permissions.require(client, "tag", ["hash", "expire", "transactions"], under=key)
     pipe = client.pipeline(transaction=True)
     if tags:
-        pipe.hset(key, mapping=tags)
+        pipe.hset(key, mapping=dict(tags))  # type: ignore[arg-type]  # redis-py's Mapping is invariant
     if remove:
         pipe.hdel(key, *remove)
     if item.ttl_ms is not None:

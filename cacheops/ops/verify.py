@@ -145,6 +145,11 @@ class TargetVerify:
         self.display = target.display
         report.caches.append(self.display)
 
+    @property
+    def models_or_none(self) -> list[AppModel | None]:
+        """The models to look up for; [None] for a cache that keys on no model (RedisVL)."""
+        return list(self.models) or [None]
+
     def system_of(self, prompt) -> str | None:
         if prompt.system is not None:
             return prompt.system
@@ -165,6 +170,7 @@ class TargetVerify:
         )
 
     def go(self) -> None:
+        reason: str | None
         try:
             cache = self.open()
         except Exception as exc:
@@ -173,7 +179,7 @@ class TargetVerify:
             cache, reason = None, _reason(exc)
         else:
             reason = None if cache is not None else NO_INDEX
-        for model in self.models or [None]:
+        for model in self.models_or_none:
             for p in self.playbook.prompts:
                 for asked in self.asks(p):
                     if cache is None:
@@ -236,6 +242,7 @@ class TargetVerify:
         """The answer the app would be served for `asked`, or None (a miss)."""
         t = self.target
         if isinstance(t, (LangchainExactTarget, LangchainSemanticTarget)):
+            assert model is not None  # the playbook requires a model for LangChain caches
             generations = cache.lookup(prompt_string(asked, self.system_of(p), model.chat), model.llm_string)
             return generations[0].text if generations else None
         hits = cache.check(prompt=asked, num_results=1, filter_expression=self.filter_expression())

@@ -3,7 +3,7 @@
 Every entry is written by the cache library's own code, with the strings the app's own model
 computes, so the app's next lookup is a hit:
   - prompt: langchain_core.load.dumps of the message list (system message first, if any) for a chat
-    model, the raw text for a plain LLM (FORMATS.md section 1);
+    model, the raw text for a plain LLM (docs/layouts.md section 1);
   - llm_string: the app's model, built from the playbook (import path + kwargs, constructed and
     never called) -> model._get_llm_string(stop=...), or given verbatim;
   - write: RedisCache.update / RedisSemanticCache.update / SemanticCache.store, with the playbook's TTL.
@@ -19,7 +19,7 @@ objects have no TTL, so check() does not slide any entry's expiry; the client is
 
 Tags (playbook=<name>, warm.tags, per-prompt tags) go where `evict --tag` reads them: RedisVL
 filterable fields when the cache has a field of that name, else cacheops' tag hash beside the
-entry (tags.py). A run that writes is recorded in the audit stream (action "warm").
+entry (tags.py). A run that writes is recorded in the operations log (action "warm").
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ import redis
 
 from .. import faults
 from ..errors import CacheopsError, ConfigError, NotOnCluster
+from ..layouts import Context
 from ..layouts.langchain_format import parse_llm_string
 from ..server import permissions
 from ..server.connection import library_client, translate_redis_error
 from ..server.indexes import list_indexes
 from ..server.topology import has_search_coordinator, is_cluster, primary_nodes
-from . import oplog as audit_log
+from . import oplog
 from .appmodel import (
     AppModel,
     as_langchain_embeddings,
@@ -218,10 +219,10 @@ def warm(
         run.go()
     if not dry_run:
         totals = report.totals
-        report.event_id = audit_log.record(
+        report.event_id = oplog.record(
             client,
             "warm",
-            audit_log.whoami(client),
+            oplog.whoami(client),
             {"playbook": name, "file": source, "refresh": refresh, "generate": generate},
             {
                 "written": totals[WRITTEN],
@@ -280,7 +281,12 @@ class TargetRun:
         self.ttl = ttl_of(playbook, target)
         self.outcome = CacheOutcome(target.display, target.type, [m.label for m in models], self.ttl)
         report.caches.append(self.outcome)
-        self._context = None
+        self._context: Context | None = None
+
+    @property
+    def models_or_none(self) -> list[AppModel | None]:
+        """The models to warm for; [None] for a cache that keys on no model (RedisVL)."""
+        return list(self.models) or [None]
 
     def system_of(self, prompt) -> str | None:
         if prompt.system is not None:
@@ -305,13 +311,13 @@ class TargetRun:
             if _fatal(exc):
                 raise
             self.outcome.error = _reason(exc)
-            for model in self.models or [None]:
+            for model in self.models_or_none:
                 for p in self.playbook.prompts:
                     self.record(model.label if model else None, p.prompt, FAILED, reason=self.outcome.error)
             return
         if opened is not None and isinstance(self.target, LangchainSemanticTarget):
             self.outcome.cache = opened.cache.index.name  # the name langchain-redis gave the index
-        for model in self.models or [None]:
+        for model in self.models_or_none:
             for p in self.playbook.prompts:
                 try:
                     self.one(opened, model, p)
@@ -410,6 +416,7 @@ class TargetRun:
         elif self.dry_run:
             self.record(label, p.prompt, WOULD_WRITE, key, note or (ASKS_MODEL if p.answer is None else None))
         elif p.answer is None:
+            assert model is not None  # checked above: no model to ask is a skip
             self.ask(cache, model, p, key)
             if not self.check(cache, model, p)[1]:
                 raise CacheopsError(
@@ -426,7 +433,8 @@ class TargetRun:
 
     def may_replace(self, label: str | None, other_model: str, prompt: str) -> bool:
         if self.replace_ok is None:
-            self.replace_ok = bool(self.ask_to_replace) and self.ask_to_replace(
+            ask = self.ask_to_replace
+            self.replace_ok = ask is not None and ask(
                 f"{self.outcome.cache} keys on the prompt only: writing {label}'s answer to {prompt!r} "
                 f"replaces {other_model}'s entry. Replace other models' entries in {self.outcome.cache}?"
             )
@@ -438,10 +446,12 @@ class TargetRun:
 
         t = self.target
         if isinstance(t, LangchainExactTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
             key = cache._key(prompt, model.llm_string)  # the library's own key for (prompt, llm_string)
             return key, bool(self.client.exists(key)), None
         if isinstance(t, LangchainSemanticTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             prompt = prompt_string(p.prompt, self.system_of(p), model.chat)
             if cache is None:  # dry run, the index does not exist yet
                 return f"{t.display}:{hashify(prompt)}", False, None
@@ -485,6 +495,7 @@ class TargetRun:
     def write(self, cache, model: AppModel | None, p) -> str | None:
         t = self.target
         if isinstance(t, LangchainExactTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             cache.update(
                 prompt_string(p.prompt, self.system_of(p), model.chat),
                 model.llm_string,
@@ -492,6 +503,7 @@ class TargetRun:
             )
             return None
         if isinstance(t, LangchainSemanticTarget):
+            assert model is not None  # the playbook requires a model for LangChain caches
             cache.cache.set_ttl(self.ttl)
             try:
                 cache.update(
@@ -518,6 +530,7 @@ class TargetRun:
         if semantic:
             cache.cache.set_ttl(self.ttl)
         try:
+            assert model.model is not None  # checked in one(): only imported models are asked
             model.model.invoke(messages if model.chat else (p.prompt if system is None else messages), stop=model.stop)
         finally:
             set_llm_cache(before)

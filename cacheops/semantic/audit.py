@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import redis
@@ -25,7 +26,7 @@ from ..errors import ConfigError, NotFound, UsageError
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, semantic_layout
 from ..server.topology import refuse_on_cluster
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
-from .neighbours import NearestStats, SemanticCache, iter_nearest, semantic_caches
+from .neighbours import NearestList, NearestStats, SemanticCache, iter_nearest, semantic_caches
 from .vectorizers import load_vectorizer, spec_for_cache, threshold_for_cache
 
 BIN = 0.005  # histogram resolution while streaming (cosine distance spans 0..2)
@@ -90,7 +91,7 @@ class Histogram:
 
     def rows(self, buckets: int = 12, include: float | None = None) -> list[tuple[float, float, int]]:
         """(from, to, count) over the occupied range (stretched to `include`), in about `buckets` rows."""
-        if not self.total:
+        if not self.total or self.low is None or self.high is None:
             return []
         first = int(self.low / BIN)
         last = min(NBINS - 1, int(self.high / BIN))
@@ -247,6 +248,7 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
     pair_ids: set[int] = set()
     worst: list[tuple[float, int, Pair]] = []  # max-heap by distance (negated) of the closest collisions
     closest = None
+    nearest: Iterable[NearestList]
     if opts.method == "knn":
         nearest = iter_nearest(client, ctx, sc.name, k=opts.k, stats=stats, model=opts.model)
         result.search = {"method": "knn"}
@@ -334,6 +336,7 @@ def _nearest_by_rows(client, ctx, sc: SemanticCache, opts: AuditOptions, result:
     pair_ids: set[int] = set()
     found: list[tuple[float, int, tuple[int, int]]] = []
     try:
+        assert store.scope is not None and store.alive is not None and store.answer is not None  # loaded above
         alive_scopes = np.unique(store.scope[store.alive])
         scopes.update(alive_scopes[:100_000].tolist())
         for rows, idx, dist in allpairs.nearest_blocks(store, opts.k, opts.method, search):
@@ -432,7 +435,7 @@ def bare_comparison(
         pipe.hget(e.key, sc.vector_field)
     raw = pipe.execute()
     dtype = np.dtype(sc.dtype).newbyteorder("<")
-    keep = [(e, v) for e, v in zip(sample, raw) if isinstance(v, bytes) and len(v) == sc.index.vector.nbytes]
+    keep = [(e, v) for e, v in zip(sample, raw) if isinstance(v, bytes) and len(v) == sc.vector.nbytes]
     sample = [e for e, _ in keep]
     stored = unit_rows([np.frombuffer(v, dtype=dtype) for _, v in keep]) if keep else None
     bare = embed_bare([(e.prompt, None) for e in sample]) if sample else None

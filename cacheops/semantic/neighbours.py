@@ -24,7 +24,7 @@ import redis
 from ..errors import CacheopsError
 from ..inspect.catalog import EntryFilter, decode_record, iter_entries, no_such_cache
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, semantic_layout
-from ..server.indexes import IndexInfo, parse_search
+from ..server.indexes import IndexInfo, VectorField, parse_search
 from ..server.keyspace import read_records
 from ..server.topology import refuse_on_cluster
 from .vectorizers import embed_buffer, load_vectorizer, spec_for_cache
@@ -69,12 +69,17 @@ class SemanticCache:
         return semantic_layout(self.layout) or DEFAULT_SEMANTIC
 
     @property
+    def vector(self) -> VectorField:
+        assert self.index.vector is not None  # semantic_caches keeps only indexes with a vector field
+        return self.index.vector
+
+    @property
     def vector_field(self) -> str:
-        return self.index.vector.name
+        return self.vector.name
 
     @property
     def dtype(self) -> str:
-        return self.index.vector.dtype.lower()
+        return self.vector.dtype.lower()
 
 
 @dataclass
@@ -163,11 +168,11 @@ def similar_to_text(
 
 
 def check_dims(sc: SemanticCache, nbytes: int) -> None:
-    if nbytes != sc.index.vector.nbytes:
-        width = nbytes // max(1, sc.index.vector.nbytes // max(1, sc.index.vector.dims))
+    if nbytes != sc.vector.nbytes:
+        width = nbytes // max(1, sc.vector.nbytes // max(1, sc.vector.dims))
         raise CacheopsError(
             f"the embedding model gives {width}-dimension vectors but cache {sc.name!r} holds "
-            f"{sc.index.vector.dims}-dimension ones: it is not this cache's model "
+            f"{sc.vector.dims}-dimension ones: it is not this cache's model "
             f"(set caches.{sc.name}.embedding or pass --embedding)"
         )
 
@@ -223,7 +228,7 @@ def _nearest_batch(
     pipe = client.pipeline(transaction=False)
     asked = []
     for entry, vector in zip(entries, vectors):
-        if not isinstance(vector, bytes) or len(vector) != sc.index.vector.nbytes:
+        if not isinstance(vector, bytes) or len(vector) != sc.vector.nbytes:
             stats.skipped += 1
             continue
         query = VectorQuery(
@@ -292,7 +297,7 @@ def _hits(reply) -> list[tuple[str, float]]:
     for key, fields in parse_search(reply):
         score = fields.get(b"vector_distance", fields.get("vector_distance"))
         try:
-            out.append((_key_text(key), float(score)))
+            out.append((_key_text(key), float(score)))  # type: ignore[arg-type]  # None: skipped below
         except (TypeError, ValueError):
             continue
     return out

@@ -201,16 +201,6 @@ def library_text(layout: str, text: str, system: str | None = None, chat: bool =
     return (semantic_layout(layout) or DEFAULT_SEMANTIC).embedded_text(text, system, chat)
 
 
-def embed_texts(vectorizer, texts: list[str], batch_size: int = 32):
-    """Embeddings of texts as a float32 numpy matrix (one row per text)."""
-    import numpy as np
-
-    if not texts:
-        return np.zeros((0, getattr(vectorizer, "dims", 0) or 0), dtype=np.float32)
-    rows = vectorizer.embed_many(list(texts), batch_size=batch_size)
-    return np.asarray(rows, dtype=np.float32)
-
-
 def embed_buffer(vectorizer, text: str, dtype: str = "float32") -> bytes:
     """One embedding as the little-endian bytes an index of that dtype stores."""
     import numpy as np

@@ -17,6 +17,7 @@ import contextlib
 import os
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import redis
@@ -35,6 +36,7 @@ from ..errors import (
     PermissionDenied,
 )
 from ..paths import config_file
+from .scripting import is_auth_failure, is_no_permission, is_unknown_command
 from .topology import Topology, attach_topology
 
 DEFAULT_URL = "redis://localhost:6379"
@@ -191,6 +193,7 @@ def resolve_spec(
     if url:
         spec.url, spec.source = url, "--url"
     elif profile:
+        assert config is not None  # loaded above whenever a profile can be named
         prof = config.profiles.get(profile)
         if prof is None:
             known = ", ".join(sorted(config.profiles)) or "none defined"
@@ -335,11 +338,12 @@ def _connect_cluster(spec: ConnectionSpec, target: UrlTarget, no_touch: bool) ->
                 **kwargs,
             )
         except rex.RedisClusterException as exc:  # every seed failed: say why (a wrong password is exit 4)
-            if isinstance(translate_redis_error(exc, spec), AuthFailed):
-                raise translate_redis_error(exc, spec) from None
+            error = translate_redis_error(exc, spec)
+            if isinstance(error, AuthFailed):
+                raise error from None
             raise ConnectionFailed(f"{spec.display}: not a usable Redis Cluster ({spec.scrub(str(exc))})") from None
         client.ping(target_nodes=RedisCluster.ALL_NODES)
-    client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))
+    client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))  # type: ignore[attr-defined]  # ours
     return attach_topology(client, Topology("cluster", spec.read_from_replicas))
 
 
@@ -411,7 +415,7 @@ def library_client(client: redis.Redis | RedisCluster) -> redis.Redis | RedisClu
     would change the replies cacheops itself parses (JSON.GET would come back decoded). On a cluster,
     a second RedisCluster over the same seeds (a cluster client has no single pool to share)."""
     if isinstance(client, RedisCluster):
-        kwargs = dict(client.cacheops_connect_kwargs)
+        kwargs = dict(client.cacheops_connect_kwargs)  # type: ignore[attr-defined]  # set by connect
         nodes = [ClusterNode(host, port) for host, port in kwargs.pop("startup_nodes")]
         return RedisCluster(startup_nodes=nodes, redis_connect_func=_node_setup(True), **kwargs)
     return redis.Redis(connection_pool=client.connection_pool)
@@ -422,10 +426,11 @@ class _NoTouchMixin:
     not bump a key's LRU idle time or LFU counter. Older servers reject the command; that is fine."""
 
     def on_connect_check_health(self, check_health: bool = True):
-        super().on_connect_check_health(check_health)
+        conn: Any = super()
+        conn.on_connect_check_health(check_health)
         try:
-            self.send_command("CLIENT", "NO-TOUCH", "ON")
-            self.read_response()
+            conn.send_command("CLIENT", "NO-TOUCH", "ON")
+            conn.read_response()
         except rex.ResponseError:
             pass
 
@@ -443,7 +448,7 @@ class _CountedMixin:
     def on_connect_check_health(self, check_health: bool = True):
         global _connections_made
         _connections_made += 1
-        super().on_connect_check_health(check_health)
+        super().on_connect_check_health(check_health)  # type: ignore[misc]  # a mixin: the connection class has it
 
 
 def run_id(client: redis.Redis) -> str | None:
@@ -565,13 +570,9 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
     where = spec.display if spec else "the Redis server"
     text = (spec.scrub(str(exc)) if spec else str(exc)) or type(exc).__name__
     auth_hint = "check the username/password in the URL, profile, --password or REDIS_PASSWORD"
-    if (
-        isinstance(exc, rex.AuthenticationError)
-        or text.startswith(("NOAUTH", "WRONGPASS"))
-        or "invalid username-password" in text
-    ):
+    if is_auth_failure(exc):
         return AuthFailed(f"{where}: authentication failed ({text}); {auth_hint}")
-    if isinstance(exc, rex.NoPermissionError) or text.startswith("NOPERM"):
+    if is_no_permission(exc):
         return PermissionDenied(
             f"{where}: the ACL user may not do this ({text}); `cacheops doctor` lists the permissions cacheops needs"
         )
@@ -597,7 +598,7 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
         return ConnectionFailed(
             f"cannot reach {where}: {text.rstrip('.')}; check --url / REDIS_URL and that the server is up"
         )
-    if isinstance(exc, rex.ResponseError) and "unknown command" in text.lower():
+    if isinstance(exc, rex.ResponseError) and is_unknown_command(text):
         upper = text.upper()
         if "'FT." in upper or "'JSON." in upper:
             module = "search (RediSearch)" if "'FT." in upper else "JSON (RedisJSON)"
@@ -605,3 +606,18 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
                 f"{where}: the server has no {module} module; use Redis 8 or Redis Stack, or load the module"
             )
     return None
+
+
+def as_cacheops_error(exc: BaseException, spec: ConnectionSpec | None = None) -> CacheopsError | None:
+    """The one-line error a front end shows for `exc` (the CLI and the TUI both ask here): a
+    CacheopsError as it is, a Redis error translated (or quoted), None for anything else (a bug)."""
+    if isinstance(exc, CacheopsError):
+        return exc
+    if isinstance(exc, rex.RedisError):
+        return translate_redis_error(exc, spec) or CacheopsError(f"Redis said: {exc}")
+    return None
+
+
+def internal_error(exc: BaseException) -> str:
+    """How a front end words an unexpected exception (a bug) in one line."""
+    return f"internal error: {type(exc).__name__}: {exc}"

@@ -84,7 +84,7 @@ class EmbeddedRedis:
             "--appendonly",
             "no",
             "--dir",
-            self.workdir,
+            self.workdir or ".",  # start() sets it before building the command
             "--logfile",
             "redis.log",
             "--protected-mode",
@@ -133,7 +133,7 @@ class EmbeddedRedis:
 
     def _log_tail(self) -> str:
         try:
-            lines = (Path(self.workdir) / "redis.log").read_text(errors="replace").strip().splitlines()
+            lines = (Path(self.workdir or ".") / "redis.log").read_text(errors="replace").strip().splitlines()
             return lines[-1] if lines else "(empty log)"
         except OSError:
             return "(no log)"
@@ -193,6 +193,7 @@ def ensure_shared() -> tuple[str, bool]:
     workdir = state_dir() / "embedded-redis"
     workdir.mkdir(parents=True, exist_ok=True)
     server = EmbeddedRedis(workdir=str(workdir), detached=True).start()
+    assert server.process is not None  # start() started it
     _state_file().write_text(json.dumps({"url": server.url, "port": server.port, "pid": server.process.pid}))
     return server.url, True
 

@@ -305,7 +305,7 @@ class _SentinelProcess(EmbeddedRedis):
 
     def command_line(self) -> list[str]:
         service, port, quorum = self.monitor
-        conf = Path(self.workdir) / "sentinel.conf"
+        conf = Path(self.workdir or ".") / "sentinel.conf"
         conf.write_text(
             f"port {self.port}\nbind {HOST}\nprotected-mode no\ndir {self.workdir}\nlogfile redis.log\n"
             f"sentinel monitor {service} {HOST} {port} {quorum}\n"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from .scripting import is_unknown_command
 from .topology import primary_nodes
 
 DTYPE_BYTES = {"FLOAT32": 4, "FLOAT64": 8, "FLOAT16": 2, "BFLOAT16": 2, "INT8": 1, "UINT8": 1}
@@ -125,7 +126,7 @@ def _list_on(client: redis.Redis) -> list[IndexInfo]:
     try:
         names = client.execute_command("FT._LIST")
     except redis.ResponseError as exc:
-        if "unknown command" in str(exc).lower():
+        if is_unknown_command(exc):
             return []
         raise
     out = []
@@ -140,8 +141,8 @@ def _list_on(client: redis.Redis) -> list[IndexInfo]:
 def parse_search(reply, nocontent: bool = False) -> list[tuple[bytes, dict]]:
     """FT.SEARCH results as [(key, {field: value})], from a RESP3 map or a RESP2 flat list."""
     if isinstance(reply, dict):
-        out = []
-        for doc in reply.get(b"results", reply.get("results", [])):
+        out: list[tuple[bytes, dict]] = []
+        for doc in reply.get(b"results", reply.get("results", [])) or []:
             key = doc.get(b"id", doc.get("id"))
             attrs = doc.get(b"extra_attributes", doc.get("extra_attributes")) or {}
             out.append((key, dict(attrs)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import cast
 
 import redis
 
@@ -24,6 +24,7 @@ from ..errors import ConnectionFailed
 from .cluster_scan import merged_batches
 from .connection import connections_made, run_id
 from .readahead import read_ahead
+from .scripting import Script
 from .topology import scan_nodes
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
@@ -31,7 +32,7 @@ SHOW_LIMIT = 16 * 1024 * 1024  # bytes read of one value when showing a single e
 DEFAULT_ELIDE = ("prompt_vector", "content_vector", "vector")  # vector fields: length is enough
 
 HashValue = dict  # field bytes -> bytes, or int (the byte length of an elided/unread field)
-Value = Union[bytes, HashValue, None]
+Value = bytes | HashValue | None
 
 
 @dataclass(slots=True)
@@ -81,12 +82,7 @@ class ScanStats:
     extra: dict = field(default_factory=dict)
 
 
-def lua_script(path: Path) -> str:
-    """A Lua file with the shared bounded value read (read_value.lua, beside this module) before it."""
-    return Path(__file__).with_name("read_value.lua").read_text() + "\n" + path.read_text()
-
-
-_SCRIPT = lua_script(Path(__file__).with_name("scan_batch.lua"))
+_SCAN_BATCH = Script(Path(__file__).with_name("scan_batch.lua"), prelude=True, read_only=True)
 
 
 def _s(value) -> str:
@@ -122,20 +118,14 @@ class ScriptUnavailable(Exception):
 
 def _script_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
     try:
-        sha = client.script_load(_SCRIPT)
+        script = _SCAN_BATCH.bind(client)
     except redis.ResponseError as exc:  # NOPERM, scripting disabled
         raise ScriptUnavailable(str(exc)) from None
     args = ["0", str(opts.count), str(opts.limit), opts.match or "", opts.type or "", ",".join(opts.elide)]
 
     def call(cursor):
         args[0] = cursor
-        try:
-            return client.execute_command("EVALSHA_RO", sha, 0, *args)
-        except redis.ResponseError as exc:
-            text = str(exc)
-            if "unknown command" in text.lower():  # Redis < 7: no EVALSHA_RO
-                return client.execute_command("EVALSHA", sha, 0, *args)
-            raise
+        return script(args=args)
 
     # First call in this thread so a refusal falls back cleanly before anything was yielded.
     try:
@@ -184,7 +174,7 @@ def read_records(
     if limit <= 0:
         return records
     pipe = client.pipeline(transaction=False)
-    plan = []
+    plan: list[str | None] = []
     # Big values are read whole and cut here, exactly as the script cuts them on the server: a hash
     # field or a JSON document cannot be read partially, and both paths must list the same entries.
     for rec in records:
@@ -230,7 +220,7 @@ def _plain_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> 
         if keys:
             stats.batches += 1
             stats.keys += len(keys)
-            yield read_records(client, keys, opts.limit, opts.elide)
+            yield read_records(client, cast(list[bytes], keys), opts.limit, opts.elide)  # raw client: bytes
         if int(cursor) == 0:
             return
 

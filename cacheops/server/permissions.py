@@ -19,6 +19,7 @@ import redis
 
 from ..errors import PermissionDenied
 from ..ownkeys import OPLOG_STREAM
+from .scripting import is_no_permission
 
 # What each write is for, and its harmless probe (KEY: a key that does not exist under the
 # prefix the command will write to).
@@ -49,7 +50,7 @@ def require(client: redis.Redis, action: str, needs: list[str], under: bytes | s
         for command in commands:
             pipe.execute_command(*[probe_key if arg == "KEY" else arg for arg in command])
         for reply in pipe.execute(raise_on_error=False):
-            if isinstance(reply, redis.exceptions.NoPermissionError) or str(reply).startswith("NOPERM"):
+            if is_no_permission(reply):
                 raise PermissionDenied(
                     f"{action} needs permission to {label}, which this ACL user lacks ({reply}); "
                     "nothing was changed. `cacheops doctor` lists what cacheops needs"

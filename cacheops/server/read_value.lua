@@ -1,5 +1,5 @@
 -- The bounded value read shared by scan_batch.lua and evict_read.lua (prepended to each when it is
--- loaded: keyspace.lua_script). Strings and JSON are cut to `limit` bytes, hash fields too; hash
+-- loaded: scripting.Script(prelude=True)). Strings and JSON are cut to `limit` bytes, hash fields too; hash
 -- fields named in `elide` (vectors) are replaced by their byte length. `digest_fn`, if given, is
 -- applied to a hash's full field list before anything is cut, and its result returned fourth.
 -- Returns: value (string | flat hash array | false), full size (-1 if not measured), truncated (0/1),

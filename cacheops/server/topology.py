@@ -187,9 +187,10 @@ def sentinel_view(client) -> SentinelView | None:
         addresses = []
     for host, port in addresses:
         try:
+            assert topo.connect_node is not None  # set for a Sentinel topology
             node = topo.connect_node(host, port)
             replicas.append((f"{host}:{port}", node.info("replication")))
             node.close()
         except redis.RedisError as exc:
             replicas.append((f"{host}:{port}", exc))
-    return SentinelView(topo.service, answers, replicas)
+    return SentinelView(topo.service or "", answers, replicas)

@@ -10,22 +10,21 @@ from __future__ import annotations
 import os
 from functools import partial
 
-import redis
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Input, Label, ProgressBar
 
-from ..errors import CacheopsError, NotFound
+from ..errors import NotFound
 from ..inspect.catalog import Catalog, EntryFilter
 from ..layouts import Entry
-from ..server.connection import translate_redis_error
+from ..server.connection import as_cacheops_error, internal_error
 from ..server.keyspace import ScanStats
 from .screens.confirm_evict import ConfirmEvictScreen
 from .screens.find_prompt import FindPromptScreen
 from .screens.neighbours import NeighboursScreen
-from .session import Neighbourhood, Session
+from .session import EntryNeighbours, Session
 from .widgets.cache_list import CacheList
 from .widgets.entry_detail import EntryDetail
 from .widgets.entry_table import EntryTable
@@ -94,14 +93,13 @@ class CacheopsApp(App[None]):
     # -- errors -------------------------------------------------------------------------------
     def report(self, exc: BaseException) -> None:
         """A failure as one notification, never a traceback (CACHEOPS_DEBUG=1 re-raises)."""
-        if isinstance(exc, redis.RedisError):
-            exc = translate_redis_error(exc) or CacheopsError(f"Redis said: {exc}")
-        if isinstance(exc, CacheopsError):
-            self.notify(exc.message, title="cacheops", severity="error", timeout=8)
+        error = as_cacheops_error(exc)
+        if error is not None:
+            self.notify(error.message, title="cacheops", severity="error", timeout=8)
             return
         if os.environ.get("CACHEOPS_DEBUG"):
             raise exc
-        self.notify(f"internal error: {type(exc).__name__}: {exc}", title="cacheops", severity="error", timeout=8)
+        self.notify(internal_error(exc), title="cacheops", severity="error", timeout=8)
 
     def _from_thread_report(self, exc: BaseException) -> None:
         self.call_from_thread(self.report, exc)
@@ -248,7 +246,7 @@ class CacheopsApp(App[None]):
             return
         self.call_from_thread(self.push_screen, NeighboursScreen(hood), partial(self._neighbours_done, hood))
 
-    def _neighbours_done(self, hood: Neighbourhood, answer) -> None:
+    def _neighbours_done(self, hood: EntryNeighbours, answer) -> None:
         if not answer:
             return
         what, key = answer

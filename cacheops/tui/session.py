@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import redis
 
-from ..inspect.catalog import Catalog, EntryFilter, build_context, iter_entries
+from ..inspect.catalog import Catalog, EntryFilter, UnknownKey, build_context, iter_entries
 from ..inspect.finder import find_by_prompt, read_entry
 from ..inspect.hits import attach_hits
 from ..inspect.quick_catalog import quick_catalog
-from ..layouts import Context, Entry, PromptQuery
+from ..layouts import Context, Entry, Infrastructure, PromptQuery
 from ..ops import evict
 from ..ops.selection import Selection
 from ..semantic.vectorizers import threshold_for_cache
@@ -25,7 +25,7 @@ from ..server.topology import key_count
 
 
 @dataclass
-class Neighbourhood:
+class EntryNeighbours:
     """One entry's nearest neighbours (closest first) and the distance its cache serves within."""
 
     entry: Entry
@@ -64,7 +64,7 @@ class Session:
             ctx = self._ctx
         return quick_catalog(self.client, ctx, stats=stats)
 
-    def entries(self, flt: EntryFilter) -> Iterator[Entry]:
+    def entries(self, flt: EntryFilter) -> Iterator[Entry | Infrastructure | UnknownKey]:
         """A lazy stream of a cache's entries (SCAN batches): the caller pulls what it shows."""
         return attach_hits(self.client, iter_entries(self.client, self.ctx, flt))
 
@@ -74,12 +74,12 @@ class Session:
     def find(self, text: str, system: str | None = None) -> list[Entry]:
         return find_by_prompt(self.client, self.ctx, PromptQuery(text, system or None))
 
-    def neighbourhood(self, entry: Entry, k: int = 10) -> Neighbourhood:
+    def neighbourhood(self, entry: Entry, k: int = 10) -> EntryNeighbours:
         from ..semantic.neighbours import nearest_to
 
         near = nearest_to(self.client, self.ctx, entry, k)
         threshold, source = threshold_for_cache(entry.cache, entry.layout)
-        return Neighbourhood(entry, near.neighbours, threshold, source)
+        return EntryNeighbours(entry, near.neighbours, threshold, source)
 
     def plan_keys(self, keys: list[str], cache: str, why: str, distances: dict[str, float] | None = None) -> evict.Plan:
         """The eviction plan (preview) for these exact keys of one cache; nothing is changed."""

@@ -93,7 +93,7 @@ def main(url, spec):
 
 async def _acompletion(args):
     resp = await litellm.acompletion(**args)
-    await asyncio.sleep(1.0)  # async cache writes are fire-and-forget (FORMATS.md F2)
+    await asyncio.sleep(1.0)  # async cache writes are fire-and-forget (docs/layouts.md F2)
     return resp
 
 

@@ -29,11 +29,11 @@ class ConfirmEvictScreen(ModalScreen[bool]):
             )
             per_cache = ", ".join(f"{cache}: {n:,}" for cache, n in p.per_cache.most_common())
             yield Label(f"per cache: {per_cache or '-'}   candidates looked at: {p.candidates:,}")
-            table = DataTable(id="sample", cursor_type="none", show_cursor=False)
+            table: DataTable = DataTable(id="sample", cursor_type="none", show_cursor=False)
             yield table
             yield Label(
                 "A backup is written first (`cacheops restore FILE` puts it back); the eviction is "
-                "recorded in the audit trail.",
+                "recorded in the operations log.",
                 classes="hint",
             )
             with Horizontal(classes="buttons"):

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from ... import render
-from ..session import Neighbourhood
+from ..session import EntryNeighbours
 
 
 class NeighboursScreen(ModalScreen[tuple[str, str] | None]):
@@ -22,7 +22,7 @@ class NeighboursScreen(ModalScreen[tuple[str, str] | None]):
         Binding("enter", "show", "show", show=False),
     ]
 
-    def __init__(self, hood: Neighbourhood) -> None:
+    def __init__(self, hood: EntryNeighbours) -> None:
         super().__init__()
         self.hood = hood
 
@@ -56,12 +56,12 @@ class NeighboursScreen(ModalScreen[tuple[str, str] | None]):
         table.focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.dismiss(("show", event.row_key.value))
+        self.dismiss(("show", str(event.row_key.value)))
 
     def action_show(self) -> None:
         table = self.query_one("#neighbours", DataTable)
         if table.row_count:
-            self.dismiss(("show", table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+            self.dismiss(("show", str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)))
 
     def action_evict(self) -> None:
         self.dismiss(("evict", ""))

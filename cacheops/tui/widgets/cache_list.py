@@ -30,7 +30,7 @@ class CacheList(DataTable):
         self.clear()
         for summary in catalog.caches:
             if summary.entries == 0 and summary.kind == "infrastructure":
-                continue  # cacheops' own audit stream and tag hashes hold no entries to browse
+                continue  # cacheops' own operations log and tag hashes hold no entries to browse
             self.add_row(summary.name, summary.kind, f"{summary.entries:,}", key=summary.name)
         self.border_subtitle = f"{len(catalog.caches)} caches, {catalog.scanned_keys:,} keys in {catalog.seconds:.1f}s"
         if current is not None and current in self.rows:
@@ -50,4 +50,4 @@ class CacheList(DataTable):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.Chosen(event.row_key.value))
+        self.post_message(self.Chosen(str(event.row_key.value)))

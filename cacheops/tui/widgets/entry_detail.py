@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ... import render
-from ...inspect.catalog import UnknownKey
-from ...layouts import UNREACHABLE_REASONS, Entry
+from ...inspect.catalog import NOT_ENTRIES, UnknownKey
+from ...layouts import UNREACHABLE_REASONS, Entry, Infrastructure
 
 
 def fields_of(e: Entry) -> list[tuple[str, str]]:
@@ -52,8 +52,8 @@ def fields_of(e: Entry) -> list[tuple[str, str]]:
     return rows
 
 
-def renderable_of(item: Entry | UnknownKey):
-    if isinstance(item, UnknownKey):
+def renderable_of(item: Entry | Infrastructure | UnknownKey):
+    if isinstance(item, NOT_ENTRIES):
         return Text(
             f"{item.key}: a {item.type} key that is not a known cache entry "
             f"({render.human_bytes(item.bytes)}); cacheops does not decode or touch it."
@@ -63,7 +63,7 @@ def renderable_of(item: Entry | UnknownKey):
     table.add_column(overflow="fold")
     for name, value in fields_of(item):
         table.add_row(name, Text(str(value)))
-    parts = [table]
+    parts: list[Table | Panel | Text] = [table]
     if item.messages:
         for m in item.messages:
             parts.append(Panel(Text(m.content), title=m.role, title_align="left"))
@@ -81,12 +81,12 @@ class EntryDetail(VerticalScroll):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "entry"
-        self.item: Entry | UnknownKey | None = None
+        self.item: Entry | Infrastructure | UnknownKey | None = None
 
     def compose(self):
         yield Static("Select an entry to see it decoded in full.", id="detail-body")
 
-    def show(self, item: Entry | UnknownKey | None, note: str | None = None) -> None:
+    def show(self, item: Entry | Infrastructure | UnknownKey | None, note: str | None = None) -> None:
         self.item = item
         body = self.query_one("#detail-body", Static)
         if item is None:

@@ -109,12 +109,12 @@ class EntryTable(DataTable):
                     return
                 if restart:
                     self._close_stream()
-                    self._stream = self._opener()
+                    self._stream = self._opener() if self._opener is not None else iter(())
                 batch: list[Entry] = []
                 done = False
                 for _ in range(BATCH):
                     try:
-                        item = next(self._stream)
+                        item = next(self._stream or iter(()))
                     except StopIteration:
                         done = True
                         break
