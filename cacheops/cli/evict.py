@@ -5,24 +5,12 @@ from ..errors import NotFound
 from ..inspect.catalog import build_context, require_cache
 from ..ops import evict as evict_lib
 from .app import AppState, confirmed, pass_state, suggested
-from .selectors import SELECTOR_PARAMS, build_selection, selector_options
+from .selectors import SELECTOR_PARAMS, build_selection, plan_options, selector_options
 
 
 @click.command("evict")
 @selector_options
-@click.option(
-    "--backup",
-    "backup_path",
-    type=click.Path(dir_okay=False),
-    metavar="PATH",
-    help="Where to write the backup (default: a timestamped file in the state dir).",
-)
-@click.option("--dry-run", is_flag=True, help="Preview only: delete nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
-@click.option(
-    "--sample", type=click.IntRange(0, 1000), default=10, show_default=True, help="Rows in the preview's sample table."
-)
-@click.option("--json", "json_flag", is_flag=True, help="One JSON document: the preview and the result.")
+@plan_options("the backup", "delete nothing")
 @pass_state
 def command(
     state: AppState,

@@ -11,7 +11,7 @@ from ..ops import expire as expire_lib
 from ..ops.selection import parse_duration
 from .app import AppState, confirmed, pass_state
 from .evict import render_preview as render_selection
-from .selectors import SELECTOR_PARAMS, build_selection, selector_options
+from .selectors import SELECTOR_PARAMS, build_selection, plan_options, selector_options
 
 WHAT = {
     "lengthen": "lengthened",
@@ -32,19 +32,7 @@ WHAT = {
     help="Only shorten: entries that would live longer than DURATION (or forever) expire DURATION from now.",
 )
 @click.option("--persist", is_flag=True, help="The selected entries no longer expire.")
-@click.option(
-    "--backup",
-    "backup_path",
-    type=click.Path(dir_okay=False),
-    metavar="PATH",
-    help="Where to write the backup of the old TTLs (default: a timestamped file in the state dir).",
-)
-@click.option("--dry-run", is_flag=True, help="Preview only: change nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
-@click.option(
-    "--sample", type=click.IntRange(0, 1000), default=10, show_default=True, help="Rows in the preview's sample table."
-)
-@click.option("--json", "json_flag", is_flag=True, help="One JSON document: the preview and the result.")
+@plan_options("the backup of the old TTLs", "change nothing")
 @pass_state
 def command(state: AppState, ttl, ttl_max, persist, backup_path, dry_run, yes, sample, json_flag, **selectors):
     """Change the TTL of cache entries in bulk: preview, confirm, back up the old TTLs, change, log.

@@ -181,3 +181,35 @@ def build_selection(
             f"--cache NAME to {what} a whole cache)"
         )
     return selection
+
+
+def plan_options(backed_up: str, nothing: str):
+    """The options every previewed, backed-up change shares (evict, expire): where the backup goes,
+    --dry-run, --yes, the preview's sample size and --json. backed_up: what the backup holds ("the
+    backup", "the backup of the old TTLs"); nothing: what a dry run leaves alone ("delete nothing")."""
+
+    def decorate(fn):
+        options = [
+            click.option(
+                "--backup",
+                "backup_path",
+                type=click.Path(dir_okay=False),
+                metavar="PATH",
+                help=f"Where to write {backed_up} (default: a timestamped file in the state dir).",
+            ),
+            click.option("--dry-run", is_flag=True, help=f"Preview only: {nothing}."),
+            click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal)."),
+            click.option(
+                "--sample",
+                type=click.IntRange(0, 1000),
+                default=10,
+                show_default=True,
+                help="Rows in the preview's sample table.",
+            ),
+            click.option("--json", "json_flag", is_flag=True, help="One JSON document: the preview and the result."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
