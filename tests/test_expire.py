@@ -78,7 +78,10 @@ def test_a_selector_changes_exactly_the_selected_ttls_and_restore_undoes_it(run,
 def test_ttl_max_only_shortens_and_persist_only_removes(run, client, redis_url):
     fill(redis_url)
     before = expiries(client)
-    assert run("expire", "--cache", "support", "--ttl-max", "1d", "--yes").exit_code == 0
+    capped = run("expire", "--cache", "support", "--ttl-max", "1d", "--yes")
+    assert capped.exit_code == 0
+    # the undo hint names the server this ran against, so it runs verbatim (as evict's does)
+    assert f"undo with: cacheops --url {redis_url} restore " in capped.output
     after = expiries(client)
     support = entry_keys(client, "support")
     shortened = {k for k in support if client.hget(k, "response") in (b"rain", b"30 days")}

@@ -9,7 +9,7 @@ from ..errors import NotFound, UsageError
 from ..inspect.catalog import build_context, require_cache
 from ..ops import expire as expire_lib
 from ..ops.selection import parse_duration
-from .app import AppState, confirmed, pass_state
+from .app import AppState, confirmed, pass_state, suggested
 from .evict import render_preview as render_selection
 from .selectors import SELECTOR_PARAMS, build_selection, plan_options, selector_options
 
@@ -96,7 +96,7 @@ def command(state: AppState, ttl, ttl_max, persist, backup_path, dry_run, yes, s
         doc["result"] = result.to_dict()
         render.json_doc(doc)
         return
-    render_result(result)
+    render_result(result, undo=suggested(state, "restore", result.backup or ""))
 
 
 def render_preview(plan: expire_lib.ExpirePlan) -> None:
@@ -110,7 +110,7 @@ def render_preview(plan: expire_lib.ExpirePlan) -> None:
     render.out(f"{plan.total:,} TTLs would change")
 
 
-def render_result(result: expire_lib.ExpireResult) -> None:
+def render_result(result: expire_lib.ExpireResult, undo: str) -> None:
     r = result
     render.out(f"changed the TTL of {r.changed:,} of {r.plan.total:,} entries in {r.seconds:.2f}s")
     for cache, n in r.per_cache.most_common():
@@ -121,7 +121,6 @@ def render_result(result: expire_lib.ExpireResult) -> None:
         render.note(f"{r.gone:,} already gone (expired or deleted by the app)")
     if r.unchanged:
         render.note(f"{r.unchanged:,} came within the cap by themselves: unchanged")
-    render.out(
-        f"backup: {render.escape(r.backup or '')}  (undo with: cacheops restore {render.escape(r.backup or '')})"
-    )
+    render.out(f"backup: {render.escape(r.backup or '')}")
+    render.out(f"undo with: {render.escape(undo)}")
     render.note(f"event {r.event_id}; `cacheops history` lists it")
