@@ -294,6 +294,15 @@ class Catalog:
 UNKNOWN_PREFIXES_MAX = 50_000
 
 
+def add_infrastructure(summaries: dict[str, CacheSummary], item: Infrastructure, flt: EntryFilter) -> None:
+    """Count one infrastructure key (an index's companion, cacheops' own keys) into its cache's summary."""
+    if flt.cache is None or flt.cache == item.cache:
+        summary = summaries.get(item.cache)
+        if summary is None:
+            summary = summaries[item.cache] = CacheSummary(item.cache, item.kind)
+        summary.add_infrastructure(item)
+
+
 def build_catalog(
     client: redis.Redis,
     ctx: Context,
@@ -312,11 +321,7 @@ def build_catalog(
     stats = stats if stats is not None else ScanStats()
     for item in iter_entries(client, ctx, flt, include_unknown=True, stats=stats, server_side=server_side, full=False):
         if isinstance(item, Infrastructure):
-            if flt.cache is None or flt.cache == item.cache:
-                summary = summaries.get(item.cache)
-                if summary is None:
-                    summary = summaries[item.cache] = CacheSummary(item.cache, item.kind)
-                summary.add_infrastructure(item)
+            add_infrastructure(summaries, item, flt)
             continue
         if isinstance(item, UnknownKey):
             unknown += 1

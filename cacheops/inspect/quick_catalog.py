@@ -26,6 +26,7 @@ from .catalog import (
     Catalog,
     EntryFilter,
     UnknownKey,
+    add_infrastructure,
     count_unknown,
     decode_record,
     finish_catalog,
@@ -136,11 +137,7 @@ def _decode_sample(
         for rec in read_records(client, keys[start : start + READ_CHUNK]):
             item = decode_record(rec, ctx, full=False)
             if isinstance(item, Infrastructure):
-                if flt.cache is None or flt.cache == item.cache:
-                    summary = summaries.get(item.cache)
-                    if summary is None:
-                        summary = summaries[item.cache] = CacheSummary(item.cache, item.kind)
-                    summary.add_infrastructure(item)
+                add_infrastructure(summaries, item, flt)
                 continue
             if isinstance(item, UnknownKey):
                 if item.type != "none":  # deleted since the scan: not counted at all
