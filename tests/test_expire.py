@@ -81,7 +81,7 @@ def test_ttl_max_only_shortens_and_persist_only_removes(run, client, redis_url):
     capped = run("expire", "--cache", "support", "--ttl-max", "1d", "--yes")
     assert capped.exit_code == 0
     # the undo hint names the server this ran against, so it runs verbatim (as evict's does)
-    assert f"undo with: cacheops --url {redis_url} restore " in capped.output
+    assert f"undo with: cacheops --url {redis_url} restore " in " ".join(capped.output.split())
     after = expiries(client)
     support = entry_keys(client, "support")
     shortened = {k for k in support if client.hget(k, "response") in (b"rain", b"30 days")}

@@ -174,3 +174,10 @@ def test_every_phase_has_its_fault_points():
     for mode_phases in PHASES.values():
         for phase in mode_phases:
             assert f"migrate.inplace.{phase}" in fault_points and f"migrate.inplace.{phase}.partial" in fault_points
+
+
+def test_the_undo_hint_runs_against_the_same_server(run, client, redis_url):
+    fill(redis_url)
+    flushed = run("migrate-embeddings", "--cache", "llmcache", "--flush", "--yes")
+    assert flushed.exit_code == 0, flushed.output
+    assert f"undo with: cacheops --url {redis_url} restore " in " ".join(flushed.output.split())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import render
 from ..errors import UsageError
 from ..inspect.catalog import build_context
 from ..ops import migrate_inplace as inplace
 from ..semantic.vectorizers import load_vectorizer, parse_spec
-from .app import AppState, confirmed
+from .app import AppState, confirmed, suggested
 
 WHAT = {
     "build": "re-embed every entry into the temporary cache",
@@ -62,7 +64,7 @@ def run_in_place(state: AppState, cache, to_spec, from_spec, target, batch, flus
         doc["result"] = result.to_dict()
         render.json_doc(doc)
         return
-    render_result(result)
+    render_result(result, restore=lambda path: suggested(state, "restore", path))
 
 
 def render_preview(plan: inplace.InPlacePlan) -> None:
@@ -88,7 +90,8 @@ def render_preview(plan: inplace.InPlacePlan) -> None:
         render.note("backups so far: " + ", ".join(s.backups))
 
 
-def render_result(result: inplace.InPlaceResult) -> None:
+def render_result(result: inplace.InPlaceResult, restore: Callable[[str], str]) -> None:
+    """restore: the `cacheops restore` line for a backup, with this run's connection options."""
     r, s = result, result.plan.state
     e = render.escape
     if r.plan.mode == inplace.IN_PLACE:
@@ -103,5 +106,6 @@ def render_result(result: inplace.InPlaceResult) -> None:
         render.out(f"flushed {e(r.plan.cache)}: {r.backed_up:,} entries backed up and deleted, index dropped")
         render.out("next: start the app with the new model: it creates the cache's index for it")
     for path in s.backups:
-        render.out(f"backup: {e(path)}  (undo: cacheops restore {e(path)}; see docs/migrate.md, Rollback)")
+        render.out(f"backup: {e(path)}")
+        render.out(f"undo with: {e(restore(path))}  (see docs/migrate.md, Rollback)")
     render.note(f"event {r.event_id}; `cacheops history` lists it")
