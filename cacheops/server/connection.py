@@ -338,13 +338,29 @@ def _connect_cluster(spec: ConnectionSpec, target: UrlTarget, no_touch: bool) ->
                 **kwargs,
             )
         except rex.RedisClusterException as exc:  # every seed failed: say why (a wrong password is exit 4)
-            error = translate_redis_error(exc, spec)
+            error = translate_redis_error(exc, spec) or _seed_auth_failure(target, kwargs, spec)
             if isinstance(error, AuthFailed):
                 raise error from None
             raise ConnectionFailed(f"{spec.display}: not a usable Redis Cluster ({spec.scrub(str(exc))})") from None
         client.ping(target_nodes=RedisCluster.ALL_NODES)
     client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))  # type: ignore[attr-defined]  # ours
     return attach_topology(client, Topology("cluster", spec.read_from_replicas))
+
+
+def _seed_auth_failure(target: UrlTarget, kwargs: dict, spec: ConnectionSpec) -> CacheopsError | None:
+    """Why no seed worked, when one of them refused the login. redis-py tries the seeds in random order
+    and reports only the last failure, so a dead seed tried last would hide a wrong password."""
+    for host, port in target.hosts:
+        probe = redis.Redis(host=host, port=port, **kwargs)
+        try:
+            probe.ping()
+        except rex.RedisError as exc:
+            error = translate_redis_error(exc, spec)
+            if isinstance(error, AuthFailed):
+                return error
+        finally:
+            probe.close()
+    return None
 
 
 def _node_setup(no_touch: bool):
