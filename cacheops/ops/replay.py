@@ -31,10 +31,10 @@ import redis
 from ..errors import CacheopsError, UsageError
 from ..pricing import PriceTable, load_prices
 from ..semantic.labelled import LabelledPrompt
+from .appcache import AppCache, failure_reason, is_fatal
 from .appmodel import AppModel, load_embedding, prompt_string, resolve_model
 from .playbook import LangchainExactTarget, LangchainSemanticTarget, Playbook, models_of
-from .verify import TargetVerify, VerifyReport, same_answer
-from .warm import _fatal, _reason
+from .verify import same_answer
 
 HIT, MISS, WRONG = "hit", "miss", "wrong_answer"
 THRESHOLDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
@@ -220,17 +220,18 @@ def replay(
     source = str(playbook_path)
     logged = list(read_prompts(prompts_path))  # a log of prompts to replay: held, it is read once per cache
     report = ReplayReport(str(prompts_path), len(logged), prices=load_prices())
-    report_for_open = VerifyReport("replay", source)
     for target in playbook.warm.caches:
         models = [resolve_model(m, source) for m in models_of(playbook, target)]
         embedding = None if isinstance(target, LangchainExactTarget) else load_embedding(target.embedding, source)
-        opener = TargetVerify(client, playbook, target, models, embedding, report_for_open)
+        opener = AppCache(client, playbook, target, models, embedding)
         try:
-            cache = opener.open()
+            cache = opener.open_cache()
         except Exception as exc:
-            if _fatal(exc):
+            if is_fatal(exc):
                 raise
-            raise CacheopsError(f"cache {target.display}: cannot open it as the app does: {_reason(exc)}") from None
+            raise CacheopsError(
+                f"cache {target.display}: cannot open it as the app does: {failure_reason(exc)}"
+            ) from None
         semantic = not isinstance(target, LangchainExactTarget)
         choices: list[AppModel | None] = [*models] or [None]
         for model in choices:
@@ -247,7 +248,7 @@ def replay(
     return report
 
 
-def _one(opener: TargetVerify, cache, model: AppModel | None, item: LoggedPrompt, semantic: bool) -> Replayed:
+def _one(opener: AppCache, cache, model: AppModel | None, item: LoggedPrompt, semantic: bool) -> Replayed:
     label = model.label if model else None
     p = LabelledPrompt(prompt=item.prompt, answer=item.answer, system=item.system)
     if cache is None:  # a semantic cache whose index does not exist: every lookup misses
@@ -267,7 +268,7 @@ def _one(opener: TargetVerify, cache, model: AppModel | None, item: LoggedPrompt
     return out
 
 
-def _lookup(opener: TargetVerify, cache, model, p) -> tuple[list | None, str | None]:
+def _lookup(opener: AppCache, cache, model, p) -> tuple[list | None, str | None]:
     """The app's own lookup (verify's), keeping the generations for their usage metadata."""
     t = opener.target
     if isinstance(t, (LangchainExactTarget, LangchainSemanticTarget)):
@@ -286,7 +287,7 @@ def _tokens(generations) -> tuple[int | None, int | None, int | None]:
     return (int(total) if total is not None else given + taken), given, taken
 
 
-def _nearest(opener: TargetVerify, cache, model, p) -> tuple[float | None, str | None]:
+def _nearest(opener: AppCache, cache, model, p) -> tuple[float | None, str | None]:
     """The distance and answer of the entry the library would judge at any threshold: the one
     nearest entry (for LangChain: only if it is this model's, as its lookup then checks)."""
     t = opener.target

@@ -24,23 +24,14 @@ from pathlib import Path
 
 import redis
 
-from ..server.connection import library_client
-from .appmodel import (
-    AppModel,
-    as_langchain_embeddings,
-    as_redisvl_vectorizer,
-    load_embedding,
-    prompt_string,
-    resolve_model,
-)
+from .appcache import AppCache, failure_reason, is_fatal
+from .appmodel import AppModel, load_embedding, resolve_model
 from .playbook import (
     LangchainExactTarget,
-    LangchainSemanticTarget,
     Playbook,
     models_of,
     playbook_name,
 )
-from .warm import STANDARD_FIELDS, _fatal, _reason
 
 HIT, WRONG, MISS, FAILED = "hit", "wrong_answer", "miss", "failed"
 RESULTS = (HIT, WRONG, MISS, FAILED)
@@ -135,25 +126,13 @@ def verify(client: redis.Redis, playbook: Playbook, path: str | Path) -> VerifyR
     return report
 
 
-class TargetVerify:
+class TargetVerify(AppCache):
     """One cache of the playbook: open it with its library (never creating it), look each prompt up."""
 
     def __init__(self, client, playbook: Playbook, target, models: list[AppModel], embedding, report: VerifyReport):
-        self.client, self.playbook, self.target, self.models = client, playbook, target, models
-        self.lib_client = library_client(client)
-        self.embedding, self.report = embedding, report
-        self.display = target.display
+        super().__init__(client, playbook, target, models, embedding)
+        self.report = report
         report.caches.append(self.display)
-
-    @property
-    def models_or_none(self) -> list[AppModel | None]:
-        """The models to look up for; [None] for a cache that keys on no model (RedisVL)."""
-        return list(self.models) or [None]
-
-    def system_of(self, prompt) -> str | None:
-        if prompt.system is not None:
-            return prompt.system
-        return self.target.system if self.target.system is not None else self.playbook.warm.system
 
     def asks(self, p) -> list[str]:
         """The prompt, and its paraphrases for a semantic cache (an exact cache misses them by design)."""
@@ -172,11 +151,11 @@ class TargetVerify:
     def go(self) -> None:
         reason: str | None
         try:
-            cache = self.open()
+            cache = self.open_cache()
         except Exception as exc:
-            if _fatal(exc):
+            if is_fatal(exc):
                 raise
-            cache, reason = None, _reason(exc)
+            cache, reason = None, failure_reason(exc)
         else:
             reason = None if cache is not None else NO_INDEX
         for model in self.models_or_none:
@@ -188,9 +167,9 @@ class TargetVerify:
                     try:
                         got = self.lookup(cache, model, p, asked)
                     except Exception as exc:
-                        if _fatal(exc):
+                        if is_fatal(exc):
                             raise
-                        self.add(model, p, asked, FAILED, reason=_reason(exc))
+                        self.add(model, p, asked, FAILED, reason=failure_reason(exc))
                         continue
                     if got is None:
                         self.add(model, p, asked, MISS)
@@ -198,66 +177,6 @@ class TargetVerify:
                         self.add(model, p, asked, HIT, got)
                     else:
                         self.add(model, p, asked, WRONG, got)
-
-    def index_exists(self, name: str) -> bool:
-        names = self.client.execute_command("FT._LIST")
-        return any((n.decode() if isinstance(n, bytes) else str(n)) == name for n in names)
-
-    def open(self):
-        """The library's cache object, without a TTL (check() then refreshes nothing); None when the
-        semantic cache's index is missing (opening it would create it)."""
-        t = self.target
-        if isinstance(t, LangchainExactTarget):
-            from langchain_redis import RedisCache
-
-            return RedisCache(redis_client=self.lib_client, prefix=t.prefix, ttl=None)
-        if not self.index_exists(t.display):
-            return None
-        if isinstance(t, LangchainSemanticTarget):
-            from langchain_redis import RedisSemanticCache
-
-            return RedisSemanticCache(
-                embeddings=as_langchain_embeddings(self.embedding),
-                redis_client=self.lib_client,
-                distance_threshold=t.distance_threshold,
-                ttl=None,
-                name=t.name,
-                prefix=t.prefix,
-            )
-        from redisvl.extensions.cache.llm import SemanticCache
-        from redisvl.index import SearchIndex
-
-        schema = SearchIndex.from_existing(t.name, redis_client=self.lib_client).schema.to_dict()
-        fields = [f for f in schema["fields"] if f["name"] not in STANDARD_FIELDS]
-        return SemanticCache(
-            name=t.name,
-            redis_client=self.lib_client,
-            vectorizer=as_redisvl_vectorizer(self.embedding),
-            distance_threshold=t.distance_threshold,
-            ttl=None,
-            filterable_fields=fields or None,
-        )
-
-    def lookup(self, cache, model: AppModel | None, p, asked: str) -> str | None:
-        """The answer the app would be served for `asked`, or None (a miss)."""
-        t = self.target
-        if isinstance(t, (LangchainExactTarget, LangchainSemanticTarget)):
-            assert model is not None  # the playbook requires a model for LangChain caches
-            generations = cache.lookup(prompt_string(asked, self.system_of(p), model.chat), model.llm_string)
-            return generations[0].text if generations else None
-        hits = cache.check(prompt=asked, num_results=1, filter_expression=self.filter_expression())
-        return hits[0].get("response") if hits else None
-
-    def filter_expression(self):
-        """The app's filter: the playbook's filters for this RedisVL cache, ANDed (None: no filter)."""
-        from redisvl.query.filter import Num, Tag
-
-        expression = None
-        for name, value in self.target.filters.items():
-            term = Num(name) == value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-            term = term if term is not None else Tag(name) == str(value)
-            expression = term if expression is None else expression & term
-        return expression
 
 
 def describe(report: VerifyReport) -> str:

@@ -32,18 +32,15 @@ from pathlib import Path
 import redis
 
 from .. import faults
-from ..errors import CacheopsError, ConfigError, NotOnCluster
+from ..errors import CacheopsError, NotOnCluster
 from ..layouts import Context
 from ..layouts.langchain_format import parse_llm_string
 from ..server import permissions
-from ..server.connection import library_client, translate_redis_error
-from ..server.indexes import list_indexes
 from ..server.topology import has_search_coordinator, is_cluster, primary_nodes
 from . import oplog
+from .appcache import STANDARD_FIELDS, AppCache, failure_reason, is_fatal
 from .appmodel import (
     AppModel,
-    as_langchain_embeddings,
-    as_redisvl_vectorizer,
     generations,
     load_embedding,
     prompt_string,
@@ -73,8 +70,6 @@ KEEPS_OTHER_MODEL = (
 # even when other entries embed identically.
 CHECK_RESULTS = 10
 CHECK_MIN_THRESHOLD = 0.01
-# RedisVL SemanticCache's own fields; any other index field is a filterable field
-STANDARD_FIELDS = {"prompt", "response", "inserted_at", "updated_at", "prompt_vector", "entry_id", "metadata", "key"}
 
 
 @dataclass
@@ -237,23 +232,7 @@ def warm(
     return report
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, redis.RedisError):
-        translated = translate_redis_error(exc)
-        if translated is not None:
-            return translated.message
-    if isinstance(exc, CacheopsError):
-        return exc.message
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def _fatal(exc: Exception) -> bool:
-    """Errors that end the whole run: the server is gone or refuses us, not one entry's problem."""
-    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError))
-
-
-class TargetRun:
+class TargetRun(AppCache):
     """One cache of the playbook: open it with the library, then check and write each prompt."""
 
     def __init__(
@@ -271,9 +250,8 @@ class TargetRun:
         replace_other_models: bool = False,
         ask: Callable[[str], bool] | None = None,
     ):
-        self.client, self.playbook, self.target, self.models = client, playbook, target, models
-        self.lib_client = library_client(client)
-        self.embedding, self.base_tags, self.report = embedding, base_tags, report
+        super().__init__(client, playbook, target, models, embedding)
+        self.base_tags, self.report = base_tags, report
         self.refresh, self.dry_run, self.generate = refresh, dry_run, generate
         # None until decided: the flag decides at once; ask() once, at the first replacement
         self.replace_ok: bool | None = True if replace_other_models else None
@@ -282,16 +260,6 @@ class TargetRun:
         self.outcome = CacheOutcome(target.display, target.type, [m.label for m in models], self.ttl)
         report.caches.append(self.outcome)
         self._context: Context | None = None
-
-    @property
-    def models_or_none(self) -> list[AppModel | None]:
-        """The models to warm for; [None] for a cache that keys on no model (RedisVL)."""
-        return list(self.models) or [None]
-
-    def system_of(self, prompt) -> str | None:
-        if prompt.system is not None:
-            return prompt.system
-        return self.target.system if self.target.system is not None else self.playbook.warm.system
 
     def tags_of(self, prompt) -> dict[str, str]:
         return {**self.base_tags, **prompt.tags}
@@ -308,9 +276,9 @@ class TargetRun:
         try:
             opened = self.open()
         except Exception as exc:
-            if _fatal(exc):
+            if is_fatal(exc):
                 raise
-            self.outcome.error = _reason(exc)
+            self.outcome.error = failure_reason(exc)
             for model in self.models_or_none:
                 for p in self.playbook.prompts:
                     self.record(model.label if model else None, p.prompt, FAILED, reason=self.outcome.error)
@@ -322,65 +290,22 @@ class TargetRun:
                 try:
                     self.one(opened, model, p)
                 except Exception as exc:
-                    if _fatal(exc):
+                    if is_fatal(exc):
                         raise
-                    self.record(model.label if model else None, p.prompt, FAILED, reason=_reason(exc))
+                    self.record(model.label if model else None, p.prompt, FAILED, reason=failure_reason(exc))
 
     # -- opening the cache with its library -----------------------------------------------------
     def open(self):
-        t = self.target
-        if isinstance(t, LangchainExactTarget):
-            from langchain_redis import RedisCache
-
-            return RedisCache(redis_client=self.lib_client, prefix=t.prefix, ttl=self.ttl)
-        if is_cluster(self.client) and not has_search_coordinator(primary_nodes(self.client)[0].client):
+        if not isinstance(self.target, LangchainExactTarget) and not self.semantic_lookups_see_every_shard():
             raise NotOnCluster(
                 "no search coordinator on this Redis Cluster: the app's semantic lookups search one shard's "
                 "index, so warmed entries stored on the other shards would never be hit (see docs/cluster.md)"
             )
-        if self.dry_run and not self.index_exists(t.display):
-            return None  # opening would create the index: in a dry run every prompt would be written
-        if isinstance(t, LangchainSemanticTarget):
-            from langchain_redis import RedisSemanticCache
+        # a dry run never creates a missing index (opening would): every prompt would be written
+        return self.open_cache(exact_ttl=self.ttl, create=not self.dry_run)
 
-            # No TTL on the object: check() slides the TTL of what it finds to the cache's TTL.
-            return RedisSemanticCache(
-                embeddings=as_langchain_embeddings(self.embedding),
-                redis_client=self.lib_client,
-                distance_threshold=t.distance_threshold,
-                ttl=None,
-                name=t.name,
-                prefix=t.prefix,
-            )
-        from redisvl.extensions.cache.llm import SemanticCache
-
-        fields = t.filterable_fields if t.filterable_fields is not None else self.existing_filterable_fields(t.name)
-        unknown = sorted(set(t.filters) - {f["name"] for f in fields or []})
-        if unknown:  # checked before opening: opening a missing cache creates its index
-            raise ConfigError(
-                f"filters {', '.join(unknown)} are not filterable fields of {t.name}; declare them "
-                f"in the cache's filterable_fields"
-            )
-        return SemanticCache(
-            name=t.name,
-            redis_client=self.lib_client,
-            vectorizer=as_redisvl_vectorizer(self.embedding),
-            distance_threshold=t.distance_threshold,
-            ttl=None,
-            filterable_fields=fields or None,
-        )
-
-    def index_exists(self, name: str) -> bool:
-        return any(idx.name == name for idx in list_indexes(self.client))
-
-    def existing_filterable_fields(self, name: str) -> list[dict] | None:
-        """The filterable fields of an existing RedisVL cache index, so that opening it matches."""
-        from redisvl.index import SearchIndex
-
-        if not self.index_exists(name):
-            return None
-        schema = SearchIndex.from_existing(name, redis_client=self.lib_client).schema.to_dict()
-        return [f for f in schema["fields"] if f["name"] not in STANDARD_FIELDS]
+    def semantic_lookups_see_every_shard(self) -> bool:
+        return not is_cluster(self.client) or has_search_coordinator(primary_nodes(self.client)[0].client)
 
     def one(self, cache, model: AppModel | None, p) -> None:
         label = model.label if model else None
