@@ -73,7 +73,7 @@ class SuspectSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     retired_models: list[str] = []
-    volatile_ttl_seconds: int = Field(3600, gt=0)
+    volatile_ttl_seconds: int = Field(default=3600, gt=0)
     rules: list[CustomSuspectRule] = []
 
 

@@ -71,6 +71,11 @@ def _text(v) -> str | None:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
 
 
+def _name(v: bytes | str) -> str:
+    """A key or field name (never None, unlike a field's value)."""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
 def _int(v) -> int | None:
     try:
         return int(v) if v is not None else None
@@ -286,14 +291,14 @@ def tracked_caches(client: redis.Redis) -> dict[str, dict]:
             info = json.loads(value)
         except ValueError:
             info = {}
-        out[_text(name)] = info if isinstance(info, dict) else {}
+        out[_name(name)] = info if isinstance(info, dict) else {}
     return out
 
 
 def _buckets(client: redis.Redis, prefix: bytes, cache: str) -> Iterator[tuple[int, str, str, int]]:
     """(bucket start, model, counter, n) of one cache's bucket hash, read in HSCAN pages."""
     for name, value in client.hscan_iter(K.bucket_key(prefix, cache), count=1000):
-        start, _, rest = _text(name).partition("|")
+        start, _, rest = _name(name).partition("|")
         model, _, counter = rest.rpartition("|")
         try:
             yield int(start), model, counter, int(value)
@@ -363,8 +368,8 @@ def _window(ch, money_models, series, start, span, model, counter, n, now, since
 def _totals(client: redis.Redis, cache: str, table: PriceTable) -> tuple[Counts, dict]:
     per_model: dict[str, Counts] = defaultdict(Counts)
     latency: dict = {}
-    for name, value in (client.hgetall(K.bucket_key(K.TOTALS_PREFIX, cache)) or {}).items():
-        name = _text(name)
+    for raw, value in (client.hgetall(K.bucket_key(K.TOTALS_PREFIX, cache)) or {}).items():
+        name = _name(raw)
         if name.startswith(K.LATENCY_FIELD):
             latency[name[len(K.LATENCY_FIELD) :]] = float(value)
             continue
@@ -395,7 +400,7 @@ def iter_hit_records(client: redis.Redis, cache: str | None = None, count: int =
             for i, name in enumerate(names):
                 values, exists = replies[2 * i], replies[2 * i + 1]
                 if isinstance(values, list) and exists == 1:
-                    key = _text(name[len(K.ENTRY_PREFIX) :])
+                    key = _name(name[len(K.ENTRY_PREFIX) :])
                     if cache is None or _text(values[RECORD_FIELDS.index(K.CACHE)]) == cache:
                         yield key, values
         if cursor == 0:

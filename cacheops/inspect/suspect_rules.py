@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..config import SuspectSettings
@@ -457,7 +457,7 @@ def masked(text: str, spans: list[tuple[int, int]]) -> Masked:
     return Masked("".join(out), pieces)
 
 
-def sensitive_spans(text: str | None, custom_secret: list[re.Pattern] = ()) -> list[tuple[int, int]]:
+def sensitive_spans(text: str | None, custom_secret: Sequence[re.Pattern] = ()) -> list[tuple[int, int]]:
     """Every span of text that is never printed as is: secrets, personal data, custom secret rules' matches."""
     if not text:
         return []
@@ -468,7 +468,7 @@ def sensitive_spans(text: str | None, custom_secret: list[re.Pattern] = ()) -> l
     return spans
 
 
-def redacted(entry: Entry, custom_secret: list[re.Pattern] = ()) -> Entry:
+def redacted(entry: Entry, custom_secret: Sequence[re.Pattern] = ()) -> Entry:
     """A copy of the entry whose prompt and answer have their secrets and personal data masked (for
     previews: what to_dict() shows)."""
     spans = sensitive_spans(entry.prompt, custom_secret), sensitive_spans(entry.answer, custom_secret)

@@ -187,6 +187,8 @@ def find_suspects(
     report = SuspectsReport({name: RuleSummary(rules.rules[name]) for name in sorted(rules.wanted)}, now=rules.now)
     entries = iter_entries(client, ctx, EntryFilter(cache=cache), stats=stats, server_side=server_side, full=False)
     for entry in entries:
+        if not isinstance(entry, Entry):  # the filter asks for entries only; infrastructure is never a suspect
+            continue
         report.entries += 1
         if entry.prompt is None:
             report.prompt_unknown += 1
