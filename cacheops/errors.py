@@ -70,3 +70,10 @@ class NoSuchDatabase(CacheopsError):
 
 class NotOnCluster(CacheopsError):
     exit_code = ExitCode.NOT_ON_CLUSTER
+
+
+class TopologyChanged(CacheopsError):
+    """The cluster changed under a scan in a way it cannot follow exactly (a migration on a shard too big
+    to remember what was listed): it stops instead of listing an entry twice or not at all."""
+
+    exit_code = ExitCode.TOPOLOGY_CHANGED

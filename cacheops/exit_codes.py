@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     NO_SUCH_DATABASE = 18  # the database number (URL /N or --db) does not exist on the server
     EVENTS_DISABLED = 20  # hits --follow: the server does not publish the keyspace events it needs
     NOT_ON_CLUSTER = 24  # the command does not run on a Redis Cluster yet (docs/cluster.md)
+    TOPOLOGY_CHANGED = 25  # a slot migration during a cluster scan that it could not follow exactly (run it again)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
 
 
@@ -50,5 +51,6 @@ DESCRIPTIONS = {
     ExitCode.NO_SUCH_DATABASE: "the database number (URL /N or --db) does not exist on the server",
     ExitCode.EVENTS_DISABLED: "hits --follow: the server's notify-keyspace-events lacks what it needs (or --enable-events)",
     ExitCode.NOT_ON_CLUSTER: "the command does not run on a Redis Cluster yet (nothing was changed; see docs/cluster.md)",
+    ExitCode.TOPOLOGY_CHANGED: "a cluster slot migration during the scan could not be followed without risking a wrong listing (run it again)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

@@ -12,7 +12,7 @@ Never KEYS; nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -21,11 +21,11 @@ import redis
 
 from .. import faults
 from ..errors import ConnectionFailed
-from .cluster_scan import merged_batches
+from .cluster_scan import NOT_SERVED, merged_batches
 from .connection import connections_made, run_id
 from .readahead import read_ahead
 from .scripting import Script
-from .topology import scan_nodes
+from .topology import is_cluster, scan_nodes
 
 PREVIEW_LIMIT = 64 * 1024  # bytes read of any one value while listing
 SHOW_LIMIT = 16 * 1024 * 1024  # bytes read of one value when showing a single entry
@@ -110,6 +110,9 @@ def _script_records(reply) -> tuple[bytes, list[RawRecord]]:
             RawRecord(key, name, pttl, None if mem < 0 else mem, value or None, None if size < 0 else size, bool(trunc))
         )
     return cursor, out
+
+
+KeyFilter = Callable[[list[bytes]], list[bytes]]  # the keys of a batch that may be read on that node
 
 
 class ScriptUnavailable(Exception):
@@ -212,17 +215,45 @@ def read_records(
     return records
 
 
-def _plain_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
+def _plain_batches(
+    client: redis.Redis, opts: ScanOptions, stats: ScanStats, keep: KeyFilter | None = None
+) -> Iterator[list[RawRecord]]:
     stats.path = stats.path or "plain pipeline"
     cursor = 0
     while True:
-        cursor, keys = client.scan(cursor, match=opts.match, count=opts.count, _type=opts.type)
-        if keys:
+        cursor, found = client.scan(cursor, match=opts.match, count=opts.count, _type=opts.type)
+        if found:
+            keys = cast(list[bytes], found)  # raw client: bytes
             stats.batches += 1
             stats.keys += len(keys)
-            yield read_records(client, cast(list[bytes], keys), opts.limit, opts.elide)  # raw client: bytes
+            if keep is None:
+                yield read_records(client, keys, opts.limit, opts.elide)
+            else:  # keys the node does not serve are passed on unread, as the script reports them
+                kept = keep(keys)
+                read = {r.key: r for r in read_records(client, kept, opts.limit, opts.elide)}
+                yield [read.get(key) or RawRecord(key, NOT_SERVED, -2, None) for key in keys]
         if int(cursor) == 0:
             return
+
+
+def read_keys(client: redis.Redis, keys: list[bytes], opts: ScanOptions, asking: bool = False) -> list[RawRecord]:
+    """The records of `keys` on one node, read by the batch script (so a key of a slot the node does not
+    serve comes back as NOT_SERVED instead of an error). asking: the node is importing their slot; ASKING
+    before the call lets the script read the keys it already holds. Never the plain pipeline: on a
+    Redis 8.0-8.2 node, a CLIENT NO-TOUCH command on a key of a migrating slot crashes the server, a
+    script's does not."""
+    if not keys:
+        return []
+    script = _SCAN_BATCH.bind(client)
+    args = ["", str(opts.count), str(opts.limit), "", "", ",".join(opts.elide), *keys]
+    if not asking:
+        reply = script(args=args)
+    else:
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("ASKING")
+        pipe.execute_command(*script.command(args=args))
+        reply = pipe.execute()[1]
+    return _script_records(reply)[1]
 
 
 def iter_batches(
@@ -238,13 +269,18 @@ def iter_batches(
     stats = stats if stats is not None else ScanStats()
     nodes = scan_nodes(client)
     if len(nodes) > 1 or nodes[0].client is not client:
-        yield from merged_batches(nodes, opts, stats, iter_node_batches)
+        yield from merged_batches(
+            nodes, opts, stats, iter_node_batches, cluster=client if is_cluster(client) else None, read_keys=read_keys
+        )
         return
     yield from iter_node_batches(client, opts, stats)
 
 
-def iter_node_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[RawRecord]]:
-    """iter_batches on one server."""
+def iter_node_batches(
+    client: redis.Redis, opts: ScanOptions, stats: ScanStats, keep: KeyFilter | None = None
+) -> Iterator[list[RawRecord]]:
+    """iter_batches on one server. keep (cluster nodes): which keys of a batch the plain path may read
+    there; the others come back as NOT_SERVED, as the script reports keys of slots the node does not serve."""
     watch = _RestartWatch(client)
     if opts.server_side is not False:
         try:
@@ -261,7 +297,7 @@ def iter_node_batches(client: redis.Redis, opts: ScanOptions, stats: ScanStats) 
         except redis.exceptions.NoScriptError:
             watch.check(force=True)  # a restart is the likely cause: say so
             raise
-    for records in _plain_batches(client, opts, stats):
+    for records in _plain_batches(client, opts, stats, keep):
         watch.check()
         faults.reached("scan.batch")
         yield records
