@@ -37,7 +37,7 @@ from redis.crc import key_slot
 
 from ..errors import ConnectionFailed, TopologyChanged
 from .cluster_sweep import slot_nodes, sweep_slot
-from .cluster_view import ClusterView, Shards, node_timeout_ms, poll
+from .cluster_view import ClusterView, Shards, moving_here, node_timeout_ms, poll
 from .topology import NodeClient, node_client, primary_nodes
 
 PARALLEL = 4  # nodes scanned at once
@@ -221,10 +221,16 @@ class _ClusterScan:
 
     def _readable(self, shard: _Shard) -> Callable[[list[bytes]], list[bytes]]:
         """The keys the plain path may read on the shard's node: those of slots it served at the start and
-        not known to be moving (reading a moving slot's key outside a script can crash Redis 8.0-8.2)."""
+        not moving. The node is asked which slots it is moving just before each batch is read: on Redis
+        8.0-8.2 a CLIENT NO-TOUCH read of a moving slot's key outside a script crashes the server (a
+        script's does not; only the plain path, for servers that refuse scripts, reads this way).
+        Replicas hold no migration state, and are not asked."""
         slot_shard, touched = self.layout.slot_shard, self.touched
 
         def keep(keys: list[bytes]) -> list[bytes]:
+            if shard.node.role == "primary":
+                for slot in moving_here(shard.node.client):
+                    self._touch(slot)
             return [k for k in keys if slot_shard[s := key_slot(k)] == shard.index and s not in touched]
 
         return keep

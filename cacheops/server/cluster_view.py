@@ -107,6 +107,15 @@ def poll(nodes: list[tuple[str, redis.Redis]]) -> ClusterView:
     return view
 
 
+def moving_here(client: redis.Redis) -> set[int]:
+    """The slots this node is migrating or importing right now (its own line of CLUSTER NODES)."""
+    out: set[int] = set()
+    for line, migrations in _parse_nodes(client.execute_command("CLUSTER", "NODES")):
+        if "myself" in line.flags.split(","):
+            out.update(slot for slot, _state in migrations)
+    return out
+
+
 def _parse_nodes(reply) -> list[tuple[NodeLine, list[tuple[int, str]]]]:
     """CLUSTER NODES as (line, [(slot, "migrating" | "importing")]): the text reply, or redis-py's
     parsed dict where the client's callbacks parse it."""

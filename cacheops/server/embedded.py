@@ -64,6 +64,7 @@ class EmbeddedRedis:
     extra_args: tuple[str, ...] = ()
     workdir: str | None = None
     detached: bool = False
+    binary: str | None = None  # another redis-server than the embedded one (the TLS tests use Debian's)
     process: subprocess.Popen | None = field(default=None, repr=False)
     _own_workdir: bool = field(default=False, repr=False)
 
@@ -74,7 +75,7 @@ class EmbeddedRedis:
 
     def command_line(self) -> list[str]:
         args = [
-            server_binary(),
+            self.binary or server_binary(),
             "--port",
             str(self.port),
             "--bind",

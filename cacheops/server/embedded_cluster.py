@@ -83,7 +83,10 @@ class EmbeddedCluster:
     modules: tuple[str, ...] = ("search", "json")
     node_timeout_ms: int = 1000  # short, so a killed primary fails over in a few seconds
     password: str | None = None  # requirepass (and masterauth) on every node
+    binary: str | None = None  # another redis-server than the embedded one (Debian's has TLS)
+    tls: dict[str, str] | None = None  # {"cert", "key", "ca"} files: a TLS port per node, TLS on the bus
     nodes: list[EmbeddedRedis] = field(default_factory=list)
+    tls_ports: dict[int, int] = field(default_factory=dict)  # node port -> its TLS port
     bus_ports: dict[int, int] = field(default_factory=dict)  # node port -> cluster bus port
 
     @property
@@ -100,6 +103,11 @@ class EmbeddedCluster:
         return f"redis://{self._auth}{HOST}:{self.nodes[0].port}"
 
     @property
+    def tls_url(self) -> str:
+        """The TLS port of one node (with tls set): a client that connects in TLS is told TLS ports."""
+        return f"rediss://{self._auth}{HOST}:{self.tls_ports[self.nodes[0].port]}"
+
+    @property
     def seeds_url(self) -> str:
         """Every primary as a seed, RedisVL's several-hosts form."""
         return f"redis://{self._auth}" + ",".join(f"{HOST}:{n.port}" for n in self.primary_nodes)
@@ -109,16 +117,19 @@ class EmbeddedCluster:
         return f":{self.password}@" if self.password else ""
 
     def start(self, timeout: float = 30.0) -> EmbeddedCluster:
-        server_binary()  # a clear error before any process starts
+        if not self.binary:
+            server_binary()  # a clear error before any process starts
         count = self.primaries * (1 + self.replicas)
         try:
             for _ in range(count):
-                bus_port = free_port()
+                bus_port, port = free_port(), free_port()
                 node = EmbeddedRedis(
-                    port=free_port(),
+                    port=port,
                     modules=self.modules,
                     password=self.password,
+                    binary=self.binary,
                     extra_args=(("--masterauth", self.password) if self.password else ())
+                    + self._tls_args(port)
                     + (
                         "--cluster-enabled",
                         "yes",
@@ -143,6 +154,21 @@ class EmbeddedCluster:
             raise
         return self
 
+    def _tls_args(self, port: int) -> tuple[str, ...]:
+        """A TLS port beside the plain one (the setup and the tests' own writes use the plain port); the
+        cluster bus in TLS too, so that CLUSTER SLOTS names TLS ports to a client connected in TLS."""
+        if not self.tls:
+            return ()
+        self.tls_ports[port] = free_port()
+        return (
+            "--tls-port", str(self.tls_ports[port]),
+            "--tls-cert-file", self.tls["cert"],
+            "--tls-key-file", self.tls["key"],
+            "--tls-ca-cert-file", self.tls["ca"],
+            "--tls-cluster", "yes",
+            "--tls-auth-clients", "no",
+        )  # fmt: skip
+
     def node_id(self, node: EmbeddedRedis) -> str:
         return _command(node.port, "CLUSTER", "MYID")
 
@@ -155,7 +181,8 @@ class EmbeddedCluster:
             _command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
         for node in self.nodes[1:]:
             first = self.nodes[0].port
-            _command(node.port, "CLUSTER", "MEET", HOST, str(first), str(self.bus_ports[first]))
+            meet = self.tls_ports.get(first, first)  # with TLS on the bus, nodes know each other by TLS port
+            _command(node.port, "CLUSTER", "MEET", HOST, str(meet), str(self.bus_ports[first]))
         ids = [self.node_id(n) for n in primaries]
         everyone = len(self.nodes)
         _wait(
