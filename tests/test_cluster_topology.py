@@ -46,7 +46,7 @@ def write_entries(url: str, qa=QA, **client_kwargs) -> None:
 
 
 def listed_keys(result) -> list[str]:
-    assert "Traceback" not in result.output
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     return [json.loads(line)["key"] for line in result.stdout.splitlines() if line.strip()]
 
 

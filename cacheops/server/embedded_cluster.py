@@ -209,12 +209,16 @@ class EmbeddedCluster:
             node.process.wait()
 
     def wait_for_failover(self, killed: EmbeddedRedis, timeout: float = 20.0) -> EmbeddedRedis:
-        """The replica promoted in place of `killed`, once every live node agrees the cluster is ok."""
+        """The replica promoted in place of `killed` (one of the primaries started here), once every live
+        node agrees the cluster is ok."""
         alive = [n for n in self.nodes if n is not killed and n.process and n.process.poll() is None]
+        index = next((i for i, n in enumerate(self.primary_nodes) if n is killed), -1)
+        # the replicas of primary i are replica_nodes[i], [i + primaries], ... (see _assemble)
+        candidates = [r for j, r in enumerate(self.replica_nodes) if j % self.primaries == index and r in alive]
 
         def promoted():
-            for node in alive:
-                if _info(node.port, "replication").get("role") == "master" and node not in self.primary_nodes:
+            for node in candidates:
+                if _info(node.port, "replication").get("role") == "master":
                     return node
             return None
 
