@@ -33,8 +33,14 @@ NEEDED_COMMANDS = [
     ("restore backups (RESTORE)", ["RESTORE", "k", "0", "x"]),
     ("operations log (XADD)", ["XADD", OPLOG_STREAM, "*", "f", "v"]),
 ]
-# What cacheops also sends on a Redis Cluster (the client learns the slot map with CLUSTER SLOTS).
-CLUSTER_COMMANDS = [("cluster topology (CLUSTER SLOTS)", ["CLUSTER", "SLOTS"])]
+# What cacheops also sends on a Redis Cluster (the client learns the slot map with CLUSTER SLOTS; a
+# scan follows failovers and slot migrations with the others: server/cluster_scan.py).
+CLUSTER_COMMANDS = [
+    ("cluster topology (CLUSTER SLOTS)", ["CLUSTER", "SLOTS"]),
+    ("failovers and migrations during a scan (CLUSTER NODES)", ["CLUSTER", "NODES"]),
+    ("a migrated slot's keys (CLUSTER GETKEYSINSLOT)", ["CLUSTER", "GETKEYSINSLOT", "0", "1"]),
+    ("a migrated slot's key count (CLUSTER COUNTKEYSINSLOT)", ["CLUSTER", "COUNTKEYSINSLOT", "0"]),
+]
 
 
 @dataclass

@@ -102,6 +102,7 @@ def _merged(nodes: list[NodeClient], opts, stats, scan_one: Callable, parallel: 
                 continue
             except (rex.ConnectionError, rex.TimeoutError) as exc:
                 raise _lost(node, exc, "") from None
+            batch = [r for r in batch if r.type != NOT_SERVED]  # keys being imported: listed by their source
             stats.batches += 1
             stats.keys += len(batch)
             active.append((node, node_stats, stream))
