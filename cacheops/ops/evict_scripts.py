@@ -73,13 +73,16 @@ class EvictScripts:
     """The two server-side scripts execute() needs, loaded once. Refused scripts are a clear error:
     an eviction that cannot re-check and delete atomically does not run."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, node: redis.Redis | None = None):
+        """node: where a keyless call runs (a cluster client cannot route one); default the client."""
         self.client = client
         try:
             self.reader = READ_SCRIPT.bind(client)
             self.unlinker = UNLINK_SCRIPT.bind(client)
             # an empty read settles EVALSHA_RO or EVALSHA before commands are built for pipelines
-            self.reader.probe(args=(PREVIEW_LIMIT, "", TAG_PREFIX))
+            probe = READ_SCRIPT.bind(node) if node is not None else self.reader
+            probe.probe(args=(PREVIEW_LIMIT, "", TAG_PREFIX))
+            self.reader.read_only = probe.read_only
         except redis.ResponseError as exc:
             raise PermissionDenied(
                 f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
@@ -183,7 +186,7 @@ class ClusterEvictScripts(EvictScripts):
     """The same calls on a Redis Cluster: grouped by hash slot, one pipeline per primary."""
 
     def __init__(self, client):
-        super().__init__(client)
+        super().__init__(client, client.get_redis_connection(client.get_primaries()[0]))
         self.cluster: RedisCluster = client
         self.nodes = NodePipelines(client, [READ_SCRIPT, UNLINK_SCRIPT], "the evict")
 
