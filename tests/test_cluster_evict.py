@@ -259,3 +259,41 @@ def test_the_tui_evicts_on_a_cluster(redis_cluster, cluster_client):
     assert set(before) - set(after) == {chosen.encode()} and chosen not in rows
     assert app.last_result.deleted == 1 and f'"key":"{chosen}"' in Path(app.last_result.backup).read_text()
     assert_unchanged(before, after, after)
+
+
+def test_a_write_between_backup_and_delete_is_caught_on_a_cluster(redis_cluster, cluster_client, tmp_path, monkeypatch):
+    """No WATCH on a cluster: compare-and-unlink per slot deletes only the version backed up; an
+    entry the app rewrote in between is re-read (in its slot) and re-checked."""
+    from cacheops import connect_url
+    from cacheops.inspect.catalog import build_context
+    from cacheops.ops.backup import restore
+    from cacheops.ops.selection import Selection
+
+    url = redis_cluster.url
+    wrong = [("Q1?", "never possible"), ("Q2?", "never possible"), ("Q3?", "never possible")]
+    writers.langchain_exact(url, wrong, model="gpt-4o", redis_client=RedisCluster.from_url(url))
+    client = connect_url(url)
+    plan = evict_lib.plan(client, Selection(response_contains=["never possible"]), build_context(client))
+    original = evict_lib._Deleter._backup
+    calls = []
+
+    def backup_then_app_writes(self, judged, now_ms):
+        chosen = original(self, judged, now_ms)
+        if not calls:
+            app = {"redis_client": RedisCluster.from_url(url)}
+            writers.langchain_exact_rewrite(url, "Q1?", "fixed", model="gpt-4o", **app)
+            writers.langchain_exact_rewrite(url, "Q2?", "never possible, again", model="gpt-4o", **app)
+        calls.append(len(chosen))
+        return chosen
+
+    monkeypatch.setattr(evict_lib._Deleter, "_backup", backup_then_app_writes)
+    result = evict_lib.execute(client, plan, backup_path=tmp_path / "b.jsonl")
+    assert result.deleted == 2 and result.no_longer_matching == 1 and calls == [3, 1]
+    left = [e for e in Cli(url).json_lines("scan") if e["cache"] == "redis"]
+    assert [e["answer"] for e in left] == ["fixed"]
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()][1:]
+    assert sorted(d["reason"] for d in lines if "not_deleted" in d) == ["changed", "changed"]
+    cluster_client.delete(left[0]["key"])
+    assert restore(client, tmp_path / "b.jsonl").restored == 2
+    answers = sorted(e["answer"] for e in Cli(url).json_lines("scan") if e["cache"] == "redis")
+    assert answers == ["never possible", "never possible, again"]
