@@ -12,6 +12,8 @@ execute() works through the spool in batches. For each batch it WATCHes the keys
           EXEC; then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose
           copy is still the one backed up, and a key changed in between is re-read and re-checked.
           Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
+          On a Redis Cluster the same steps run per hash slot, without WATCH/MULTI: the atomic
+          read, the backup, then compare-and-unlink (_Deleter.run_by_slot, evict_scripts.py).
           Finally one event is appended to the operations log.
 Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
 """
