@@ -19,6 +19,8 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
+from cacheops_track.keys import TRACKED
+
 from ..errors import PermissionDenied
 from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, cluster_tag_key, legacy_tag_key_on_cluster
 from ..server.keyspace import DEFAULT_ELIDE, PREVIEW_LIMIT, RawRecord
@@ -189,10 +191,13 @@ class ClusterEvictScripts(EvictScripts):
         super().__init__(client, client.get_redis_connection(client.get_primaries()[0]))
         self.cluster: RedisCluster = client
         self.nodes = NodePipelines(client, [READ_SCRIPT, UNLINK_SCRIPT], "the evict")
+        self.tracking: bool | None = None  # whether the hit tracker has written here (asked once)
 
     def read(
         self, keys: list[bytes], limit: int, expected: list[str] | None = None, types: list[str] | None = None
     ) -> list[KeyRead]:
+        """The atomic read per slot, and in the same round trip an EXISTS of each entry's cacheops
+        keys in other slots (most entries have none); those that exist are read after."""
         expected = expected or [""] * len(keys)
         types = types or [""] * len(keys)
         groups = slot_groups(self.cluster, keys, SLOT_SLICE)
@@ -202,7 +207,11 @@ class ClusterEvictScripts(EvictScripts):
             names = [cluster_tag_key(k) for k in part]
             command = self.read_command(part, limit, [expected[i] for i in group], [types[i] for i in group], names)
             calls.append((part[0], command, names))
-        replies, times = self.nodes.run([(key, command) for key, command, _ in calls], with_time=True)
+        elsewhere = self._elsewhere(keys)
+        replies, times = self.nodes.run(
+            [(key, command) for key, command, _ in calls] + [(name, ["EXISTS", name]) for _, name, _ in elsewhere],
+            with_time=True,
+        )
         out: list[KeyRead] = [None] * len(keys)  # type: ignore[list-item]  # every slot filled below
         for group, (_, _, names), reply, now in zip(groups, calls, replies, times):
             if isinstance(reply, Exception):
@@ -211,25 +220,37 @@ class ClusterEvictScripts(EvictScripts):
             for i, read in zip(group, self.parse_read(part, reply, limit, [expected[i] for i in group], names)):
                 read.now_ms = now
                 out[i] = read
-        self._read_elsewhere([read for read in out if read.copy is not None])
+        found = [
+            (out[i], name, is_tags)
+            for (i, name, is_tags), there in zip(elsewhere, replies[len(calls) :])
+            if there == 1 and out[i].copy is not None
+        ]
+        if found:
+            self._read_elsewhere(found)
         return out
 
-    def _read_elsewhere(self, reads: list[KeyRead]) -> None:
-        """Tags under the one-server name (merged under the entry's own, which win) and the hit
-        record, outside the entry's slot: EXISTS first (most entries have neither), then DUMP and
-        PTTL (and the tags' fields) of those that exist."""
-        wanted = []
-        for read in reads:
-            legacy = legacy_tag_key_on_cluster(read.key)
+    def _elsewhere(self, keys: list[bytes]) -> list[tuple[int, bytes, bool]]:
+        """(index of the entry, name, is it tags) of the cacheops keys an entry may have in other
+        slots: its tags under the one-server name (an earlier cacheops), and its hit record where
+        the hit tracker has recorded any cache (cacheops:tracked): without it there are none."""
+        tracking = self._tracking()
+        out = []
+        for i, key in enumerate(keys):
+            legacy = legacy_tag_key_on_cluster(key)
             if legacy is not None:
-                wanted.append((read, legacy, True))
-            wanted.append((read, HIT_RECORD_PREFIX + read.key, False))
-        if not wanted:
-            return
-        exists, _ = self.nodes.run([(name, ["EXISTS", name]) for _, name, _ in wanted])
-        found = [w for w, there in zip(wanted, exists) if there == 1]
-        if not found:
-            return
+                out.append((i, legacy, True))
+            if tracking:
+                out.append((i, HIT_RECORD_PREFIX + key, False))
+        return out
+
+    def _tracking(self) -> bool:
+        if self.tracking is None:
+            self.tracking = bool(self.cluster.exists(TRACKED))
+        return self.tracking
+
+    def _read_elsewhere(self, found: list[tuple[KeyRead, bytes, bool]]) -> None:
+        """DUMP and PTTL (and a tag hash's fields, merged under the entry's own, which win) of the
+        entries' cacheops keys found in other slots."""
         commands: list[tuple[bytes, list]] = []
         for _, name, is_tags in found:
             commands += [(name, ["DUMP", name]), (name, ["PTTL", name])]
