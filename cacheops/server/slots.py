@@ -65,10 +65,13 @@ class NodePipelines:
         command, read just before it: an expiry read there is relative to that node's clock).
         Error replies come back as exceptions; a lost node raises NodeLost."""
         per_node: dict[str, tuple[object, list[int]]] = {}
-        for i, (key, _command) in enumerate(commands):
-            node = self.client.get_node_from_key(key)
-            per_node.setdefault(node.name, (node, []))[1].append(i)
         replies: list = [None] * len(commands)
+        for i, (key, _command) in enumerate(commands):
+            try:
+                node = self.client.get_node_from_key(key)
+            except rex.SlotNotCoveredError as exc:  # its primary failed and no replica took over (yet)
+                raise NodeLost(f"no primary serves a slot {self.what} needs ({exc})", replies) from None
+            per_node.setdefault(node.name, (node, []))[1].append(i)
         times: list[int | None] = [None] * len(commands)
         lost: list[str] = []
 
