@@ -297,3 +297,17 @@ def test_a_write_between_backup_and_delete_is_caught_on_a_cluster(redis_cluster,
     assert restore(client, tmp_path / "b.jsonl").restored == 2
     answers = sorted(e["answer"] for e in Cli(url).json_lines("scan") if e["cache"] == "redis")
     assert answers == ["never possible", "never possible, again"]
+
+
+def test_permission_probes_leave_no_cluster_connection_in_a_transaction(redis_cluster, cluster_client):
+    """The probes pair WATCH/UNWATCH and MULTI/DISCARD on one connection: a cluster pipeline sent them
+    to different nodes and left a pooled connection in MULTI, queueing the next command sent on it."""
+    from cacheops import connect_url
+    from cacheops.server import permissions
+
+    client = connect_url(redis_cluster.url)
+    for _ in range(3):
+        permissions.require(client, "evict", ["scripts", "transactions", "unlink", "oplog"], under=b"redis:")
+        for node in client.get_primaries():
+            assert client.get_redis_connection(node).execute_command("ECHO", "x") == b"x", node.name
+        assert client.script_load("return 1") == "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
