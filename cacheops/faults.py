@@ -8,6 +8,7 @@ n-th time it reaches <point>. The points sit where an interruption matters most:
     scan.batch         the scan engine hands over a batch (every listing, evict's preview, ...)
     evict.backed_up    a batch's backup is on disk (fsynced) and nothing of it is deleted yet
     evict.sent         a batch's MULTI/UNLINK/EXECs were sent; their replies are not read yet
+                       (one server: a cluster has no MULTI/EXEC step, see ops/evict.py)
     evict.settled      a batch's deletes are confirmed (before the next batch, or the oplog event)
     restore.batch      a restore batch was written back
     warm.written       one entry was written by its cache library

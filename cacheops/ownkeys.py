@@ -2,6 +2,8 @@
 
     cacheops:tags:<entry key>   HASH    NAME=VALUE tags of an entry whose library has no fields for
                                         them (ops/tagging.py writes them, inspect/tags.py reads them)
+    cacheops:tags:{<entry key>}  (on a Redis Cluster: the same hash in its entry's hash slot; see
+                                        cluster_tag_key)
     cacheops:oplog              STREAM  the operations log: evictions, restores, warms, migrations
                                         (ops/oplog.py, shown by `cacheops history`)
     cacheops:migrate:<cache>    HASH    an in-place migration (or flush) under way: its phase and
@@ -18,6 +20,8 @@ hash along with its entry), so they live at the bottom, beside the errors.
 
 from __future__ import annotations
 
+from redis.crc import key_slot
+
 from cacheops_track.keys import ENTRY_PREFIX as HIT_RECORD_PREFIX
 
 from .errors import UsageError
@@ -28,6 +32,9 @@ __all__ = [
     "OPLOG_STREAM",
     "MIGRATE_STATE_PREFIX",
     "tag_key",
+    "cluster_tag_key",
+    "legacy_tag_key_on_cluster",
+    "hash_tag",
     "is_tag_key",
     "is_companion_record",
     "valid_tag_name",
@@ -45,6 +52,68 @@ _TAG_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 def tag_key(entry_key: str | bytes) -> bytes:
     raw = entry_key.encode("utf-8") if isinstance(entry_key, str) else entry_key
     return TAG_PREFIX + raw
+
+
+def hash_tag(key: bytes) -> bytes | None:
+    """What Redis Cluster hashes of a key that has a hash tag (the text between its first `{` and
+    the first `}` after it, when not empty), else None (then the whole key is hashed)."""
+    start = key.find(b"{")
+    if start < 0:
+        return None
+    end = key.find(b"}", start + 1)
+    return key[start + 1 : end] if end > start + 1 else None
+
+
+def cluster_tag_key(entry_key: str | bytes) -> bytes:
+    """The tag hash of an entry on a Redis Cluster: in the entry's own hash slot, so the entry and its
+    tags are read, deleted and restored together (one script, one slot). The name carries a hash tag
+    that hashes as the entry does:
+        cacheops:tags:{<entry>}          an entry without a hash tag (the common case)
+        cacheops:tags:{<tag>}<entry>     an entry with one ({<tag>} in its name)
+        cacheops:tags:{<n>}<entry>       an entry with a `}` but no hash tag: <n> is the smallest
+                                         number in the entry's slot (the entry itself cannot be the tag)
+    Read back unambiguously: the text up to the first `}` is the tag, the rest (if any) the entry."""
+    raw = entry_key.encode("utf-8") if isinstance(entry_key, str) else entry_key
+    tag = hash_tag(raw)
+    if tag is not None:
+        return TAG_PREFIX + b"{" + tag + b"}" + raw
+    if b"}" not in raw and raw:
+        return TAG_PREFIX + b"{" + raw + b"}"
+    return TAG_PREFIX + b"{" + _SLOT_STAND_INS.tag_for(key_slot(raw)) + b"}" + raw
+
+
+def legacy_tag_key_on_cluster(entry_key: str | bytes) -> bytes | None:
+    """The one-server name (tag_key) of an entry's tags, where an earlier cacheops left it on a
+    cluster (usually another slot than the entry's: read and removed on its own). None when that
+    name is the cluster name of another entry (an entry named like `{x}x`): it belongs to that one."""
+    legacy = tag_key(entry_key)
+    raw = legacy[len(TAG_PREFIX) :]
+    if raw.startswith(b"{"):
+        end = raw.find(b"}")
+        if end > 1:
+            other = raw[end + 1 :] or raw[1:end]
+            if cluster_tag_key(other) == legacy:
+                return None
+    return legacy
+
+
+class _SlotStandIns:
+    """slot -> the smallest decimal number that hashes to it, found as asked (the first ~16k
+    numbers cover most slots; computed once per process, CRC16 is cheap)."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, bytes] = {}
+        self.next = 0
+
+    def tag_for(self, slot: int) -> bytes:
+        while slot not in self.found:
+            candidate = str(self.next).encode()
+            self.next += 1
+            self.found.setdefault(key_slot(candidate), candidate)
+        return self.found[slot]
+
+
+_SLOT_STAND_INS = _SlotStandIns()
 
 
 def is_tag_key(key: bytes) -> bool:

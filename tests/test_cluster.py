@@ -18,6 +18,7 @@ from redis.cluster import RedisCluster
 
 from cacheops import connect_url
 from cacheops.demo import demo_chat_model
+from cacheops.ownkeys import cluster_tag_key
 from cacheops.server.connection import parse_target, redact_url
 from cacheops.server.embedded_cluster import EmbeddedCluster
 from cacheops.server.keyspace import ScanOptions, iter_batches
@@ -202,21 +203,17 @@ def test_inspection_does_not_touch_entries_on_any_node(redis_cluster, cluster_cl
     assert min(idle) >= 2, idle
 
 
-def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster, cluster_client, tmp_path):
+def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster, cluster_client):
     writers.langchain_exact(redis_cluster.url, EXACT_QA[:3], redis_client=RedisCluster.from_url(redis_cluster.url))
     on_cluster = Cli(redis_cluster.url)
     key = on_cluster.json_lines("scan")[0]["key"]
     assert on_cluster.json("tag", key, "source=warmup")["tags"] == {"source": "warmup"}
     assert on_cluster.json("tag", key)["tags"] == {"source": "warmup"}
-    assert cluster_client.pttl(b"cacheops:tags:" + key.encode()) == -1  # as its entry: no expiry
+    assert cluster_client.pttl(cluster_tag_key(key)) == -1  # as its entry: no expiry
     assert on_cluster("history").exit_code == 0
     before = sorted(cluster_client.scan_iter())
-    backup = tmp_path / "b.jsonl"
-    backup.write_text("")
     for args in (
-        ("evict", "--prompt", Q, "--yes"),
-        ("evict", "--cache", "redis", "--dry-run"),
-        ("restore", str(backup), "--yes"),
+        ("expire", "--cache", "redis", "--ttl", "1d", "--yes"),
         ("audit",),
         ("migrate-embeddings", "--cache", "llmcache", "--to", "hf:sentence-transformers/all-MiniLM-L6-v2", "--yes"),
     ):

@@ -3,6 +3,7 @@
 cacheops:oplog              STREAM  the operations log (ops/oplog.py)
 cacheops:audit              STREAM  the same log as earlier versions named it (still read by `history`)
 cacheops:tags:<key>         HASH    tags cacheops keeps for an entry that has no fields of its own
+                                    (on a Redis Cluster cacheops:tags:{<key>}: ownkeys.cluster_tag_key)
 cacheops:hit:<key>          HASH    the hit tracker's record of an entry (cacheops_track.keys)
 cacheops:hitrate:<m|h|t>:<cache>  HASH  the hit tracker's minute / hour buckets and totals
 cacheops:tracked            HASH    the caches the hit tracker has written for

@@ -40,10 +40,11 @@ import redis
 
 from .. import faults
 from ..errors import CacheopsError, NotFound, UsageError
+from ..ownkeys import cluster_tag_key, tag_key
 from ..paths import state_dir
 from ..server import permissions
 from ..server.scripting import Script, is_busy_key
-from ..server.topology import refuse_on_cluster
+from ..server.topology import is_cluster
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
@@ -284,8 +285,9 @@ def restore(
     client: redis.Redis, path: Path | str, force: bool = False, dry_run: bool = False, on_progress=None, actor=None
 ) -> RestoreResult:
     """Put a backup's entries back: identical bytes and expiry. An existing key with other content
-    was written after the eviction (the app cached a fresh answer): it is kept unless force."""
-    refuse_on_cluster(client, "restore")
+    was written after the eviction (the app cached a fresh answer): it is kept unless force.
+    On a Redis Cluster the batch's commands each name one key: the cluster pipeline sends each
+    primary its own (a RedisJSON document goes back through a one-key script, in its slot)."""
     header, _ = read_backup(path)
     # Keys backed up but then not deleted (they changed or vanished at delete time) must not be
     # resurrected: one pass to learn them (a short list), one to restore.
@@ -382,7 +384,9 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
             if comp_copy is None or (comp_expires is not None and comp_expires <= now_ms):
                 continue
             # A companion (tag hash) belongs to the entry being put back: its saved state wins.
-            _queue_restore(pipe, restore_json, key_from(comp), *comp_copy, comp_expires, True)
+            _queue_restore(
+                pipe, restore_json, _companion_here(client, key, key_from(comp)), *comp_copy, comp_expires, True
+            )
             result.companions_restored += 1
     if not dry_run and len(pipe):
         for reply in pipe.execute(raise_on_error=False):
@@ -432,6 +436,14 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
 
 # expire's compare-and-set of expiries (expire.py changes them with it, restore puts them back).
 EXPIRE_CAS = Script(Path(__file__).with_name("expire_cas.lua"))
+
+
+def _companion_here(client, entry: bytes, name: bytes) -> bytes:
+    """Where a saved companion goes back: its own name, except a tag hash saved on a Redis Cluster
+    (in its entry's slot) put back on one server, which reads tags under the one-server name."""
+    if not is_cluster(client) and name == cluster_tag_key(entry):
+        return tag_key(entry)
+    return name
 
 
 def _copy_of(doc: dict) -> tuple[bytes, str]:

@@ -12,6 +12,8 @@ execute() works through the spool in batches. For each batch it WATCHes the keys
           EXEC; then a compare-and-unlink script (evict_unlink.lua) deletes only the keys whose
           copy is still the one backed up, and a key changed in between is re-read and re-checked.
           Companion keys (the cacheops tag hash, a layout's companion keys) go with their entry.
+          On a Redis Cluster the same steps run per hash slot, without WATCH/MULTI: the atomic
+          read, the backup, then compare-and-unlink (_Deleter.run_by_slot, evict_scripts.py).
           Finally one event is appended to the operations log.
 Never KEYS or FLUSH*; only keys a layout recognised as cache entries are ever deleted.
 """
@@ -31,14 +33,15 @@ from typing import IO
 
 import orjson
 import redis
+from redis.exceptions import RedisClusterException
 
 from .. import faults
-from ..errors import PermissionDenied, UsageError
+from ..errors import ConnectionFailed, UsageError
 from ..inspect.catalog import build_context, decode_record
 from ..inspect.hits import read_hit_records
 from ..inspect.tags import read_tags
 from ..layouts import BY_ID, Context, Entry
-from ..ownkeys import HIT_RECORD_PREFIX, TAG_PREFIX, is_companion_record
+from ..ownkeys import is_companion_record
 from ..semantic.neighbours import similar_to_text
 from ..server import permissions
 from ..server.keyspace import (
@@ -51,10 +54,11 @@ from ..server.keyspace import (
     iter_batches,
     read_records,
 )
-from ..server.scripting import Script
-from ..server.topology import refuse_on_cluster
+from ..server.slots import NodeLost
+from ..server.topology import is_cluster
 from . import oplog
-from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, fields_digest, server_time_ms
+from .backup import BackupWriter, SavedKey, default_backup_path, dump_sha1, server_time_ms
+from .evict_scripts import ClusterEvictScripts, EvictScripts, KeyRead, PartialUnlink, record_digest
 from .selection import Selection, batched
 
 BATCH = 1000  # keys backed up (one fsync) and deleted per step
@@ -63,8 +67,6 @@ READ_AHEAD = 2  # batches WATCHed and read while one is judged, backed up and de
 DEDUPE_WINDOW = 10 * BATCH  # a key SCAN returns twice within this many is selected once (> READ_AHEAD batches)
 MAX_ATTEMPTS = 5  # re-checks of a key the app keeps rewriting before it is left alone
 SAMPLE_SIZE = 10
-_READ_SCRIPT = Script(Path(__file__).with_name("evict_read.lua"), prelude=True, read_only=True)
-_UNLINK_SCRIPT = Script(Path(__file__).with_name("evict_unlink.lua"))
 
 Progress = Callable[[int], None]
 
@@ -188,7 +190,6 @@ def plan(
     server_side: bool | None = None,
 ) -> Plan:
     """Walk the candidates once and keep what the preview needs; nothing is changed."""
-    refuse_on_cluster(client, "evict")
     if selection.empty:
         raise UsageError(
             "give at least one selector (--prompt, --key, --tag, --response-contains, ... or "
@@ -335,14 +336,14 @@ def execute(
     ctx: Context | None = None,
 ) -> EvictResult:
     """Back up and delete what the plan selected (re-checked key by key), then audit it."""
-    refuse_on_cluster(client, "evict")
     started = time.monotonic()
     selection = the_plan.selection
     ctx = ctx or build_context(client, known_texts=selection.prompts)
     actor = actor or oplog.whoami(client)
     result = EvictResult(the_plan, actor=actor.to_dict())
     path = Path(backup_path) if backup_path else default_backup_path("evict")
-    scripts = _Scripts(client)
+    cluster = is_cluster(client)
+    scripts = ClusterEvictScripts(client) if cluster else EvictScripts(client)
     first = next(the_plan.keys(), None)
     if first is not None:  # before the backup file is created: a refused user changes nothing
         permissions.require(client, "evict", ["scripts", "transactions", "unlink", "oplog"], under=first)
@@ -352,7 +353,13 @@ def execute(
     result.backup = str(writer.path)
     deleter = _Deleter(client, scripts, ctx, selection, writer, result)
     try:
-        deleter.run(batched(the_plan.selected(), BATCH), on_progress)
+        (deleter.run_by_slot if cluster else deleter.run)(batched(the_plan.selected(), BATCH), on_progress)
+    except NodeLost as exc:
+        raise ConnectionFailed(
+            f"{exc}. {result.deleted:,} entries were deleted before that, every one of them in the backup "
+            f"{result.backup}; once a replica has taken over (`cacheops doctor` shows the shards), run the "
+            "same evict again to finish it"
+        ) from None
     finally:
         writer.close()
         result.seconds = time.monotonic() - started
@@ -366,13 +373,13 @@ def execute(
         }
         try:  # also after a failure part-way: what was deleted is on record, with its backup
             result.event_id = oplog.record(client, "evict", actor, selection.describe(), counts, result.backup)
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):
             result.event_id = None  # the connection is gone; the original error is what matters
     return result
 
 
 Judged = tuple[bytes, "tuple | None", "EntryInfo | None"]  # key, digests of what the preview judged, entry info
-Chosen = tuple["_Read", "EntryInfo", "list[SavedKey]"]  # what is read, backup info, companion keys
+Chosen = tuple["KeyRead", "EntryInfo", "list[SavedKey]"]  # what is read, backup info, companion keys
 
 
 class _Deleter:
@@ -384,7 +391,13 @@ class _Deleter:
     same time."""
 
     def __init__(
-        self, client, scripts: _Scripts, ctx: Context, selection: Selection, writer: BackupWriter, result: EvictResult
+        self,
+        client,
+        scripts: EvictScripts,
+        ctx: Context,
+        selection: Selection,
+        writer: BackupWriter,
+        result: EvictResult,
     ):
         self.client, self.scripts, self.ctx, self.selection = client, scripts, ctx, selection
         self.writer, self.result = writer, result
@@ -431,6 +444,26 @@ class _Deleter:
                     for watch in pending.result()[1]:
                         watch.close()
 
+    def run_by_slot(self, batches: Iterator[list[Judged]], on_progress: Progress | None) -> None:
+        """The same on a Redis Cluster, batch by batch: read (the atomic read script per hash slot,
+        each primary's calls in one pipeline, the primaries in parallel) -> re-check -> backup
+        (fsync) -> compare-and-unlink per slot. No WATCH/MULTI there: a transaction holds one slot,
+        so a batch spread over the slots would need a transaction, and a connection held through
+        the backup, per entry or two; compare-and-unlink gives the same guarantee (only the version
+        backed up is deleted; a key changed in between is re-read and re-checked)."""
+        for items in batches:
+            digests = [d for _, d, _ in items]
+            reads = self.scripts.read(
+                [key for key, _, _ in items],
+                self.limit,
+                [d[0] if d else "" for d in digests],
+                [d[2] if d else "" for d in digests],
+            )
+            self._unlink_compared(self._backup(self._judge(items, reads), None))
+            faults.reached("evict.settled")
+            if on_progress:
+                on_progress(len(items))
+
     def _finish(self, count: int, watched: list[_WatchedSlice], sent: list, on_progress: Progress | None) -> None:
         try:
             self._outcomes(sent)
@@ -473,10 +506,10 @@ class _Deleter:
                 watch.close()
             raise
 
-    def _judge(self, items: list[Judged], reads: list[_Read]) -> list[tuple[_Read, EntryInfo | None, Entry | None]]:
+    def _judge(self, items: list[Judged], reads: list[KeyRead]) -> list[tuple[KeyRead, EntryInfo | None, Entry | None]]:
         """The reads still selected, with the preview's entry info (None: re-judged, then the entry)."""
         judged = {key: (digests, info) for key, digests, info in items}
-        chosen: list[tuple[_Read, EntryInfo | None, Entry | None]] = []
+        chosen: list[tuple[KeyRead, EntryInfo | None, Entry | None]] = []
         for read in reads:
             if read.copy is None:
                 self.result.gone += 1
@@ -497,14 +530,18 @@ class _Deleter:
                 self.result.no_longer_matching += 1
         return chosen
 
-    def _backup(self, judged: list[tuple[_Read, EntryInfo | None, Entry | None]], now_ms: int) -> list[Chosen]:
+    def _backup(self, judged: list[tuple[KeyRead, EntryInfo | None, Entry | None]], now_ms: int | None) -> list[Chosen]:
+        """Write the backup lines of what is still selected (one fsync). now_ms: the server time the
+        reads' PTTLs are relative to (on a cluster each read carries its node's)."""
         extra = _layout_companions(self.client, [(entry, read, info) for read, info, entry in judged], self.ctx)
         chosen: list[Chosen] = []
         for (read, info, _), comps in zip(judged, extra):
             assert read.copy is not None and info is not None  # _judge keeps only what is there, with its info
-            comps = comps + [c for c in (read.tag, read.hit) if c is not None]
+            comps = comps + read.own_keys
+            when = read.now_ms if read.now_ms is not None else now_ms
+            assert when is not None  # one server: the batch's TIME; a cluster: each node's
             self.writer.add(
-                SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), now_ms, info.json, comps
+                SavedKey(read.key, read.copy, read.pttl, read.hash_digest, read.copy_format), when, info.json, comps
             )
             chosen.append((read, info, comps))
         self.writer.commit()  # on disk before anything in it is deleted
@@ -541,7 +578,7 @@ class _Deleter:
                 for i, (read, info, comps) in enumerate(chosen):
                     self._count(read, info, comps, 1 if i < removed else 0)
 
-    def _count(self, read: _Read, info: EntryInfo, comps: list[SavedKey], code: int) -> None:
+    def _count(self, read: KeyRead, info: EntryInfo, comps: list[SavedKey], code: int) -> None:
         if code == 1:
             self.result.deleted += 1
             self.result.companions_deleted += len(comps)
@@ -553,13 +590,20 @@ class _Deleter:
 
     def _unlink_compared(self, chosen: list[Chosen]) -> None:
         """Compare-and-unlink each key against the copy backed up; re-read and re-judge the changed."""
+        if not chosen:
+            return
         for _attempt in range(MAX_ATTEMPTS):
-            codes = self.scripts.unlink(
-                [
-                    (read.key, dump_sha1(read.copy or b""), read.copy_format, [c.key for c in comps])
-                    for read, _, comps in chosen
-                ]
-            )
+            items = [
+                (read.key, dump_sha1(read.copy or b""), read.copy_format, [c.key for c in comps])
+                for read, _, comps in chosen
+            ]
+            try:
+                codes = self.scripts.unlink(items)
+            except PartialUnlink as partial:  # a primary was lost: count what is known, then stop
+                for (read, info, comps), code in zip(chosen, partial.codes):
+                    if code is not None:
+                        self._count(read, info, comps, code)
+                raise partial.error from None
             retry: list[Judged] = []
             for (read, info, comps), code in zip(chosen, codes):
                 self._count(read, info, comps, code)
@@ -578,19 +622,6 @@ class _Deleter:
 def _time_ms(reply) -> int:
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def record_digest(rec: RawRecord) -> str:
-    """A digest of a record as read: its type and bounded value (hash fields as sorted per-field
-    digests, vectors by length). The same as evict_read.lua's value_digest, so the server can tell
-    an unchanged key without sending its value back."""
-    head = rec.type.encode() + b"\n"
-    value = rec.value
-    if isinstance(value, dict):
-        return hashlib.sha1(head + fields_digest(value)).hexdigest()
-    if isinstance(value, bytes):
-        return hashlib.sha1(head + value).hexdigest()
-    return hashlib.sha1(head).hexdigest()
 
 
 def tags_digest(tags: dict | None) -> str | None:
@@ -628,7 +659,7 @@ def entry_info(entry: Entry) -> EntryInfo:
 
 
 def _layout_companions(
-    client, chosen: list[tuple[Entry | None, _Read, EntryInfo | None]], ctx: Context
+    client, chosen: list[tuple[Entry | None, KeyRead, EntryInfo | None]], ctx: Context
 ) -> list[list[SavedKey]]:
     """DUMP + PTTL of the companion keys a layout names for each entry (GPTCache's vector hash, ...):
     those of the re-decoded entry if it changed, else those the preview recorded. The cacheops tag
@@ -660,26 +691,6 @@ def _layout_companions(
     return out
 
 
-@dataclass
-class _Read:
-    rec: RawRecord
-    copy: bytes | None  # what is backed up: the DUMP, or a RedisJSON document's JSON (None: gone)
-    copy_format: str  # "dump" | "json" (backup.SavedKey.format)
-    hash_digest: str | None
-    tags: dict[str, str]
-    tag: SavedKey | None  # the entry's cacheops tag hash, if it has one
-    unchanged: bool = False  # the value is the one the preview judged (then it was not sent back)
-    hit: SavedKey | None = None  # the entry's hit-tracker record (cacheops_track), if it has one
-
-    @property
-    def key(self) -> bytes:
-        return self.rec.key
-
-    @property
-    def pttl(self) -> int:
-        return self.rec.pttl
-
-
 class _WatchedSlice:
     """One connection of the pool that WATCHes a slice of a batch until its MULTI/EXEC: commands are
     sent without waiting, replies read in order. A connection left with unread replies (an error
@@ -690,7 +701,7 @@ class _WatchedSlice:
         self.conn = pool.get_connection()
         self.pending = 0  # replies sent for and not yet read
         self.watching = True
-        self.reads: list[_Read] = []
+        self.reads: list[KeyRead] = []
         self.expected: list[str] = []  # the preview's digest of each key ('' if none)
         self._queued = 0
 
@@ -733,107 +744,3 @@ class _WatchedSlice:
         finally:
             self.pool.release(self.conn)
             self.conn = None
-
-
-class _Scripts:
-    """The two server-side scripts execute() needs, loaded once. Refused scripts are a clear error:
-    an eviction that cannot re-check and delete atomically does not run."""
-
-    def __init__(self, client: redis.Redis):
-        self.client = client
-        try:
-            self.reader = _READ_SCRIPT.bind(client)
-            self.unlinker = _UNLINK_SCRIPT.bind(client)
-            # an empty read settles EVALSHA_RO or EVALSHA before commands are built for pipelines
-            self.reader.probe(args=(PREVIEW_LIMIT, "", TAG_PREFIX))
-        except redis.ResponseError as exc:
-            raise PermissionDenied(
-                f"evict needs server-side scripts (EVAL/EVALSHA/SCRIPT LOAD) to re-check and "
-                f"delete atomically, and the server refused: {exc}"
-            ) from None
-
-    def read_command(
-        self, keys: list[bytes], limit: int, expected: list[str] | None = None, types: list[str] | None = None
-    ) -> list:
-        """The atomic read of each key with its backup copy (evict_read.lua); a key whose value
-        digest equals its `expected` one is unchanged (parse_read). `types`: what the preview saw."""
-        blank = [""] * len(keys)
-        return self.reader.command(
-            keys,
-            [
-                limit,
-                ",".join(DEFAULT_ELIDE),
-                TAG_PREFIX,
-                HIT_RECORD_PREFIX,
-                *(expected or blank),
-                *(types or blank),
-            ],
-        )
-
-    def read(self, keys: list[bytes], limit: int) -> list[_Read]:
-        return self.parse_read(keys, self.client.execute_command(*self.read_command(keys, limit)), limit)
-
-    @staticmethod
-    def parse_read(keys: list[bytes], reply: list, limit: int, expected: list[str] | None = None) -> list[_Read]:
-        out = []
-        items = iter(reply)
-        expected = expected or [""] * len(keys)
-        for (
-            key,
-            kind,
-            pttl,
-            value,
-            size,
-            truncated,
-            copy,
-            copy_format,
-            unchanged,
-            digest,
-            tag_flat,
-            tag_dump,
-            tag_pttl,
-            hit_dump,
-            hit_pttl,
-            judged,
-        ) in zip(keys, *[items] * 14, expected):
-            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-            copy_format = "json" if copy_format == b"json" else "dump"
-            if kind == "hash" and isinstance(value, list):
-                value = dict(zip(value[::2], value[1::2]))
-            elif copy_format == "json" and copy:
-                value = copy[:limit]  # the document is sent once, as the backup copy
-            rec = RawRecord(key, kind, pttl, None, value or None, None if size < 0 else size, bool(truncated))
-            if copy_format == "json" and copy and judged and record_digest(rec) == judged:
-                unchanged, rec.value = 1, None  # its digest is compared here, not on the server
-            tags = (
-                {
-                    k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
-                    for k, v in zip(tag_flat[::2], tag_flat[1::2])
-                }
-                if isinstance(tag_flat, list)
-                else {}
-            )
-            tag = SavedKey(TAG_PREFIX + key, tag_dump, tag_pttl) if tag_dump else None
-            hit = SavedKey(HIT_RECORD_PREFIX + key, hit_dump, hit_pttl) if hit_dump else None
-            out.append(
-                _Read(
-                    rec,
-                    copy or None,
-                    copy_format,
-                    digest.decode() if isinstance(digest, bytes) else None,
-                    tags,
-                    tag,
-                    bool(unchanged),
-                    hit,
-                )
-            )
-        return out
-
-    def unlink(self, items: list[tuple[bytes, str, str, list[bytes]]]) -> list[int]:
-        keys: list[bytes] = []
-        argv: list = []
-        for key, sha, copy_format, comps in items:
-            keys.append(key)
-            keys.extend(comps)
-            argv.extend([sha, copy_format, len(comps)])
-        return self.unlinker(keys, argv)

@@ -9,6 +9,9 @@
 -- unchanged: its value is not sent back, only "still the same" (a RedisJSON document is sent
 -- whole as its backup copy, and the client compares its digest). ARGV[4 + #KEYS + i]: the type the
 -- preview saw for key i ('' if unknown), so a document is read without asking its TYPE first.
+-- On a Redis Cluster (all KEYS in one hash slot) ARGV[3] and ARGV[4] are '': then ARGV[4 + 2 * #KEYS
+-- + i] names key i's tag hash, which lives in the same slot (ownkeys.cluster_tag_key), and hit records
+-- (in other slots) are read by the caller instead.
 -- The backup copy is the key's DUMP, except for a RedisJSON document: there the whole document as
 -- JSON.GET returns it is the backup (JSON.SET puts it back identically), so the one read serves
 -- the re-check and the backup: a second serialisation (DUMP) would cost as much again.
@@ -52,15 +55,16 @@ local function value_digest(kind, value)
 end
 
 -- Most entries have no tag hash: one EXISTS over all of them spares a DUMP per key.
-local tag_keys = {}
-for n, key in ipairs(KEYS) do tag_keys[n] = ARGV[3] .. key end
+local nkeys = #KEYS
+local tag_keys, hit_keys = {}, {}
+for n, key in ipairs(KEYS) do
+  if ARGV[3] ~= '' then tag_keys[n] = ARGV[3] .. key else tag_keys[n] = ARGV[4 + 2 * nkeys + n] end
+  if ARGV[4] ~= '' then hit_keys[n] = ARGV[4] .. key end
+end
 local any_tags = #tag_keys > 0 and redis.call('EXISTS', unpack(tag_keys)) > 0
-local hit_keys = {}
-for n, key in ipairs(KEYS) do hit_keys[n] = ARGV[4] .. key end
 local any_hits = #hit_keys > 0 and redis.call('EXISTS', unpack(hit_keys)) > 0
 
 local out = {}
-local nkeys = #KEYS
 for n, key in ipairs(KEYS) do
   local kind, doc = nil, nil
   if ARGV[4 + nkeys + n] == 'ReJSON-RL' then  -- the preview's type: no TYPE call if it still holds

@@ -36,6 +36,7 @@ import redis
 from ..errors import UsageError
 from ..layouts import Context
 from ..ownkeys import tag_key
+from ..server.topology import refuse_on_cluster
 from . import evict, oplog
 from .backup import EXPIRE_CAS, TTL_BACKUP_VERSION, BackupWriter, default_backup_path, server_time_ms
 from .selection import Selection, batched
@@ -173,6 +174,8 @@ def plan(
     sample_size: int = evict.SAMPLE_SIZE,
 ) -> ExpirePlan:
     """Select as evict does, then read every selected entry's expiry; nothing is changed."""
+    # its compare-and-set script takes an entry with its companions, not yet grouped by hash slot
+    refuse_on_cluster(client, "expire")
     selected = evict.plan(client, selection, ctx, sample_size=sample_size)
     result = ExpirePlan(selected, change, _spool=tempfile.TemporaryFile())  # noqa: SIM115 (lives in the plan)
     try:

@@ -10,6 +10,10 @@ One hash per tagged entry, so a lookup by key is one HGETALL, eviction removes i
 entries by tag walks the entries being selected anyway (SCAN) and reads their tag hashes in the same
 batches: no global set to drift out of sync with entries that expired. Works for every layout; for
 layouts with their own filterable fields (RedisVL) those fields are the entry's tags and win.
+
+On a Redis Cluster the hash is named to live in its entry's hash slot (ownkeys.cluster_tag_key),
+so evict reads and deletes the two in one script. A hash an earlier cacheops left under the
+one-server name is moved over when the entry is tagged again (its fields first, then the new ones).
 """
 
 from __future__ import annotations
@@ -21,9 +25,8 @@ import redis
 from ..errors import NotFound
 from ..inspect.catalog import build_context
 from ..inspect.finder import read_entry
-from ..inspect.tags import read_tags
+from ..inspect.tags import read_tags, tag_names
 from ..layouts import Entry
-from ..ownkeys import TAG_PREFIX, tag_key
 from ..server import permissions
 
 
@@ -44,10 +47,16 @@ def set_tags(
     item = read_entry(client, ctx, entry_key)
     if not isinstance(item, Entry):
         raise NotFound(f"{item.key!r} is not a cache entry cacheops recognises; only cache entries can be tagged")
-    key = tag_key(entry_key)
+    raw = entry_key.encode("utf-8") if isinstance(entry_key, str) else entry_key
+    key, *older = tag_names(client, raw)
     if check_permissions and (tags or remove):
         permissions.require(client, "tag", ["hash", "expire", "transactions"], under=key)
+    moved = {}
+    if (tags or remove) and older:
+        moved = client.hgetall(older[0])
     pipe = client.pipeline(transaction=True)
+    for name, value in moved.items():
+        pipe.hsetnx(key, name, value)  # a field already under the new name is the newer one
     if tags:
         pipe.hset(key, mapping=dict(tags))  # type: ignore[arg-type]  # redis-py's Mapping is invariant
     if remove:
@@ -57,4 +66,6 @@ def set_tags(
     else:
         pipe.persist(key)
     pipe.execute()
-    return read_tags(client, [key[len(TAG_PREFIX) :]])[0]
+    if moved:
+        client.unlink(older[0])
+    return read_tags(client, [raw])[0]

@@ -9,6 +9,11 @@ forbidden command or key comes back as NOPERM and anything else as a harmless re
 A user granted single commands rather than categories may pass a probe for a sibling command and
 still be refused mid-run (say, +unlink without +hdel); the run then stops with the same one-line
 error, and its backup holds whatever was done.
+
+On a Redis Cluster each probe runs on one connection of the node serving its key: a cluster
+pipeline would send WATCH, MULTI and DISCARD to different nodes and leave a pooled connection in
+MULTI, queueing whatever the next caller sends on it. (ACLs are checked before a cluster
+redirection, so a MOVED reply would also have meant "allowed".)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import redis
 from ..errors import PermissionDenied
 from ..ownkeys import OPLOG_STREAM
 from .scripting import is_no_permission
+from .topology import is_cluster
 
 # What each write is for, and its harmless probe (KEY: a key that does not exist under the
 # prefix the command will write to).
@@ -46,7 +52,8 @@ def require(client: redis.Redis, action: str, needs: list[str], under: bytes | s
     for need in needs:
         label, probe = PROBES[need]
         commands = probe if isinstance(probe[0], list) else [probe]
-        pipe = client.pipeline(transaction=False)  # one connection: WATCH/UNWATCH, MULTI/DISCARD pair up
+        routed_by = probe_key if commands[0][1] == "KEY" else commands[0][1]
+        pipe = _one_connection(client, routed_by).pipeline(transaction=False)  # WATCH/UNWATCH, MULTI/DISCARD pair up
         for command in commands:
             pipe.execute_command(*[probe_key if arg == "KEY" else arg for arg in command])
         for reply in pipe.execute(raise_on_error=False):
@@ -55,3 +62,11 @@ def require(client: redis.Redis, action: str, needs: list[str], under: bytes | s
                     f"{action} needs permission to {label}, which this ACL user lacks ({reply}); "
                     "nothing was changed. `cacheops doctor` lists what cacheops needs"
                 )
+
+
+def _one_connection(client, key: bytes | str):
+    """The client whose pipeline runs on one connection: on a cluster, the plain client of the node
+    serving `key` (a probe's first key; EVALSHA's "0" hashes somewhere, any node answers it)."""
+    if is_cluster(client):
+        return client.get_redis_connection(client.get_node_from_key(key))
+    return client
