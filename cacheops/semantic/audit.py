@@ -18,13 +18,13 @@ from __future__ import annotations
 import heapq
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
 from ..errors import ConfigError, NotFound, UsageError
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, semantic_layout
-from ..server.topology import refuse_on_cluster
+from ..server.topology import search_fans_out
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
 from .neighbours import NearestList, NearestStats, SemanticCache, iter_nearest, semantic_caches
 from .vectorizers import load_vectorizer, spec_for_cache, threshold_for_cache
@@ -223,7 +223,6 @@ def same_answer(a: Entry, b: Entry) -> bool:
 
 
 def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditReport:
-    refuse_on_cluster(client, "audit")
     caches = semantic_caches(client, ctx, opts.cache)
     unsupported = [sc for sc in caches if not sc.semantic.audit]
     if opts.cache is not None and unsupported:
@@ -249,6 +248,15 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
     worst: list[tuple[float, int, Pair]] = []  # max-heap by distance (negated) of the closest collisions
     closest = None
     nearest: Iterable[NearestList]
+    if opts.method == "knn" and not search_fans_out(client):
+        # Without a coordinator the index answers from one shard: the all-pairs engine reads the
+        # vectors of every shard and finds the same k nearest (exactly, as a FLAT KNN does).
+        opts = replace(opts, method="exact")
+        result.notes.append(
+            f"--method knn: on this Redis Cluster the search module has no coordinator, so index "
+            f"{sc.index.name!r} covers one shard's entries; the neighbours were found by the exact "
+            f"all-pairs search over the stored vectors of every shard instead"
+        )
     if opts.method == "knn":
         nearest = iter_nearest(client, ctx, sc.name, k=opts.k, stats=stats, model=opts.model)
         result.search = {"method": "knn"}

@@ -20,6 +20,7 @@ import redis
 from ..errors import PermissionDenied
 from ..ownkeys import OPLOG_STREAM
 from .scripting import is_no_permission
+from .topology import slot_owner
 
 # What each write is for, and its harmless probe (KEY: a key that does not exist under the
 # prefix the command will write to).
@@ -43,10 +44,13 @@ def require(client: redis.Redis, action: str, needs: list[str], under: bytes | s
     under: a key prefix the writes go to (key patterns in the ACL are checked too)."""
     prefix = under.encode() if isinstance(under, str) else under
     probe_key = prefix + b"cacheops-permission-probe-" + secrets.token_hex(8).encode()
+    # On a Redis Cluster, a plain client of the node owning the probe key's slot: a cluster pipeline
+    # would send the keyless UNWATCH/MULTI/DISCARD to other nodes and leave a connection in MULTI.
+    node = slot_owner(client, probe_key).client
     for need in needs:
         label, probe = PROBES[need]
         commands = probe if isinstance(probe[0], list) else [probe]
-        pipe = client.pipeline(transaction=False)  # one connection: WATCH/UNWATCH, MULTI/DISCARD pair up
+        pipe = node.pipeline(transaction=False)  # one connection: WATCH/UNWATCH, MULTI/DISCARD pair up
         for command in commands:
             pipe.execute_command(*[probe_key if arg == "KEY" else arg for arg in command])
         for reply in pipe.execute(raise_on_error=False):
