@@ -219,8 +219,7 @@ def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster,
         ("evict", "--prompt", Q, "--yes"),
         ("evict", "--cache", "redis", "--dry-run"),
         ("restore", str(backup), "--yes"),
-        ("audit",),
-        ("migrate-embeddings", "--cache", "llmcache", "--to", "hf:sentence-transformers/all-MiniLM-L6-v2", "--yes"),
+        ("migrate-embeddings", "--cache", "llmcache", "--flush", "--yes"),
     ):
         result = on_cluster(*args)
         assert result.exit_code == 24, (args, result.output)

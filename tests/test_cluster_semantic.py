@@ -38,7 +38,9 @@ AUDIT = ("audit", "--no-bare", "--threshold", "0.5", "--top", "100", "--json")
 
 def index_nodes(cluster: RedisCluster, name: str) -> list[str]:
     return [
-        n.name for n in cluster.get_primaries() if name.encode() in cluster.get_redis_connection(n).execute_command("FT._LIST")
+        n.name
+        for n in cluster.get_primaries()
+        if name.encode() in cluster.get_redis_connection(n).execute_command("FT._LIST")
     ]
 
 
@@ -113,7 +115,9 @@ def test_neighbours_and_similar_to_on_a_cluster_match_one_node(client, redis_url
         assert [n.distance for n in near_shards.neighbours] == pytest.approx(
             [n.distance for n in near_one.neighbours], abs=1e-5
         )
-        assert {n.entry.answer for n in near_shards.neighbours} and key not in {n.entry.key for n in near_shards.neighbours}
+        assert {n.entry.answer for n in near_shards.neighbours} and key not in {
+            n.entry.key for n in near_shards.neighbours
+        }
 
 
 def _entries(client, ctx, key):
@@ -161,7 +165,9 @@ def test_migrate_embeddings_on_a_cluster_re_embeds_every_shard(run, redis_url, r
         source.pop(b"prompt_vector")
         assert mine == source  # copied byte for byte from the cluster's own source entry
         clocks = (b"inserted_at", b"updated_at")  # the two writes of the entries differ only there
-        assert {k: v for k, v in mine.items() if k not in clocks} == {k: v for k, v in theirs.items() if k not in clocks}
+        assert {k: v for k, v in mine.items() if k not in clocks} == {
+            k: v for k, v in theirs.items() if k not in clocks
+        }
         assert 0 < cluster_client.pttl(key) <= 3600_000
     assert index_nodes(cluster_client, target) == [cluster_client.get_node_from_key(target).name]
 
@@ -184,3 +190,27 @@ def test_migrate_embeddings_on_a_cluster_re_embeds_every_shard(run, redis_url, r
         assert refused.exit_code == ExitCode.NOT_ON_CLUSTER, refused.output
         assert "does not run on a Redis Cluster yet" in refused.output and len(refused.output.splitlines()) == 1
     assert len(list(cluster_client.scan_iter(match="llmcache:*"))) == len(ENTRIES)  # untouched
+
+
+def test_litellm_cluster_cache_entries_are_listed_as_on_one_node(
+    run, redis_url, redis_cluster, cluster_client, venv_writers
+):
+    """LiteLLM's own Redis Cluster cache (Cache(type="redis", redis_startup_nodes=...)) as the writer."""
+    from test_cluster import strip
+
+    calls = [{"messages": [{"role": "user", "content": f"litellm question {i}"}], "answer": f"a{i}"} for i in range(12)]
+    calls.append({"messages": [{"role": "user", "content": "tenant q"}], "answer": "t", "namespace": "tenantA"})
+    settings = {"namespace": "litellm.caching", "ttl": 600}
+    venv_writers["litellm"](redis_url, "exact", calls=calls, cache=settings)
+    venv_writers["litellm"](redis_cluster.url, "exact", calls=calls, cache=settings, cluster=True)
+    keys = sorted(cluster_client.scan_iter())
+    assert len(keys) == len(calls) and len({cluster_client.get_node_from_key(k).name for k in keys}) > 1
+    on_cluster = Cli(redis_cluster.url)
+    listed = sorted(on_cluster.json_lines("scan"), key=lambda e: e["key"])
+    assert sorted(e["key"].encode() for e in listed) == keys  # every entry, each once
+    assert {e["layout"] for e in listed} == {"litellm_exact"}
+    assert strip(listed) == strip(sorted(run.json_lines("scan"), key=lambda e: e["key"]))
+    caches, one_node = on_cluster.json("caches"), run.json("caches")
+    for doc in (caches, one_node):
+        doc.pop("scan_path")
+    assert strip(caches) == strip(one_node)
