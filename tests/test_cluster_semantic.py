@@ -20,6 +20,7 @@ from cacheops.errors import NotOnCluster
 from cacheops.exit_codes import ExitCode
 from cacheops.inspect.catalog import build_context
 from cacheops.semantic.neighbours import iter_nearest, nearest_to, similar_to_text
+from cacheops.server.indexes import parse_search
 from cacheops.server.keyspace import read_records
 
 # 12 groups of 3 prompts: in each, the first two are close with different answers (a collision), the
@@ -82,6 +83,22 @@ def test_audit_on_a_cluster_finds_the_pairs_one_node_finds(run, redis_url, redis
     assert any("no coordinator" in note and "every shard" in note for note in shards["notes"])
     with pytest.raises(NotOnCluster, match="covers one shard"):
         next(iter_nearest(connect_url(redis_cluster.url), build_context(connect_url(redis_cluster.url)), "llmcache"))
+
+
+def test_the_library_is_told_when_the_index_shard_holds_no_entry(redis_cluster, cluster_client):
+    """Which library writes a cache is told from a sample found through its index; on a cluster the
+    index's shard may hold none of the cache's entries: the sample then comes from the scan."""
+    qa = [(f"langchain question {i}", f"langchain answer {i}") for i in range(12)]
+    writers.langchain_semantic(redis_cluster.url, qa, redis_client=RedisCluster.from_url(redis_cluster.url))
+    index_node = cluster_client.get_redis_connection(cluster_client.get_node_from_key("llmcache"))
+    for key in index_node.scan_iter(match="llmcache:*"):
+        cluster_client.delete(key)  # test-only: leaves entries on the other shards only
+    assert parse_search(index_node.execute_command("FT.SEARCH", "llmcache", "*")) == []
+    left = len(list(cluster_client.scan_iter(match="llmcache:*")))
+    result = Cli(redis_cluster.url)("audit", "--no-bare", "--json")
+    (cache,) = json.loads(result.stdout)["caches"]
+    assert cache["library"] == "langchain_semantic" and cache["wrapper_compresses"], cache
+    assert cache["threshold_source"] == "langchain_semantic default" and cache["entries"] == left > 0
 
 
 def test_neighbours_and_similar_to_on_a_cluster_match_one_node(client, redis_url, redis_cluster, cluster_client):

@@ -1,7 +1,10 @@
 """The wrong-answer audit of a semantic cache: which cached answers would be served for another question.
 
-For every entry, its nearest other entries come from the index's own KNN on the stored vectors
-(neighbours.iter_nearest: streaming, no model needed). A pair closer than the cache's threshold
+For every entry, its nearest other entries by the stored vectors (no model needed): from the
+all-pairs engine over the vectors streamed by the scan (allpairs.py, the default), or from the
+index's own KNN (neighbours.iter_nearest, --method knn). On a Redis Cluster the scan reads every
+shard; without a search coordinator an index covers one shard, so knn falls back to the exact
+all-pairs search there (and says so). A pair closer than the cache's threshold
 whose answers differ is a collision: asking one question returns the other's answer. Pairs only
 count within one lookup scope, the way each library filters (SemanticLayout.lookup_scope):
 LangChain compares the llm_string of the hit (another model's entry is a miss, not a wrong answer),

@@ -123,9 +123,12 @@ def _identify(client: redis.Redis, sc: SemanticCache) -> SemanticCache:
     ]
     mine = [k for k in keys if _key_text(k).startswith(sc.name + ":")][:SAMPLE]
     ctx = Context(indexes=[sc.index])
+    sample: list = [decode_record(rec, ctx) for rec in read_records(client, mine, elide=(sc.vector_field,))]
+    if not mine and not search_fans_out(client):
+        # a cluster's one-shard index holds none of them: the scan finds some on the other shards
+        sample = list(iter_entries(client, ctx, EntryFilter(cache=sc.name), limit=SAMPLE))
     layouts, chats = [], []
-    for rec in read_records(client, mine, elide=(sc.vector_field,)):
-        entry = decode_record(rec, ctx)
+    for entry in sample:
         if isinstance(entry, Entry) and searchable(entry.layout):
             layouts.append(entry.layout)
             chats.append(entry.messages is not None)
