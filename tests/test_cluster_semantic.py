@@ -231,3 +231,39 @@ def test_litellm_cluster_cache_entries_are_listed_as_on_one_node(
     for doc in (caches, one_node):
         doc.pop("scan_path")
     assert strip(caches) == strip(one_node)
+
+
+def test_the_tui_shows_neighbours_from_every_shard(client, redis_url, redis_cluster, cluster_client):
+    import asyncio
+
+    from test_tui import make_app, open_cache, settle
+
+    from cacheops.tui.screens.neighbours import NeighboursScreen
+    from cacheops.tui.widgets.entry_detail import EntryDetail
+
+    writers.redisvl_semantic(redis_url, ENTRIES)
+    writers.redisvl_semantic(redis_cluster.url + "?cluster=true", ENTRIES)
+    spread_over_every_shard(cluster_client, len(ENTRIES))
+
+    async def scenario():
+        app = make_app(redis_cluster.url)
+        async with app.run_test(size=(160, 45)) as pilot:
+            table = await open_cache(app, pilot, "llmcache")
+            table.focus()
+            await settle(app, pilot, until=lambda: app.query_one(EntryDetail).item is not None)
+            await pilot.press("n")
+            await settle(app, pilot, until=lambda: isinstance(app.screen, NeighboursScreen))
+            return app.screen.hood
+
+    hood = asyncio.run(scenario())
+    one = connect_url(redis_url)
+    one_ctx = build_context(one)
+    (entry,) = _entries(one, one_ctx, hood.entry.key)
+    want = nearest_to(one, one_ctx, entry, k=10).neighbours
+    assert len(hood.neighbours) == 10  # the 10 nearest, whichever shard holds them: as on one node
+    assert [n.distance for n in hood.neighbours] == pytest.approx([n.distance for n in want], abs=1e-5)
+    # the same entries, up to the order of ties (many of these entries sit at exactly the same distance)
+    last = want[-1].distance - 1e-5
+    assert {n.entry.key for n in hood.neighbours if n.distance < last} == {
+        n.entry.key for n in want if n.distance < last
+    }
