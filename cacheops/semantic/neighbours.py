@@ -248,9 +248,8 @@ def _streamed_nearest(client: redis.Redis, ctx: Context, sc: SemanticCache, entr
     vector = client.hget(entry.key, sc.vector_field)
     if not isinstance(vector, bytes) or len(vector) != sc.vector.nbytes:
         return
-    near = vectorscan.nearest(client, ctx, sc.vectors, vector, k, exclude=entry.key)
-    neighbours = [n for n in _decode_hits(client, ctx, sc, near)]
-    yield NearestList(entry, sorted(neighbours, key=lambda n: n.distance))
+    near = vectorscan.nearest(client, ctx, sc.vectors, vector, k, exclude=entry.key)  # closest first
+    yield NearestList(entry, _decode_hits(client, ctx, sc, near))
 
 
 def _nearest_batch(
