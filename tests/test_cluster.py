@@ -214,8 +214,7 @@ def test_tag_and_history_work_and_unbuilt_commands_refuse_cleanly(redis_cluster,
     before = sorted(cluster_client.scan_iter())
     for args in (
         ("expire", "--cache", "redis", "--ttl", "1d", "--yes"),
-        ("audit",),
-        ("migrate-embeddings", "--cache", "llmcache", "--to", "hf:sentence-transformers/all-MiniLM-L6-v2", "--yes"),
+        ("migrate-embeddings", "--cache", "llmcache", "--flush", "--yes"),
     ):
         result = on_cluster(*args)
         assert result.exit_code == 24, (args, result.output)

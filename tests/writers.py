@@ -67,13 +67,20 @@ def langchain_semantic(url: str, qa: list[tuple], model: str = "gpt-4o-mini", em
 
 
 def redisvl_semantic(
-    url: str, entries: list[dict], name: str = "llmcache", filterable_fields=None, dtype: str = "float32", **kwargs
+    url: str,
+    entries: list[dict],
+    name: str = "llmcache",
+    filterable_fields=None,
+    dtype: str = "float32",
+    embeddings=None,
+    **kwargs,
 ):
-    """entries: dicts of SemanticCache.store() arguments (prompt, response, metadata, filters, ttl)."""
+    """entries: dicts of SemanticCache.store() arguments (prompt, response, metadata, filters, ttl).
+    embeddings: a LangChain Embeddings (default: the hashing one, no model)."""
     from redisvl.extensions.cache.llm import SemanticCache
     from redisvl.utils.vectorize import CustomVectorizer
 
-    emb = hashing_embeddings()
+    emb = embeddings or hashing_embeddings()
     cache = SemanticCache(
         name=name,
         redis_url=url,

@@ -32,7 +32,8 @@ from .app import AppState, output_format, output_options
     show_default=True,
     help="How neighbours are found: exact all-pairs by blocks from the stored vectors; ivf, an "
     "approximate inverted file (k-means lists) whose recall is measured against exact on a sample; auto, exact up to "
-    "40,000 entries per scope, ivf beyond; knn, one query of the cache's own index per entry (slow: quadratic).",
+    "40,000 entries per scope, ivf beyond; knn, one query of the cache's own index per entry (slow: quadratic; "
+    "exact instead on a Redis Cluster without a search coordinator, whose index covers one shard).",
 )
 @click.option("--top", type=click.IntRange(0, 1000), default=10, show_default=True, help="Worst pairs shown.")
 @click.option(

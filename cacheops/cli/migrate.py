@@ -140,6 +140,8 @@ def render_preview(plan) -> None:
     for name, desc in p.index_fields():
         schema.add_row(render.escape(name), render.escape(desc))
     render.out(schema)
+    for note in p.notes:
+        render.warn(note)
 
 
 def render_result(result, evict_source: str) -> None:

@@ -26,6 +26,11 @@ entry of the source cache to a new cache (the target) with a vector computed by 
 - Idempotent and resumable: an entry whose target copy is at least as new (updated_at) is skipped,
   so a re-run after an interruption only does what is left, and a re-run after the app kept writing
   to the source catches up; an entry the app rewrote in the target meanwhile is never overwritten.
+- On a Redis Cluster: the source is scanned on every primary; a batch is written as one MULTI/EXEC
+  per hash slot (a transaction cannot span slots), so each entry still lands whole. The target
+  index is created on the node its name's slot belongs to, as the app's library creates it; without
+  a search coordinator it covers that node's entries only, which the plan says (notes), as doctor
+  does for every semantic cache there.
 """
 
 from __future__ import annotations
@@ -45,10 +50,10 @@ from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, classify
 from ..layouts.base import hex_tail
 from ..semantic.vectorizers import EmbeddingSpec, load_vectorizer, parse_spec
 from ..server import permissions
-from ..server.indexes import IndexInfo
+from ..server.indexes import IndexInfo, search_client
 from ..server.keyspace import RawRecord, glob_escape
 from ..server.readahead import read_ahead
-from ..server.topology import refuse_on_cluster
+from ..server.topology import is_cluster, search_fans_out, slot_owner
 from . import oplog
 
 ACTION = "migrate-embeddings"
@@ -83,6 +88,7 @@ class MigrationPlan:
     target_exists: bool  # resuming: the target index is already there, with this schema
     target_docs: int
     schema: dict = field(repr=False)  # the target's RedisVL IndexSchema.to_dict()
+    notes: list[str] = field(default_factory=list)  # what the preview should also say
 
     @property
     def dims_change(self) -> str:
@@ -176,7 +182,6 @@ def plan(
 ) -> MigrationPlan:
     """Check everything and describe the migration; writes nothing. `vectorizer` defaults to the
     one SPEC names (loaded offline: the preview proves the model is there)."""
-    refuse_on_cluster(client, "migrate-embeddings")
     to = parse_spec(to_spec)
     frm = parse_spec(from_spec) if from_spec else None
     ctx = ctx or build_context(client, learn=False)
@@ -199,7 +204,7 @@ def plan(
         )
     layout = migratable(first.layout) if first is not None else DEFAULT_SEMANTIC
     assert layout is not None  # checked above
-    source_schema = _existing_schema(client, index.name)
+    source_schema = _existing_schema(search_client(client, index), index.name)
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(to)
     dims, dtype = int(vectorizer.dims), str(getattr(vectorizer, "dtype", "float32") or "float32").lower()
     if dtype not in NUMPY_DTYPES:
@@ -229,7 +234,20 @@ def plan(
         target_exists=target_index is not None,
         target_docs=target_index.num_docs if target_index else 0,
         schema=schema,
+        notes=_cluster_notes(client, target),
     )
+
+
+def _cluster_notes(client: redis.Redis, target: str) -> list[str]:
+    if not is_cluster(client) or search_fans_out(client):
+        return []
+    node = slot_owner(client, target)
+    return [
+        f"this Redis Cluster's search module has no coordinator: the target index {target!r} will live "
+        f"on {node.name} (its name's hash slot) and cover that node's entries only, so the app's lookups "
+        f"will see one shard's entries, as they do with the source index (`cacheops doctor` warns); every "
+        f"entry is still copied and re-embedded on its own shard"
+    ]
 
 
 def _existing_schema(client: redis.Redis, name: str) -> dict:
@@ -274,7 +292,7 @@ def _check_target(
                     f"index the other's keys (prefix bleed); pick another --target"
                 )
     if existing is not None:
-        live = _existing_schema(client, target)
+        live = _existing_schema(search_client(client, existing), target)
         if live != schema:
             raise TargetConflict(
                 f"index {target!r} already exists with another schema (dims, fields or prefix): "
@@ -340,7 +358,6 @@ def execute(
     ctx: Context | None = None,
 ) -> MigrationResult:
     """Create the target index (if new), copy and re-embed every entry, log the event."""
-    refuse_on_cluster(client, "migrate-embeddings")
     if batch < 1:
         raise UsageError("--batch must be at least 1")
     vectorizer = vectorizer if vectorizer is not None else load_vectorizer(plan.to_spec)
@@ -386,12 +403,15 @@ def execute(
 
 
 def _ensure_index(client: redis.Redis, plan: MigrationPlan) -> bool:
-    """Create the target index unless it exists (with this schema: checked again, it may be new)."""
+    """Create the target index unless it exists (with this schema: checked again, it may be new).
+    On a Redis Cluster it is created through a plain client of the node owning the name's hash slot:
+    where FT.CREATE lands without a coordinator (any node forwards it with one)."""
     from redisvl.index import SearchIndex
 
-    index = SearchIndex.from_dict(plan.schema, redis_client=client)
+    node = slot_owner(client, plan.target).client
+    index = SearchIndex.from_dict(plan.schema, redis_client=node)
     if index.exists():
-        if _existing_schema(client, plan.target) != plan.schema:
+        if _existing_schema(node, plan.target) != plan.schema:
             raise TargetConflict(f"index {plan.target!r} appeared meanwhile with another schema: pick another --target")
         return False
     index.create(overwrite=False)
@@ -403,15 +423,14 @@ def _read_batches(client, plan: MigrationPlan, ctx: Context, batch: int) -> Iter
     by read_ahead, a batch or more ahead of the embedder."""
     prefix = plan.source.encode()
     pending: list[bytes] = []
-    cursor = 0
-    while True:
-        cursor, keys = client.scan(cursor, match=glob_escape(plan.source) + ":*", count=SCAN_COUNT, _type="hash")
-        pending.extend(keys)
-        while len(pending) >= batch or (int(cursor) == 0 and pending):
-            chunk, pending = pending[:batch], pending[batch:]
-            yield _read_batch(client, plan, ctx, prefix, chunk)
-        if int(cursor) == 0:
-            return
+    # scan_iter: one cursor on one server, every primary's in turn on a cluster
+    for key in client.scan_iter(match=glob_escape(plan.source) + ":*", count=SCAN_COUNT, _type="hash"):
+        pending.append(key)
+        if len(pending) >= batch:
+            yield _read_batch(client, plan, ctx, prefix, pending)
+            pending = []
+    if pending:
+        yield _read_batch(client, plan, ctx, prefix, pending)
 
 
 def _read_batch(client, plan: MigrationPlan, ctx: Context, prefix: bytes, keys: list[bytes]) -> _Batch:
@@ -478,7 +497,8 @@ def _write_batch(client, plan: MigrationPlan, vectorizer, got: _Batch, result: M
     vectors = np.asarray(vectorizer.embed_many(texts, batch_size=len(texts)), dtype=NUMPY_DTYPES[plan.target_dtype])
     result.embed_seconds += time.monotonic() - t0
     field_name = plan.vector_field.encode()
-    pipe = client.pipeline(transaction=True)  # a batch lands whole or not at all
+    # A batch lands whole or not at all: one MULTI/EXEC (on a cluster, one per hash slot).
+    transactions: dict[int, redis.client.Pipeline] = {}
     now = time.monotonic()
     written = refreshed = 0
     for item, vector in zip(got.items, vectors):
@@ -486,6 +506,10 @@ def _write_batch(client, plan: MigrationPlan, vectorizer, got: _Batch, result: M
         if remaining is not None and remaining <= 0:
             result.expired += 1
             continue
+        slot = client.keyslot(item.target_key) if is_cluster(client) else 0
+        pipe = transactions.get(slot)
+        if pipe is None:
+            pipe = transactions[slot] = client.pipeline(transaction=True)
         mapping = dict(item.fields)
         mapping[field_name] = vector.tobytes()
         if item.refresh:
@@ -495,7 +519,7 @@ def _write_batch(client, plan: MigrationPlan, vectorizer, got: _Batch, result: M
             pipe.pexpire(item.target_key, remaining)
         written += 1
         refreshed += item.refresh
-    if written:
+    for pipe in transactions.values():
         pipe.execute()
     result.migrated += written
     result.refreshed += refreshed

@@ -37,6 +37,7 @@ from ..layouts import Context
 from ..ownkeys import MIGRATE_STATE_PREFIX
 from ..semantic.vectorizers import parse_spec
 from ..server.keyspace import glob_escape
+from ..server.topology import refuse_on_cluster
 from . import evict, migrate, oplog
 from .backup import default_backup_path
 from .selection import Selection
@@ -50,6 +51,14 @@ MOVE_BATCH = 500
 INDEX_WAIT_SECONDS = 600  # the longest create_index waits for the search module to index the entries
 
 Progress = Callable[[str, int], None]  # (phase, entries done)
+
+# Why the index swap stays off a cluster: the side-by-side migration (no --in-place) runs there.
+CLUSTER_REASON = {
+    IN_PLACE: "its move renames every entry into another hash slot, which RENAMENX cannot do across slots, "
+    "and without a search coordinator the index it recreates covers one shard; the side-by-side "
+    "migration (without --in-place) runs there",
+    FLUSH: "its backup-and-delete and its index drop are not built for a cluster",
+}
 
 
 def state_key(cache: str) -> bytes:
@@ -191,6 +200,7 @@ def plan(
     ctx: Context | None = None,
 ) -> InPlacePlan:
     """Check and describe; writes nothing. Resumes the migration under way for `cache`, if any."""
+    refuse_on_cluster(client, f"migrate-embeddings --{mode}", CLUSTER_REASON[mode])
     ctx = ctx or build_context(client, learn=False)
     state = MigrationState.load(client, cache)
     if state is not None:
@@ -246,6 +256,7 @@ def execute(
     on_progress: Progress | None = None,
 ) -> InPlaceResult:
     """Run the phases from the one the plan resumes, recording each before it starts."""
+    refuse_on_cluster(client, f"migrate-embeddings --{the_plan.mode}", CLUSTER_REASON[the_plan.mode])
     started = time.monotonic()
     state = the_plan.state
     result = InPlaceResult(the_plan, backups=list(state.backups))

@@ -1,7 +1,10 @@
 """The wrong-answer audit of a semantic cache: which cached answers would be served for another question.
 
-For every entry, its nearest other entries come from the index's own KNN on the stored vectors
-(neighbours.iter_nearest: streaming, no model needed). A pair closer than the cache's threshold
+For every entry, its nearest other entries by the stored vectors (no model needed): from the
+all-pairs engine over the vectors streamed by the scan (allpairs.py, the default), or from the
+index's own KNN (neighbours.iter_nearest, --method knn). On a Redis Cluster the scan reads every
+shard; without a search coordinator an index covers one shard, so knn falls back to the exact
+all-pairs search there (and says so). A pair closer than the cache's threshold
 whose answers differ is a collision: asking one question returns the other's answer. Pairs only
 count within one lookup scope, the way each library filters (SemanticLayout.lookup_scope):
 LangChain compares the llm_string of the hit (another model's entry is a miss, not a wrong answer),
@@ -18,13 +21,13 @@ from __future__ import annotations
 import heapq
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
 from ..errors import ConfigError, NotFound, UsageError
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, semantic_layout
-from ..server.topology import refuse_on_cluster
+from ..server.topology import search_fans_out
 from .labelled import LabelledReport, LabelledSet, evaluate, just_below
 from .neighbours import NearestList, NearestStats, SemanticCache, iter_nearest, semantic_caches
 from .vectorizers import load_vectorizer, spec_for_cache, threshold_for_cache
@@ -223,7 +226,6 @@ def same_answer(a: Entry, b: Entry) -> bool:
 
 
 def run_audit(client: redis.Redis, ctx: Context, opts: AuditOptions) -> AuditReport:
-    refuse_on_cluster(client, "audit")
     caches = semantic_caches(client, ctx, opts.cache)
     unsupported = [sc for sc in caches if not sc.semantic.audit]
     if opts.cache is not None and unsupported:
@@ -249,6 +251,15 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
     worst: list[tuple[float, int, Pair]] = []  # max-heap by distance (negated) of the closest collisions
     closest = None
     nearest: Iterable[NearestList]
+    if opts.method == "knn" and not search_fans_out(client):
+        # Without a coordinator the index answers from one shard: the all-pairs engine reads the
+        # vectors of every shard and finds the same k nearest (exactly, as a FLAT KNN does).
+        opts = replace(opts, method="exact")
+        result.notes.append(
+            f"--method knn: on this Redis Cluster the search module has no coordinator, so index "
+            f"{sc.index.name!r} covers one shard's entries; the neighbours were found by the exact "
+            f"all-pairs search over the stored vectors of every shard instead"
+        )
     if opts.method == "knn":
         nearest = iter_nearest(client, ctx, sc.name, k=opts.k, stats=stats, model=opts.model)
         result.search = {"method": "knn"}

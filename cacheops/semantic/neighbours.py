@@ -9,6 +9,11 @@ for the COSINE indexes every supported library creates):
 - iter_nearest: for every entry of a cache, its k nearest other entries, from the stored vectors
   (no model needed). Streams in batches: memory is bounded by the batch, not by the cache.
 
+Where one FT.SEARCH cannot see every entry (a Redis Cluster whose search module has no
+coordinator: each index covers one shard), the same questions are answered from the stored vectors
+of every shard, streamed and compared on the client (vectorscan.py); iter_nearest is then the
+audit's all-pairs engine's job (allpairs.py), and refuses here.
+
 Entries are attributed by the exact "<cache>:" key shape (classify), never by index membership:
 an index named "llmcache" also covers "llmcache_v2:*" keys (prefix bleed, docs/layouts.md 10).
 Which libraries' entries take part is each layout's say (SemanticLayout.neighbours).
@@ -21,20 +26,16 @@ from dataclasses import dataclass, field
 
 import redis
 
-from ..errors import CacheopsError
+from ..errors import CacheopsError, NotOnCluster
 from ..inspect.catalog import EntryFilter, decode_record, iter_entries, no_such_cache
 from ..layouts import DEFAULT_SEMANTIC, Context, Entry, SemanticLayout, semantic_layout
-from ..server.indexes import IndexInfo, VectorField, parse_search
+from ..server.indexes import IndexInfo, VectorField, parse_search, search_client
 from ..server.keyspace import read_records
-from ..server.topology import refuse_on_cluster
+from ..server.topology import search_fans_out
+from . import vectorscan
 from .vectorizers import embed_buffer, load_vectorizer, spec_for_cache
 
-
-def searchable(layout_id: str) -> bool:
-    """Whether entries of this layout take part in the neighbour search (its layout says so)."""
-    layout = semantic_layout(layout_id)
-    return layout is not None and layout.neighbours
-
+searchable = vectorscan.searchable
 
 SAMPLE = 20  # documents read to tell which library writes a cache
 PAGE = 1000  # range-query page size
@@ -81,6 +82,11 @@ class SemanticCache:
     def dtype(self) -> str:
         return self.vector.dtype.lower()
 
+    @property
+    def vectors(self) -> vectorscan.VectorSource:
+        """Its stored vectors, for the streamed searches."""
+        return vectorscan.VectorSource(self.name, self.vector_field, self.vector.nbytes, self.dtype)
+
 
 @dataclass
 class NearestStats:
@@ -110,13 +116,19 @@ def semantic_caches(client: redis.Redis, ctx: Context, cache: str | None = None)
 def _identify(client: redis.Redis, sc: SemanticCache) -> SemanticCache:
     """Tell LangChain from direct RedisVL entries (and chat from LLM prompts) by a small sample."""
     keys = [
-        key for key, _ in _search(client, sc.index.name, ["*", "NOCONTENT", "LIMIT", 0, SAMPLE * 5], nocontent=True)
+        key
+        for key, _ in _search(
+            search_client(client, sc.index), sc.index.name, ["*", "NOCONTENT", "LIMIT", 0, SAMPLE * 5], nocontent=True
+        )
     ]
     mine = [k for k in keys if _key_text(k).startswith(sc.name + ":")][:SAMPLE]
     ctx = Context(indexes=[sc.index])
+    sample: list = [decode_record(rec, ctx) for rec in read_records(client, mine, elide=(sc.vector_field,))]
+    if not mine and not search_fans_out(client):
+        # a cluster's one-shard index holds none of them: the scan finds some on the other shards
+        sample = list(iter_entries(client, ctx, EntryFilter(cache=sc.name), limit=SAMPLE))
     layouts, chats = [], []
-    for rec in read_records(client, mine, elide=(sc.vector_field,)):
-        entry = decode_record(rec, ctx)
+    for entry in sample:
         if isinstance(entry, Entry) and searchable(entry.layout):
             layouts.append(entry.layout)
             chats.append(entry.messages is not None)
@@ -139,15 +151,21 @@ def similar_to_text(
     """Every entry of every semantic cache (or only `cache`) within `threshold` (cosine distance, the
     unit of RedisVL's check()) of `text` embedded the way that cache's library embeds it, closest first.
 
-    embedding: a vectorizer SPEC overriding the config file's caches.<name>.embedding."""
-    refuse_on_cluster(client, "the neighbour search (evict --similar-to)")
+    embedding: a vectorizer SPEC overriding the config file's caches.<name>.embedding.
+    On a Redis Cluster without a search coordinator the entries of every shard are compared
+    (vectorscan.within), not the one shard the index covers."""
     from redisvl.query import VectorRangeQuery
 
     found: list[Neighbour] = []
+    complete = search_fans_out(client)
     for sc in semantic_caches(client, ctx, cache):
         vectorizer = load_vectorizer(spec_for_cache(sc.name, embedding))
         vector = embed_buffer(vectorizer, sc.semantic.embedded_text(text, system, sc.chat), sc.dtype)
         check_dims(sc, len(vector))
+        if not complete:
+            found.extend(_decode_hits(client, ctx, sc, vectorscan.within(client, ctx, sc.vectors, vector, threshold)))
+            continue
+        searcher = search_client(client, sc.index)
         offset = 0
         while True:
             query = VectorRangeQuery(
@@ -159,7 +177,7 @@ def similar_to_text(
                 dtype=sc.dtype,
             )
             query.paging(offset, PAGE)
-            hits = [(key, dist) for key, dist in _run(client, sc.index.name, query)]
+            hits = [(key, dist) for key, dist in _run(searcher, sc.index.name, query)]
             found.extend(_decode_hits(client, ctx, sc, hits))
             if len(hits) < PAGE:
                 break
@@ -188,8 +206,15 @@ def iter_nearest(
 ) -> Iterator[NearestList]:
     """For every entry of `cache`: its k nearest other entries of the same cache by the stored vectors,
     using the index's own KNN. Streams batch by batch (SCAN -> HGET vectors -> pipelined KNN ->
-    read neighbours), so memory is bounded by batch * k, never by the cache size."""
-    refuse_on_cluster(client, "the neighbour search (audit)")
+    read neighbours), so memory is bounded by batch * k, never by the cache size.
+
+    Not on a Redis Cluster without a search coordinator (the index would answer from one shard):
+    the audit uses allpairs.py there, whose vectors come from every shard."""
+    if not search_fans_out(client):
+        raise NotOnCluster(
+            "the index's own KNN covers one shard on a Redis Cluster without a search coordinator: "
+            "use the all-pairs engine (audit --method exact), which reads every shard's vectors"
+        )
     (sc,) = semantic_caches(client, ctx, cache)
     stats = stats if stats is not None else NearestStats()
     pending: list[Entry] = []
@@ -204,15 +229,27 @@ def iter_nearest(
 
 
 def nearest_to(client: redis.Redis, ctx: Context, entry: Entry, k: int = 10) -> NearestList:
-    """One entry's k nearest other entries of its cache, by its stored vector (no model needed)."""
-    refuse_on_cluster(client, "the neighbour search (neighbours of an entry)")
+    """One entry's k nearest other entries of its cache, by its stored vector (no model needed).
+    On a Redis Cluster without a search coordinator, among the entries of every shard (one streamed
+    pass over the cache's vectors: vectorscan.nearest)."""
     if not searchable(entry.layout):
         raise CacheopsError(f"{entry.key!r} is a {entry.kind} entry: only semantic entries have neighbours")
     (sc,) = semantic_caches(client, ctx, entry.cache)
-    found = list(_nearest_batch(client, ctx, sc, [entry], k, NearestStats()))
+    if not search_fans_out(client):
+        found = list(_streamed_nearest(client, ctx, sc, entry, k))
+    else:
+        found = list(_nearest_batch(client, ctx, sc, [entry], k, NearestStats()))
     if not found:
         raise CacheopsError(f"{entry.key!r} has no vector its index can search (see its unreachable reason)")
     return found[0]
+
+
+def _streamed_nearest(client: redis.Redis, ctx: Context, sc: SemanticCache, entry: Entry, k: int):
+    vector = client.hget(entry.key, sc.vector_field)
+    if not isinstance(vector, bytes) or len(vector) != sc.vector.nbytes:
+        return
+    near = vectorscan.nearest(client, ctx, sc.vectors, vector, k, exclude=entry.key)  # closest first
+    yield NearestList(entry, _decode_hits(client, ctx, sc, near))
 
 
 def _nearest_batch(
@@ -225,7 +262,7 @@ def _nearest_batch(
     for entry in entries:
         pipe.hget(entry.key, sc.vector_field)
     vectors = pipe.execute()
-    pipe = client.pipeline(transaction=False)
+    pipe = search_client(client, sc.index).pipeline(transaction=False)
     asked = []
     for entry, vector in zip(entries, vectors):
         if not isinstance(vector, bytes) or len(vector) != sc.vector.nbytes:

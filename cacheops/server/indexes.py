@@ -122,6 +122,17 @@ def list_indexes(client: redis.Redis) -> list[IndexInfo]:
     return sorted(merged.values(), key=lambda i: i.name)
 
 
+def search_client(client: redis.Redis, idx: IndexInfo) -> redis.Redis:
+    """Where to send FT.SEARCH / FT.INFO for this index: the client itself on one server; on a Redis
+    Cluster a plain client of a primary that lists it (without a coordinator the one whose slot its
+    name hashes to, the only node that has it; redis-py would send search commands to its default
+    node, which answers MOVED or "no such index")."""
+    nodes = primary_nodes(client)
+    if len(nodes) == 1:
+        return client
+    return next((n.client for n in nodes if n.name in idx.nodes), nodes[0].client)
+
+
 def _list_on(client: redis.Redis) -> list[IndexInfo]:
     try:
         names = client.execute_command("FT._LIST")

@@ -46,12 +46,13 @@ class Shard:
     slots: list[tuple[int, int]]  # inclusive ranges
 
 
-def refuse_on_cluster(client, what: str) -> None:
+def refuse_on_cluster(client, what: str, because: str = "") -> None:
     """Commands whose cluster support is not built yet stop before doing anything (NotOnCluster)."""
     if is_cluster(client):
         raise NotOnCluster(
-            f"{what} does not run on a Redis Cluster yet: nothing was changed "
-            "(caches, scan, show, stats, doctor, tag, history and warm do; see docs/cluster.md)"
+            f"{what} does not run on a Redis Cluster yet{f' ({because})' if because else ''}: nothing was changed "
+            "(caches, scan, show, stats, doctor, tag, history, warm, evict, restore, audit and migrate-embeddings do; "
+            "see docs/cluster.md)"
         )
 
 
@@ -109,6 +110,15 @@ def scan_nodes(client) -> list[NodeClient]:
     return [NodeClient(_name(client), "primary", client)]
 
 
+def slot_owner(client, key: str | bytes) -> NodeClient:
+    """The primary whose hash slot `key` (or an index name: FT.CREATE lands there without a search
+    coordinator) belongs to; on one server, that server."""
+    if is_cluster(client):
+        node = client.get_node_from_key(key)
+        return NodeClient(node.name, "primary", node_client(client, node), node.name)
+    return NodeClient(_name(client), "primary", client)
+
+
 def primary_nodes(client) -> list[NodeClient]:
     """Every primary: where indexes are listed and server facts read."""
     if is_cluster(client):
@@ -155,6 +165,14 @@ def has_search_coordinator(node: redis.Redis) -> bool:
         return bool(node.command_list(pattern="_FT.SEARCH"))
     except redis.ResponseError:
         return False
+
+
+def search_fans_out(client) -> bool:
+    """Whether one FT.SEARCH sees every document of an index: on one server always; on a Redis
+    Cluster only where the search module has a coordinator. Without one (redis-stack 7.4), an index
+    lives on the node owning its name's slot and covers that node's documents only, so cacheops'
+    own KNN work reads the stored vectors of every shard instead (semantic/vectorscan.py)."""
+    return not is_cluster(client) or has_search_coordinator(primary_nodes(client)[0].client)
 
 
 # -- facts about a Sentinel setup, for doctor -----------------------------------------------------

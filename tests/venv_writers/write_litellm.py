@@ -3,7 +3,8 @@
 CustomLLM provider "fakeemb" (the hashing embedding in _fakes.py).
 
 usage: python write_litellm.py REDIS_URL '{"op": "exact"|"semantic", "calls": [{"messages": [...],
-       "answer": ..., "async"?: bool, "namespace"?: ..., "ttl"?: N, "model"?: ...}], "cache": {...}}'"""
+       "answer": ..., "async"?: bool, "namespace"?: ..., "ttl"?: N, "model"?: ...}], "cache": {...},
+       "cluster"?: true}'   (cluster: exact entries through LiteLLM's Redis Cluster cache)"""
 
 import asyncio
 import json
@@ -70,6 +71,9 @@ def main(url, spec):
             similarity_threshold=0.99,
             redis_semantic_cache_embedding_model="fakeemb/emb-8",
         )
+    elif spec.get("cluster"):
+        # LiteLLM's Redis Cluster cache (RedisClusterCache, a redis-py RedisCluster): the URL's node as the seed
+        kwargs.update(type="redis", redis_startup_nodes=[{"host": u.hostname, "port": u.port}])
     else:
         kwargs.update(type="redis", host=u.hostname, port=str(u.port))
     litellm.cache = Cache(**kwargs)
