@@ -123,6 +123,20 @@ def test_neighbours_and_similar_to_on_a_cluster_match_one_node(client, redis_url
     big = found(shards, shards_ctx, "price of a plan", 2.0)
     assert len(big) == len(qa)  # every shard's entries, each once
 
+    # the command itself: evict --similar-to deletes on the cluster what it deletes on one node
+    hours = ("--similar-to", "what time do you open", "--threshold", "0.6", "--embedding", writers.MINILM)
+    want = found(one, one_ctx, "what time do you open", 0.6)
+    for url, keys_of in (
+        (redis_url, lambda: set(one.scan_iter(match="llmcache:*"))),
+        (redis_cluster.url, lambda: set(cluster_client.scan_iter(match="llmcache:*"))),
+    ):
+        before = keys_of()
+        result = Cli(url)("evict", *hours, "--yes", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["result"]["deleted"] == len(want)
+        assert {k.decode() for k in before - keys_of()} == set(want)
+        writers.redisvl_semantic(url + ("?cluster=true" if url != redis_url else ""), qa, embeddings=emb)
+
     keys = sorted(k.decode() for k in cluster_client.scan_iter(match="llmcache:*"))
     for key in keys[:5]:
         (entry,) = [e for e in _entries(one, one_ctx, key)]
