@@ -30,6 +30,20 @@ class LangChainSource(Source):
             self.kind = "exact" if self.key_of is not None else "other"
             self.cache_name = name or _exact_cache_name(cache)
 
+    def group(self, raw: tuple) -> tuple[object, object]:
+        kind, prompt, llm_string = raw[1], raw[4], raw[5]
+        if kind == MISS:
+            return (MISS, llm_string), None  # a miss records only its model
+        if self.semantic:
+            return None, None  # each hit has its own matched entry and distance
+        if kind == WRITE:
+            return None, (prompt, llm_string)
+        # Hits of one entry: the same key and model; the same usage unless the entry was rewritten
+        # (by this app: a write starts a new group; by another: its answer differs, mostly)
+        value = raw[6]
+        first = value[0] if value else None
+        return (HIT, prompt, llm_string, len(value or ()), getattr(first, "text", None)), (prompt, llm_string)
+
     def resolve(self, raw: tuple) -> Event:
         _, kind, ts, latency_ns, prompt, llm_string, value, matched = raw
         model = model_of(llm_string)

@@ -1,8 +1,11 @@
 """The recorder: events appended in memory on the app's hot path, written by a background thread.
 
 A lookup costs the app one deque append (no Redis round trip, no lock). A daemon thread wakes every
-`flush_interval` seconds, folds the events into per-entry records and per-cache buckets and writes
-them in two pipelines. Nothing here raises into the app or waits on Redis in the app's thread: past
+`flush_interval` seconds, groups the events that resolve alike (many hits of one entry in one
+minute: one group, resolved once, one HINCRBY of their number), folds the groups into per-entry
+records and per-cache buckets and writes them in two rounds of hand-packed commands (wire.py),
+yielding the GIL every few tens of microseconds so the app's threads are never held up for
+longer. Nothing here raises into the app or waits on Redis in the app's thread: past
 `max_pending` queued events new ones are dropped and counted; a failed flush drops its batch,
 counts it and is logged at most once per `log_interval`; a slow or absent Redis costs the flush
 thread at most `timeout` seconds per attempt.
@@ -23,6 +26,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from . import keys as K
+from .wire import Batch, Slices, command, number
 
 log = logging.getLogger("cacheops_track")
 
@@ -58,6 +62,13 @@ class Source:
     def resolve(self, raw: tuple) -> Event | None:  # pragma: no cover - every adapter overrides it
         raise NotImplementedError
 
+    def group(self, raw: tuple) -> tuple[object, object]:
+        """(group key, entry) of a raw event, read cheaply. Events of one flush with the same group
+        key (and minute) resolve to the same Event and are resolved and written once, counted as
+        many. None as the key: resolve this event alone. `entry` names the cache entry a write
+        replaces (hits of it after the write form a group of their own) or a hit is of."""
+        return None, None
+
 
 class _Direct(Source):
     """Events already resolved (Recorder.record): resolve returns them as they are."""
@@ -92,6 +103,7 @@ class Recorder:
         self.dropped = 0  # events not recorded: queue full, or their flush failed
         self.failed_flushes = 0
         self.flushed_events = 0
+        self.flush_cpu_seconds = 0.0  # CPU time the flushes took (thread time: not the waits on Redis)
         self.field_expiry = True  # hash-field expiry (Redis >= 7.4); off after the server refuses it
         self._sources: dict[str, Source] = {}
         self._lock = threading.Lock()  # one flush at a time (the thread, flush(), atexit)
@@ -146,24 +158,23 @@ class Recorder:
     def flush(self) -> int:
         """Write what is queued now; the number of events written. Never raises."""
         with self._lock:
-            events = []
-            queue = self.queue
-            while queue:
-                try:
-                    events.append(queue.popleft())
-                except IndexError:
-                    break
-            if not events:
+            count = len(self.queue)
+            if not count:
                 return 0
+            cpu = time.thread_time()
             try:
-                self._write(self._resolve(events))
-                self.flushed_events += len(events)
-                return len(events)
+                slices = Slices()
+                groups, latency = self._fold(self.queue, count, slices)
+                self._write(self._resolve(groups, slices), latency, slices)
+                self.flushed_events += count
+                return count
             except Exception as exc:
                 self.failed_flushes += 1
-                self.dropped += len(events)
-                self._log(f"cacheops_track: could not write {len(events)} events ({type(exc).__name__}: {exc})")
+                self.dropped += count
+                self._log(f"cacheops_track: could not write {count} events ({type(exc).__name__}: {exc})")
                 return 0
+            finally:
+                self.flush_cpu_seconds += time.thread_time() - cpu
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the thread and flush what is queued, waiting `timeout` seconds at most for each (at
@@ -182,31 +193,80 @@ class Recorder:
             self._last_log = now
             log.warning("%s; %d events dropped so far", message, self.dropped)
 
-    def _resolve(self, raw_events: list[tuple]) -> list[Event]:
+    def _fold(self, queue: deque, count: int, slices: Slices) -> tuple[dict, dict]:
+        """Take `count` raw events off the queue and group the ones that resolve alike (each
+        source says which: Source.group), so each group is resolved and written once however
+        many events it holds. The latency histogram is counted here, per event."""
+        groups: dict = {}  # group key (or the event's position) -> [events, first raw, last ts]
+        epochs: dict = {}  # (source, entry) -> writes seen so far: a hit after a write is another group
+        latency: dict[str, list] = {}  # cache -> [count, sum_ns, per-bound counts]
+        bounds, width = LATENCY_BOUNDS_NS, len(LATENCY_BOUNDS_NS)
+        pop = queue.popleft
+        for i in range(count):
+            if not i & 63:
+                slices.tick()
+            raw = pop()
+            source, ts, elapsed = raw[0], raw[2], raw[3]
+            if source is _DIRECT:
+                event = raw[4]
+                elapsed = None if event.latency_us is None else event.latency_us * 1000
+                cache = event.cache
+            else:
+                cache = source.cache_name
+            if elapsed:
+                lat = latency.get(cache)
+                if lat is None:
+                    lat = latency[cache] = [0, 0, [0] * width]
+                lat[0] += 1
+                lat[1] += elapsed
+                at = bisect_left(bounds, elapsed)
+                if at < width:
+                    lat[2][at] += 1
+            try:
+                key, entry = source.group(raw)
+            except Exception:
+                key = entry = None
+            if key is None:
+                if entry is not None:  # a write: later hits of that entry are hits of its new life
+                    epochs[(source, entry)] = epochs.get((source, entry), 0) + 1
+                groups[i] = [1, raw, ts]
+                continue
+            epoch = epochs.get((source, entry), 0) if epochs and entry is not None else 0
+            key = (source, key, epoch, int(ts // 60))
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [1, raw, ts]
+            else:
+                group[0] += 1
+                if ts > group[2]:
+                    group[2] = ts
+        return groups, latency
+
+    def _resolve(self, groups: dict, slices: Slices) -> list[tuple[int, Event]]:
+        """(events in the group, the group's event), in the order each group first happened."""
         out = []
-        for n, raw in enumerate(raw_events):
-            if n % EVENT_CHUNK == EVENT_CHUNK - 1:
-                time.sleep(0)  # let the app's threads have the GIL between chunks
+        for n, raw, last in groups.values():
+            slices.tick()
             try:
                 event = raw[0].resolve(raw)
             except Exception:
-                self.dropped += 1
+                self.dropped += n
                 continue
             if event is not None:
-                out.append(event)
+                if n > 1:
+                    event.ts = last
+                out.append((n, event))
         return out
 
-    def _write(self, events: list[Event]) -> None:
+    def _write(self, items: list[tuple[int, Event]], latency: dict[str, list], slices: Slices) -> None:
         records: dict[str, dict] = {}
         buckets: dict[tuple[bytes, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         expiry: dict[tuple[bytes, str], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
         totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(int))
         caches: dict[str, float] = {}
         groups: dict[tuple[str, str, int], list[int]] = {}  # (cache, model, minute) -> COUNTERS
-        latency: dict[str, list] = {}  # cache -> [count, sum_us, per-bound counts]
-        for n, ev in enumerate(events):
-            if n % (4 * EVENT_CHUNK) == 0:
-                time.sleep(0)  # let the app's threads have the GIL between chunks
+        for n, ev in items:
+            slices.tick()
             model = ev.model or K.UNKNOWN_MODEL
             caches[ev.cache] = max(caches.get(ev.cache, 0), ev.ts)
             if ev.kind == WRITE:
@@ -229,20 +289,21 @@ class Recorder:
                 continue
             # Counters are summed per (cache, model, minute) first; bucket field names are built
             # once per group below, not once per event.
-            group = groups.get((ev.cache, model, int(ev.ts // 60) * 60))
+            minute = int(ev.ts // 60) * 60
+            group = groups.get((ev.cache, model, minute))
             if group is None:
-                group = groups[(ev.cache, model, int(ev.ts // 60) * 60)] = [0, 0, 0, 0, 0]
+                group = groups[(ev.cache, model, minute)] = [0, 0, 0, 0, 0]
             if ev.kind == HIT:
-                group[0] += 1
-                group[2] += ev.input_tokens
-                group[3] += ev.output_tokens
+                group[0] += n
+                group[2] += n * ev.input_tokens
+                group[3] += n * ev.output_tokens
                 if ev.estimated:
-                    group[4] += 1
+                    group[4] += n
                 if ev.key is not None:
                     rec = records.get(ev.key)
                     if rec is None:
                         rec = records[ev.key] = {"reset": False, "hits": 0, "fields": {}, "cache": ev.cache}
-                    rec["hits"] += 1
+                    rec["hits"] += n
                     fields = rec["fields"]
                     fields[K.LAST_HIT] = max(int(ev.ts * 1000), fields.get(K.LAST_HIT, 0))
                     fields.setdefault(K.CACHE, ev.cache)
@@ -251,16 +312,7 @@ class Recorder:
                     if ev.distance is not None:
                         fields[K.LAST_DISTANCE] = ev.distance
             else:
-                group[1] += 1
-            if ev.latency_us is not None:
-                lat = latency.get(ev.cache)
-                if lat is None:
-                    lat = latency[ev.cache] = [0, 0.0, [0] * len(K.LATENCY_BOUNDS_US)]
-                lat[0] += 1
-                lat[1] += ev.latency_us
-                at = bisect_left(K.LATENCY_BOUNDS_US, ev.latency_us)
-                if at < len(K.LATENCY_BOUNDS_US):
-                    lat[2][at] += 1
+                group[1] += n
 
         for (cache, model, minute), group in groups.items():
             total = totals[cache]
@@ -279,80 +331,74 @@ class Recorder:
             for counter, n in zip(K.COUNTERS, group):
                 if n:
                     total[f"{model}|{counter}"] += n
-        for cache, (count, sum_us, per_bound) in latency.items():
+        for cache, (count, sum_ns, per_bound) in latency.items():
             total = totals[cache]
             total[K.LATENCY_FIELD + "count"] += count
-            total[K.LATENCY_FIELD + "sum_us"] += sum_us
+            total[K.LATENCY_FIELD + "sum_us"] += sum_ns / 1000
             running = 0
             for bound, n in zip(K.LATENCY_BOUNDS_US, per_bound):
                 running += n  # Prometheus buckets are cumulative
                 if running:
                     total[f"{K.LATENCY_FIELD}{bound}"] += running
 
-        pipe = _ChunkedPipeline(self.client)
-        order = list(records)
-        for entry_key in order:
-            rec = records[entry_key]
-            rkey = K.entry_record_key(entry_key)
+        batch = Batch(self.client, slices)
+        order = []  # (entry key, record key, where its PTTL reply is)
+        for entry_key, rec in records.items():
+            slices.tick()
+            raw_key = entry_key.encode("utf-8")
+            rkey = K.ENTRY_PREFIX + raw_key
             if rec["reset"]:
-                pipe.delete(rkey)  # the entry was (re)written: an earlier life's record goes
+                batch.add(command(b"DEL", rkey))  # the entry was (re)written: an earlier life's record goes
             if rec["hits"]:
-                pipe.hincrby(rkey, K.HITS, rec["hits"])
+                batch.add(command(b"HINCRBY", rkey, b"hits", b"%d" % rec["hits"]))
             elif rec["reset"]:
                 rec["fields"][K.HITS] = 0
-            pipe.hset(rkey, mapping=rec["fields"])
-            pipe.pttl(entry_key)
+            flat = [b"HSET", rkey]
+            for name, value in rec["fields"].items():
+                flat.append(name.encode())
+                flat.append(value.encode("utf-8") if isinstance(value, str) else number(value))
+            batch.add(command(*flat))
+            order.append((rkey, batch.add(command(b"PTTL", raw_key))))
         for (prefix, cache), fields in buckets.items() if self.field_expiry else ():
             bkey = K.bucket_key(prefix, cache)
             for name, n in fields.items():
-                pipe.hincrby(bkey, name, n)
+                batch.add(command(b"HINCRBY", bkey, name.encode("utf-8"), b"%d" % n))
         for cache, fields in totals.items():
             tkey = K.bucket_key(K.TOTALS_PREFIX, cache)
             for name, n in fields.items():
-                if isinstance(n, float):
-                    pipe.hincrbyfloat(tkey, name, n)
-                else:
-                    pipe.hincrby(tkey, name, n)
+                verb = b"HINCRBYFLOAT" if isinstance(n, float) else b"HINCRBY"
+                batch.add(command(verb, tkey, name.encode("utf-8"), number(n)))
         for cache, last in caches.items():
             source = self._sources.get(cache)
-            pipe.hset(
-                K.TRACKED,
-                cache,
-                json.dumps(
-                    {
-                        "kind": source.kind if source else None,
-                        "library": source.library if source else None,
-                        "last_event": round(last, 3),
-                    }
-                ),
-            )
-        replies = pipe.execute(raise_on_error=False)
-        per_record = [2 + (1 if records[k]["reset"] else 0) + (1 if records[k]["hits"] else 0) for k in order]
-        pttls, at = [], 0
-        for width in per_record:
-            pttls.append(replies[at + width - 1])
-            at += width
+            state = {
+                "kind": source.kind if source else None,
+                "library": source.library if source else None,
+                "last_event": round(last, 3),
+            }
+            batch.add(command(b"HSET", K.TRACKED, cache.encode("utf-8"), json.dumps(state).encode()))
+        replies = batch.execute()
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
 
         # Second round trip: each record expires with its entry; buckets' fields with their retention.
-        pipe = _ChunkedPipeline(self.client)
-        for entry_key, pttl in zip(order, pttls):
-            rkey = K.entry_record_key(entry_key)
+        batch = Batch(self.client, slices)
+        for rkey, at in order:
+            slices.tick()
+            pttl = replies[at]
             if isinstance(pttl, int) and pttl > 0:
-                pipe.pexpire(rkey, pttl)
+                batch.add(command(b"PEXPIRE", rkey, b"%d" % pttl))
             elif pttl == -1:
-                pipe.expire(rkey, self.entry_idle_seconds)
+                batch.add(command(b"EXPIRE", rkey, b"%d" % self.entry_idle_seconds))
             else:
-                pipe.delete(rkey)  # the entry is gone (expired, evicted, cleared): so is its record
+                batch.add(command(b"DEL", rkey))  # the entry is gone (expired, evicted, cleared): so is its record
         if self.field_expiry:
             for (prefix, cache), by_time in expiry.items():
                 bkey = K.bucket_key(prefix, cache)
                 for at_ms, names in by_time.items():
-                    pipe.execute_command("HPEXPIREAT", bkey, at_ms, "FIELDS", len(names), *names)
-        replies = pipe.execute(raise_on_error=False)
-        refused = [r for r in replies if isinstance(r, Exception)]
+                    encoded = [name.encode("utf-8") for name in names]
+                    batch.add(command(b"HPEXPIREAT", bkey, b"%d" % at_ms, b"FIELDS", b"%d" % len(names), *encoded))
+        refused = [r for r in batch.execute() if isinstance(r, Exception)]
         if refused and self.field_expiry and any("unknown command" in str(r).lower() for r in refused):
             self.field_expiry = False
             self._log("cacheops_track: this server has no hash-field expiry (Redis < 7.4): buckets are not written")
@@ -362,34 +408,7 @@ class Recorder:
             raise refused[0]
 
 
-CHUNK = 64  # commands sent between two yields of the GIL
-EVENT_CHUNK = 16  # events resolved (about 10 us each) between two yields of the GIL
-
-
-class _ChunkedPipeline:
-    """A pipeline sent CHUNK commands at a time, yielding the GIL between chunks: one large flush
-    would hold it (packing thousands of commands) and keep the server busy long enough to show in
-    the app's p99; several small ones interleave with the app's lookups."""
-
-    def __init__(self, client):
-        self.pipe = client.pipeline(transaction=False)
-        self.replies: list = []
-
-    def __getattr__(self, name):
-        method = getattr(self.pipe, name)
-
-        def queue(*args, **kwargs):
-            method(*args, **kwargs)
-            if len(self.pipe) >= CHUNK:
-                self.replies.extend(self.pipe.execute(raise_on_error=False))
-                time.sleep(0)
-
-        return queue
-
-    def execute(self, raise_on_error: bool = False) -> list:
-        if len(self.pipe):
-            self.replies.extend(self.pipe.execute(raise_on_error=False))
-        return self.replies
+LATENCY_BOUNDS_NS = tuple(bound * 1000 for bound in K.LATENCY_BOUNDS_US)
 
 
 def prompt_sha256(text: str) -> str:

@@ -88,6 +88,10 @@ class RedisVLSource(Source):
         self.cache_name = name or cache_name(cache)
         self.record_prompts = record_prompts
 
+    def group(self, raw: tuple) -> tuple[object, object]:
+        # a miss records nothing but itself; a hit has its own matched entry and distance
+        return ((MISS,) if raw[1] == MISS else None), None
+
     def resolve(self, raw: tuple) -> Event:
         _, kind, ts, latency_ns, prompt, metadata, value, key = raw
         if kind == WRITE:
