@@ -9,6 +9,7 @@ usage: python write_litellm.py REDIS_URL '{"op": "exact"|"semantic", "calls": [{
 import asyncio
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,27 +35,62 @@ class FakeEmbeddings(CustomLLM):
 
 def track(url, spec):
     """An app with cacheops_track's LiteLLM callback (the package from this checkout: it imports
-    nothing of cacheops, so it runs in this venv beside LiteLLM alone)."""
+    nothing of cacheops, so it runs in this venv beside LiteLLM alone). spec["late_cache_key"]
+    forces the schedule a loaded machine makes: LiteLLM sets a hit's cache_key in the response
+    only after its logging threads have run the callback."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import cacheops_track
 
+    if spec.get("late_cache_key"):
+        late_cache_key()
     u = urlparse(url)
-    callback = cacheops_track.litellm_callback(url)
+    # a generous stats timeout: this test counts events, the timeout bound has tests of its own
+    callback = cacheops_track.litellm_callback(url, timeout=10)
     litellm.callbacks = [callback]
     litellm.cache = Cache(type="redis", host=u.hostname, port=str(u.port))
+    recorder = callback.recorder
     for call in spec["calls"]:
         args = dict(model=call.get("model", "gpt-4o-mini"), messages=call["messages"], mock_response=call["answer"])
         if "namespace" in call:
             args["cache"] = {"namespace": call["namespace"]}
+        if "metadata" in call:
+            args["metadata"] = call["metadata"]
         litellm.completion(caching=True, **args)
-    # success callbacks run on LiteLLM's logging thread pool: wait until each call reported
-    deadline = time.time() + 30
-    while time.time() < deadline and len(callback.recorder.queue) + callback.recorder.flushed_events < len(
+    # success callbacks run on LiteLLM's logging threads: wait until each call reported (queued,
+    # written or dropped)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(recorder.queue) + recorder.flushed_events + recorder.dropped < len(
         spec["calls"]
     ):
         time.sleep(0.05)
-    callback.recorder.flush()
-    result({"events": callback.recorder.flushed_events, "dropped": callback.recorder.dropped})
+    recorder.flush()
+    result({"events": recorder.flushed_events, "dropped": recorder.dropped})
+
+
+def late_cache_key():
+    """Make LiteLLM set a hit's hidden cache_key only once that call's logging callback has run."""
+    from litellm.caching import caching_handler
+
+    import cacheops_track.litellm_logger as logger
+
+    set_param, record = caching_handler._set_cached_hidden_param, logger.LiteLLMTracker._record
+    reported, changed = set(), threading.Condition()
+
+    def set_late(response, key, value):
+        if key == "cache_key":
+            call_id = (getattr(response, "_hidden_params", None) or {}).get("litellm_call_id")
+            with changed:
+                changed.wait_for(lambda: call_id in reported, timeout=10)
+        set_param(response, key, value)
+
+    def record_and_tell(self, kwargs, response_obj):
+        record(self, kwargs, response_obj)
+        with changed:
+            reported.add(kwargs.get("litellm_call_id"))
+            changed.notify_all()
+
+    caching_handler._set_cached_hidden_param = set_late
+    logger.LiteLLMTracker._record = record_and_tell
 
 
 def main(url, spec):
