@@ -244,6 +244,36 @@ def test_a_stats_redis_that_goes_away_mid_run(tracked, redis_url):
     assert cache.recorder.failed_flushes >= 1
 
 
+def test_one_flush_groups_hits_but_keeps_a_rewrite_between_them(tracked, client, redis_url):
+    """The flush resolves hits of one entry once and counts them; hits before a rewrite of the
+    entry in the same flush belong to its earlier life (its record restarts at the write)."""
+    from langchain_core.outputs import ChatGeneration
+    from langchain_redis import RedisCache
+
+    cache = cacheops_track.track(RedisCache(redis_url=redis_url, ttl=600), flush_interval=3600)
+    llm_string = UsageChatModel()._get_llm_string()
+    prompt = '[{"lc": 1, "type": "constructor", "id": ["x", "HumanMessage"], "kwargs": {"content": "hi"}}]'
+
+    def answer(tokens: int) -> list:
+        usage = {"input_tokens": tokens, "output_tokens": 1, "total_tokens": tokens + 1}
+        return [ChatGeneration(message=AIMessage(content="hello", usage_metadata=usage))]
+
+    cache.update(prompt, llm_string, answer(100))
+    for _ in range(3):
+        assert cache.lookup(prompt, llm_string) is not None
+    cache.update(prompt, llm_string, answer(7))  # rewritten: same text, other usage
+    for _ in range(2):
+        assert cache.lookup(prompt, llm_string) is not None
+    assert cache.lookup("an absent prompt", llm_string) is None
+    assert cache.recorder.flush() == 8 and cache.recorder.dropped == 0
+    (record,) = list(client.scan_iter(match=K.ENTRY_PREFIX + b"*"))
+    assert client.hget(record, K.HITS) == b"2" and client.hget(record, K.INPUT_TOKENS) == b"7"
+    totals = client.hgetall(K.bucket_key(K.TOTALS_PREFIX, cache.source.cache_name))
+    assert totals[b"gpt-4o-mini|hits"] == b"5" and totals[b"gpt-4o-mini|misses"] == b"1"
+    assert totals[b"gpt-4o-mini|input_saved"] == str(3 * 100 + 2 * 7).encode()
+    assert totals[K.LATENCY_FIELD.encode() + b"count"] == b"6"
+
+
 def test_a_full_queue_drops_and_counts_instead_of_growing(tracked, client):
     recorder = Recorder(client, max_pending=10, flush_interval=3600)
     for _ in range(25):
