@@ -26,7 +26,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from . import keys as K
-from .wire import Batch, Slices, command, number
+from .wire import Batch, Slices, number
 
 log = logging.getLogger("cacheops_track")
 
@@ -348,26 +348,26 @@ class Recorder:
             raw_key = entry_key.encode("utf-8")
             rkey = K.ENTRY_PREFIX + raw_key
             if rec["reset"]:
-                batch.add(command(b"DEL", rkey))  # the entry was (re)written: an earlier life's record goes
+                batch.add(b"DEL", rkey)  # the entry was (re)written: an earlier life's record goes
             if rec["hits"]:
-                batch.add(command(b"HINCRBY", rkey, b"hits", b"%d" % rec["hits"]))
+                batch.add(b"HINCRBY", rkey, b"hits", b"%d" % rec["hits"])
             elif rec["reset"]:
                 rec["fields"][K.HITS] = 0
             flat = [b"HSET", rkey]
             for name, value in rec["fields"].items():
                 flat.append(name.encode())
                 flat.append(value.encode("utf-8") if isinstance(value, str) else number(value))
-            batch.add(command(*flat))
-            order.append((rkey, batch.add(command(b"PTTL", raw_key))))
+            batch.add(*flat)
+            order.append((rkey, batch.add(b"PTTL", raw_key)))
         for (prefix, cache), fields in buckets.items() if self.field_expiry else ():
             bkey = K.bucket_key(prefix, cache)
             for name, n in fields.items():
-                batch.add(command(b"HINCRBY", bkey, name.encode("utf-8"), b"%d" % n))
+                batch.add(b"HINCRBY", bkey, name.encode("utf-8"), b"%d" % n)
         for cache, fields in totals.items():
             tkey = K.bucket_key(K.TOTALS_PREFIX, cache)
             for name, n in fields.items():
                 verb = b"HINCRBYFLOAT" if isinstance(n, float) else b"HINCRBY"
-                batch.add(command(verb, tkey, name.encode("utf-8"), number(n)))
+                batch.add(verb, tkey, name.encode("utf-8"), number(n))
         for cache, last in caches.items():
             source = self._sources.get(cache)
             state = {
@@ -375,7 +375,7 @@ class Recorder:
                 "library": source.library if source else None,
                 "last_event": round(last, 3),
             }
-            batch.add(command(b"HSET", K.TRACKED, cache.encode("utf-8"), json.dumps(state).encode()))
+            batch.add(b"HSET", K.TRACKED, cache.encode("utf-8"), json.dumps(state).encode())
         replies = batch.execute()
         for reply in replies:
             if isinstance(reply, Exception):
@@ -387,17 +387,17 @@ class Recorder:
             slices.tick()
             pttl = replies[at]
             if isinstance(pttl, int) and pttl > 0:
-                batch.add(command(b"PEXPIRE", rkey, b"%d" % pttl))
+                batch.add(b"PEXPIRE", rkey, b"%d" % pttl)
             elif pttl == -1:
-                batch.add(command(b"EXPIRE", rkey, b"%d" % self.entry_idle_seconds))
+                batch.add(b"EXPIRE", rkey, b"%d" % self.entry_idle_seconds)
             else:
-                batch.add(command(b"DEL", rkey))  # the entry is gone (expired, evicted, cleared): so is its record
+                batch.add(b"DEL", rkey)  # the entry is gone (expired, evicted, cleared): so is its record
         if self.field_expiry:
             for (prefix, cache), by_time in expiry.items():
                 bkey = K.bucket_key(prefix, cache)
                 for at_ms, names in by_time.items():
                     encoded = [name.encode("utf-8") for name in names]
-                    batch.add(command(b"HPEXPIREAT", bkey, b"%d" % at_ms, b"FIELDS", b"%d" % len(names), *encoded))
+                    batch.add(b"HPEXPIREAT", bkey, b"%d" % at_ms, b"FIELDS", b"%d" % len(names), *encoded)
         refused = [r for r in batch.execute() if isinstance(r, Exception)]
         if refused and self.field_expiry and any("unknown command" in str(r).lower() for r in refused):
             self.field_expiry = False

@@ -51,29 +51,34 @@ def number(n: int | float) -> bytes:
 
 
 class Batch:
-    """Packed commands, sent CHUNK at a time on one connection; execute() returns the replies in
-    order, a refused command's as its ResponseError. A connection error or timeout raises (the
-    connection is dropped, the pool makes a new one next time)."""
+    """Commands, sent CHUNK at a time on one connection; execute() returns the replies in order, a
+    refused command's as its ResponseError. A connection error or timeout raises (the connection
+    is dropped, the pool makes a new one next time). A client without a connection pool (a
+    RedisCluster) gets the same commands through its own pipeline, which routes each to its node."""
 
     def __init__(self, client, slices: Slices):
-        self.pool = client.connection_pool
+        self.pool = getattr(client, "connection_pool", None)
+        self.pipe = client.pipeline(transaction=False) if self.pool is None else None
         self.slices = slices
         self.pending: list[bytes] = []
         self.replies: list = []
         self.count = 0
         self.conn = None
 
-    def add(self, packed: bytes) -> int:
-        """Queue a command; where its reply will be in execute()'s list."""
-        self.pending.append(packed)
+    def add(self, *args: bytes) -> int:
+        """Queue a command (every argument bytes); where its reply will be in execute()'s list."""
+        if self.pipe is not None:
+            self.pipe.execute_command(args[0].decode(), *args[1:])
+        else:
+            self.pending.append(command(*args))
         self.count += 1
-        if len(self.pending) >= CHUNK:
+        if self.count - len(self.replies) >= CHUNK:
             self._send()
         return self.count - 1
 
     def execute(self) -> list:
         try:
-            if self.pending:
+            if self.count > len(self.replies):
                 self._send()
             return self.replies
         finally:
@@ -85,6 +90,10 @@ class Batch:
             self.pool.release(conn)
 
     def _send(self) -> None:
+        if self.pipe is not None:
+            self.replies.extend(self.pipe.execute(raise_on_error=False))
+            self.slices.tick()
+            return
         pending, self.pending = self.pending, []
         conn = self.conn
         if conn is None:

@@ -274,6 +274,24 @@ def test_one_flush_groups_hits_but_keeps_a_rewrite_between_them(tracked, client,
     assert totals[K.LATENCY_FIELD.encode() + b"count"] == b"6"
 
 
+def test_a_cluster_stats_client_gets_the_same_records(cluster_client):
+    """A RedisCluster has no one connection pool: the flush's commands go through its pipeline."""
+    cluster_client.set("redis:aaa", "x", ex=600)
+    recorder = Recorder(cluster_client, flush_interval=3600)
+    now = time.time()
+    recorder.record(Event("write", "redis", now, key="redis:aaa", model="m", prompt="p"))
+    for _ in range(3):
+        recorder.record(Event("hit", "redis", now, key="redis:aaa", model="m", input_tokens=5, latency_us=300))
+    recorder.record(Event("miss", "other", now, model="m"))
+    assert recorder.flush() == 5 and recorder.failed_flushes == 0
+    record = cluster_client.hgetall(K.entry_record_key("redis:aaa"))
+    assert record[b"hits"] == b"3" and record[b"prompt"] == b"p"
+    assert 0 < cluster_client.pttl(K.entry_record_key("redis:aaa")) <= 600_000
+    totals = cluster_client.hgetall(K.bucket_key(K.TOTALS_PREFIX, "redis"))
+    assert totals[b"m|hits"] == b"3" and totals[b"m|input_saved"] == b"15"
+    assert cluster_client.hgetall(K.bucket_key(K.TOTALS_PREFIX, "other"))[b"m|misses"] == b"1"
+
+
 def test_a_full_queue_drops_and_counts_instead_of_growing(tracked, client):
     recorder = Recorder(client, max_pending=10, flush_interval=3600)
     for _ in range(25):
