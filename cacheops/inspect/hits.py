@@ -16,8 +16,10 @@ import redis
 
 from cacheops_track import keys as K
 
-from ..layouts import Entry
+from ..layouts import Context, Entry
 from ..pricing import PriceTable, load_prices
+from ..server.keyspace import read_records
+from .catalog import EntryFilter, decode_record, iter_entries
 
 SPARK = "▁▂▃▄▅▆▇█"
 NOW_WINDOW = 300  # seconds: "hit rate now" is over the last five minutes
@@ -144,6 +146,38 @@ def _attach(client: redis.Redis, items: list) -> list:
             entry.notes = [n for n in entry.notes if "md5(llm_string)" not in n]
             entry.notes.append("model from the hit tracker's record (cacheops_track)")
     return items
+
+
+def iter_entries_by_hits(
+    client: redis.Redis, ctx: Context, flt: EntryFilter, limit: int = 10_000, chunk: int = 500
+) -> Iterator[Entry]:
+    """A cache's entries most hit first: its tracked entries by hits (then most recently hit), then
+    the rest in scan order (no hit recorded). The order comes from the tracker's records (one SCAN
+    over cacheops:hit:*), of which the `limit` most hit are kept: memory stays bounded."""
+    import heapq
+
+    best: list[tuple[int, float, str]] = []
+    for key, values in iter_hit_records(client, flt.cache):
+        record = parse_record(values)
+        if record is None or not record.hits:
+            continue
+        item = (record.hits, record.last_hit or 0.0, key)
+        if len(best) < limit:
+            heapq.heappush(best, item)
+        elif item > best[0]:
+            heapq.heapreplace(best, item)
+    ordered = [key for _, _, key in sorted(best, reverse=True)]
+    listed: set[str] = set()
+    for start in range(0, len(ordered), chunk):
+        keys = [key.encode("utf-8") for key in ordered[start : start + chunk]]
+        for rec in read_records(client, keys):
+            item = decode_record(rec, ctx, full=False)
+            if isinstance(item, Entry) and flt.accepts(item):
+                listed.add(item.key)
+                yield item
+    for item in iter_entries(client, ctx, flt, full=False):
+        if isinstance(item, Entry) and item.key not in listed:
+            yield item
 
 
 # -- hit rates over time -------------------------------------------------------------------------
@@ -316,9 +350,12 @@ def hit_report(
     cold_sample: int = 20,
     now: float | None = None,
     table: PriceTable | None = None,
+    entries: bool = True,
 ) -> HitReport:
     """Hit rates now and over the last `since` seconds, per cache and model; tokens and money saved
-    per day; the most hit entries and the cold ones (not hit for `cold_after` seconds, or never)."""
+    per day; the most hit entries and the cold ones (not hit for `cold_after` seconds, or never).
+    entries=False: the rates only, without the walk over every per-entry record (top, cold), which
+    costs a SCAN of the whole keyspace (the TUI's sparkline asks for rates only)."""
     now = time.time() if now is None else now
     table = table or load_prices()
     use_minutes = since <= K.MINUTE_RETENTION
@@ -352,7 +389,8 @@ def hit_report(
         ch.series = [h / (h + m) if h + m else None for h, m in series]
         ch.total, ch.latency = _totals(client, name, table)
         report.caches.append(ch)
-    _entries(client, report, cache, top, cold_after, cold_sample, now)
+    if entries:
+        _entries(client, report, cache, top, cold_after, cold_sample, now)
     return report
 
 

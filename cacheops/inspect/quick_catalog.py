@@ -75,9 +75,12 @@ def quick_catalog(
     server_side: bool | None = None,
     stats: ScanStats | None = None,
     sample: int | None = None,
+    on_progress: Callable[[dict[str, tuple[str, int]]], None] | None = None,
 ) -> Catalog:
     """Every cache with its aggregates from one value-less scan plus a bounded value sample per cache.
-    Filters on values (model, text) need every value: use build_catalog for those."""
+    Filters on values (model, text) need every value: use build_catalog for those.
+    on_progress(counts), after each scan batch: the keys counted so far per cache by key shape
+    (name -> (kind, keys)), so a front end can list the caches long before the pass ends."""
     flt = flt or EntryFilter()
     sample = sample or SAMPLE_PER_CACHE
     started = time.monotonic()
@@ -106,6 +109,8 @@ def quick_catalog(
                 shape.sample.append(rec.key)
             if on_entry is not None:
                 on_entry(ClaimedKey(rec.key_text, cache))
+        if on_progress is not None:
+            on_progress({name: (shape.kind, shape.keys) for name, shape in shapes.items()})
     # The samples are decoded exactly as build_catalog decodes every key, into one set of summaries
     # keyed by the cache the value tells (a GPTCache vector hash belongs to its questions' cache).
     summaries: dict[str, CacheSummary] = {}

@@ -3,17 +3,24 @@
 The app is a thin layer: every question goes to the library through Session (the same calls the
 CLI makes), always from a worker thread so the screen stays responsive. Deleting goes one way only:
 evict.plan -> ConfirmEvictScreen (the preview) -> evict.execute (backup, delete, audit).
+
+Nothing waits for the whole keyspace: the catalog pass lists caches as it finds them (quick_catalog's
+on_progress), and a highlighted cache's entries stream at once from their own SCAN MATCH while the
+pass goes on in the background.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from functools import partial
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label, ProgressBar
 
 from ..errors import NotFound
@@ -28,6 +35,13 @@ from .session import EntryNeighbours, Session
 from .widgets.cache_list import CacheList
 from .widgets.entry_detail import EntryDetail
 from .widgets.entry_table import EntryTable
+from .widgets.hit_rate import HitRate
+
+HIT_RATE_REFRESH = 30.0  # seconds between re-reads of the highlighted cache's hit rate
+
+
+class CachesFound(Message):
+    """The running catalog pass found a cache it had not seen (posted from its thread)."""
 
 
 def parse_filter(text: str, cache: str | None) -> EntryFilter:
@@ -51,6 +65,8 @@ class CacheopsApp(App[None]):
         Binding("f", "find", "find by prompt"),
         Binding("n", "neighbours", "neighbours"),
         Binding("d", "evict", "evict"),
+        Binding("s", "sort_hits", "sort by hits"),
+        Binding("w", "hit_window", "hit-rate window"),
         Binding("m", "more", "more rows", show=False),
         Binding("tab", "focus_next", "next pane", show=False),
     ]
@@ -61,6 +77,14 @@ class CacheopsApp(App[None]):
         self.sub_title = session.server
         self._scan_stats: ScanStats | None = None
         self._scan_total = 0
+        self._progress: dict[str, tuple[str, int]] = {}  # the running pass's counts (written by its thread)
+        self._caches_seen: set[str] = set()
+        self._progress_timer: Timer | None = None
+        self._progress_lock = threading.Lock()
+        self.catalog_done = threading.Event()  # set when the latest catalog pass has ended
+        self.tracked: dict[str, dict] = {}  # caches whose app records hits (cacheops_track)
+        self.sort_by_hits = False
+        self._listing: tuple | None = None  # (cache, filter, sort) the entry table streams now
         self.last_result = None  # the last EvictResult (tests and the status line read it)
 
     # -- layout -------------------------------------------------------------------------------
@@ -69,6 +93,7 @@ class CacheopsApp(App[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield CacheList(id="caches")
+                yield HitRate(id="hit-rate")
                 yield Label("", id="scan-status")
                 yield ProgressBar(id="scan-progress", show_eta=False)
             with Vertical(id="centre"):
@@ -79,6 +104,8 @@ class CacheopsApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one(CacheList).focus()
+        self.query_one(HitRate).show(None, None)
+        self.set_interval(HIT_RATE_REFRESH, self._refresh_hit_rate)
         self.action_refresh()
 
     def get_system_commands(self, screen):
@@ -89,6 +116,12 @@ class CacheopsApp(App[None]):
         yield SystemCommand("Evict entry", "Preview, confirm, back up and delete the selected entry", self.action_evict)
         yield SystemCommand("Filter entries", "Focus the filter (text, model:NAME)", self.action_focus_filter)
         yield SystemCommand("Load more rows", "Pull the next batch of entries", self.action_more)
+        yield SystemCommand(
+            "Sort by hits",
+            "Most hit entries first, from the tracker's records (again: scan order)",
+            self.action_sort_hits,
+        )
+        yield SystemCommand("Hit-rate window", "Show the hit rate over 1h, 24h or 7d", self.action_hit_window)
 
     # -- errors -------------------------------------------------------------------------------
     def report(self, exc: BaseException) -> None:
@@ -106,7 +139,13 @@ class CacheopsApp(App[None]):
 
     # -- catalog ------------------------------------------------------------------------------
     def action_refresh(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.stop()  # a pass still running is superseded: its results are dropped
         self._scan_stats = ScanStats()
+        self.catalog_done.clear()
+        self._listing = None  # the listing restarts too, when the first caches are found
+        with self._progress_lock:
+            self._progress, self._caches_seen = {}, set()
         self.query_one("#scan-status", Label).update("scanning…")
         bar = self.query_one("#scan-progress", ProgressBar)
         bar.display = True
@@ -120,20 +159,54 @@ class CacheopsApp(App[None]):
                 total=self._scan_total or None, progress=self._scan_stats.keys
             )
             self.query_one("#scan-status", Label).update(f"scanning… {self._scan_stats.keys:,} keys")
+            self._show_caches_found()
+
+    def _show_caches_found(self) -> None:
+        with self._progress_lock:
+            counts = dict(self._progress)
+        if not counts or self._scan_stats is None:
+            return
+        caches = self.query_one(CacheList)
+        caches.show_progress(counts, self._scan_stats.keys)
+        if self._listing is None and caches.current is not None:
+            self.list_cache(caches.current)
+
+    def on_caches_found(self, _message: CachesFound) -> None:
+        self._show_caches_found()
+
+    def _catalog_progress(self, stats: ScanStats, counts: dict[str, tuple[str, int]]) -> None:
+        """From the catalog thread, after every scan batch: keep the counts for the 0.2 s timer, and
+        say at once when a cache appears (the first one is what the user waits for)."""
+        if stats is not self._scan_stats:
+            return  # a superseded pass
+        with self._progress_lock:
+            self._progress = counts
+            new = counts.keys() - self._caches_seen
+            self._caches_seen.update(new)
+        if new:
+            self.post_message(CachesFound())
 
     @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
     def _catalog(self, stats: ScanStats) -> None:
         try:
+            self.call_from_thread(self._tracked_known, self.session.tracked())
             self._scan_total = self.session.dbsize()
-            catalog = self.session.catalog(stats)
+            catalog = self.session.catalog(stats, partial(self._catalog_progress, stats))
         except Exception as exc:
-            self.call_from_thread(self._catalog_done, None)
+            self.call_from_thread(self._catalog_done, stats, None)
             self._from_thread_report(exc)
             return
-        self.call_from_thread(self._catalog_done, catalog)
+        self.call_from_thread(self._catalog_done, stats, catalog)
 
-    def _catalog_done(self, catalog: Catalog | None) -> None:
-        self._progress_timer.stop()
+    def _tracked_known(self, tracked: dict[str, dict]) -> None:
+        self.tracked = tracked
+
+    def _catalog_done(self, stats: ScanStats, catalog: Catalog | None) -> None:
+        if stats is not self._scan_stats:
+            return  # a superseded pass
+        self.catalog_done.set()
+        if self._progress_timer is not None:
+            self._progress_timer.stop()
         self.query_one("#scan-progress", ProgressBar).display = False
         status = self.query_one("#scan-status", Label)
         if catalog is None:
@@ -147,15 +220,25 @@ class CacheopsApp(App[None]):
                 None, "No LLM caches found on this server. Fill one with `cacheops demo --into URL`, then press r."
             )
         elif caches.current is not None:
-            self.list_cache(caches.current)
+            self.list_cache(caches.current)  # a no-op when it is already listed
 
     # -- entries ------------------------------------------------------------------------------
-    def list_cache(self, cache: str) -> None:
+    def list_cache(self, cache: str, again: bool = False) -> None:
+        """Stream the cache's entries (unless exactly this listing is already shown and not `again`)."""
         text = self.query_one("#filter", Input).value
+        listing = (cache, text.strip(), self.sort_by_hits)
+        if listing == self._listing and not again:
+            return
+        if self._listing is None or self._listing[0] != cache:
+            self._hit_rate(cache)
+        self._listing = listing
         flt = parse_filter(text, cache)
-        label = cache + (f" [{text.strip()}]" if text.strip() else "")
+        tracked = cache in self.tracked
+        by_hits = self.sort_by_hits and tracked
+        label = cache + (f" [{text.strip()}]" if text.strip() else "") + (", most hit first" if by_hits else "")
+        opener = partial(self.session.entries_by_hits if by_hits else self.session.entries, flt)
         self.query_one(EntryDetail).show(None)
-        self.query_one(EntryTable).stream(label, partial(self.session.entries, flt))
+        self.query_one(EntryTable).stream(label, opener, hit_columns=tracked)
 
     def on_data_table_row_highlighted(self, event) -> None:
         if event.data_table.id == "caches":
@@ -169,8 +252,49 @@ class CacheopsApp(App[None]):
         if event.input.id == "filter":
             cache = self.query_one(CacheList).current
             if cache is not None:
-                self.list_cache(cache)
+                self.list_cache(cache, again=True)
             self.query_one(EntryTable).focus()
+
+    # -- hits ---------------------------------------------------------------------------------
+    def action_sort_hits(self) -> None:
+        """Most hit entries first (the tracker's records); pressed again: back to scan order."""
+        cache = self.query_one(CacheList).current
+        if not self.sort_by_hits and cache is not None and cache not in self.tracked:
+            self.notify(
+                f"{cache} is not tracked: no hit counts to sort by (the app records them with cacheops_track)",
+                severity="warning",
+            )
+            return
+        self.sort_by_hits = not self.sort_by_hits
+        self.notify("most hit entries first" if self.sort_by_hits else "scan order")
+        if cache is not None:
+            self.list_cache(cache)
+
+    def action_hit_window(self) -> None:
+        panel = self.query_one(HitRate)
+        panel.next_window()
+        self._refresh_hit_rate()
+
+    def _refresh_hit_rate(self) -> None:
+        cache = self.query_one(CacheList).current
+        if cache is not None:
+            self._hit_rate(cache)
+
+    @work(thread=True, exclusive=True, group="hit-rate", exit_on_error=False)
+    def _hit_rate(self, cache: str) -> None:
+        panel = self.query_one(HitRate)
+        try:
+            tracked = self.session.tracked()
+            hits = self.session.hit_rates(cache, panel.since, panel.bins) if cache in tracked else None
+        except Exception as exc:
+            self._from_thread_report(exc)
+            return
+        self.call_from_thread(self._hit_rate_known, cache, tracked, hits)
+
+    def _hit_rate_known(self, cache: str, tracked: dict[str, dict], hits) -> None:
+        self.tracked = tracked
+        if cache == self.query_one(CacheList).current:
+            self.query_one(HitRate).show(cache, hits)
 
     def on_entry_table_highlighted(self, event: EntryTable.Highlighted) -> None:
         self._read(event.key)
@@ -220,6 +344,7 @@ class CacheopsApp(App[None]):
             self.notify(f"no cached entry for {text!r} (check the exact text and system message)", severity="warning")
             return
         table = self.query_one(EntryTable)
+        self._listing = None
         table.show_entries(f"prompt {text!r}", found)
         table.focus()
         self.notify(f"{len(found)} cached cop{'y' if len(found) == 1 else 'ies'} of {text!r}")

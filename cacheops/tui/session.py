@@ -7,14 +7,14 @@ connection.connect (CLIENT NO-TOUCH), and nothing here writes except evict.execu
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
 
 from ..inspect.catalog import Catalog, EntryFilter, UnknownKey, build_context, iter_entries
 from ..inspect.finder import find_by_prompt, read_entry
-from ..inspect.hits import attach_hits
+from ..inspect.hits import CacheHits, attach_hits, hit_report, iter_entries_by_hits, tracked_caches
 from ..inspect.quick_catalog import quick_catalog
 from ..layouts import Context, Entry, Infrastructure, PromptQuery
 from ..ops import evict
@@ -55,18 +55,36 @@ class Session:
     def dbsize(self) -> int:
         return key_count(self.client)
 
-    def catalog(self, stats: ScanStats) -> Catalog:
+    def catalog(
+        self, stats: ScanStats, on_progress: Callable[[dict[str, tuple[str, int]]], None] | None = None
+    ) -> Catalog:
         """One catalog pass; the context is rebuilt so a refresh sees new indexes and prompts.
         The quick catalog: the cache list needs names, kinds and counts, which key shapes give
-        without reading every value (values are read for a sample per cache)."""
+        without reading every value (values are read for a sample per cache). on_progress gets the
+        running counts per cache after every scan batch (quick_catalog's), from this thread."""
         with self._ctx_lock:
             self._ctx = build_context(self.client)
             ctx = self._ctx
-        return quick_catalog(self.client, ctx, stats=stats)
+        return quick_catalog(self.client, ctx, stats=stats, on_progress=on_progress)
 
     def entries(self, flt: EntryFilter) -> Iterator[Entry | Infrastructure | UnknownKey]:
-        """A lazy stream of a cache's entries (SCAN batches): the caller pulls what it shows."""
-        return attach_hits(self.client, iter_entries(self.client, self.ctx, flt))
+        """A lazy stream of one cache's entries (SCAN MATCH on its keys' glob, batch by batch), decoded
+        for a listing: the caller pulls what it shows, without waiting for any catalog pass."""
+        return attach_hits(self.client, iter_entries(self.client, self.ctx, flt, full=False))
+
+    def entries_by_hits(self, flt: EntryFilter) -> Iterator[Entry]:
+        """The same entries, most hit first (the tracker's records), then those with no hit recorded."""
+        return attach_hits(self.client, iter_entries_by_hits(self.client, self.ctx, flt))
+
+    def tracked(self) -> dict[str, dict]:
+        """Caches whose app records hits with cacheops_track (name -> kind, library, last event)."""
+        return tracked_caches(self.client)
+
+    def hit_rates(self, cache: str, since: float, bins: int) -> CacheHits | None:
+        """A tracked cache's hit rate over the last `since` seconds in `bins` bins (None: not tracked).
+        Rates only: the per-entry records are not walked."""
+        report = hit_report(self.client, since=since, cache=cache, bins=bins, entries=False)
+        return report.caches[0] if report.caches else None
 
     def read(self, key: str):
         return read_entry(self.client, self.ctx, key)

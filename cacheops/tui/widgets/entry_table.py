@@ -1,12 +1,15 @@
 """Middle pane: a cache's entries, streamed in batches from the library's lazy iterator.
 
 Only what is shown is held (a few columns per row, up to MAX_ROWS rows); more is pulled when the
-cursor nears the end or on request, in a worker thread so the screen stays responsive.
+cursor nears the end or on request, in a worker thread so the screen stays responsive. A filter that
+matches rarely still shows what it found every SLICE seconds, and a new source never waits for the
+old one's batch: the worker drops an old source at its next item.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from textual import work
@@ -19,19 +22,32 @@ from ...layouts import Entry
 BATCH = 200  # rows pulled per step
 MAX_ROWS = 10_000  # rows shown at most: past this, narrow with the filter
 PREFETCH = 20  # pull the next batch when the cursor is this close to the last row
+SLICE = 0.25  # seconds: rows found so far are shown at least this often while a batch is pulled
+COLUMNS = ("prompt", "answer", "model", "TTL", "size")
+HIT_COLUMNS = ("hits", "last hit")  # only for caches whose app records hits (cacheops_track)
 
 
-def row_of(entry: Entry) -> tuple:
+def last_hit_text(hits: dict | None, now: float) -> str:
+    if not hits:
+        return "-"  # no record: written before tracking began, or not tracked
+    if not hits.get("last_hit"):
+        return "never"
+    return render.human_duration(max(0.0, now - hits["last_hit"])) + " ago"
+
+
+def row_of(entry: Entry, hit_columns: bool = False, now: float | None = None) -> tuple:
     prompt = entry.prompt if entry.prompt is not None else f"md5 {(entry.prompt_hash or '')[:12]}… (not stored)"
-    return (
+    row: tuple = (
         render.preview(prompt, 30),
         render.preview(entry.answer, 22),
         entry.model or "-",
         render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
         render.human_bytes(entry.bytes),
-        f"{entry.hits['hits']:,}" if entry.hits else "-",
-        entry.cache,
     )
+    if hit_columns:
+        hits = entry.hits
+        row += (f"{hits['hits']:,}" if hits else "-", last_hit_text(hits, time.time() if now is None else now))
+    return row + (entry.cache,)
 
 
 class EntryTable(DataTable):
@@ -55,19 +71,31 @@ class EntryTable(DataTable):
         self._exhausted = True
         self._loading = False
         self._label = ""
+        self.hit_columns = False
+        self.first_rows_at: float | None = None  # monotonic time the current source's first rows landed
 
     def on_mount(self) -> None:
-        for name in ("prompt", "answer", "model", "TTL", "size", "hits", "cache"):
+        self._columns(False, force=True)
+
+    def _columns(self, hit_columns: bool, force: bool = False) -> None:
+        """The hits and last-hit columns come and go with the cache's tracking."""
+        if hit_columns == self.hit_columns and not force:
+            self.clear()
+            return
+        self.hit_columns = hit_columns
+        self.clear(columns=True)
+        for name in COLUMNS + (HIT_COLUMNS if hit_columns else ()) + ("cache",):
             self.add_column(name, key=name)
 
     # -- sources ------------------------------------------------------------------------------
-    def stream(self, label: str, opener: Callable[[], Iterator]) -> None:
+    def stream(self, label: str, opener: Callable[[], Iterator], hit_columns: bool = False) -> None:
         """List what `opener()` yields (called in a worker thread), batch by batch."""
         self._generation += 1
         self._opener = opener
         self._exhausted = False
         self._label = label
-        self.clear()
+        self.first_rows_at = None
+        self._columns(hit_columns)
         self._loading = True
         self._caption()
         self._pull(self._generation, restart=True)
@@ -78,7 +106,7 @@ class EntryTable(DataTable):
         self._opener = None
         self._exhausted = True
         self._label = label
-        self.clear()
+        self._columns(any(e.hits for e in entries))
         self._add(entries)
         self._caption()
 
@@ -112,14 +140,23 @@ class EntryTable(DataTable):
                     self._stream = self._opener() if self._opener is not None else iter(())
                 batch: list[Entry] = []
                 done = False
-                for _ in range(BATCH):
+                wanted = BATCH
+                shown_by = time.monotonic() + SLICE
+                stream = self._stream or iter(())
+                while wanted:
+                    if generation != self._generation:
+                        return  # a newer source replaced this one: stop pulling at once
                     try:
-                        item = next(self._stream or iter(()))
+                        item = next(stream)
                     except StopIteration:
                         done = True
                         break
                     if isinstance(item, Entry):
                         batch.append(item)
+                        wanted -= 1
+                    if batch and time.monotonic() > shown_by:  # a rare filter: show what was found
+                        self.app.call_from_thread(self._deliver, generation, batch, False, True)
+                        batch, shown_by = [], time.monotonic() + SLICE
             self.app.call_from_thread(self._deliver, generation, batch, done)
         except Exception as exc:  # shown by the app as a notification
             self.app.call_from_thread(self._fail, generation, exc)
@@ -129,15 +166,16 @@ class EntryTable(DataTable):
             self._stream.close()
         self._stream = None
 
-    def _deliver(self, generation: int, batch: list[Entry], done: bool) -> None:
+    def _deliver(self, generation: int, batch: list[Entry], done: bool, partial: bool = False) -> None:
         if generation != self._generation:
             return
-        self._loading = False
+        self._loading = partial
         first = self.row_count == 0
         self._add(batch)
         self._exhausted = done or self.row_count >= MAX_ROWS
         self._caption()
         if first and self.row_count:
+            self.first_rows_at = time.monotonic()
             self.move_cursor(row=0)
             self._announce()
 
@@ -149,9 +187,10 @@ class EntryTable(DataTable):
             self.post_message(self.Failed(exc))
 
     def _add(self, entries: list[Entry]) -> None:
+        now = time.time()
         for entry in entries:
             if entry.key not in self.rows:  # SCAN may return a key twice
-                self.add_row(*row_of(entry), key=entry.key)
+                self.add_row(*row_of(entry, self.hit_columns, now), key=entry.key)
 
     def _caption(self) -> None:
         n = self.row_count
