@@ -117,15 +117,17 @@ def read_hit_records(client: redis.Redis, keys: list[str | bytes]) -> list[HitRe
     return [parse_record(v) if isinstance(v, list) else None for v in pipe.execute(raise_on_error=False)]
 
 
-def attach_hits(client: redis.Redis, items: Iterable, batch: int = 500) -> Iterator:
+def attach_hits(client: redis.Redis, items: Iterable, batch: int = 500, first: int | None = None) -> Iterator:
     """Pass `items` through, each Entry with its tracked record (entry.hits) and, for exact entries
-    that store only hashes, the prompt and model the tracker recorded at write time."""
+    that store only hashes, the prompt and model the tracker recorded at write time. The records are
+    read `batch` items at a time; `first`: a smaller first batch, for a listing's first screen."""
     pending: list = []
+    size = first or batch
     for item in items:
         pending.append(item)
-        if len(pending) >= batch:
+        if len(pending) >= size:
             yield from _attach(client, pending)
-            pending = []
+            pending, size = [], batch
     yield from _attach(client, pending)
 
 

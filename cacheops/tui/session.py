@@ -7,7 +7,8 @@ connection.connect (CLIENT NO-TOUCH), and nothing here writes except evict.execu
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import redis
@@ -22,6 +23,9 @@ from ..ops.selection import Selection
 from ..semantic.vectorizers import threshold_for_cache
 from ..server.keyspace import ScanStats
 from ..server.topology import key_count
+
+FIRST_ROWS = 200  # entries a new listing pulls before the background pass may go on (one screenful+)
+FOREGROUND_MAX = 1.0  # seconds the background pass waits for a listing's first rows, at most
 
 
 @dataclass
@@ -44,6 +48,10 @@ class Session:
         self.server = server  # redacted URL, for the backup header and the title
         self._ctx: Context | None = None
         self._ctx_lock = threading.Lock()
+        # While a new listing pulls its first rows, the catalog pass waits between its batches (up to
+        # FOREGROUND_MAX): both would otherwise share the server, the client's core and the GIL, and
+        # the rows are what the user waits for. 0: no listing is starting.
+        self._foreground_until = 0.0
 
     @property
     def ctx(self) -> Context:
@@ -65,16 +73,38 @@ class Session:
         with self._ctx_lock:
             self._ctx = build_context(self.client)
             ctx = self._ctx
-        return quick_catalog(self.client, ctx, stats=stats, on_progress=on_progress)
+
+        def between_batches(counts: dict[str, tuple[str, int]]) -> None:
+            if on_progress is not None:
+                on_progress(counts)
+            while time.monotonic() < self._foreground_until:
+                time.sleep(0.005)
+
+        return quick_catalog(self.client, ctx, stats=stats, on_progress=between_batches)
+
+    def _first_rows_first(self, items: Iterable) -> Iterator:
+        """Pass `items` through; until the first FIRST_ROWS are out (or FOREGROUND_MAX has passed),
+        the catalog pass holds back."""
+        self._foreground_until = until = time.monotonic() + FOREGROUND_MAX
+        try:
+            for n, item in enumerate(items):
+                if n == FIRST_ROWS and self._foreground_until == until:
+                    self._foreground_until = 0.0
+                yield item
+        finally:
+            if self._foreground_until == until:
+                self._foreground_until = 0.0
 
     def entries(self, flt: EntryFilter) -> Iterator[Entry | Infrastructure | UnknownKey]:
         """A lazy stream of one cache's entries (SCAN MATCH on its keys' glob, batch by batch), decoded
         for a listing: the caller pulls what it shows, without waiting for any catalog pass."""
-        return attach_hits(self.client, iter_entries(self.client, self.ctx, flt, full=False))
+        entries = iter_entries(self.client, self.ctx, flt, full=False)
+        return self._first_rows_first(attach_hits(self.client, entries, first=FIRST_ROWS))
 
     def entries_by_hits(self, flt: EntryFilter) -> Iterator[Entry]:
         """The same entries, most hit first (the tracker's records), then those with no hit recorded."""
-        return attach_hits(self.client, iter_entries_by_hits(self.client, self.ctx, flt))
+        entries = iter_entries_by_hits(self.client, self.ctx, flt)
+        return self._first_rows_first(attach_hits(self.client, entries, first=FIRST_ROWS))
 
     def tracked(self) -> dict[str, dict]:
         """Caches whose app records hits with cacheops_track (name -> kind, library, last event)."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from textual import work
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -117,6 +118,11 @@ class EntryTable(DataTable):
         self._caption()
 
     @property
+    def label(self) -> str:
+        """What is listed: the cache, its filter, its order (the caption, unescaped)."""
+        return self._label
+
+    @property
     def current_key(self) -> str | None:
         if not self.row_count:
             return None
@@ -200,7 +206,7 @@ class EntryTable(DataTable):
                 more = " (no entries match)"
         else:
             more = "+ (loading…)" if self._loading else "+ (more: scroll down or press m)"
-        self.border_title = f"entries: {self._label}" if self._label else "entries"
+        self.border_title = f"entries: {escape(self._label)}" if self._label else "entries"  # '[text]' is no markup
         self.border_subtitle = f"{n:,}{more}"
 
     # -- events -------------------------------------------------------------------------------
