@@ -13,6 +13,9 @@ the same run (interleaved where it repeats):
   100k in <= 120 s);
 - migrate-embeddings: its entries per second against the model's raw embedding rate (bench/migrate.py,
   at most 2,000 entries: the real model embeds on this CPU);
+- tui: the TUI driven by Textual's pilot (bench/tui.py): time to the cache list and to the first
+  entry rows of the biggest caches while the catalog pass runs, against `redis-cli --scan` of the
+  same keyspace (targets are absolute: 1 s and 300 ms at 1M keys);
 - startup and track (bench/startup.py, bench/track.py) print their own tables, shown after the main one.
 Figures go to stdout as one Markdown table; each benchmark's own output is kept under --out.
 """
@@ -56,7 +59,7 @@ def last_json(text: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=20_000, help="keys (scan, evict) / semantic entries (audit)")
-    parser.add_argument("--only", default="scan,evict,audit,migrate,startup,track")
+    parser.add_argument("--only", default="scan,tui,evict,audit,migrate,startup,track")
     parser.add_argument("--runs", type=int, default=2, help="interleaved runs where a benchmark repeats")
     parser.add_argument("--out", default="bench-results", help="folder for each benchmark's own output")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per benchmark")
@@ -92,6 +95,52 @@ def main() -> None:
                 )
         else:
             rows.append(("scan/caches/stats", f"{args.size:,}", "failed", "-", "-", "-"))
+
+    if "tui" in only:
+        report_path = out_dir / "tui.json"
+        argv = [py, str(HERE / "tui.py"), "--entries", str(args.size), "--json", str(report_path)]
+        if run("tui", argv, out_dir, args.timeout) is not None:
+            report = json.loads(report_path.read_text())
+            base = report["redis_cli_scan_s"]
+            yardstick = f"redis-cli --scan {base:.2f} s"
+            rss = report["tui_process"]["peak_rss_mib"]
+            rows.append(
+                (
+                    "tui: cache list",
+                    f"{args.size:,} keys",
+                    f"{report['cache_list_s']:.2f} s (RSS {rss} MiB)",
+                    yardstick,
+                    f"{report['cache_list_s'] / base:.2f}x",
+                    "<= 1 s at 1M",
+                )
+            )
+            for sel in report["selections"]:
+                if sel["first_rows_s"] is None:
+                    continue
+                when = "during the pass" if sel["during_pass"] else "after the pass"
+                rows.append(
+                    (
+                        f"tui: first rows of {sel['cache']}, {when}",
+                        f"{args.size:,} keys",
+                        f"{1000 * sel['first_rows_s']:.0f} ms",
+                        yardstick,
+                        f"{sel['first_rows_s'] / base:.2f}x",
+                        "<= 300 ms at 1M",
+                    )
+                )
+            if report["catalog_pass_s"] is not None:
+                rows.append(
+                    (
+                        "tui: whole catalog pass (background)",
+                        f"{args.size:,} keys",
+                        f"{report['catalog_pass_s']:.2f} s",
+                        yardstick,
+                        f"{report['catalog_pass_s'] / base:.2f}x",
+                        "-",
+                    )
+                )
+        else:
+            rows.append(("tui", f"{args.size:,}", "failed", "-", "-", "-"))
 
     if "evict" in only:
         argv = [py, str(HERE / "evict.py"), "--total", str(args.size), "--matched", str(max(1, args.size // 10))]
