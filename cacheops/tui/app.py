@@ -164,8 +164,8 @@ class CacheopsApp(App[None]):
     def _show_caches_found(self) -> None:
         with self._progress_lock:
             counts = dict(self._progress)
-        if not counts or self._scan_stats is None:
-            return
+        if not counts or self._scan_stats is None or self.catalog_done.is_set():
+            return  # nothing yet, or the pass's own figures are already shown
         caches = self.query_one(CacheList)
         caches.show_progress(counts, self._scan_stats.keys)
         if self._listing is None and caches.current is not None:
