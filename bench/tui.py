@@ -87,8 +87,24 @@ async def drive(url: str, caches_wanted: int) -> dict:
     from cacheops.tui.widgets.cache_list import CacheList
     from cacheops.tui.widgets.entry_table import EntryTable
 
+    class TimedSession(Session):
+        """Records when the catalog pass starts scanning and when its first batch is counted."""
+
+        marks: dict[str, float] = {}
+
+        def catalog(self, stats, on_progress=None):
+            self.marks["catalog_called"] = time.monotonic()
+
+            def first(counts):
+                self.marks.setdefault("first_batch", time.monotonic())
+                if on_progress is not None:
+                    on_progress(counts)
+
+            return super().catalog(stats, first)
+
     out: dict = {"selections": []}
-    app = CacheopsApp(Session(connect_url(url), "bench"))
+    session = TimedSession(connect_url(url), "bench")
+    app = CacheopsApp(session)
     started = time.monotonic()
     async with app.run_test(size=SIZE) as pilot:
         caches = app.query_one(CacheList)
@@ -99,6 +115,9 @@ async def drive(url: str, caches_wanted: int) -> dict:
         listed = await _until(lambda: caches.row_count > 0, 60)
         assert listed is not None, "no cache listed within 60 s"
         out["cache_list_s"] = round(listed - started, 3)
+        out["cache_list_parts_s"] = {  # app start -> pass called (mount, tracked, dbsize) -> first batch
+            name: round(at - started, 3) for name, at in session.marks.items()
+        }
         out["caches_at_first_list"] = [k.value for k in caches.rows]
         out["pass_done_at_first_list"] = app.catalog_done.is_set()
 

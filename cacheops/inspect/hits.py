@@ -159,7 +159,7 @@ def iter_entries_by_hits(
     import heapq
 
     best: list[tuple[int, float, str]] = []
-    for key, values in iter_hit_records(client, flt.cache):
+    for key, values in iter_hit_records(client, flt.cache, count=10_000):  # few records among many keys
         record = parse_record(values)
         if record is None or not record.hits:
             continue

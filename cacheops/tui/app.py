@@ -232,6 +232,7 @@ class CacheopsApp(App[None]):
         if self._listing is None or self._listing[0] != cache:
             self._hit_rate(cache)
         self._listing = listing
+        self.session.hold_background()
         flt = parse_filter(text, cache)
         tracked = cache in self.tracked
         by_hits = self.sort_by_hits and tracked

@@ -82,6 +82,11 @@ class Session:
 
         return quick_catalog(self.client, ctx, stats=stats, on_progress=between_batches)
 
+    def hold_background(self) -> None:
+        """A listing is about to start (called as the user selects): the catalog pass waits from now,
+        not only from when the listing's worker thread gets going."""
+        self._foreground_until = time.monotonic() + FOREGROUND_MAX
+
     def _first_rows_first(self, items: Iterable) -> Iterator:
         """Pass `items` through; until the first FIRST_ROWS are out (or FOREGROUND_MAX has passed),
         the catalog pass holds back."""
