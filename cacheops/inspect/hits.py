@@ -163,23 +163,23 @@ def iter_entries_by_hits(
         record = parse_record(values)
         if record is None or not record.hits:
             continue
-        item = (record.hits, record.last_hit or 0.0, key)
+        ranked = (record.hits, record.last_hit or 0.0, key)
         if len(best) < limit:
-            heapq.heappush(best, item)
-        elif item > best[0]:
-            heapq.heapreplace(best, item)
+            heapq.heappush(best, ranked)
+        elif ranked > best[0]:
+            heapq.heapreplace(best, ranked)
     ordered = [key for _, _, key in sorted(best, reverse=True)]
     listed: set[str] = set()
     for start in range(0, len(ordered), chunk):
         keys = [key.encode("utf-8") for key in ordered[start : start + chunk]]
         for rec in read_records(client, keys):
-            item = decode_record(rec, ctx, full=False)
-            if isinstance(item, Entry) and flt.accepts(item):
-                listed.add(item.key)
-                yield item
-    for item in iter_entries(client, ctx, flt, full=False):
-        if isinstance(item, Entry) and item.key not in listed:
-            yield item
+            decoded = decode_record(rec, ctx, full=False)
+            if isinstance(decoded, Entry) and flt.accepts(decoded):
+                listed.add(decoded.key)
+                yield decoded
+    for found in iter_entries(client, ctx, flt, full=False):
+        if isinstance(found, Entry) and found.key not in listed:
+            yield found
 
 
 # -- hit rates over time -------------------------------------------------------------------------
