@@ -254,6 +254,10 @@ def test_a_tracked_cache_shows_hits_sorts_by_them_and_draws_its_hit_rate(tracked
             assert column(table, "prompt")[:2] == ["What is the capital of France?", "How tall is Everest?"]
             last = column(table, "last hit")
             assert last[0].endswith("ago") and last[1].endswith("ago") and last[2] == "never"
+            # the most hit entry, decoded in full, with the prompt and hits the tracker recorded
+            detail = app.query_one(EntryDetail)
+            await settle(app, pilot, until=lambda: detail.item is not None and detail.item.hits is not None)
+            assert detail.item.prompt == "What is the capital of France?" and detail.item.hits["hits"] == 2
             # s again: back to scan order, same rows
             await pilot.press("s")
             await settle(app, pilot, until=lambda: "most hit first" not in table.label and table.row_count == 3)

@@ -122,7 +122,8 @@ class Session:
         return report.caches[0] if report.caches else None
 
     def read(self, key: str):
-        return read_entry(self.client, self.ctx, key)
+        """One entry in full, with its tracked record (hits; the prompt and model of exact entries)."""
+        return next(attach_hits(self.client, [read_entry(self.client, self.ctx, key)]))
 
     def find(self, text: str, system: str | None = None) -> list[Entry]:
         return find_by_prompt(self.client, self.ctx, PromptQuery(text, system or None))

@@ -30,6 +30,10 @@ def fields_of(e: Entry) -> list[tuple[str, str]]:
         ("inserted", render.timestamp(e.inserted_at)),
         ("updated", render.timestamp(e.updated_at)),
     ]
+    if e.hits:
+        rows.append(("hits (tracked)", f"{e.hits['hits']:,}, last {render.timestamp(e.hits['last_hit'])}"))
+        if e.hits.get("system"):
+            rows.append(("system (tracked)", e.hits["system"]))
     if e.model_params:
         rows.append(("model params", ", ".join(f"{k}={v!r}" for k, v in e.model_params.items())))
     elif e.llm_string:

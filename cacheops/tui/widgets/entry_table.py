@@ -26,7 +26,6 @@ PREFETCH = 20  # pull the next batch when the cursor is this close to the last r
 SLICE = 0.25  # seconds: rows found so far are shown at least this often while a batch is pulled
 FIRST_SCREEN = 50  # a new source's first rows are shown as soon as a screenful is in (each row costs
 # the table a width measurement per cell: 50 rows land in a third of the time 200 take)
-COLUMNS = ("prompt", "answer", "model", "TTL", "size")
 HIT_COLUMNS = ("hits", "last hit")  # only for caches whose app records hits (cacheops_track)
 
 
@@ -39,18 +38,23 @@ def last_hit_text(hits: dict | None, now: float) -> str:
 
 
 def row_of(entry: Entry, hit_columns: bool = False, now: float | None = None) -> tuple:
+    """The cells of columns_for(hit_columns): hits next to the prompt, where a sort by them shows."""
     prompt = entry.prompt if entry.prompt is not None else f"md5 {(entry.prompt_hash or '')[:12]}… (not stored)"
-    row: tuple = (
-        render.preview(prompt, 30),
+    row: tuple = (render.preview(prompt, 30),)
+    if hit_columns:
+        hits = entry.hits
+        row += (f"{hits['hits']:,}" if hits else "-", last_hit_text(hits, time.time() if now is None else now))
+    return row + (
         render.preview(entry.answer, 22),
         entry.model or "-",
         render.human_duration(None if entry.ttl_ms is None else entry.ttl_ms / 1000),
         render.human_bytes(entry.bytes),
+        entry.cache,
     )
-    if hit_columns:
-        hits = entry.hits
-        row += (f"{hits['hits']:,}" if hits else "-", last_hit_text(hits, time.time() if now is None else now))
-    return row + (entry.cache,)
+
+
+def columns_for(hit_columns: bool) -> tuple[str, ...]:
+    return ("prompt",) + (HIT_COLUMNS if hit_columns else ()) + ("answer", "model", "TTL", "size", "cache")
 
 
 class EntryTable(DataTable):
@@ -87,7 +91,7 @@ class EntryTable(DataTable):
             return
         self.hit_columns = hit_columns
         self.clear(columns=True)
-        for name in COLUMNS + (HIT_COLUMNS if hit_columns else ()) + ("cache",):
+        for name in columns_for(hit_columns):
             self.add_column(name, key=name)
 
     # -- sources ------------------------------------------------------------------------------
