@@ -38,6 +38,7 @@ from .widgets.entry_table import EntryTable
 from .widgets.hit_rate import HitRate
 
 HIT_RATE_REFRESH = 30.0  # seconds between re-reads of the highlighted cache's hit rate
+DETAIL_DELAY = 0.08  # seconds the entry cursor rests before the entry is read in full
 
 
 class CachesFound(Message):
@@ -80,6 +81,7 @@ class CacheopsApp(App[None]):
         self._progress: dict[str, tuple[str, int]] = {}  # the running pass's counts (written by its thread)
         self._caches_seen: set[str] = set()
         self._progress_timer: Timer | None = None
+        self._read_timer: Timer | None = None
         self._progress_lock = threading.Lock()
         self.catalog_done = threading.Event()  # set when the latest catalog pass has ended
         self.tracked: dict[str, dict] = {}  # caches whose app records hits (cacheops_track)
@@ -189,7 +191,9 @@ class CacheopsApp(App[None]):
     @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
     def _catalog(self, stats: ScanStats) -> None:
         try:
-            self.call_from_thread(self._tracked_known, self.session.tracked())
+            # set here, not through call_from_thread: that would wait for the screen's first render;
+            # the first listing (after the first batch below) reads it
+            self.tracked = self.session.tracked()
             self._scan_total = self.session.dbsize()
             catalog = self.session.catalog(stats, partial(self._catalog_progress, stats))
         except Exception as exc:
@@ -197,9 +201,6 @@ class CacheopsApp(App[None]):
             self._from_thread_report(exc)
             return
         self.call_from_thread(self._catalog_done, stats, catalog)
-
-    def _tracked_known(self, tracked: dict[str, dict]) -> None:
-        self.tracked = tracked
 
     def _catalog_done(self, stats: ScanStats, catalog: Catalog | None) -> None:
         if stats is not self._scan_stats:
@@ -298,7 +299,11 @@ class CacheopsApp(App[None]):
             self.query_one(HitRate).show(cache, hits)
 
     def on_entry_table_highlighted(self, event: EntryTable.Highlighted) -> None:
-        self._read(event.key)
+        """Read the entry once the cursor rests: scrolling past rows reads none of them, and a new
+        listing paints its first rows before the detail pane is rendered."""
+        if self._read_timer is not None:
+            self._read_timer.stop()
+        self._read_timer = self.set_timer(DETAIL_DELAY, partial(self._read, event.key))
 
     def on_entry_table_failed(self, event: EntryTable.Failed) -> None:
         self.report(event.error)
