@@ -24,8 +24,8 @@ BATCH = 200  # rows pulled per step
 MAX_ROWS = 10_000  # rows shown at most: past this, narrow with the filter
 PREFETCH = 20  # pull the next batch when the cursor is this close to the last row
 SLICE = 0.25  # seconds: rows found so far are shown at least this often while a batch is pulled
-FIRST_SCREEN = 50  # a new source's first rows are shown as soon as a screenful is in (each row costs
-# the table a width measurement per cell: 50 rows land in a third of the time 200 take)
+FIRST_SCREEN = 50  # a new source's first rows are shown as soon as a screenful is in, before the
+# rest of its first batch (the table measures each new cell's width: fewer rows, sooner on screen)
 HIT_COLUMNS = ("hits", "last hit")  # only for caches whose app records hits (cacheops_track)
 
 
