@@ -93,7 +93,8 @@ class Session:
         self._foreground_until = until = time.monotonic() + FOREGROUND_MAX
         try:
             for n, item in enumerate(items):
-                if n == FIRST_ROWS and self._foreground_until == until:
+                # cleared as the last of them is handed over: the caller may pull no further for long
+                if n == FIRST_ROWS - 1 and self._foreground_until == until:
                     self._foreground_until = 0.0
                 yield item
         finally:
