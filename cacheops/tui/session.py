@@ -25,6 +25,7 @@ from ..server.keyspace import ScanStats
 from ..server.topology import key_count
 
 FIRST_ROWS = 200  # entries a new listing pulls before the background pass may go on (one screenful+)
+FIRST_RECORDS = 50  # the first hit records are read for this many entries (the table's first screen)
 FOREGROUND_MAX = 1.0  # seconds the background pass waits for a listing's first rows, at most
 
 
@@ -105,12 +106,12 @@ class Session:
         """A lazy stream of one cache's entries (SCAN MATCH on its keys' glob, batch by batch), decoded
         for a listing: the caller pulls what it shows, without waiting for any catalog pass."""
         entries = iter_entries(self.client, self.ctx, flt, full=False)
-        return self._first_rows_first(attach_hits(self.client, entries, first=FIRST_ROWS))
+        return self._first_rows_first(attach_hits(self.client, entries, first=FIRST_RECORDS))
 
     def entries_by_hits(self, flt: EntryFilter) -> Iterator[Entry]:
         """The same entries, most hit first (the tracker's records), then those with no hit recorded."""
         entries = iter_entries_by_hits(self.client, self.ctx, flt)
-        return self._first_rows_first(attach_hits(self.client, entries, first=FIRST_ROWS))
+        return self._first_rows_first(attach_hits(self.client, entries, first=FIRST_RECORDS))
 
     def tracked(self) -> dict[str, dict]:
         """Caches whose app records hits with cacheops_track (name -> kind, library, last event)."""

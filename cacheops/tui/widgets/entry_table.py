@@ -176,9 +176,11 @@ class EntryTable(DataTable):
             self.app.call_from_thread(self._fail, generation, exc)
 
     def _close_stream(self) -> None:
-        if self._stream is not None and hasattr(self._stream, "close"):
-            self._stream.close()
-        self._stream = None
+        """Close the old source off the new one's path: closing waits for its scan's batch in
+        flight (read-ahead), which the new listing need not wait for."""
+        old, self._stream = self._stream, None
+        if old is not None and hasattr(old, "close"):
+            threading.Thread(target=old.close, name="cacheops-close-listing", daemon=True).start()
 
     def _deliver(self, generation: int, batch: list[Entry], done: bool, partial: bool = False) -> None:
         if generation != self._generation:
