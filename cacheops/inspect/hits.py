@@ -117,7 +117,14 @@ def read_hit_records(client: redis.Redis, keys: list[str | bytes]) -> list[HitRe
 
 def attach_hits(client: redis.Redis, items: Iterable, batch: int = 500) -> Iterator:
     """Pass `items` through, each Entry with its tracked record (entry.hits) and, for exact entries
-    that store only hashes, the prompt and model the tracker recorded at write time."""
+    that store only hashes, the prompt and model the tracker recorded at write time.
+
+    Where no tracker ever wrote (it registers each cache it records in K.TRACKED, in the same
+    round trip as the records), nothing is looked up: a lookup per entry would be most of a
+    listing's client work."""
+    if not client.exists(K.TRACKED):
+        yield from items
+        return
     pending: list = []
     for item in items:
         pending.append(item)
