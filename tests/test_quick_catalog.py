@@ -47,3 +47,30 @@ def test_large_caches_say_what_is_sampled(run, redis_url, client, monkeypatch):
     assert sum(quick["models"].values()) == sampled_entries and set(quick["models"]) == {"gpt-4o"}
     table = run("caches", "--table").output
     assert "~100%" in table and "--full" in " ".join(table.split())
+
+
+def test_names_alone_tell_the_candidate_caches():
+    """The per-head memo of NameShapes answers as probing every layout would, key by key."""
+    from cacheops.layouts import NameShapes
+
+    md5a, md5b, sha = "a" * 32, "0123456789abcdef" * 2, "f" * 64
+    shapes = NameShapes()
+    keys = [
+        f"redis:{md5a}:{md5b}",
+        f"redis:{md5b}:{md5a}",
+        f"llmcache:{sha}",
+        f"llmcache:{'1' * 64}",
+        f"doc:cache:{md5a}:{md5b}",
+        f"doc:cache:{md5b}:{md5a}",  # community semantic: the cache is named by the first md5
+        md5a,
+        sha,
+        "session:42",
+        "cacheops:oplog",
+    ]
+    for key in keys * 2:  # the second round answers from the memo
+        assert shapes.caches_of(key.encode()) == NameShapes()._probe(key.encode()), key
+    assert shapes.caches_of(f"doc:cache:{md5a}:{md5b}".encode()) != shapes.caches_of(
+        f"doc:cache:{md5b}:{md5a}".encode()
+    )
+    assert "llmcache" in shapes.caches_of(f"llmcache:{sha}".encode())
+    assert shapes.caches_of(b"session:42") == ()
