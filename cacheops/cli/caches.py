@@ -19,10 +19,11 @@ from .app import AppState, output_format, output_options, pass_state
 def command(state: AppState, cache, full, json_flag, table_flag):
     """Every LLM cache in the keyspace: library, index, entries, memory, TTLs, vectors, models.
 
-    One SCAN pass that reads no values: every key is counted by its shape (entries, memory, TTLs), and
-    the value-derived columns (library, models, vectors) come from a sample of up to 1,000 keys per
-    cache, labelled as sampled; --full reads every value. Keys that match no known layout are
-    counted as unknown, never as entries.
+    One SCAN pass over key names only: every key is counted by the caches its name could belong to,
+    and up to 1,000 keys per group of like names are read; a larger cache's entries, memory and TTLs
+    are that sample's scaled to its key count and its library, models and vectors the sample's, all
+    labelled as sampled; --full reads every value. Keys that match no known layout are counted as
+    unknown, never as entries.
 
     \b
     Example:
