@@ -123,7 +123,7 @@ def main() -> None:
                     "evict (with backup)",
                     f"{doc['matched']:,} of {doc['total_keys']:,}",
                     f"RSS {doc['cacheops_peak_rss_mb']} MB",
-                    "redis-cli SCAN | UNLINK pipe",
+                    "redis-cli SCAN \\| UNLINK pipe",  # escaped: a Markdown table cell
                     f"{doc['median_ratio']:.2f}x",
                     "<= 2x",
                 )
@@ -182,7 +182,10 @@ def main() -> None:
     for name, argv in (("startup", [py, str(HERE / "startup.py")]), ("track", [py, str(HERE / "track.py")])):
         if name in only:
             text = run(name, argv, out_dir, args.timeout)
-            tables[name] = [line for line in (text or "").splitlines() if line.startswith("|")] or ["failed"]
+            lines = (text or "").splitlines()
+            # a table if it prints one, else its summary line (track prints per-round lines and a median)
+            table = [line for line in lines if line.startswith("|")]
+            tables[name] = table or [line for line in lines if line.strip()][-1:] or ["failed"]
 
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("\n| benchmark | size | cacheops | yardstick | ratio | target |")
