@@ -69,13 +69,14 @@ def render_catalog(catalog) -> None:
             if len(c.models) > 3:
                 models += f", +{len(c.models) - 3} more"
             vectors = ", ".join(c.vector_dims) or "-"
+            about = "~" if c.sampled else ""  # estimated from the sample
             t.add_row(
                 c.name,
                 c.kind,
                 libraries,
                 c.index or "-",
-                f"{c.entries:,}" if c.entries or not c.infrastructure else "-",
-                render.human_bytes(c.bytes) if c.entries or not c.infrastructure else "-",
+                f"{about}{c.entries:,}" if c.entries or not c.infrastructure else "-",
+                about + render.human_bytes(c.bytes) if c.entries or not c.infrastructure else "-",
                 c.ttl_policy,
                 vectors,
                 render.escape(models or "-"),
@@ -94,8 +95,9 @@ def render_catalog(catalog) -> None:
     sampled = [c for c in catalog.caches if c.sampled]
     if sampled:
         render.note(
-            f"library, models and vectors of {', '.join(c.name for c in sampled)} from a sample of "
-            f"{max(c.sampled['keys'] for c in sampled):,} keys per cache; `--full` reads every value"
+            f"{', '.join(c.name for c in sampled)}: entries, memory and TTLs (~) estimated and library, models "
+            f"and vectors read from a sample of {max(c.sampled['keys'] for c in sampled):,} keys; "
+            "`--full` reads every value"
         )
     render.note(
         f"{catalog.scanned_keys:,} keys scanned in {catalog.seconds:.2f}s ({catalog.scan_path}); "
