@@ -183,7 +183,7 @@ def main() -> None:
         if name in only:
             text = run(name, argv, out_dir, args.timeout)
             lines = (text or "").splitlines()
-            # a table if it prints one, else its summary line (track prints per-round lines and a median)
+            # a table if it prints one, else its last line (a summary)
             table = [line for line in lines if line.startswith("|")]
             tables[name] = table or [line for line in lines if line.strip()][-1:] or ["failed"]
 
