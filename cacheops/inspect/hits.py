@@ -120,7 +120,7 @@ def attach_hits(client: redis.Redis, items: Iterable, batch: int = 500) -> Itera
     that store only hashes, the prompt and model the tracker recorded at write time.
 
     Where no tracker ever wrote (it registers each cache it records in K.TRACKED, in the same
-    round trip as the records), nothing is looked up: a lookup per entry would be most of a
+    flush as the records), nothing is looked up: a lookup per entry would be a quarter of a
     listing's client work."""
     if not client.exists(K.TRACKED):
         yield from items
