@@ -10,7 +10,7 @@ from cacheops.inspect import quick_catalog
 
 def _comparable(doc: dict) -> dict:
     doc = dict(doc)
-    for name in ("seconds", "values"):
+    for name in ("seconds", "values", "scan_path"):
         doc.pop(name)
     caches = []
     for c in doc["caches"]:
@@ -37,8 +37,40 @@ def test_large_caches_say_what_is_sampled(run, redis_url, client, monkeypatch):
     quick = next(c for c in run.json("caches")["caches"] if c["name"] == "llmcache")
     full = next(c for c in run.json("caches", "--full")["caches"] if c["name"] == "llmcache")
     assert full["entries"] == 8 and full["sampled"] is None
-    assert quick["sampled"]["of"] == 9 and quick["sampled"]["keys"] <= 3 and "models" in quick["sampled"]["figures"]
-    assert quick["ttl_histogram"]["<1h"] == 8 and quick["ttl_histogram"]["none"] == 1 and quick["libraries"]
-    assert sum(quick["models"].values()) <= 3 and set(quick["models"]) == {"gpt-4o"}
+    assert quick["sampled"]["of"] == 9 and quick["sampled"]["keys"] == 3 and "models" in quick["sampled"]["figures"]
+    assert {"entries", "bytes", "ttl_histogram"} <= set(quick["sampled"]["estimated"]) and quick["libraries"]
+    # estimates: the sample's figures times 9/3 (the odd hash, if sampled, is unknown, not an entry)
+    sampled_entries = quick["entries"] // 3
+    assert quick["entries"] == 3 * sampled_entries and sampled_entries in (2, 3)
+    assert quick["ttl_histogram"]["<1h"] == quick["entries"] and quick["ttl_histogram"]["none"] == 0
+    assert quick["foreign_keys"] == 9 - quick["entries"]
+    assert sum(quick["models"].values()) == sampled_entries and set(quick["models"]) == {"gpt-4o"}
     table = run("caches", "--table").output
     assert "~100%" in table and "--full" in " ".join(table.split())
+
+
+def test_names_alone_tell_the_candidate_caches():
+    """The per-head memo of NameShapes answers as probing every layout would, key by key."""
+    from cacheops.layouts import NameShapes
+
+    md5a, md5b, sha = "a" * 32, "0123456789abcdef" * 2, "f" * 64
+    shapes = NameShapes()
+    keys = [
+        f"redis:{md5a}:{md5b}",
+        f"redis:{md5b}:{md5a}",
+        f"llmcache:{sha}",
+        f"llmcache:{'1' * 64}",
+        f"doc:cache:{md5a}:{md5b}",
+        f"doc:cache:{md5b}:{md5a}",  # community semantic: the cache is named by the first md5
+        md5a,
+        sha,
+        "session:42",
+        "cacheops:oplog",
+    ]
+    for key in keys * 2:  # the second round answers from the memo
+        assert shapes.caches_of(key.encode()) == NameShapes()._probe(key.encode()), key
+    assert shapes.caches_of(f"doc:cache:{md5a}:{md5b}".encode()) != shapes.caches_of(
+        f"doc:cache:{md5b}:{md5a}".encode()
+    )
+    assert "llmcache" in shapes.caches_of(f"llmcache:{sha}".encode())
+    assert shapes.caches_of(b"session:42") == ()

@@ -19,10 +19,11 @@ from .app import AppState, output_format, output_options, pass_state
 def command(state: AppState, cache, full, json_flag, table_flag):
     """Every LLM cache in the keyspace: library, index, entries, memory, TTLs, vectors, models.
 
-    One SCAN pass that reads no values: every key is counted by its shape (entries, memory, TTLs), and
-    the value-derived columns (library, models, vectors) come from a sample of up to 1,000 keys per
-    cache, labelled as sampled; --full reads every value. Keys that match no known layout are
-    counted as unknown, never as entries.
+    One SCAN pass over key names only: every key is counted by the caches its name could belong to,
+    and up to 1,000 keys per group of like names are read; a larger cache's entries, memory and TTLs
+    are that sample's scaled to its key count and its library, models and vectors the sample's, all
+    labelled as sampled; --full reads every value. Keys that match no known layout are counted as
+    unknown, never as entries.
 
     \b
     Example:
@@ -68,13 +69,14 @@ def render_catalog(catalog) -> None:
             if len(c.models) > 3:
                 models += f", +{len(c.models) - 3} more"
             vectors = ", ".join(c.vector_dims) or "-"
+            about = "~" if c.sampled else ""  # estimated from the sample
             t.add_row(
                 c.name,
                 c.kind,
                 libraries,
                 c.index or "-",
-                f"{c.entries:,}" if c.entries or not c.infrastructure else "-",
-                render.human_bytes(c.bytes) if c.entries or not c.infrastructure else "-",
+                f"{about}{c.entries:,}" if c.entries or not c.infrastructure else "-",
+                about + render.human_bytes(c.bytes) if c.entries or not c.infrastructure else "-",
                 c.ttl_policy,
                 vectors,
                 render.escape(models or "-"),
@@ -93,8 +95,9 @@ def render_catalog(catalog) -> None:
     sampled = [c for c in catalog.caches if c.sampled]
     if sampled:
         render.note(
-            f"library, models and vectors of {', '.join(c.name for c in sampled)} from a sample of "
-            f"{max(c.sampled['keys'] for c in sampled):,} keys per cache; `--full` reads every value"
+            f"{', '.join(c.name for c in sampled)}: entries, memory and TTLs (~) estimated and library, models "
+            f"and vectors read from a sample of {max(c.sampled['keys'] for c in sampled):,} keys; "
+            "`--full` reads every value"
         )
     render.note(
         f"{catalog.scanned_keys:,} keys scanned in {catalog.seconds:.2f}s ({catalog.scan_path}); "

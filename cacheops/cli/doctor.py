@@ -10,11 +10,20 @@ STYLE = {OK: "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", PROBLEM: "[re
 
 
 @click.command("doctor")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every value for the caches' findings instead of a sample of 1,000 keys per cache "
+    "(exact counts of unreachable entries).",
+)
 @output_options
 @click.pass_context
-def command(ctx, json_flag, table_flag):
+def command(ctx, full, json_flag, table_flag):
     """Check the server and every cache: modules, ACL permissions, memory policy, index health,
     vector/schema mismatches, prefix bleed. Exits 8 when a problem is found (for CI).
+
+    The caches are read as `cacheops caches` reads them: every key name, and the values of a sample
+    per cache (caches up to 1,000 keys are read whole); --full reads every value.
 
     \b
     Example:
@@ -22,7 +31,7 @@ def command(ctx, json_flag, table_flag):
     """
     state: AppState = ctx.obj
     client = state.client()
-    report = run_doctor(client, build_context(client, learn=False), state.spec.display)
+    report = run_doctor(client, build_context(client, learn=False), state.spec.display, full=full)
     if output_format(json_flag, table_flag) == "json":
         render.json_doc(report.to_dict())
     else:

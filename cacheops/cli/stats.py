@@ -24,7 +24,7 @@ from .app import AppState, output_format, output_options, pass_state
 @click.option(
     "--full",
     is_flag=True,
-    help="Read every value for the value-derived figures (models, age, unreachable) instead of a sample of "
+    help="Read every value (exact entries, memory, TTLs, models, age, access) instead of a sample of "
     "1,000 keys per cache.",
 )
 @output_options
@@ -33,8 +33,9 @@ def command(state: AppState, cache, since, cold_after, top, full, json_flag, tab
     """Per cache: entries, bytes, TTL histogram, entries per model, oldest/newest; server: version,
     memory policy, hit ratio; per entry access: LFU frequency or idle time, whichever the policy keeps.
 
-    Entries, memory and TTLs count every key by its shape; models, age and unreachable entries come
-    from a sample of each cache's values (labelled as sampled) unless --full.
+    Every key name is counted (as `cacheops caches` does); entries, memory and TTLs of a cache larger
+    than its sample are the sample's scaled to its keys, and models, age, unreachable entries and the
+    access histogram come from the sample (labelled as sampled) unless --full.
 
     For caches the app tracks (cacheops_track): hit rate now and over --since with a sparkline, per
     model; tokens and money saved per day; the most hit entries and the cold ones.

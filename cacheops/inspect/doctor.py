@@ -13,6 +13,7 @@ from ..server import topology
 from ..server.scripting import is_no_permission, is_unknown_command
 from ..server.serverinfo import server_info
 from .catalog import build_catalog
+from .quick_catalog import quick_catalog
 
 OK, WARN, PROBLEM = "ok", "warn", "problem"
 
@@ -73,7 +74,9 @@ class DoctorReport:
         return {"problems": self.problems, "warnings": self.warnings, "checks": [c.to_dict() for c in self.checks]}
 
 
-def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorReport:
+def run_doctor(client: redis.Redis, ctx: Context, display_url: str, full: bool = True) -> DoctorReport:
+    """full=False: the caches' findings come from the quick catalog (key names for every key,
+    values for a sample per cache: counts of unreachable entries are then estimates)."""
     report = DoctorReport()
     info = server_info(client)
     report.add("connection", OK, f"connected to {display_url}")
@@ -108,7 +111,7 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str) -> DoctorRep
         _check_cluster_acl(client, report)
     else:
         _check_acl(client, report)
-    catalog = build_catalog(client, ctx)
+    catalog = build_catalog(client, ctx) if full else quick_catalog(client, ctx)
     if topology.is_cluster(client):
         _check_cluster(client, info, catalog, report)
     else:

@@ -120,7 +120,14 @@ def read_hit_records(client: redis.Redis, keys: list[str | bytes]) -> list[HitRe
 def attach_hits(client: redis.Redis, items: Iterable, batch: int = 500, first: int | None = None) -> Iterator:
     """Pass `items` through, each Entry with its tracked record (entry.hits) and, for exact entries
     that store only hashes, the prompt and model the tracker recorded at write time. The records are
-    read `batch` items at a time; `first`: a smaller first batch, for a listing's first screen."""
+    read `batch` items at a time; `first`: a smaller first batch, for a listing's first screen.
+
+    Where no tracker ever wrote (it registers each cache it records in K.TRACKED, in the same
+    flush as the records), nothing is looked up: a lookup per entry would be a quarter of a
+    listing's client work."""
+    if not client.exists(K.TRACKED):
+        yield from items
+        return
     pending: list = []
     size = first or batch
     for item in items:

@@ -10,7 +10,7 @@ import redis
 from ..layouts import Context, Entry
 from ..server.serverinfo import ServerInfo, server_info
 from .catalog import Catalog, EntryFilter, build_catalog
-from .quick_catalog import ClaimedKey, quick_catalog
+from .quick_catalog import quick_catalog
 
 ACCESS_SAMPLE_MAX = 100_000  # entries whose OBJECT FREQ / IDLETIME is read (flat cost on big caches)
 IDLE_BUCKETS = (("<1m", 60), ("<1h", 3600), ("<1d", 86400), (">=1d", float("inf")))
@@ -73,10 +73,11 @@ def _bucket(value: float, buckets) -> str:
 def collect_stats(
     client: redis.Redis, ctx: Context, flt: EntryFilter | None = None, scan_stats=None, full: bool = True
 ) -> StatsReport:
-    """full=False: the quick catalog (key shape for every key, values for a sample per cache)."""
+    """full=False: the quick catalog (key names for every key, values for a sample per group of like
+    names); the access histograms then cover the sampled entries only."""
     info = server_info(client)
     access = AccessStats("lfu_frequency" if info.lfu else "idle_seconds")
-    pending: list = []  # entries, or keys claimed by shape (quick_catalog.ClaimedKey)
+    pending: list[Entry] = []
 
     def flush():
         pipe = client.pipeline(transaction=False)
@@ -89,7 +90,7 @@ def collect_stats(
                 access.sampled += 1
         pending.clear()
 
-    def on_entry(entry: Entry | ClaimedKey):
+    def on_entry(entry: Entry):
         if access.sampled + len(pending) < ACCESS_SAMPLE_MAX:
             pending.append(entry)
             if len(pending) >= 1000:

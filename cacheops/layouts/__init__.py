@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..server.keyspace import RawRecord
 from .base import (
     UNREACHABLE_REASONS,
@@ -117,7 +119,101 @@ def claim_by_shape(rec: RawRecord) -> tuple[Layout, str] | None:
     return None
 
 
+_HEX = re.compile(rb"[0-9a-f]+")
+_MD5_PAIR = re.compile(rb":[0-9a-f]{32}:[0-9a-f]{32}")  # the commonest tails, checked in one call each
+_SHA256 = re.compile(rb":[0-9a-f]{64}")
+_MEMO_MAX = 100_000  # key heads remembered by a NameShapes (flat memory)
+
+
+class NameShapes:
+    """The caches a key could belong to, told from its name alone (no TYPE, no value): every cache
+    some layout's cache_of names for it under any of the types that layout lists. The quick catalog
+    groups a names-only scan by this and reads only a sample of each group.
+
+    Per key it must cost little more than receiving the name, so the answer is remembered per key
+    head: a key ending in one or two ':'-separated lowercase hex runs of 32 or 64 (an md5, a sha256:
+    every hashed-prompt layout's shape) is looked up by what precedes them and their widths; keys of
+    one head differ only in those hex digits, and no layout's shape depends on which digits they
+    are, only on where the runs are. A cache named by part of a run (community semantic caches are
+    "doc:cache:<md5 of llm_string>") is kept as a length and cut from each key."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, ...], dict[bytes, tuple]] = {(32, 32): {}, (64,): {}}
+        self._md5_pairs = self._memo[(32, 32)]
+        self._sha256s = self._memo[(64,)]
+        self._types = sorted(_BY_TYPE)
+        # cache name (as _probe found it) -> the kind of the first layout claiming it: a running count
+        # can show a cache's kind before any value is read
+        self.kinds: dict[str, str] = {}
+
+    def caches_of(self, key: bytes) -> tuple[str, ...]:
+        """Sorted distinct cache names layouts would claim this key for; () when none would."""
+        n = len(key)
+        if n > 66 and _MD5_PAIR.fullmatch(key, n - 66):
+            head = key[: n - 65]
+            memo = self._md5_pairs.get(head)
+            if memo is None:
+                memo = self._remember(key, head, (32, 32))
+        elif n > 65 and _SHA256.fullmatch(key, n - 65):
+            head = key[: n - 64]
+            memo = self._sha256s.get(head)
+            if memo is None:
+                memo = self._remember(key, head, (64,))
+        else:
+            end = n
+            widths: tuple[int, ...] = ()
+            while len(widths) < 2:
+                colon = key.rfind(b":", 0, end)
+                width = end - colon - 1
+                if (width != 32 and width != 64) or not _HEX.fullmatch(key, colon + 1, end):
+                    break
+                widths = (width, *widths)
+                end = colon
+                if colon < 0:
+                    break
+            if not widths:
+                return self._probe(key)
+            head = key[: end + 1] if end >= 0 else b""
+            memo = self._memo.setdefault(widths, {}).get(head)
+            if memo is None:
+                memo = self._remember(key, head, widths)
+        caches, cuts = memo
+        if cuts is None:
+            return caches
+        text = key.decode("utf-8", "backslashreplace")
+        return tuple(sorted({c if n is None else text[:n] for c, n in zip(caches, cuts)}))
+
+    def _remember(self, key: bytes, head: bytes, widths: tuple[int, ...]) -> tuple:
+        caches = self._probe(key)
+        text = key.decode("utf-8", "backslashreplace")
+        within = len(head.decode("utf-8", "backslashreplace"))
+        # A cache name longer than the head is cut from each key's text; else it is every key's.
+        cuts = tuple(len(c) if len(c) > within and text.startswith(c) else None for c in caches)
+        memo = (caches, cuts if any(n is not None for n in cuts) else None)
+        table = self._memo[widths]
+        if len(table) < _MEMO_MAX:
+            table[head] = memo
+        return memo
+
+    def _probe(self, key: bytes) -> tuple[str, ...]:
+        found = set()
+        rec = RawRecord(key, "", -1, None)
+        for type_ in self._types:
+            rec.type = type_
+            for layout in _BY_TYPE[type_]:
+                cache = layout.cache_of(rec)
+                if cache is not None:
+                    found.add(cache)
+                    self.kinds.setdefault(cache, layout.kind)
+        return tuple(sorted(found))
+
+    def kind_of(self, cache: str) -> str:
+        """The kind of the layout that named this cache ("" for a name cut from a key, not probed)."""
+        return self.kinds.get(cache, "")
+
+
 __all__ = [
+    "NameShapes",
     "LAYOUTS",
     "BY_ID",
     "UNREACHABLE_REASONS",

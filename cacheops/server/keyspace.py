@@ -328,6 +328,48 @@ class _RestartWatch:
             )
 
 
+# -- names only -----------------------------------------------------------------------------------
+
+NAMES_COUNT = 5000  # SCAN COUNT of a names-only scan: fewer round trips, the server's SCAN is the same work
+
+
+def iter_key_names(
+    client: redis.Redis, match: str | None = None, stats: ScanStats | None = None, count: int = NAMES_COUNT
+) -> Iterator[list[bytes]]:
+    """Every key name (matching `match`) in SCAN batches, with no per-key command at all: what
+    `redis-cli --scan` does. A reader thread keeps the next SCAN in flight; on a Redis Cluster every
+    primary is scanned (as iter_batches does). Keys may repeat (SCAN's "at least once")."""
+    stats = stats if stats is not None else ScanStats()
+    opts = ScanOptions(match=match, count=count, limit=0)
+    nodes = scan_nodes(client)
+    if len(nodes) > 1 or nodes[0].client is not client:
+        yield from merged_batches(nodes, opts, stats, _node_names)
+        return
+    yield from _node_names(client, opts, stats)
+
+
+def _node_names(client: redis.Redis, opts: ScanOptions, stats: ScanStats) -> Iterator[list[bytes]]:
+    watch = _RestartWatch(client)
+    stats.path = "key names only"
+
+    def scans() -> Iterator[list[bytes]]:
+        cursor = 0
+        while True:
+            cursor, keys = client.scan(cursor, match=opts.match, count=opts.count)
+            yield cast(list[bytes], keys)  # raw client: bytes
+            if int(cursor) == 0:
+                return
+
+    for keys in read_ahead(scans(), depth=2, name="cacheops-names"):
+        watch.check()
+        faults.reached("scan.batch")
+        if keys:
+            stats.batches += 1
+            stats.keys += len(keys)
+            yield keys
+    watch.check(force=True)
+
+
 def glob_escape(text: str) -> str:
     """Escape a literal for SCAN MATCH."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
