@@ -45,6 +45,7 @@ from ..paths import state_dir
 from ..server import permissions
 from ..server.scripting import Script, is_busy_key
 from ..server.topology import is_cluster
+from .expire_cas import DONE, ExpiryChange, ExpirySetter
 
 FORMAT = "cacheops-backup"
 VERSION = 2  # 2: RedisJSON documents saved as "json" (version 1 readers would skip them)
@@ -403,19 +404,12 @@ def _restore_batch(client: redis.Redis, docs: list[dict], force: bool, dry_run: 
 
 def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: RestoreResult) -> None:
     """Put expire's old expiries back, each only where the key's expiry is still the one expire set
-    (expire_cas.lua: compare-and-set). An old expiry that has passed since ends the entry now, as it
-    would have ended had its TTL never been changed."""
-    keys: list[bytes] = []
-    args: list = []
+    (expire_cas: compare-and-set, per hash slot on a cluster). An old expiry that has passed since
+    ends the entry now, as it would have ended had its TTL never been changed."""
 
     def ms(value) -> int:
         return -1 if value is None else int(value)
 
-    for doc in docs:
-        companions = doc.get("companions", [])
-        keys += [key_from(doc, "ttl_of")] + [key_from(c) for c in companions]
-        args += [ms(doc.get("set_expires_at_ms")), ms(doc.get("expires_at_ms")), len(companions)]
-        args += [ms(c.get("expires_at_ms")) for c in companions]
     if dry_run:
         pipe = client.pipeline(transaction=False)
         for doc in docs:
@@ -426,16 +420,18 @@ def _restore_ttls(client: redis.Redis, docs: list[dict], dry_run: bool, result: 
             else:
                 result.ttls_kept += 1
         return
-    script = EXPIRE_CAS.bind(client, load=False)  # loaded at its first call
-    for status in script(keys=keys, args=args):
-        if status == 1:
+    changes = []
+    for doc in docs:
+        entry = key_from(doc, "ttl_of")
+        companions = [
+            (_companion_here(client, entry, key_from(c)), ms(c.get("expires_at_ms"))) for c in doc.get("companions", [])
+        ]
+        changes.append(ExpiryChange(entry, ms(doc.get("set_expires_at_ms")), ms(doc.get("expires_at_ms")), companions))
+    for status in ExpirySetter(client, "the restore").run(changes):
+        if status == DONE:
             result.ttls_restored += 1
         else:
             result.ttls_kept += 1
-
-
-# expire's compare-and-set of expiries (expire.py changes them with it, restore puts them back).
-EXPIRE_CAS = Script(Path(__file__).with_name("expire_cas.lua"))
 
 
 def _companion_here(client, entry: bytes, name: bytes) -> bytes:

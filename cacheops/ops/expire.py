@@ -15,8 +15,12 @@ entries whose expiry changes in a spool file (memory stays flat). Execute backs 
 expiries (fsync) before a compare-and-set script (expire_cas.lua) changes them: an entry whose
 expiry is no longer the one the preview saw (the app refreshed its TTL, or rewrote it) is left
 alone and counted. The entry's companion keys (its cacheops tag hash, a layout's companions) get
-the same expiry, as they share the entry's life. `cacheops restore BACKUP` puts the old expiries
+the same expiry, as they share the entry's life (the hit tracker's record of an entry that no longer
+expires gets the tracker's own idle expiry instead). `cacheops restore BACKUP` puts the old expiries
 back (only where the expiry is still the one this run set).
+
+On a Redis Cluster the same steps run per hash slot (expire_cas.py): each expiry is read, and
+judged, against the clock of the node holding the entry.
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ from typing import Any
 import orjson
 import redis
 
-from ..errors import UsageError
+from cacheops_track.keys import ENTRY_IDLE_SECONDS
+
+from ..errors import ConnectionFailed, UsageError
 from ..layouts import Context
-from ..ownkeys import tag_key
-from ..server.topology import refuse_on_cluster
+from ..ownkeys import HIT_RECORD_PREFIX, cluster_tag_key, legacy_tag_key_on_cluster, tag_key
+from ..server.slots import NodeLost
 from . import evict, oplog
-from .backup import EXPIRE_CAS, TTL_BACKUP_VERSION, BackupWriter, default_backup_path, server_time_ms
+from .backup import TTL_BACKUP_VERSION, BackupWriter, default_backup_path
+from .expire_cas import CHANGED_MEANWHILE, DONE, ExpiryChange, ExpirySetter
 from .selection import Selection, batched
 
 SET, CAP, PERSIST = "set", "cap", "persist"
@@ -174,19 +181,14 @@ def plan(
     sample_size: int = evict.SAMPLE_SIZE,
 ) -> ExpirePlan:
     """Select as evict does, then read every selected entry's expiry; nothing is changed."""
-    # its compare-and-set script takes an entry with its companions, not yet grouped by hash slot
-    refuse_on_cluster(client, "expire")
     selected = evict.plan(client, selection, ctx, sample_size=sample_size)
     result = ExpirePlan(selected, change, _spool=tempfile.TemporaryFile())  # noqa: SIM115 (lives in the plan)
+    setter = ExpirySetter(client)
     try:
         for chunk in batched(selected.selected(), BATCH):
-            pipe = client.pipeline(transaction=False)
-            for key, _, _ in chunk:
-                pipe.execute_command("PEXPIRETIME", key)
-            seen_all = pipe.execute()
-            now = server_time_ms(client)
+            seen_all, nows = setter.expiries([key for key, _, _ in chunk])
             lines = []
-            for (key, _, info), seen in zip(chunk, seen_all):
+            for (key, _, info), seen, now in zip(chunk, seen_all, nows):
                 if seen == -2:
                     result.counts["gone"] += 1
                     continue
@@ -195,7 +197,9 @@ def plan(
                 if kind == "unchanged":
                     continue
                 result.per_cache[info.cache] += 1
-                companions = [tag_key(key)] + [c.encode("utf-8") for c in info.companion_keys or []]
+                companions = own_companions(key, setter.cluster) + [
+                    c.encode("utf-8") for c in info.companion_keys or []
+                ]
                 lines.append(
                     orjson.dumps(
                         [
@@ -212,6 +216,15 @@ def plan(
         result.close()
         raise
     return result
+
+
+def own_companions(key: bytes, cluster: bool) -> list[bytes]:
+    """The cacheops keys that share an entry's life: its tag hash (on a cluster, in the entry's slot,
+    and under the one-server name where an earlier cacheops left it) and its hit-tracker record."""
+    if not cluster:
+        return [tag_key(key), HIT_RECORD_PREFIX + key]
+    legacy = legacy_tag_key_on_cluster(key)
+    return [cluster_tag_key(key), *([legacy] if legacy is not None else []), HIT_RECORD_PREFIX + key]
 
 
 def execute(
@@ -237,12 +250,18 @@ def execute(
     }
     writer = BackupWriter(Path(backup_path) if backup_path else default_backup_path(ACTION), header)
     result.backup = str(writer.path)
-    script = EXPIRE_CAS.bind(client, load=False)  # loaded at its first call
+    setter = ExpirySetter(client)
     try:
         for chunk in batched(the_plan.entries(), BATCH):
-            _change_batch(client, script, writer, change, chunk, result)
+            _change_batch(setter, writer, change, chunk, result)
             if on_progress:
                 on_progress(len(chunk))
+    except NodeLost as exc:
+        raise ConnectionFailed(
+            f"{exc}. {result.changed:,} TTLs were changed before that, every old one in the backup "
+            f"{result.backup} (`cacheops restore` puts them back); once a replica has taken over, run the "
+            "same expire again to finish it"
+        ) from None
     finally:
         writer.close()
         result.seconds = time.monotonic() - started
@@ -258,36 +277,41 @@ def execute(
     return result
 
 
-def _change_batch(client, script, writer: BackupWriter, change: TtlChange, chunk: list, result: ExpireResult) -> None:
-    now = server_time_ms(client)
-    new = change.new_expiry(now)
-    pipe = client.pipeline(transaction=False)
-    for _, _, companions, _ in chunk:
-        for c in companions:
-            pipe.execute_command("PEXPIRETIME", c)
-    companion_seen = iter(pipe.execute())
-    keys: list[bytes] = []
-    args: list = []
-    applied = []
-    for key, seen, companions, cache in chunk:
-        olds = [next(companion_seen) for _ in companions]
+def _change_batch(
+    setter: ExpirySetter, writer: BackupWriter, change: TtlChange, chunk: list, result: ExpireResult
+) -> None:
+    # the entries' own expiries are read again only for the time of the node holding each
+    entries = [key for key, _, _, _ in chunk]
+    companions = [c for _, _, comps, _ in chunk for c in comps]
+    expiries, nows = setter.expiries(entries + companions)
+    companion_seen = iter(expiries[len(entries) :])
+    changes: list[ExpiryChange] = []
+    caches = []
+    for (key, seen, comps, cache), now in zip(chunk, nows):
+        olds = [next(companion_seen) for _ in comps]
+        new = change.new_expiry(now)
         if change.mode == CAP and seen != -1 and seen <= new:
             result.unchanged += 1  # its own TTL ran down within the cap since the preview
             continue
         # only companions that exist are changed and backed up (a missing one stays missing)
-        present = [(c, old) for c, old in zip(companions, olds) if old != -2]
+        present = [(c, old) for c, old in zip(comps, olds) if old != -2]
         writer.add_ttl(key, seen, new, present, cache)
-        keys += [key] + [c for c, _ in present]
-        args += [seen, new, len(present)] + [new] * len(present)
-        applied.append((key, cache))
+        changes.append(ExpiryChange(key, seen, new, [(c, _companion_expiry(c, new, now)) for c, _ in present]))
+        caches.append(cache)
     writer.commit()  # the old expiries are on disk before any is changed
-    if not applied:
-        return
-    for (_, cache), status in zip(applied, script(keys=keys, args=args)):
-        if status == 1:
+    for cache, status in zip(caches, setter.run(changes)):
+        if status == DONE:
             result.changed += 1
             result.per_cache[cache] += 1
-        elif status == -1:
+        elif status == CHANGED_MEANWHILE:
             result.changed_meanwhile += 1
         else:
             result.gone += 1
+
+
+def _companion_expiry(companion: bytes, new: int, now: int) -> int:
+    """A companion expires with its entry, but the hit tracker's record of an entry that no longer
+    expires goes after the tracker's idle time, as the tracker itself does (never unbounded)."""
+    if new == -1 and companion.startswith(HIT_RECORD_PREFIX):
+        return now + ENTRY_IDLE_SECONDS * 1000
+    return new

@@ -51,8 +51,8 @@ def refuse_on_cluster(client, what: str, because: str = "") -> None:
     if is_cluster(client):
         raise NotOnCluster(
             f"{what} does not run on a Redis Cluster yet{f' ({because})' if because else ''}: nothing was changed "
-            "(caches, scan, show, stats, doctor, tag, history, warm, evict, restore, audit and migrate-embeddings do; "
-            "see docs/cluster.md)"
+            "(caches, scan, show, stats, doctor, tag, history, warm, evict, restore, expire, audit and "
+            "migrate-embeddings do; see docs/cluster.md)"
         )
 
 
