@@ -62,8 +62,13 @@ def track(
 
 def recorder_for(*, url: str | None = None, client=None, like=None, timeout: float = DEFAULT_TIMEOUT, **options):
     """The recorder writing to `url` / `client` (default: the Redis that `like`, a cache, uses):
-    one per stats Redis per process, shared by every cache tracked into it."""
+    one per stats Redis per process, shared by every cache tracked into it. A Redis Cluster (a
+    cluster URL, or a cache whose own client is a RedisCluster) gets a cluster client
+    (stats_redis.py)."""
     import redis
+    from redis.cluster import RedisCluster
+
+    from . import stats_redis
 
     if client is not None:
         ident = ("client", id(client))
@@ -73,50 +78,50 @@ def recorder_for(*, url: str | None = None, client=None, like=None, timeout: flo
         found = _client_of(like)
         if found is None:
             raise ValueError("track(): this cache's Redis client was not found; pass url= or client= for the stats")
-        conn = found.connection_pool.connection_kwargs
-        ident = ("same", conn.get("host"), conn.get("port"), conn.get("path"), conn.get("db"), conn.get("username"))
+        if isinstance(found, RedisCluster):
+            conn = found.nodes_manager.connection_kwargs
+            ident = ("same-cluster", tuple(sorted(found.nodes_manager.startup_nodes)), conn.get("username"))
+        else:
+            conn = found.connection_pool.connection_kwargs
+            ident = ("same", conn.get("host"), conn.get("port"), conn.get("path"), conn.get("db"), conn.get("username"))
     with _recorders_lock:
         existing = _recorders.get(ident)
         if existing is not None:
             return existing
         if client is None:
-            settings = dict(
-                socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False, retry=_no_retry()
-            )
             if url is not None:
-                client = redis.Redis.from_url(url, **settings)
+                client = stats_redis.client_from_url(url, timeout)
+            elif isinstance(found, RedisCluster):
+                client = stats_redis.cluster_beside(found, timeout)
             else:
-                kwargs = {**found.connection_pool.connection_kwargs, **settings}
+                kwargs = {**found.connection_pool.connection_kwargs, **stats_redis.settings(timeout)}
+                kwargs.update(retry_on_timeout=False, retry=stats_redis.no_retry())
                 pool = redis.ConnectionPool(connection_class=found.connection_pool.connection_class, **kwargs)
                 client = redis.Redis(connection_pool=pool)
         recorder = _recorders[ident] = Recorder(client, **options)
         return recorder
 
 
-def _no_retry():
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return Retry(NoBackoff(), 0)
-
-
 def _client_of(cache):
-    """The redis.Redis a cache uses (langchain-redis: .redis; RedisVL: its index's client)."""
+    """The client a cache uses, redis.Redis or RedisCluster (langchain-redis: .redis; RedisVL: its
+    index's client)."""
     import redis
+    from redis.cluster import RedisCluster
 
+    clients = (redis.Redis, RedisCluster)
     for candidate in (
         getattr(cache, "redis", None),
         getattr(getattr(cache, "cache", None), "_redis_client", None),
         getattr(cache, "_redis_client", None),
     ):
-        if isinstance(candidate, redis.Redis):
+        if isinstance(candidate, clients):
             return candidate
     for holder in (cache, getattr(cache, "cache", None)):
         try:
             candidate = holder.index.client
         except Exception:
             continue
-        if isinstance(candidate, redis.Redis):
+        if isinstance(candidate, clients):
             return candidate
     return None
 
