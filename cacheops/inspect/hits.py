@@ -433,25 +433,32 @@ def _totals(client: redis.Redis, cache: str, table: PriceTable) -> tuple[Counts,
 
 
 def iter_hit_records(client: redis.Redis, cache: str | None = None, count: int = 1000) -> Iterator[tuple[str, list]]:
-    """(entry key, HMGET RECORD_FIELDS + EXISTS of the entry) of every record, SCAN batch by batch."""
-    cursor = 0
-    match = K.ENTRY_PREFIX + b"*"
-    while True:
-        cursor, names = client.scan(cursor, match=match, count=count)
-        if names:
-            pipe = client.pipeline(transaction=False)
-            for name in names:
-                pipe.hmget(name, RECORD_FIELDS)
-                pipe.exists(name[len(K.ENTRY_PREFIX) :])
-            replies = pipe.execute(raise_on_error=False)
-            for i, name in enumerate(names):
-                values, exists = replies[2 * i], replies[2 * i + 1]
-                if isinstance(values, list) and exists == 1:
-                    key = _name(name[len(K.ENTRY_PREFIX) :])
-                    if cache is None or _text(values[RECORD_FIELDS.index(K.CACHE)]) == cache:
-                        yield key, values
-        if cursor == 0:
-            break
+    """(entry key, HMGET RECORD_FIELDS + EXISTS of the entry) of every record, SCAN batch by batch.
+    On a Redis Cluster scan_iter walks every primary in turn and the pipeline sends each command to
+    the primary of its key (a record and its entry usually live in different slots)."""
+    names: list[bytes] = []
+    for name in client.scan_iter(match=K.ENTRY_PREFIX + b"*", count=count):
+        names.append(name)
+        if len(names) >= count:
+            yield from _records(client, names, cache)
+            names = []
+    yield from _records(client, names, cache)
+
+
+def _records(client: redis.Redis, names: list[bytes], cache: str | None) -> Iterator[tuple[str, list]]:
+    if not names:
+        return
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hmget(name, RECORD_FIELDS)
+        pipe.exists(name[len(K.ENTRY_PREFIX) :])
+    replies = pipe.execute(raise_on_error=False)
+    for i, name in enumerate(names):
+        values, exists = replies[2 * i], replies[2 * i + 1]
+        if isinstance(values, list) and exists == 1:
+            key = _name(name[len(K.ENTRY_PREFIX) :])
+            if cache is None or _text(values[RECORD_FIELDS.index(K.CACHE)]) == cache:
+                yield key, values
 
 
 def _entries(client, report: HitReport, cache, top: int, cold_after, cold_sample: int, now: float) -> None:
