@@ -125,6 +125,8 @@ def test_expire_on_a_cluster_as_on_one_node_and_restore_undoes_it(
     one_after = expiries(client)
     one_changed = {k for k in before["one"] if one_after.get(k) != before["one"][k]}
     assert len(one_changed) == len(changed)
+    for key in client.scan_iter(match="tracked:*"):
+        assert one_after[K.entry_record_key(key)] == one_after[key]
 
     restored = on_cluster.json("restore", docs["cluster"]["result"]["backup"])
     assert restored["ttls_restored"] == len(QUESTIONS) and restored["ttls_kept"] == 0

@@ -40,10 +40,11 @@ def command(state: AppState, ttl, ttl_max, persist, backup_path, dry_run, yes, s
     The entries are chosen with evict's selectors (all must hold). --ttl sets every selected entry's
     TTL (the preview counts how many are lengthened and shortened); --ttl-max only shortens those
     that would live longer, or forever; --persist removes the TTL. Entries not selected, and keys
-    that are not cache entries, are never touched; an entry's tag hash follows its TTL. An entry
-    whose TTL the app changed since the preview (a refresh, a rewrite) is left alone. The old TTLs
-    are backed up first: `cacheops restore BACKUP` puts them back. Exit codes: 0 done (or
-    previewed), 7 nothing matched, 2 bad usage or --yes missing off a terminal.
+    that are not cache entries, are never touched; an entry's tag hash and hit record follow its
+    TTL. An entry whose TTL the app changed since the preview (a refresh, a rewrite) is left alone.
+    The old TTLs are backed up first: `cacheops restore BACKUP` puts them back. Runs on a Redis
+    Cluster too (per hash slot). Exit codes: 0 done (or previewed), 7 nothing matched, 2 bad usage
+    or --yes missing off a terminal, 3 a cluster primary lost mid-run (the backup is named).
 
     \b
     Example:
