@@ -245,3 +245,20 @@ def test_hit_stats_of_an_app_tracked_on_a_cluster_as_on_one_node(
     restored = on_cluster.json("restore", doc["result"]["backup"])
     assert restored["restored"] == len(cold) and restored["companions_restored"] == len(cold)
     assert {k for k in cluster_client.scan_iter() if k != OPLOG} == set(before)
+
+
+def test_the_tracker_tells_a_cluster_url_as_redisvl_does():
+    from cacheops_track.stats_redis import cluster_flag
+
+    assert cluster_flag("redis://h1:7000,h2:7001") is True  # several seeds
+    assert cluster_flag("redis://:pw@h1:7000,h2:7001/0") is True
+    assert cluster_flag("redis://h1:7000?cluster=true") is True
+    assert cluster_flag("redis://h1:7000,h2:7001?cluster=false") is False
+    assert cluster_flag("redis://h1:7000") is None  # asked: INFO cluster, at the first flush
+
+
+def test_the_tracker_writes_to_a_cluster_through_several_seeds_one_of_them_dead(redis_cluster, cluster_client, tracked):
+    seeds = redis_cluster.url + ",127.0.0.1:1"
+    cache = tracked_app(redis_cluster.url, cluster=True, url=seeds)
+    assert type(cache.recorder.client._client) is RedisCluster  # built by the flush, not the app
+    assert len(list(cluster_client.scan_iter(match="cacheops:hit:*"))) == len(QUESTIONS)
