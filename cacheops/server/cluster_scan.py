@@ -102,7 +102,8 @@ def _merged(nodes: list[NodeClient], opts, stats, scan_one: Callable, parallel: 
                 continue
             except (rex.ConnectionError, rex.TimeoutError) as exc:
                 raise _lost(node, exc, "") from None
-            batch = [r for r in batch if r.type != NOT_SERVED]  # keys being imported: listed by their source
+            if batch and not isinstance(batch[0], bytes):  # records (a names-only scan's are bytes)
+                batch = [r for r in batch if r.type != NOT_SERVED]  # keys being imported: listed by their source
             stats.batches += 1
             stats.keys += len(batch)
             active.append((node, node_stats, stream))
