@@ -129,7 +129,7 @@ class Migration:
     sends them, on the test's own plain connections."""
 
     def __init__(self, cluster: EmbeddedCluster, slot: int, source, target):
-        self.cluster, self.slot = cluster, slot
+        self.cluster, self.slot, self.tag = cluster, slot, ""
         self.source, self.target = redis.Redis(port=source.port), redis.Redis(port=target.port)
         self.target_port = target.port
         self.source_id = self.source.execute_command("CLUSTER", "MYID").decode()
@@ -170,6 +170,7 @@ def test_slot_migrations_during_a_scan_list_every_entry_once(armed, path):
             for i in range(12):
                 client.set(f"{{{tag}}}:plain {i}", f"value {i}")
             plan[name] = Migration(cluster, slot, nodes[source], nodes[target])
+            plan[name].tag = tag
         everything = sorted(k.decode() for k in client.scan_iter())
 
         plan["at_start"].begin()
@@ -196,6 +197,12 @@ def test_slot_migrations_during_a_scan_list_every_entry_once(armed, path):
         armed.clear()  # the half-done migration still in place: a scan from scratch is exact too
         again = listed_keys(Cli(cluster.url)(*args))
         assert sorted(again) == everything
+        if path == "script":  # a plain single-key read of the moving slot's key is refused, not sent
+            moving_key = f"{{{plan['half'].tag}}}:plain 0"
+            shown = Cli(cluster.url)("show", moving_key)
+            assert shown.exit_code == 25 and "being migrated" in shown.output, shown.output
+            assert len(shown.output.strip().splitlines()) == 1
+            assert all(node.process.poll() is None for node in cluster.nodes)
 
 
 TLS_SERVER = shutil.which("redis-server")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import redis
 from redis import exceptions as rex
 
-from .topology import SLOTS
+from ..errors import TopologyChanged
+from .topology import SLOTS, is_cluster, primary_nodes
 
 DEFAULT_NODE_TIMEOUT_MS = 15000  # Redis' default cluster-node-timeout
 
@@ -114,6 +115,42 @@ def moving_here(client: redis.Redis) -> set[int]:
         if "myself" in line.flags.split(","):
             out.update(slot for slot, _state in migrations)
     return out
+
+
+# Redis 8.0-8.2 crash on a command from a CLIENT NO-TOUCH connection on a key of a slot the node is
+# migrating or importing (a NULL dereference in lookupKey; redis/redis#14415 fixed it on another
+# path). Reads inside a script do not crash; plain single-key reads do.
+NO_TOUCH_CRASH_VERSIONS = {(8, 0), (8, 1), (8, 2)}
+
+
+def refuse_moving_keys(client, keys: list[bytes]) -> None:
+    """Before plain reads of `keys` on a cluster whose servers crash on a NO-TOUCH read of a moving
+    slot's key: stop (TopologyChanged) if any key is in a slot some primary is migrating or
+    importing. Costs one CLUSTER NODES per primary, asked only on those versions."""
+    if not keys or not is_cluster(client) or not _crashes_on_moving_keys(client):
+        return
+    moving: set[int] = set()
+    for node in primary_nodes(client):
+        moving |= moving_here(node.client)
+    if not moving:
+        return
+    hit = sorted({client.keyslot(key) for key in keys} & moving)
+    if hit:
+        raise TopologyChanged(
+            f"hash slot {hit[0]} is being migrated (resharding): on Redis 8.0-8.2 a read of its keys "
+            "from a CLIENT NO-TOUCH connection crashes the node, so cacheops does not read them; "
+            "run it again once the migration is over"
+        )
+
+
+def _crashes_on_moving_keys(client) -> bool:
+    known = getattr(client, "cacheops_no_touch_crash", None)
+    if known is None:
+        version = str(primary_nodes(client)[0].client.info("server").get("redis_version", ""))
+        parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+        known = parts in NO_TOUCH_CRASH_VERSIONS
+        client.cacheops_no_touch_crash = known
+    return known
 
 
 def _parse_nodes(reply) -> list[tuple[NodeLine, list[tuple[int, str]]]]:

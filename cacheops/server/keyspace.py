@@ -22,6 +22,7 @@ import redis
 from .. import faults
 from ..errors import ConnectionFailed
 from .cluster_scan import NOT_SERVED, merged_batches
+from .cluster_view import refuse_moving_keys
 from .connection import connections_made, run_id
 from .readahead import read_ahead
 from .scripting import Script
@@ -162,6 +163,7 @@ def read_records(
     """TYPE/PTTL/MEMORY USAGE in one pipeline, bounded value reads in a second."""
     if not keys:
         return []
+    refuse_moving_keys(client, keys)
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.type(key)
