@@ -1,0 +1,138 @@
+"""A semantic cache's stored vectors on disk, for the all-pairs search (allpairs.py, ivf.py).
+
+The vectors go to an unnamed temporary file as the scan delivers them (gone when closed, or when the
+process dies) and are read back a block at a time with pread into fresh arrays. Not a numpy
+memmap: pages of a mapped file count in the process's resident memory while it stays mapped, so a
+search that touches every row would grow the RSS with the cache.
+Per row only a scope hash, an answer hash and an alive flag stay in memory (17 bytes); keys and their
+offsets are in files too, read back only for the few pairs the audit shows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from array import array
+from typing import BinaryIO
+
+import numpy as np
+
+
+def pread_into(fd: int, out: np.ndarray, offset: int) -> None:
+    """Fill the contiguous array `out` with the file's bytes from `offset` (short reads retried)."""
+    view = out.data.cast("B")
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got <= 0:
+            raise OSError(f"spool file ended at byte {offset + done}")
+        done += got
+
+
+def pwrite_from(fd: int, data: np.ndarray, offset: int) -> None:
+    view = np.ascontiguousarray(data).data.cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwritev(fd, [view[done:]], offset + done)
+
+
+def read_runs(fd: int, index: np.ndarray, width: int, dtype) -> np.ndarray:
+    """Rows `index` (sorted ascending) of a file of fixed-width rows: one read per run of consecutive rows."""
+    out = np.empty((len(index), width), dtype=dtype)
+    if not len(index):
+        return out
+    row_bytes = width * out.itemsize
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = [0, *breaks.tolist()]
+    ends = [*breaks.tolist(), len(index)]
+    for s, e in zip(starts, ends):
+        pread_into(fd, out[s:e], int(index[s]) * row_bytes)
+    return out
+
+
+def temporary() -> BinaryIO:
+    # Unnamed: nothing is left behind, even if the process is killed. Closed by the owner's close().
+    return tempfile.TemporaryFile(prefix="cacheops-audit-")  # noqa: SIM115
+
+
+class StoredVectors:
+    """The cache's entries as rows: unit float32 vectors in a temporary file, and per row in memory
+    only a scope hash, an answer hash and whether the row counts (SCAN may return a key twice)."""
+
+    def __init__(self, dims: int):
+        self.dims = dims
+        self._vectors = temporary()
+        self._keys = temporary()
+        self._key_ends = temporary()  # int64 per row: where its key ends in _keys
+        self._key_hashes = temporary()  # int64 per row, until finish() drops duplicate keys
+        self._keys_size = 0
+        self._scopes = array("q")
+        self._answers = array("q")
+        self.count = 0
+        self.alive: np.ndarray | None = None
+        self.scope: np.ndarray | None = None
+        self.answer: np.ndarray | None = None
+
+    def add(self, keys: list[bytes], scopes: list[int], answers: list[int], vectors: np.ndarray) -> None:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+        self._vectors.write(vectors.tobytes())
+        ends = self._keys_size + np.cumsum([len(k) for k in keys], dtype=np.int64)
+        self._keys_size = int(ends[-1]) if len(ends) else self._keys_size
+        self._key_ends.write(ends.tobytes())
+        self._key_hashes.write(np.array([hash(k) for k in keys], dtype=np.int64).tobytes())
+        self._keys.write(b"".join(keys))
+        self._scopes.extend(scopes)
+        self._answers.extend(answers)
+        self.count += len(keys)
+
+    def finish(self) -> int:
+        """Freeze the rows; SCAN may return a key twice: later copies are dropped. Returns the duplicates."""
+        for f in (self._vectors, self._keys, self._key_ends, self._key_hashes):
+            f.flush()
+        self.scope = np.frombuffer(self._scopes, dtype=np.int64)
+        self.answer = np.frombuffer(self._answers, dtype=np.int64)
+        hashes = np.empty(self.count, dtype=np.int64)
+        pread_into(self._key_hashes.fileno(), hashes, 0)
+        self._key_hashes.close()
+        self.alive = np.zeros(self.count, dtype=bool)
+        self.alive[np.unique(hashes, return_index=True)[1]] = True
+        del hashes
+        return int(self.count - self.alive.sum())
+
+    @property
+    def fd(self) -> int:
+        return self._vectors.fileno()
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """The vectors of these rows (sorted ascending), read from the file: only they enter memory."""
+        return read_runs(self.fd, index, self.dims, np.float32)
+
+    def key(self, row: int) -> bytes:
+        ends = np.zeros(2, dtype=np.int64)
+        if row:
+            pread_into(self._key_ends.fileno(), ends, (row - 1) * 8)
+        else:
+            pread_into(self._key_ends.fileno(), ends[1:], 0)
+        out = bytearray(int(ends[1] - ends[0]))
+        if out:
+            os.preadv(self._keys.fileno(), [out], int(ends[0]))
+        return bytes(out)
+
+    def groups(self) -> list[np.ndarray]:
+        """Row numbers per lookup scope (alive rows only), each sorted ascending."""
+        assert self.alive is not None and self.scope is not None  # after finish()
+        rows = np.flatnonzero(self.alive)
+        if not len(rows):
+            return []
+        scopes = self.scope[rows]
+        if (scopes == scopes[0]).all():
+            return [rows]
+        order = np.argsort(scopes, kind="stable")
+        rows, scopes = rows[order], scopes[order]
+        cuts = np.flatnonzero(scopes[1:] != scopes[:-1]) + 1
+        return [np.sort(g) for g in np.split(rows, cuts)]
+
+    def close(self) -> None:
+        for f in (self._vectors, self._keys, self._key_ends, self._key_hashes):
+            f.close()
