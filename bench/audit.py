@@ -82,15 +82,20 @@ from cacheops.semantic.audit import AuditOptions, run_audit
 from cacheops.inspect.catalog import build_context
 from cacheops.server.connection import connect, resolve_spec
 client = connect(resolve_spec({url!r}, None, None, None, None, None))
+import os
+load_before = os.getloadavg()[0]
 started = time.monotonic()
 opts = AuditOptions(cache={name!r}, k={k}, bare=False, method={method!r})
 report = run_audit(client, build_context(client, learn=False), opts)
 seconds = time.monotonic() - started
 (c,) = report.caches
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork + exec
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({{"entries": c.entries, "seconds": seconds, "pairs": c.colliding_pairs,
                    "search": c.search, "median_nn": c.nn.quantile(0.5),
                    "cpu_seconds": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "load_average": [load_before, os.getloadavg()[0]],
+                   "peak_rss_mb": hwm / 1024}}))
 """
 
 YARDSTICK = """

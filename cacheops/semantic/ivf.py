@@ -30,7 +30,8 @@ ROUNDS = 8  # Lloyd rounds
 CAP = 2.0  # a list holds at most CAP x n / lists rows; longer ones are cut into pieces
 QUERY_BLOCK = 1024  # query rows compared at a time
 CHUNK = 4096  # candidate rows compared at a time (a chunk's similarities: 16 MB)
-STREAM = 8192  # rows read at a time while assigning and rewriting
+STREAM = 4096  # rows read at a time while rewriting
+ASSIGN = 1024  # rows compared with every centroid at a time (training and assignment)
 
 
 class InvertedFile:
@@ -49,8 +50,8 @@ class InvertedFile:
         # each row's place in list order: its list, then (long lists) its position along the axis
         order = np.lexsort((along, assign))
         del assign, along
-        place = np.empty(n, dtype=np.int64)
-        place[order] = np.arange(n)
+        place = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
+        place[order] = np.arange(n, dtype=place.dtype)
         del order
         pieces = -(-counts // cap)  # per list; empty lists get none
         within = np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)
@@ -159,10 +160,10 @@ def _train(store: StoredVectors, group: np.ndarray, lists: int) -> tuple[np.ndar
     nearest = np.zeros(len(x), dtype=np.int64)
     for _ in range(ROUNDS + 1):
         sums = np.zeros_like(centroids)
-        for start in range(0, len(x), 2048):
-            part = x[start : start + 2048]
-            nearest[start : start + 2048] = np.argmax(part @ centroids.T, axis=1)
-            near = nearest[start : start + 2048]
+        for start in range(0, len(x), ASSIGN):
+            part = x[start : start + ASSIGN]
+            nearest[start : start + ASSIGN] = np.argmax(part @ centroids.T, axis=1)
+            near = nearest[start : start + ASSIGN]
             order = np.argsort(near, kind="stable")
             firsts = np.flatnonzero(np.concatenate(([True], near[order][1:] != near[order][:-1])))
             sums[near[order][firsts]] += np.add.reduceat(part[order], firsts, axis=0)
@@ -185,8 +186,8 @@ def _assign(store: StoredVectors, group: np.ndarray, centroids: np.ndarray, axes
     """Each row's nearest centroid, and its position along that list's main axis."""
     assign = np.empty(len(group), dtype=np.int32)
     along = np.empty(len(group), dtype=np.float32)
-    for start in range(0, len(group), STREAM // 2):
-        rows = group[start : start + STREAM // 2]
+    for start in range(0, len(group), ASSIGN):
+        rows = group[start : start + ASSIGN]
         x = store.rows(rows)
         near = np.argmax(x @ centroids.T, axis=1)
         assign[start : start + len(rows)] = near

@@ -4,8 +4,9 @@ The vectors go to an unnamed temporary file as the scan delivers them (gone when
 process dies) and are read back a block at a time with pread into fresh arrays. Not a numpy
 memmap: pages of a mapped file count in the process's resident memory while it stays mapped, so a
 search that touches every row would grow the RSS with the cache.
-Per row only a scope hash, an answer hash and an alive flag stay in memory (17 bytes); keys and their
-offsets are in files too, read back only for the few pairs the audit shows.
+Per row only an answer hash and an alive flag stay in memory (9 bytes), and a scope hash when the
+cache has more than one lookup scope; keys and their offsets are in files too, read back only for
+the few pairs the audit shows.
 """
 
 from __future__ import annotations
@@ -65,12 +66,13 @@ class StoredVectors:
         self._keys = temporary()
         self._key_ends = temporary()  # int64 per row: where its key ends in _keys
         self._key_hashes = temporary()  # int64 per row, until finish() drops duplicate keys
+        self._scopes = temporary()  # int64 per row; in memory after finish() only if they differ
         self._keys_size = 0
-        self._scopes = array("q")
         self._answers = array("q")
         self.count = 0
         self.alive: np.ndarray | None = None
-        self.scope: np.ndarray | None = None
+        self.scope: np.ndarray | None = None  # None: every row has the scope `only_scope`
+        self.only_scope: int | None = None
         self.answer: np.ndarray | None = None
 
     def add(self, keys: list[bytes], scopes: list[int], answers: list[int], vectors: np.ndarray) -> None:
@@ -82,23 +84,46 @@ class StoredVectors:
         self._key_ends.write(ends.tobytes())
         self._key_hashes.write(np.array([hash(k) for k in keys], dtype=np.int64).tobytes())
         self._keys.write(b"".join(keys))
-        self._scopes.extend(scopes)
+        self._scopes.write(np.array(scopes, dtype=np.int64).tobytes())
         self._answers.extend(answers)
         self.count += len(keys)
 
     def finish(self) -> int:
         """Freeze the rows; SCAN may return a key twice: later copies are dropped. Returns the duplicates."""
-        for f in (self._vectors, self._keys, self._key_ends, self._key_hashes):
+        for f in (self._vectors, self._keys, self._key_ends, self._key_hashes, self._scopes):
             f.flush()
-        self.scope = np.frombuffer(self._scopes, dtype=np.int64)
         self.answer = np.frombuffer(self._answers, dtype=np.int64)
-        hashes = np.empty(self.count, dtype=np.int64)
-        pread_into(self._key_hashes.fileno(), hashes, 0)
-        self._key_hashes.close()
-        self.alive = np.zeros(self.count, dtype=bool)
-        self.alive[np.unique(hashes, return_index=True)[1]] = True
+        self.alive = np.ones(self.count, dtype=bool)
+        hashes = self._read_column(self._key_hashes)
+        hashes.sort()  # in place: one copy of the column in memory, not numpy.unique's several
+        repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        if len(repeated):
+            hashes = self._read_column(self._key_hashes)
+            seen = set()
+            for row in np.flatnonzero(np.isin(hashes, repeated)).tolist():
+                self.alive[row] = hashes[row] not in seen
+                seen.add(hashes[row])
         del hashes
+        self._key_hashes.close()
+        scope = self._read_column(self._scopes)
+        self._scopes.close()
+        if self.count and (scope == scope[0]).all():
+            self.only_scope = int(scope[0])
+        else:
+            self.scope = scope
         return int(self.count - self.alive.sum())
+
+    def _read_column(self, f: BinaryIO) -> np.ndarray:
+        out = np.empty(self.count, dtype=np.int64)
+        pread_into(f.fileno(), out, 0)
+        return out
+
+    def scope_hashes(self, limit: int) -> list[int]:
+        """The distinct lookup scopes of the alive rows (at most `limit` of them)."""
+        if self.scope is None:
+            return [] if self.only_scope is None else [self.only_scope]
+        assert self.alive is not None
+        return np.unique(self.scope[self.alive])[:limit].tolist()
 
     @property
     def fd(self) -> int:
@@ -121,10 +146,12 @@ class StoredVectors:
 
     def groups(self) -> list[np.ndarray]:
         """Row numbers per lookup scope (alive rows only), each sorted ascending."""
-        assert self.alive is not None and self.scope is not None  # after finish()
+        assert self.alive is not None  # after finish()
         rows = np.flatnonzero(self.alive)
         if not len(rows):
             return []
+        if self.scope is None:
+            return [rows]
         scopes = self.scope[rows]
         if (scopes == scopes[0]).all():
             return [rows]
@@ -134,5 +161,5 @@ class StoredVectors:
         return [np.sort(g) for g in np.split(rows, cuts)]
 
     def close(self) -> None:
-        for f in (self._vectors, self._keys, self._key_ends, self._key_hashes):
+        for f in (self._vectors, self._keys, self._key_ends, self._key_hashes, self._scopes):
             f.close()
