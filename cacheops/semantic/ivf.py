@@ -46,9 +46,12 @@ class InvertedFile:
         assign, along = _assign(store, group, centroids, axes)
         counts = np.bincount(assign, minlength=lists)
         cap = max(1, math.ceil(CAP * n / lists))
-        along[counts[assign] <= cap] = 0  # only long lists are cut, along their main axis
         # each row's place in list order: its list, then (long lists) its position along the axis
-        order = np.lexsort((along, assign))
+        order = np.argsort(assign, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        for c in np.flatnonzero(counts > cap):
+            seg = order[bounds[c] : bounds[c + 1]]
+            order[bounds[c] : bounds[c + 1]] = seg[np.argsort(along[seg], kind="stable")]
         del assign, along
         place = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
         place[order] = np.arange(n, dtype=place.dtype)

@@ -11,6 +11,7 @@ the few pairs the audit shows.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import tempfile
 from array import array
@@ -51,6 +52,26 @@ def read_runs(fd: int, index: np.ndarray, width: int, dtype) -> np.ndarray:
     return out
 
 
+def return_freed_memory() -> None:
+    """Large blocks straight from and back to the OS (glibc): its default raises the size above which
+    it maps blocks each time a mapped block is freed, so after the first freed 16 MB similarity block
+    every array below that size comes from the heap, whose holes are never given back, and the
+    resident memory creeps up with the number of blocks, that is with the cache. Process-wide; a
+    no-op off glibc."""
+    global _RETURNING
+    if _RETURNING:
+        return
+    _RETURNING = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB, fixed (setting it stops the adjustment)
+    except (OSError, AttributeError):
+        pass
+
+
+_RETURNING = False
+
+
 def temporary() -> BinaryIO:
     # Unnamed: nothing is left behind, even if the process is killed. Closed by the owner's close().
     return tempfile.TemporaryFile(prefix="cacheops-audit-")  # noqa: SIM115
@@ -61,6 +82,7 @@ class StoredVectors:
     only a scope hash, an answer hash and whether the row counts (SCAN may return a key twice)."""
 
     def __init__(self, dims: int):
+        return_freed_memory()
         self.dims = dims
         self._vectors = temporary()
         self._keys = temporary()
