@@ -28,8 +28,8 @@ from .topk import Block, TopK
 TRAIN = 16_384  # rows of the k-means sample (fixed, so memory is too)
 ROUNDS = 8  # Lloyd rounds
 CAP = 2.0  # a list holds at most CAP x n / lists rows; longer ones are cut into pieces
-QUERY_BLOCK = 1024  # query rows compared at a time
-CHUNK = 4096  # candidate rows compared at a time (a chunk's similarities: 16 MB)
+QUERY_BLOCK = 512  # query rows compared at a time
+CHUNK = 2048  # candidate rows compared at a time (a chunk's similarities: 4 MB)
 STREAM = 4096  # rows read at a time while rewriting
 ASSIGN = 1024  # rows compared with every centroid at a time (training and assignment)
 
@@ -76,7 +76,7 @@ class InvertedFile:
             breaks = [0, *(np.flatnonzero(np.diff(dest) != 1) + 1).tolist(), len(dest)]
             for a, b in zip(breaks[:-1], breaks[1:]):
                 pwrite_from(self._vectors.fileno(), x[a:b], int(dest[a]) * self.dims * 4)
-                pwrite_from(self._ids.fileno(), rows[a:b], int(dest[a]) * 8)
+                pwrite_from(self._ids.fileno(), rows[a:b].astype(np.int64), int(dest[a]) * 8)
         # a piece is probed by its own rows' mean: the pieces of one cut list are neighbours in order
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         self.centroids = (sums / np.where(norms == 0, 1, norms)).astype(np.float32)

@@ -169,7 +169,7 @@ class StoredVectors:
     def groups(self) -> list[np.ndarray]:
         """Row numbers per lookup scope (alive rows only), each sorted ascending."""
         assert self.alive is not None  # after finish()
-        rows = np.flatnonzero(self.alive)
+        rows = np.flatnonzero(self.alive).astype(np.int32 if self.count < 2**31 else np.int64)  # 4 bytes a row
         if not len(rows):
             return []
         if self.scope is None:
