@@ -11,6 +11,13 @@ Each audit runs in a fresh subprocess so its peak RSS is its own. Memory must st
 grows (streaming), so the run audits several sizes on the same server.
 
     python bench/audit.py --sizes 5000,20000,100000 --methods auto,knn
+
+A 1M-entry fill takes a while: fill once into a server that outlives the run, then reuse it. Filling
+resumes from the entries the cache already holds (its keys are the prompt's hash, so a re-fill
+overwrites rather than duplicates); --no-fill audits the cache as it is, once:
+
+    python bench/audit.py --url redis://127.0.0.1:6391/0 --name bench_audit_1m --sizes 1000000 --methods ''
+    python bench/audit.py --url redis://127.0.0.1:6391/0 --name bench_audit_1m --no-fill
 """
 
 from __future__ import annotations
@@ -75,15 +82,20 @@ from cacheops.semantic.audit import AuditOptions, run_audit
 from cacheops.inspect.catalog import build_context
 from cacheops.server.connection import connect, resolve_spec
 client = connect(resolve_spec({url!r}, None, None, None, None, None))
+import os
+load_before = os.getloadavg()[0]
 started = time.monotonic()
 opts = AuditOptions(cache={name!r}, k={k}, bare=False, method={method!r})
 report = run_audit(client, build_context(client, learn=False), opts)
 seconds = time.monotonic() - started
 (c,) = report.caches
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork + exec
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({{"entries": c.entries, "seconds": seconds, "pairs": c.colliding_pairs,
                    "search": c.search, "median_nn": c.nn.quantile(0.5),
                    "cpu_seconds": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "load_average": [load_before, os.getloadavg()[0]],
+                   "peak_rss_mb": hwm / 1024}}))
 """
 
 YARDSTICK = """
@@ -115,6 +127,17 @@ def subprocess_json(code: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def cached_entries(url: str, name: str) -> int:
+    """Entries the cache's index already holds (0 when it does not exist yet)."""
+    import redis
+
+    try:
+        info = redis.Redis.from_url(url).ft(name).info()
+    except redis.ResponseError:
+        return 0
+    return int(info["num_docs"])
+
+
 def audit(url: str, name: str, k: int, method: str) -> dict:
     return subprocess_json(AUDIT.format(root=str(ROOT), url=url, name=name, k=k, method=method))
 
@@ -127,6 +150,8 @@ def yardstick(url: str, name: str, k: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="An existing Redis with search (default: start the embedded one)")
+    parser.add_argument("--name", default="bench_audit", help="the semantic cache's name (its index and key prefix)")
+    parser.add_argument("--no-fill", action="store_true", help="with --url: audit the cache as it is, write nothing")
     parser.add_argument("--sizes", default="5000,20000,100000", help="cumulative: one cache grows to each size")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--methods", default="auto", help="comma-separated: auto,exact,ivf,knn")
@@ -134,6 +159,8 @@ def main() -> None:
     parser.add_argument("--yardstick-max", type=int, default=20000, help="largest size of the numpy yardstick")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    if args.no_fill and not args.url:
+        parser.error("--no-fill needs --url (an embedded server starts empty)")
     from contextlib import nullcontext
 
     from cacheops.server.embedded import EmbeddedRedis
@@ -141,12 +168,13 @@ def main() -> None:
     with nullcontext() if args.url else EmbeddedRedis() as server:
         url = args.url or server.url
         rows = []
-        name, filled = "bench_audit", 0
-        for size in sizes:
-            fill_s = fill(url, name, size, start=filled)
-            filled = size
+        name = args.name
+        filled = cached_entries(url, name)
+        for size in [filled] if args.no_fill else sizes:
+            fill_s = fill(url, name, size, start=filled) if size > filled else 0.0
+            filled = max(filled, size)
             numpy_s = yardstick(url, name, args.k)["seconds"] if size <= args.yardstick_max else None
-            for method in args.methods.split(","):
+            for method in [m for m in args.methods.split(",") if m]:  # --methods '': fill only
                 if method == "knn" and size > args.knn_max:
                     continue
                 result = audit(url, name, args.k, method)

@@ -347,9 +347,8 @@ def _nearest_by_rows(client, ctx, sc: SemanticCache, opts: AuditOptions, result:
     pair_ids: set[int] = set()
     found: list[tuple[float, int, tuple[int, int]]] = []
     try:
-        assert store.scope is not None and store.alive is not None and store.answer is not None  # loaded above
-        alive_scopes = np.unique(store.scope[store.alive])
-        scopes.update(alive_scopes[:100_000].tolist())
+        assert store.answer is not None  # loaded above
+        scopes.update(store.scope_hashes(100_000))
         for rows, idx, dist in allpairs.nearest_blocks(store, opts.k, opts.method, search):
             for d in dist[idx[:, 0] >= 0, 0].tolist():
                 result.nn.add(max(0.0, d))
