@@ -262,3 +262,58 @@ def test_the_tracker_writes_to_a_cluster_through_several_seeds_one_of_them_dead(
     cache = tracked_app(redis_cluster.url, cluster=True, url=seeds)
     assert type(cache.recorder.client._client) is RedisCluster  # built by the flush, not the app
     assert len(list(cluster_client.scan_iter(match="cacheops:hit:*"))) == len(QUESTIONS)
+
+
+def test_hits_follow_counts_semantic_hits_on_every_shard(redis_cluster, cluster_client):
+    """Keyspace events are published by the node whose key changed: `hits --follow` subscribes on
+    every primary (and --enable-events sets, then puts back, every primary's setting). The entries
+    lie on all shards. A hit is what RedisVL's check() does to the entry it serves: EXPIRE it to the
+    cache's TTL. On this cluster (no search coordinator) check() itself serves nothing: its index
+    answers with documents it then cannot read, so the hits are that EXPIRE, sent as check() sends
+    it, to entries on every shard. A store() during the follow is a write on whichever shard."""
+    import json
+    import threading
+
+    from redisvl.extensions.cache.llm import SemanticCache
+    from redisvl.utils.vectorize import CustomVectorizer
+
+    from cacheops.demo import hashing_embeddings
+
+    emb = hashing_embeddings()
+    cache = SemanticCache(
+        name="followed",
+        redis_url=redis_cluster.url + "?cluster=true",
+        vectorizer=CustomVectorizer(embed=emb.embed_query),
+        distance_threshold=0.05,
+        ttl=600,
+    )
+    prompts = [f"followed question {i}?" for i in range(12)]
+    keys = [cache.store(prompt, f"followed answer {i}") for i, prompt in enumerate(prompts)]
+    one_per_shard = {cluster_client.get_node_from_key(k).name: k for k in keys}
+    assert len(one_per_shard) == 3  # the entries lie on every shard
+    primaries = [cluster_client.get_redis_connection(n) for n in cluster_client.get_primaries()]
+    flags = [next(iter(p.config_get("notify-keyspace-events").values())) for p in primaries]
+    results: dict = {}
+    worker = threading.Thread(
+        target=lambda: results.update(
+            out=Cli(redis_cluster.url)("hits", "--follow", "--for", "5s", "--enable-events", "--json")
+        )
+    )
+    worker.start()
+    deadline = time.time() + 4
+    while time.time() < deadline and not all(
+        "E" in str(next(iter(p.config_get("notify-keyspace-events").values()))) for p in primaries
+    ):
+        time.sleep(0.05)
+    time.sleep(0.5)  # subscribed
+    served = [*one_per_shard.values(), *list(one_per_shard.values())[:2]]  # five hits, on every shard
+    for key in served:
+        cluster_client.expire(key, 600)
+    cache.store("A new followed question?", "A new answer.")  # a write: its EXPIRE is not a hit
+    worker.join()
+    out = results["out"]
+    assert out.exit_code == 0, out.output
+    summary = [json.loads(line) for line in out.output.splitlines() if line.startswith("{")][-1]
+    assert summary["hits"] == len(served) and summary["writes"] == 1, summary
+    assert {e["key"]: e["hits"] for e in summary["top_entries"]} == {k: served.count(k) for k in set(served)}
+    assert [next(iter(p.config_get("notify-keyspace-events").values())) for p in primaries] == flags  # put back

@@ -8,7 +8,6 @@ from ..inspect.catalog import build_context
 from ..inspect.hitevents import NEEDED_FLAGS, follow_hits
 from ..ops.keyspace_events import events_enabled
 from ..ops.selection import parse_duration
-from ..server.topology import refuse_on_cluster
 from .app import AppState, output_format, output_options, pass_state
 
 
@@ -35,8 +34,6 @@ def command(state: AppState, follow, cache, duration, enable_events, json_flag, 
         raise UsageError("give --follow (tracked hit counts are in `cacheops stats`)")
     seconds = parse_duration(duration) if duration else None
     client = state.client()
-    # keyspace events are published on the node whose key changed: one subscription sees one shard
-    refuse_on_cluster(client, "hits --follow", "keyspace events are per node: it would count one shard's hits")
     ctx = build_context(client)
     as_json = output_format(json_flag, table_flag) == "json"
 

@@ -21,6 +21,7 @@ import redis
 
 from ..errors import EventsDisabled, PermissionDenied
 from ..layouts import Context
+from ..server.topology import primary_nodes
 
 NEEDED_FLAGS = "Egh"
 WRITE_WINDOW = 1.0  # seconds between a store()'s HSET and its EXPIRE
@@ -82,52 +83,64 @@ def follow_hits(
     """Count semantic hits live until `duration` seconds pass (None: until should_stop or Ctrl-C).
     on_hit(cache, key, at) is called per hit. Raises EventsDisabled when the server does not publish
     the events."""
-    missing = missing_flags(events_setting(client))
+    # keyspace events are published on the node whose key changed: a cluster is followed on every
+    # primary, one subscription each
+    nodes = [node.client for node in primary_nodes(client)]
+    lacking = {flag for node in nodes for flag in missing_flags(events_setting(node))}
+    missing = "".join(f for f in NEEDED_FLAGS if f in lacking)
     if missing:
         raise EventsDisabled(
             f"the server does not publish the keyspace events this needs (notify-keyspace-events lacks "
             f"{missing!r}; it needs {NEEDED_FLAGS!r}): run `CONFIG SET notify-keyspace-events {NEEDED_FLAGS}` "
             f"or rerun with --enable-events"
         )
-    db = client.connection_pool.connection_kwargs.get("db", 0) or 0
+    pool = getattr(client, "connection_pool", None)  # a cluster has db 0 only, and no single pool
+    db = (pool.connection_kwargs.get("db", 0) if pool is not None else 0) or 0
     prefixes = semantic_prefixes(ctx)
     counts = HitCounts()
     recent_writes: dict[str, float] = {}
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(f"__keyevent@{db}__:expire", f"__keyevent@{db}__:hset")
+    subscriptions = []
+    for node in nodes:
+        pubsub = node.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(f"__keyevent@{db}__:expire", f"__keyevent@{db}__:hset")
+        subscriptions.append(pubsub)
+    wait = 0.2 / len(subscriptions)
     started = time.monotonic()
     try:
         while True:
             now = time.monotonic()
             if (duration is not None and now - started >= duration) or (should_stop and should_stop()):
                 break
-            message = pubsub.get_message(timeout=0.2)
-            if message is None:
-                continue
-            channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-            data = message["data"]
-            key = data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else str(data)
-            if channel.endswith(":hset"):
-                recent_writes[key] = now
-                if len(recent_writes) > 10_000:
-                    cutoff = now - WRITE_WINDOW
-                    recent_writes = {k: t for k, t in recent_writes.items() if t >= cutoff}
-                continue
-            written = recent_writes.pop(key, None)
-            if written is not None and now - written <= WRITE_WINDOW:
-                counts.writes += 1
-                continue
-            found = _ENTRY_RE.match(key)
-            if not found or found["prefix"] not in prefixes:
-                continue
-            name = found["prefix"]
-            if cache is not None and name != cache:
-                continue
-            counts.hits[key] += 1
-            counts.per_cache[name] += 1
-            if on_hit:
-                on_hit(name, key, time.time())
+            for pubsub in subscriptions:
+                message = pubsub.get_message(timeout=wait)
+                if message is None:
+                    continue
+                channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                data = message["data"]
+                key = data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else str(data)
+                now = time.monotonic()
+                if channel.endswith(":hset"):
+                    recent_writes[key] = now
+                    if len(recent_writes) > 10_000:
+                        cutoff = now - WRITE_WINDOW
+                        recent_writes = {k: t for k, t in recent_writes.items() if t >= cutoff}
+                    continue
+                written = recent_writes.pop(key, None)
+                if written is not None and now - written <= WRITE_WINDOW:
+                    counts.writes += 1
+                    continue
+                found = _ENTRY_RE.match(key)
+                if not found or found["prefix"] not in prefixes:
+                    continue
+                name = found["prefix"]
+                if cache is not None and name != cache:
+                    continue
+                counts.hits[key] += 1
+                counts.per_cache[name] += 1
+                if on_hit:
+                    on_hit(name, key, time.time())
     finally:
         counts.seconds = time.monotonic() - started
-        pubsub.close()
+        for pubsub in subscriptions:
+            pubsub.close()
     return counts

@@ -51,7 +51,7 @@ def refuse_on_cluster(client, what: str, because: str = "") -> None:
     if is_cluster(client):
         raise NotOnCluster(
             f"{what} does not run on a Redis Cluster yet{f' ({because})' if because else ''}: nothing was changed "
-            "(caches, scan, show, stats, doctor, tag, history, warm, evict, restore, expire, audit and "
+            "(caches, scan, show, stats, doctor, tag, history, warm, evict, restore, expire, hits, audit and "
             "migrate-embeddings do; see docs/cluster.md)"
         )
 
