@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from ..inspect.catalog import EntryFilter, decode_record
+from ..inspect.catalog import decode_record
 from ..layouts import Context, Entry
-from ..server.keyspace import DEFAULT_ELIDE, ScanOptions, iter_batches, read_records
+from ..server.keyspace import read_records
 from .ivf import InvertedFile
-from .neighbours import NearestStats, SemanticCache, searchable
+from .neighbours import NearestStats, SemanticCache
 from .spool import StoredVectors
 from .topk import Block, exact_search
+from .vectorscan import iter_stored_vectors
 
 METHODS = ("auto", "exact", "ivf", "knn")
 BLOCK = 1024  # query rows per block of the exact search, against 4 x BLOCK candidate rows (16 MB of similarities)
@@ -81,33 +82,16 @@ def collect(
     count: int = 1000,
 ) -> StoredVectors:
     """One streaming pass over the cache's keys (SCAN MATCH on its prefix), its vectors included."""
-    flt = EntryFilter(cache=sc.name, model=model)
-    field_name = sc.vector_field.encode()
-    opts = ScanOptions(
-        match=flt.scan_match(None, ctx),
-        count=count,
-        elide=tuple(f for f in DEFAULT_ELIDE if f != sc.vector_field),
-    )
-    dtype = np.dtype(sc.dtype).newbyteorder("<")
-    nbytes = sc.index.vector.nbytes
-    store = StoredVectors(nbytes // dtype.itemsize)
-    for batch in iter_batches(client, opts):
-        keys, scopes, answers, raws = [], [], [], []
-        for rec in batch:
-            item = decode_record(rec, ctx, full=False)
-            if not isinstance(item, Entry) or not searchable(item.layout) or not flt.accepts(item):
-                continue
-            raw = rec.value.get(field_name) if isinstance(rec.value, dict) else None
-            if not isinstance(raw, bytes) or len(raw) != nbytes:
-                stats.skipped += 1
-                continue
-            keys.append(rec.key)
-            scopes.append(hash(scope_of(item)))
-            answers.append(hash(answer_of(item)))
-            raws.append(raw)
-        if keys:
-            vectors = np.frombuffer(b"".join(raws), dtype=dtype).reshape(len(keys), -1).astype(np.float32)
-            store.add(keys, scopes, answers, vectors)
+    dtype = np.dtype(sc.dtype)
+    store = StoredVectors(sc.index.vector.nbytes // dtype.itemsize)
+
+    def skip() -> None:
+        stats.skipped += 1
+
+    for keys, entries, vectors in iter_stored_vectors(
+        client, ctx, sc.name, sc.vector_field, sc.index.vector.nbytes, sc.dtype, model=model, count=count, on_skip=skip
+    ):
+        store.add(keys, [hash(scope_of(e)) for e in entries], [hash(answer_of(e)) for e in entries], vectors)
     store.finish()
     stats.entries = int(store.alive.sum())
     return store

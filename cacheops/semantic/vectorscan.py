@@ -13,7 +13,7 @@ the COSINE indexes every supported library creates and of their thresholds.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,30 +57,58 @@ def iter_vector_batches(
 ) -> Iterator[VectorBatch]:
     """Every entry of the cache with a vector of the index's width, batch by batch (SCAN MATCH on the
     cache's prefix, on every shard). `skipped`, when given, counts entries without such a vector."""
-    flt = EntryFilter(cache=source.cache, model=model)
-    field_name = source.field.encode()
+
+    def skip() -> None:
+        if skipped is not None:
+            skipped[0] += 1
+
+    for _keys, entries, vectors in iter_stored_vectors(
+        client, ctx, source.cache, source.field, source.nbytes, source.dtype, model=model, count=count, on_skip=skip
+    ):
+        yield VectorBatch(entries, unit_rows(vectors))
+
+
+def iter_stored_vectors(
+    client: redis.Redis,
+    ctx: Context,
+    cache: str,
+    field: str,
+    nbytes: int,
+    dtype: str,
+    *,
+    model: str | None = None,
+    count: int = 1000,
+    on_skip: Callable[[], None] | None = None,
+) -> Iterator[tuple[list[bytes], list[Entry], np.ndarray]]:
+    """(keys, entries, float32 rows as stored) of the cache's entries whose `field` holds a vector of
+    `nbytes`, batch by batch from the scan (every shard); on_skip() for an entry without one. The
+    one streaming read of stored vectors that the audit's engines and the cluster searches share."""
+    flt = EntryFilter(cache=cache, model=model)
+    field_name = field.encode()
     opts = ScanOptions(
-        match=flt.scan_match(None, ctx),
-        count=count,
-        elide=tuple(f for f in DEFAULT_ELIDE if f != source.field),
+        match=flt.scan_match(None, ctx), count=count, elide=tuple(f for f in DEFAULT_ELIDE if f != field)
     )
-    dtype = np.dtype(source.dtype).newbyteorder("<")
+    stored = np.dtype(dtype).newbyteorder("<")
     for batch in iter_batches(client, opts):
-        entries, raws = [], []
+        keys, entries, raws = [], [], []
         for rec in batch:
             item = decode_record(rec, ctx, full=False)
             if not isinstance(item, Entry) or not searchable(item.layout) or not flt.accepts(item):
                 continue
             raw = rec.value.get(field_name) if isinstance(rec.value, dict) else None
-            if not isinstance(raw, bytes) or len(raw) != source.nbytes:
-                if skipped is not None:
-                    skipped[0] += 1
+            if not isinstance(raw, bytes) or len(raw) != nbytes:
+                if on_skip is not None:
+                    on_skip()
                 continue
+            keys.append(rec.key)
             entries.append(item)
             raws.append(raw)
         if entries:
-            vectors = np.frombuffer(b"".join(raws), dtype=dtype).reshape(len(entries), -1)
-            yield VectorBatch(entries, unit_rows(vectors.astype(np.float32)))
+            yield (
+                keys,
+                entries,
+                np.frombuffer(b"".join(raws), dtype=stored).reshape(len(entries), -1).astype(np.float32),
+            )
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
