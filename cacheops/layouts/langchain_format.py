@@ -162,12 +162,7 @@ def _generation_dict(gen, kwargs: dict, message: dict, text: str) -> dict:
     out = {"type": ident[-1] if isinstance(ident, (list, str)) else None, "text": text}
     if message.get("usage_metadata"):
         out["usage"] = message["usage_metadata"]
-    if message.get("response_metadata"):
-        out["response_metadata"] = message["response_metadata"]
-    if kwargs.get("generation_info"):
-        out["generation_info"] = kwargs["generation_info"]
-    if message.get("tool_calls"):
-        out["tool_calls"] = message["tool_calls"]
+    out.update(_stop_metadata(kwargs, message))
     return out
 
 
@@ -211,11 +206,12 @@ def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None
 
 
 def _stop_metadata(kwargs: dict, message: dict) -> dict:
+    """Why a generation stopped (what a listing keeps; a full generation adds its type, text, usage)."""
     out = {}
-    if kwargs.get("generation_info"):
-        out["generation_info"] = kwargs["generation_info"]
     if message.get("response_metadata"):
         out["response_metadata"] = message["response_metadata"]
+    if kwargs.get("generation_info"):
+        out["generation_info"] = kwargs["generation_info"]
     if message.get("tool_calls"):
         out["tool_calls"] = message["tool_calls"]
     return out

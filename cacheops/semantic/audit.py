@@ -281,18 +281,7 @@ def audit_cache(client: redis.Redis, ctx: Context, sc: SemanticCache, opts: Audi
                 continue
             at_risk = True
             pid = hash((min(entry.key, n.entry.key), max(entry.key, n.entry.key)))
-            if pid in pair_ids:
-                continue
-            if len(pair_ids) < PAIR_IDS_MAX:
-                pair_ids.add(pid)
-            else:
-                result.pairs_exact = False
-            result.colliding_pairs += 1
-            item = (-n.distance, result.colliding_pairs, Pair(n.distance, entry, n.entry))
-            if len(worst) < opts.top:
-                heapq.heappush(worst, item)
-            elif item > worst[0]:
-                heapq.heapreplace(worst, item)
+            _count_pair(result, pair_ids, worst, opts.top, pid, n.distance, Pair(n.distance, entry, n.entry))
         result.colliding_entries += at_risk
         if len(nl.neighbours) >= opts.k and nl.neighbours[-1].distance <= threshold:
             # its k-th nearest is still within the threshold: farther colliding pairs go uncounted
@@ -331,6 +320,23 @@ def _answer_text(entry: Entry) -> str:
     return " ".join((entry.answer or "").split())
 
 
+def _count_pair(result, pair_ids: set[int], worst: list, top: int, pid: int, distance: float, pair) -> None:
+    """One colliding pair, counted once (by `pid`, while PAIR_IDS_MAX ids are remembered: beyond, the
+    count is a lower bound) and kept among the `top` worst (closest) in the `worst` heap."""
+    if pid in pair_ids:
+        return
+    if len(pair_ids) < PAIR_IDS_MAX:
+        pair_ids.add(pid)
+    else:
+        result.pairs_exact = False
+    result.colliding_pairs += 1
+    item = (-distance, result.colliding_pairs, pair)
+    if len(worst) < top:
+        heapq.heappush(worst, item)
+    elif item > worst[0]:
+        heapq.heapreplace(worst, item)
+
+
 def _nearest_by_rows(client, ctx, sc: SemanticCache, opts: AuditOptions, result: CacheAudit, stats, scopes, worst):
     """The same accounting as the KNN loop in audit_cache, over allpairs' row blocks: every entry's k
     nearest of its own scope, compared by answer hashes; only the worst pairs' entries are read in
@@ -361,19 +367,7 @@ def _nearest_by_rows(client, ctx, sc: SemanticCache, opts: AuditOptions, result:
             result.colliding_entries += int(colliding.any(axis=1).sum())
             for r, c in zip(*np.nonzero(colliding)):
                 a, b, d = int(rows[r]), int(idx[r, c]), float(dist[r, c])
-                pid = min(a, b) * store.count + max(a, b)
-                if pid in pair_ids:
-                    continue
-                if len(pair_ids) < PAIR_IDS_MAX:
-                    pair_ids.add(pid)
-                else:
-                    result.pairs_exact = False
-                result.colliding_pairs += 1
-                item = (-d, result.colliding_pairs, (a, b))
-                if len(found) < opts.top:
-                    heapq.heappush(found, item)
-                elif item > found[0]:
-                    heapq.heapreplace(found, item)
+                _count_pair(result, pair_ids, found, opts.top, min(a, b) * store.count + max(a, b), d, (a, b))
         keys = {row: store.key(row) for _, _, pair in found for row in pair}
         entries = allpairs.read_entries(client, ctx, sc, sorted(set(keys.values())))
     finally:
