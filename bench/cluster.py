@@ -117,13 +117,7 @@ def main() -> None:
             "runs": {},
         }
         for name, runs in results.items():
-            mid = sorted(runs)[len(runs) // 2]
-            report["runs"][name] = {
-                "wall_median_s": round(mid[0], 3),
-                "wall_all_s": [round(r[0], 3) for r in runs],
-                "client_cpu_s": round(mid[2], 2),
-                "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
-            }
+            report["runs"][name] = scan_bench.median_row(runs)
         base = report["runs"]["one node"]["wall_median_s"]
         for row in report["runs"].values():
             row["ratio_to_one_node"] = round(row["wall_median_s"] / base, 2)

@@ -25,6 +25,7 @@ Usage:  python bench/scan.py --entries 100000 [--runs 3] [--plain]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -294,6 +295,36 @@ def timed(argv: list[str], env: dict | None = None) -> tuple[float, int, float]:
     return wall, rss, cpu
 
 
+@contextlib.contextmanager
+def server_url(url: str | None):
+    """`url`, or (None) the URL of an embedded server started here and stopped afterwards."""
+    if url:
+        yield url
+        return
+    from cacheops.server.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def median_row(runs: list[tuple]) -> dict:
+    """A report row from timed runs of (wall s, peak RSS KiB, client CPU s[, server CPU s]): the run
+    with the median wall time, every wall time, the highest peak RSS."""
+    mid = sorted(runs)[len(runs) // 2]
+    row = {
+        "wall_median_s": round(mid[0], 3),
+        "wall_all_s": [round(r[0], 3) for r in runs],
+        "client_cpu_s": round(mid[2], 2),
+    }
+    if len(mid) > 3:
+        row["server_cpu_s"] = round(mid[3], 2)
+    row["peak_rss_mib"] = round(max(r[1] for r in runs) / 1024, 1)
+    return row
+
+
 def cli_supports_count(cli: str) -> bool:
     return (
         "--count"
@@ -345,15 +376,7 @@ def main() -> None:
     args = parser.parse_args()
     cli = ensure_redis_cli()
 
-    from cacheops.server.embedded import EmbeddedRedis
-
-    server = None
-    if args.url:
-        url = args.url
-    else:
-        server = EmbeddedRedis().start()
-        url = server.url
-    try:
+    with server_url(args.url) as url:
         import redis
 
         client = redis.Redis.from_url(url)
@@ -401,14 +424,7 @@ def main() -> None:
             "runs": {},
         }
         for name, runs in results.items():
-            mid = sorted(runs)[len(runs) // 2]  # the run with the median wall time
-            report["runs"][name] = {
-                "wall_median_s": round(mid[0], 3),
-                "wall_all_s": [round(r[0], 3) for r in runs],
-                "client_cpu_s": round(mid[2], 2),
-                "server_cpu_s": round(mid[3], 2),
-                "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
-            }
+            report["runs"][name] = median_row(runs)
         base = report["runs"]["redis-cli"]["wall_median_s"]
         for row in report["runs"].values():
             row["ratio_to_redis_cli"] = round(row["wall_median_s"] / base, 2)
@@ -422,9 +438,6 @@ def main() -> None:
             )
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report, indent=2))
-    finally:
-        if server:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -33,15 +33,7 @@ def main() -> None:
     parser.add_argument("--no-fill", action="store_true", help="with --url: time only, do not write")
     args = parser.parse_args()
 
-    from cacheops.server.embedded import EmbeddedRedis
-
-    server = None
-    if args.url:
-        url = args.url
-    else:
-        server = EmbeddedRedis().start()
-        url = server.url
-    try:
+    with scan_bench.server_url(args.url) as url:
         import redis
 
         client = redis.Redis.from_url(url)
@@ -69,21 +61,11 @@ def main() -> None:
             "runs": {},
         }
         for name, runs in results.items():
-            mid = sorted(runs)[len(runs) // 2]
-            report["runs"][name] = {
-                "wall_median_s": round(mid[0], 3),
-                "wall_all_s": [round(r[0], 3) for r in runs],
-                "client_cpu_s": round(mid[2], 2),
-                "server_cpu_s": round(mid[3], 2),
-                "peak_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
-            }
+            report["runs"][name] = scan_bench.median_row(runs)
         scan_row, suspects_row = report["runs"]["scan --json"], report["runs"]["suspects --json"]
         report["ratio_wall"] = round(suspects_row["wall_median_s"] / scan_row["wall_median_s"], 2)
         report["ratio_client_cpu"] = round(suspects_row["client_cpu_s"] / scan_row["client_cpu_s"], 2)
         print(json.dumps(report, indent=2))
-    finally:
-        if server:
-            server.stop()
 
 
 if __name__ == "__main__":

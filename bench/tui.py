@@ -216,15 +216,7 @@ def main() -> None:
     import redis
     import scan
 
-    from cacheops.server.embedded import EmbeddedRedis
-
-    server = None
-    if args.url:
-        url = args.url
-    else:
-        server = EmbeddedRedis().start()
-        url = server.url
-    try:
+    with scan.server_url(args.url) as url:
         client = redis.Redis.from_url(url)
         facts = {"server": client.info("server")["redis_version"], **scan.machine()}
         fill_info = {} if args.no_fill else scan.fill(url, args.entries, args.semantic_share)
@@ -282,9 +274,6 @@ def main() -> None:
         print(f"| TUI peak RSS | {rss_kib / 1024:.1f} MiB | |")
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(report, indent=2))
-    finally:
-        if server:
-            server.stop()
 
 
 if __name__ == "__main__":
