@@ -16,6 +16,7 @@ import redis
 from redis import exceptions as rex
 
 from ..errors import TopologyChanged
+from .serverinfo import node_info
 from .topology import SLOTS, is_cluster, primary_nodes
 
 DEFAULT_NODE_TIMEOUT_MS = 15000  # Redis' default cluster-node-timeout
@@ -146,9 +147,7 @@ def refuse_moving_keys(client, keys: list[bytes]) -> None:
 def _crashes_on_moving_keys(client) -> bool:
     known = getattr(client, "cacheops_no_touch_crash", None)
     if known is None:
-        version = str(primary_nodes(client)[0].client.info("server").get("redis_version", ""))
-        parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-        known = parts in NO_TOUCH_CRASH_VERSIONS
+        known = node_info(primary_nodes(client)[0].client).version_tuple[:2] in NO_TOUCH_CRASH_VERSIONS
         client.cacheops_no_touch_crash = known
     return known
 
