@@ -1,4 +1,5 @@
-"""Run a command with stdout to /dev/null; print '<wall seconds> <peak RSS KiB> <exit code> <CPU seconds>' of that command.
+"""Run a command with stdout to /dev/null; print '<wall seconds> <peak RSS KiB> <exit code> <CPU seconds>'
+of that command.
 
 A separate small process, so the child's peak RSS is its own: on Linux a forked child keeps the
 parent's RSS high-water mark across exec, which would charge the benchmark's own memory to it.

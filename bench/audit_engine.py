@@ -40,7 +40,8 @@ def main() -> None:
         pass
     print(
         f"{size} {method} {report.to_dict()} search CPU {time.process_time() - cpu:.1f}s "
-        f"wall {time.monotonic() - wall:.1f}s peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+        f"wall {time.monotonic() - wall:.1f}s "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
 
 

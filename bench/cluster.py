@@ -4,8 +4,8 @@ same entries, on this machine, in one run.
 The one node is filled by bench/scan.py's writer (the real langchain-redis layouts, checked byte for
 byte against the libraries). The cluster gets exactly the same keys: each is copied with DUMP /
 RESTORE (same bytes, same TTL), and the semantic cache's index is created by the library itself
-(RedisSemanticCache given a RedisCluster client: it builds a one-node client from a URL). The one-node scan is the yardstick: the figure is the
-ratio cluster / one node, and each run's peak RSS. The cluster scan reads up to
+(RedisSemanticCache given a RedisCluster client: it builds a one-node client from a URL). The one-node
+scan is the yardstick: the figure is the ratio cluster / one node, and each run's peak RSS. The cluster scan reads up to
 cluster_scan.PARALLEL (4) nodes at once, each with its own reader thread keeping batches in flight.
 
 Usage:  python bench/cluster.py --entries 100000 [--runs 3] [--replicas 0]

@@ -17,8 +17,8 @@ Both contenders delete the same 100k keys in the same run:
            layout check of every key, backup of every value, re-check + WATCH/UNLINK, audit)
 The preview alone (--dry-run) is timed too, to show how the time splits. Then --rounds rounds (default
 3) of cacheops and the pipe, one after the other, the victim keys re-created before each; each round's
-ratio is printed and the median reported (the machine's speed drifts between rounds, not within one). redis-cli comes from redis-tools; the script
-installs it with apt-get when missing (root) or tells you how.
+ratio is printed and the median reported (the machine's speed drifts between rounds, not within one).
+redis-cli comes from redis-tools; the script installs it with apt-get when missing (root) or tells you how.
 """
 
 from __future__ import annotations

@@ -108,7 +108,8 @@ def main() -> None:
                             f"{args.size:,} keys",
                             f"{row['wall_median_s']:.2f} s wall, client CPU {row['client_cpu_s']:.2f} s",
                             f"server CPU {server:.2f} s",
-                            f"{row['wall_median_s'] / server:.2f}x (client/server CPU {row['client_cpu_s'] / server:.2f})",
+                            f"{row['wall_median_s'] / server:.2f}x "
+                            f"(client/server CPU {row['client_cpu_s'] / server:.2f})",
                             f"<= {SCAN_WALL_PER_SERVER_CPU:g}x, client/server < 1",
                         )
                     )

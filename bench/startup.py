@@ -85,7 +85,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for label, imp, wall, cpu, heavy in rows:
         print(
-            f"| `{label}` | {imp:.3f} | {wall:.3f} | {cpu:.3f} | {wall - base[2]:+.3f} | {', '.join(sorted(heavy)) or '-'} |"
+            f"| `{label}` | {imp:.3f} | {wall:.3f} | {cpu:.3f} | {wall - base[2]:+.3f} "
+            f"| {', '.join(sorted(heavy)) or '-'} |"
         )
 
 

@@ -257,14 +257,16 @@ def main() -> None:
             when = "during the pass" if sel["during_pass"] else "after the pass"
             first = "-" if sel["first_rows_s"] is None else f"{1000 * sel['first_rows_s']:.0f} ms"
             print(
-                f"| first rows of {sel['cache']}, {when} (process CPU) | {first} ({sel['process_cpu_s'] * 1000:.0f} ms) | <= 300 ms |"
+                f"| first rows of {sel['cache']}, {when} (process CPU) "
+                f"| {first} ({sel['process_cpu_s'] * 1000:.0f} ms) | <= 300 ms |"
             )
         if result.get("filter_first_rows_s") is not None:
             when = "during the pass" if result["filter_during_pass"] else "after the pass"
             print(f"| filter '{FILTER}': first rows, {when} | {1000 * result['filter_first_rows_s']:.0f} ms | |")
         lag = result["lag_during_pass"]
         print(
-            f"| event loop lag during the pass (p50 / p99 / max) | {lag['p50_ms']} / {lag['p99_ms']} / {lag['max_ms']} ms | |"
+            f"| event loop lag during the pass (p50 / p99 / max) "
+            f"| {lag['p50_ms']} / {lag['p99_ms']} / {lag['max_ms']} ms | |"
         )
         press = result["key_press_during_pass_ms"]
         print(f"| key press in the entry table (median / max) | {press['median']} / {press['max']} ms | |")

@@ -40,17 +40,22 @@ DESCRIPTIONS = {
     ExitCode.NOT_FOUND: "nothing matched (key, prompt, cache)",
     ExitCode.PROBLEMS_FOUND: "doctor found problems; warm could not write some entries",
     ExitCode.CONFIG: "invalid config file or profile",
-    ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis is not running (start it with `cacheops demo`) or could not be started",
+    ExitCode.EMBEDDED_UNAVAILABLE: "the embedded Redis is not running (start it with `cacheops demo`) "
+    "or could not be started",
     ExitCode.COLLISIONS_FOUND: "audit found more wrong-answer collisions than --max-collisions allows",
     ExitCode.MODEL_UNAVAILABLE: "an embedding model or the package it needs is not available (offline)",
-    ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, or its prefix overlaps another index",
+    ExitCode.TARGET_CONFLICT: "migrate-embeddings target exists with another schema, "
+    "or its prefix overlaps another index",
     ExitCode.SUSPECTS_FOUND: "suspects found an entry at or above --fail-on",
     ExitCode.VERIFY_FAILED: "warm --verify: a playbook prompt missed or was served another answer",
     ExitCode.CHECK_FAILED: "check: a post-deploy check failed (doctor, warm, verify or the audit)",
     ExitCode.NOT_REDIS: "the service at that address is not a Redis server (wrong port?)",
     ExitCode.NO_SUCH_DATABASE: "the database number (URL /N or --db) does not exist on the server",
-    ExitCode.EVENTS_DISABLED: "hits --follow: the server's notify-keyspace-events lacks what it needs (or --enable-events)",
-    ExitCode.NOT_ON_CLUSTER: "the command does not run on a Redis Cluster yet (nothing was changed; see docs/cluster.md)",
-    ExitCode.TOPOLOGY_CHANGED: "a cluster slot migration during the scan could not be followed without risking a wrong listing (run it again)",
+    ExitCode.EVENTS_DISABLED: "hits --follow: the server's notify-keyspace-events lacks what it needs "
+    "(or --enable-events)",
+    ExitCode.NOT_ON_CLUSTER: "the command does not run on a Redis Cluster yet "
+    "(nothing was changed; see docs/cluster.md)",
+    ExitCode.TOPOLOGY_CHANGED: "a cluster slot migration during the scan could not be followed without risking "
+    "a wrong listing (run it again)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

@@ -31,7 +31,8 @@ def read_yaml(path: Path, error: type[ConfigError] = ConfigError) -> tuple[objec
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise error(
-                f"{path}: {size / 2**20:.0f} MB is too large for a YAML file cacheops reads (at most {MAX_BYTES // 2**20} MB)"
+                f"{path}: {size / 2**20:.0f} MB is too large for a YAML file cacheops reads "
+                f"(at most {MAX_BYTES // 2**20} MB)"
             )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -80,7 +81,8 @@ def _check_shape(text: str, path: Path, error: type[ConfigError]) -> None:
         stack[-1][1] += count
         if stack[-1][1] > MAX_NODES:
             raise error(
-                f"{path}:{line}: aliases expand to more than {MAX_NODES:,} values (an alias bomb?); write the values out"
+                f"{path}:{line}: aliases expand to more than {MAX_NODES:,} values (an alias bomb?); "
+                "write the values out"
             )
 
 

@@ -84,9 +84,8 @@ def cluster_beside(found: RedisCluster, timeout: float) -> LazyClient:
     if isinstance(connection_class, type) and issubclass(connection_class, SSLConnection):
         copied["ssl"] = True
     nodes = [ClusterNode(node.host, node.port) for node in found.nodes_manager.startup_nodes.values()]
-    return LazyClient(
-        lambda: RedisCluster(startup_nodes=nodes, retry=no_retry(), **settings(timeout), **copied)  # type: ignore[arg-type]
-    )
+    options = {**settings(timeout), **copied}
+    return LazyClient(lambda: RedisCluster(startup_nodes=nodes, retry=no_retry(), **options))  # type: ignore[arg-type]
 
 
 def _ask(url: str, timeout: float):

@@ -97,7 +97,8 @@ def command(
     """Find cached answers a semantic cache would serve for the wrong question, and a safe threshold.
 
     For every entry, its nearest other entries of the same scope by the stored vectors (no model
-    needed: exact all-pairs by blocks, an approximate index on large caches); pairs closer than the threshold whose answers differ (same model) are collisions.
+    needed: exact all-pairs by blocks, an approximate index on large caches); pairs closer than the
+    threshold whose answers differ (same model) are collisions.
     Shows the worst pairs, the nearest-neighbour distance histogram and the largest threshold with no
     collision. With --labels and the cache's embedding model: precision and recall per threshold.
     Exits 11 when collisions exceed --max-collisions.
@@ -136,8 +137,9 @@ def command(
 def render_cache(r: CacheAudit) -> None:
     e = render.escape
     render.out(
-        f"[bold]{e(r.cache)}[/bold] ({e(r.library)}, index {e(r.index)}): {render.plural(r.entries, 'entry', 'entries')}, "
-        f"{render.plural(r.scopes, 'lookup scope')} (model or filter values), threshold {r.threshold:g} ({e(r.threshold_source)})"
+        f"[bold]{e(r.cache)}[/bold] ({e(r.library)}, index {e(r.index)}): "
+        f"{render.plural(r.entries, 'entry', 'entries')}, {render.plural(r.scopes, 'lookup scope')} "
+        f"(model or filter values), threshold {r.threshold:g} ({e(r.threshold_source)})"
     )
     verdict = (
         "[green]no collisions[/green]"

@@ -82,7 +82,8 @@ def command(state: AppState, ttl, ttl_max, persist, backup_path, dry_run, yes, s
             return
         if not confirmed(
             f"Change the TTL of {plan.total:,} entries (the old TTLs are backed up first)?",
-            f"refusing to change {plan.total:,} TTLs without confirmation: re-run with --yes (or --dry-run to only preview)",
+            f"refusing to change {plan.total:,} TTLs without confirmation: re-run with --yes "
+            "(or --dry-run to only preview)",
             yes,
         ):
             render.note("cancelled: no TTL was changed")

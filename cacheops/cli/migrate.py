@@ -107,8 +107,8 @@ def command(state: AppState, cache, to_spec, from_spec, target, batch, in_place,
         return
     if not confirmed(
         f"Create/fill cache {plan.target!r} with {plan.entries:,} re-embedded entries (the source is not modified)?",
-        f"refusing to migrate {render.plural(plan.entries, 'entry', 'entries')} without confirmation: re-run with --yes "
-        f"(or --dry-run to only preview)",
+        f"refusing to migrate {render.plural(plan.entries, 'entry', 'entries')} without confirmation: "
+        "re-run with --yes (or --dry-run to only preview)",
         yes,
     ):
         render.note("cancelled: nothing was written")

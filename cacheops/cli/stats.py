@@ -77,7 +77,8 @@ def command(state: AppState, cache, since, cold_after, top, full, json_flag, tab
         render.out("")
         render.out(
             f"[bold]{render.escape(c.name)}[/bold]  {c.kind}, {', '.join(c.libraries) or 'empty'}"
-            f"{', index ' + c.index if c.index else ''}: {render.plural(c.entries, 'entry', 'entries')}, {render.human_bytes(c.bytes)}"
+            f"{', index ' + c.index if c.index else ''}: {render.plural(c.entries, 'entry', 'entries')}, "
+            f"{render.human_bytes(c.bytes)}"
             f", inserted {render.timestamp(c.oldest)} .. {render.timestamp(c.newest)}"
         )
         C = render.Column

@@ -37,18 +37,18 @@ from .app import AppState, output_format, output_options
 def command(ctx, playbook_path, refresh, dry_run, generate, replace_other_models, verify, json_flag, table_flag):
     """Pre-fill LLM caches with a playbook's curated answers, so a deploy does not start cold.
 
-    PLAYBOOK is a labelled set (prompts with answers, as for `audit --labels`) with a `warm:`
-    section naming the caches (langchain_exact, langchain_semantic, redisvl_semantic), the app's
-    model (an import path + kwargs, constructed but only called with --generate, or a verbatim
-    llm_string) and the embedding model. Entries are written by the cache libraries themselves, under the keys the app
-    looks up, with the playbook's TTL and tags (playbook=NAME, for `evict --tag`). Prompts already
-    cached are left alone unless --refresh. A cache that keys on the prompt only holds one model's
-    entry per prompt: replacing another model's entry is asked first (once per cache), or done with
-    --replace-other-models; off a terminal without it those prompts are skipped. Prompts without an answer are skipped, or with
-    --generate answered by the app's model through the cache. Exits 8 when any prompt failed (a CI gate), 9 when the
-    playbook is invalid. --verify writes nothing and calls no model: it looks each prompt up the
-    way the app does (no TTL refresh, no LRU/LFU bump) and exits 15 unless every lookup is a hit
-    with the playbook's answer.
+    PLAYBOOK is a labelled set (prompts with answers, as for `audit --labels`) with a `warm:` section
+    naming the caches (langchain_exact, langchain_semantic, redisvl_semantic), the app's model (an
+    import path + kwargs, constructed but only called with --generate, or a verbatim llm_string) and the
+    embedding model. Entries are written by the cache libraries themselves, under the keys the app looks
+    up, with the playbook's TTL and tags (playbook=NAME, for `evict --tag`). Prompts already cached are
+    left alone unless --refresh. A cache that keys on the prompt only holds one model's entry per
+    prompt: replacing another model's entry is asked first (once per cache), or done with
+    --replace-other-models; off a terminal without it those prompts are skipped. Prompts without an
+    answer are skipped, or with --generate answered by the app's model through the cache. Exits 8 when
+    any prompt failed (a CI gate), 9 when the playbook is invalid. --verify writes nothing and calls no
+    model: it looks each prompt up the way the app does (no TTL refresh, no LRU/LFU bump) and exits 15
+    unless every lookup is a hit with the playbook's answer.
 
     \b
     Example:

@@ -224,7 +224,8 @@ def _check_cluster(client, info, catalog, report: DoctorReport) -> None:
         f"cluster_state {state.get('cluster_state', '?')}: {served} of {topology.SLOTS} slots served by "
         f"{len(shards)} primaries, {state.get('cluster_known_nodes', '?')} nodes known"
         + (
-            f" ({state.get('cluster_slots_pfail', 0)} slots possibly failing, {state.get('cluster_slots_fail', 0)} failed)"
+            f" ({state.get('cluster_slots_pfail', 0)} slots possibly failing, "
+            f"{state.get('cluster_slots_fail', 0)} failed)"
             if not healthy
             else ""
         ),

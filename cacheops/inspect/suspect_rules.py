@@ -90,9 +90,12 @@ _ERROR_ANYWHERE = re.compile(
 )
 _REFUSAL = re.compile(  # used with match()
     r"""\W{0,3}(?:
-        (?:i['’]?m|i\ am)\ (?:sorry|afraid)[,.!]?\ (?:but\ )?i\ (?:can(?:no|['’])t|am\ (?:not\ able|unable)|won['’]?t|must\ decline)
-      | (?:sorry|apologies|i\ apologi[sz]e)[,.!]?\ (?:but\ )?i\ (?:can(?:no|['’])t|am\ (?:not\ able|unable)|won['’]?t)
-      | i\ (?:can(?:no|['’])t|won['’]?t|am\ (?:not\ able|unable)\ to)\ (?:help|assist|provide|comply|do\ that|answer|fulfil)
+        (?:i['’]?m|i\ am)\ (?:sorry|afraid)[,.!]?\ (?:but\ )?
+          i\ (?:can(?:no|['’])t|am\ (?:not\ able|unable)|won['’]?t|must\ decline)
+      | (?:sorry|apologies|i\ apologi[sz]e)[,.!]?\ (?:but\ )?
+          i\ (?:can(?:no|['’])t|am\ (?:not\ able|unable)|won['’]?t)
+      | i\ (?:can(?:no|['’])t|won['’]?t|am\ (?:not\ able|unable)\ to)
+          \ (?:help|assist|provide|comply|do\ that|answer|fulfil)
       | as\ an\ ai(?:\ language\ model)?[,\ ]
       | i\ must\ decline
     )""",

@@ -351,7 +351,8 @@ class _ClusterScan:
         others = [(name, client) for name, client in self.primaries.items() if name != lost.name]
         wait = 2 * node_timeout_ms(others) / 1000 + FAILOVER_MARGIN_SECONDS
         status(
-            f"lost {lost.role} {lost.name} in the middle of the scan; waiting up to {wait:.0f}s for a replica to take over its slots"
+            f"lost {lost.role} {lost.name} in the middle of the scan; waiting up to {wait:.0f}s for a replica "
+            "to take over its slots"
         )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

@@ -343,7 +343,8 @@ def _connect_cluster(spec: ConnectionSpec, target: UrlTarget, no_touch: bool) ->
                 raise error from None
             raise ConnectionFailed(f"{spec.display}: not a usable Redis Cluster ({spec.scrub(str(exc))})") from None
         client.ping(target_nodes=RedisCluster.ALL_NODES)
-    client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))  # type: ignore[attr-defined]  # ours
+    # ours, for reconnecting to the cluster later
+    client.cacheops_connect_kwargs = dict(kwargs, startup_nodes=list(target.hosts))  # type: ignore[attr-defined]
     return attach_topology(client, Topology("cluster", spec.read_from_replicas))
 
 
