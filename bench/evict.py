@@ -14,7 +14,7 @@ values) under fresh keys of the library's own shape. `matched` exact entries liv
 Both contenders delete the same 100k keys in the same run:
   pipe     redis-cli --scan --pattern 'victim:*' | xargs redis-cli unlink
   cacheops cacheops evict --cache victim --yes --backup FILE   (the CLI, in its own process: preview,
-           layout check of every key, backup of every value, re-check + WATCH/UNLINK, audit)
+           layout check of every key, backup of every value, re-check + WATCH/UNLINK, log)
 The preview alone (--dry-run) is timed too, to show how the time splits. Then --rounds rounds (default
 3) of cacheops and the pipe, one after the other, the victim keys re-created before each; each round's
 ratio is printed and the median reported (the machine's speed drifts between rounds, not within one).

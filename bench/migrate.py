@@ -16,7 +16,7 @@ Contenders, on the same texts:
             two runs is reported, the machine being shared).
   cacheops  `cacheops migrate-embeddings --cache bench --to hf:...MiniLM... --yes --json`, the CLI in its
             own process (peak RSS measured by bench/_measure.py): plan (preview scans), index creation,
-            SCAN + pipelined reads in a reader thread, embedding, MULTI/EXEC writes, audit event.
+            SCAN + pipelined reads in a reader thread, embedding, MULTI/EXEC writes, operations log event.
 The migration's own rate (its `seconds`, model load excluded) over the raw rate shows how much of
 the Redis I/O is hidden behind the embedding.
 

@@ -17,14 +17,14 @@ RIGHT = "Refunds are possible within 30 days."
 SYS = "You are a terse assistant."
 
 
-AUDIT = b"cacheops:oplog"
+OPLOG = b"cacheops:oplog"
 
 
 def snapshot(client) -> dict[bytes, tuple[bytes, int]]:
     """Every key's DUMP (exact bytes, fields, vectors, encoding) and PTTL; not the operations log stream."""
     out = {}
     for key in client.scan_iter(count=1000):
-        if key != AUDIT:
+        if key != OPLOG:
             out[key] = (client.dump(key), client.pttl(key))
     return out
 
@@ -671,7 +671,7 @@ def test_the_undo_hint_runs_verbatim_with_the_connection_options(run, redis_url,
     assert argv[:3] == ["cacheops", "--url", redis_url] and "--db" in argv, hint
     restored = Cli("")(*argv[1:])  # exactly the printed line, nothing added
     assert restored.exit_code == 0, restored.output
-    assert client.exists(*[k for k in client.scan_iter() if k != AUDIT]) == 1
+    assert client.exists(*[k for k in client.scan_iter() if k != OPLOG]) == 1
 
     # A password in --url is never printed: the hint shows *** in its place.
     secret_url = redis_url.replace("redis://", "redis://default:hunter2-secret@")

@@ -21,7 +21,7 @@ def command(
     json_flag,
     **selectors,
 ):
-    """Delete cache entries precisely: preview, confirm, back up, delete, audit.
+    """Delete cache entries precisely: preview, confirm, back up, delete, log.
 
     Selectors combine (all must hold). Always previews first (counts per cache and a sample); on a
     terminal it asks before deleting, otherwise it needs --yes. Before deleting it writes a backup

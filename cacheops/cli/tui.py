@@ -13,7 +13,7 @@ def command(state: AppState):
     """Browse caches and entries interactively; find by prompt, show neighbours, evict with a preview.
 
     Keys: arrows to move, enter to open, / to filter (text, model:NAME), f find by prompt,
-    n neighbours of a semantic entry, d evict the selected entry (preview, confirm, backup, audit),
+    n neighbours of a semantic entry, d evict the selected entry (preview, confirm, backup, log),
     r refresh, ctrl+p command palette, q quit. Reading never touches the cache (CLIENT NO-TOUCH).
 
     \b

@@ -335,7 +335,8 @@ def execute(
     on_progress: Progress | None = None,
     ctx: Context | None = None,
 ) -> EvictResult:
-    """Back up and delete what the plan selected (re-checked key by key), then audit it."""
+    """Back up and delete what the plan selected (re-checked key by key), then record it in
+    the operations log."""
     started = time.monotonic()
     selection = the_plan.selection
     ctx = ctx or build_context(client, known_texts=selection.prompts)

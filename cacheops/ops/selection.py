@@ -55,7 +55,7 @@ class Selection:
     system: str | None = None
     prompt_hashes: list[str] = field(default_factory=list)
     keys: Iterable[bytes] | None = None  # a stream: --keys-from may be large, it is never held whole
-    key_source: str | None = None  # how keys were given, for the audit ("--key", "--keys-from FILE")
+    key_source: str | None = None  # how keys were given, for the operations log ("--key", "--keys-from FILE")
     tags: dict[str, str] = field(default_factory=dict)
     response_contains: list[str] = field(default_factory=list)
     response_regex: str | None = None

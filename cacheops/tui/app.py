@@ -2,7 +2,7 @@
 
 The app is a thin layer: every question goes to the library through Session (the same calls the
 CLI makes), always from a worker thread so the screen stays responsive. Deleting goes one way only:
-evict.plan -> ConfirmEvictScreen (the preview) -> evict.execute (backup, delete, audit).
+evict.plan -> ConfirmEvictScreen (the preview) -> evict.execute (backup, delete, operations log).
 
 Nothing waits for the whole keyspace: the catalog pass lists caches as it finds them (quick_catalog's
 on_progress), and a highlighted cache's entries stream at once from their own SCAN MATCH while the

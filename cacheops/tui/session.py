@@ -153,7 +153,7 @@ class Session:
         return [key for key, n in zip(keys, pipe.execute()) if not n]
 
     def execute(self, the_plan: evict.Plan) -> evict.EvictResult:
-        """Backup, delete, audit: the CLI's one destructive path."""
+        """Back up, delete, log: the CLI's one destructive path."""
         try:
             return evict.execute(self.client, the_plan, server=self.server, ctx=self.ctx)
         finally:

@@ -1,5 +1,5 @@
 """Modal: an eviction plan's preview (counts per cache, a sample) and the question. Nothing is
-deleted unless the answer is yes; the caller then runs evict.execute (backup, delete, audit)."""
+deleted unless the answer is yes; the caller then runs evict.execute (backup, delete, log)."""
 
 from __future__ import annotations
 
