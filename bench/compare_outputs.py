@@ -11,6 +11,10 @@ new code must still show); the other commands run before that, on the pure demo 
 
     python bench/compare_outputs.py --old /work/baseline --old-python /work/baseline/.venv/bin/python
 
+--new compares another checkout instead of this one (two commits exported with `git archive`, both
+run with this checkout's venv: PYTHONPATH puts each checkout first). The demo keyspace is filled by
+this checkout's demo app either way: old and new read the same keys.
+
 Exit status 0 when everything not masked is identical; the report (JSON) says what was masked.
 """
 
@@ -103,6 +107,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--old", type=Path, default=Path("/work/baseline"), help="the old checkout")
     ap.add_argument("--old-python", default="/work/baseline/.venv/bin/python", help="the old checkout's python")
+    ap.add_argument("--new", type=Path, default=NEW, help="the new checkout (default: this one)")
     ap.add_argument("--new-python", default=sys.executable)
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cacheops-compare-"))
@@ -112,7 +117,7 @@ def main() -> int:
         url = server.url
         fill_demo_cache(url)
         old = lambda *a: run(args.old_python, args.old, url, home / "old", *a)  # noqa: E731
-        new = lambda *a: run(args.new_python, NEW, url, home / "new", *a)  # noqa: E731
+        new = lambda *a: run(args.new_python, args.new, url, home / "new", *a)  # noqa: E731
         rows = old("scan")
         keys = []
         for layout in ("langchain_exact", "langchain_semantic", "redisvl_semantic", "redisvl_embeddings"):
