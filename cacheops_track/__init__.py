@@ -50,9 +50,9 @@ def track(
     if recorder is None:
         recorder = recorder_for(url=url, client=client, like=cache, **recorder_options)
     if redisvl.is_semantic_cache(cache):
-        source = redisvl.RedisVLSource(cache, name, record_prompts)
-        recorder.register(source)
-        return redisvl.TrackedSemanticCache(cache, recorder, source)
+        vl_source = redisvl.RedisVLSource(cache, name, record_prompts)
+        recorder.register(vl_source)
+        return redisvl.TrackedSemanticCache(cache, recorder, vl_source)
     from .langchain import LangChainSource, TrackedCache
 
     source = LangChainSource(cache, name, record_prompts)
@@ -70,6 +70,7 @@ def recorder_for(*, url: str | None = None, client=None, like=None, timeout: flo
 
     from . import stats_redis
 
+    ident: tuple
     if client is not None:
         ident = ("client", id(client))
     elif url is not None:

@@ -99,7 +99,7 @@ class TrackedCache(BaseCache):
         self.source = source
         self._semantic = source.semantic
         if self._semantic:
-            vl.hook(cache.cache)
+            vl.hook(cache.cache)  # type: ignore[attr-defined]  # RedisSemanticCache's RedisVL cache
 
     def lookup(self, prompt: str, llm_string: str):
         if self._semantic:

@@ -69,7 +69,8 @@ def split_prompt(prompt: str) -> tuple[str, str | None]:
             messages = json.loads(prompt)
         except ValueError:
             return prompt, None
-        human, system = [], []
+        human: list[str] = []
+        system: list[str] = []
         for message in messages if isinstance(messages, list) else []:
             if not isinstance(message, dict):
                 continue

@@ -260,6 +260,7 @@ class Recorder:
 
     def _write(self, items: list[tuple[int, Event]], latency: dict[str, list], slices: Slices) -> None:
         records: dict[str, dict] = {}
+        rec: dict | None
         buckets: dict[tuple[bytes, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         expiry: dict[tuple[bytes, str], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
         totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(int))
@@ -365,9 +366,9 @@ class Recorder:
                 batch.add(b"HINCRBY", bkey, name.encode("utf-8"), b"%d" % n)
         for cache, fields in totals.items():
             tkey = K.bucket_key(K.TOTALS_PREFIX, cache)
-            for name, n in fields.items():
-                verb = b"HINCRBYFLOAT" if isinstance(n, float) else b"HINCRBY"
-                batch.add(verb, tkey, name.encode("utf-8"), number(n))
+            for name, amount in fields.items():
+                verb = b"HINCRBYFLOAT" if isinstance(amount, float) else b"HINCRBY"
+                batch.add(verb, tkey, name.encode("utf-8"), number(amount))
         for cache, last in caches.items():
             source = self._sources.get(cache)
             state = {

@@ -85,7 +85,7 @@ def cluster_beside(found: RedisCluster, timeout: float) -> LazyClient:
         copied["ssl"] = True
     nodes = [ClusterNode(node.host, node.port) for node in found.nodes_manager.startup_nodes.values()]
     options = {**settings(timeout), **copied}
-    return LazyClient(lambda: RedisCluster(startup_nodes=nodes, retry=no_retry(), **options))  # type: ignore[arg-type]
+    return LazyClient(lambda: RedisCluster(startup_nodes=nodes, retry=no_retry(), **options))
 
 
 def _ask(url: str, timeout: float):

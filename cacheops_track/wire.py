@@ -109,6 +109,7 @@ class Batch:
         except BaseException:
             self.conn = None
             conn.disconnect()
+            assert self.pool is not None  # a connection is only taken from a pool
             self.pool.release(conn)
             raise
         self.slices.tick()

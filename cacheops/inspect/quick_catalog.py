@@ -166,7 +166,7 @@ def _read_group(
             summaries[name] = part
         else:
             _merge(merged, part)
-    estimated = Counter()
+    estimated: Counter[str] = Counter()
     for key in unknown_keys:
         count_unknown(estimated, key)
     for prefix, n in estimated.items():

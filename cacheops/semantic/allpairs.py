@@ -83,16 +83,17 @@ def collect(
 ) -> StoredVectors:
     """One streaming pass over the cache's keys (SCAN MATCH on its prefix), its vectors included."""
     dtype = np.dtype(sc.dtype)
-    store = StoredVectors(sc.index.vector.nbytes // dtype.itemsize)
+    store = StoredVectors(sc.vector.nbytes // dtype.itemsize)
 
     def skip() -> None:
         stats.skipped += 1
 
     for keys, entries, vectors in iter_stored_vectors(
-        client, ctx, sc.name, sc.vector_field, sc.index.vector.nbytes, sc.dtype, model=model, count=count, on_skip=skip
+        client, ctx, sc.name, sc.vector_field, sc.vector.nbytes, sc.dtype, model=model, count=count, on_skip=skip
     ):
         store.add(keys, [hash(scope_of(e)) for e in entries], [hash(answer_of(e)) for e in entries], vectors)
     store.finish()
+    assert store.alive is not None  # set by finish()
     stats.entries = int(store.alive.sum())
     return store
 
