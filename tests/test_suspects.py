@@ -150,6 +150,7 @@ def test_every_plant_is_reported_under_its_rule_and_no_demo_entry_is(run, redis_
     assert_no_secret(json.dumps(doc))
     table = run("suspects", "--table")
     assert table.exit_code == 0 and "internal-host" in table.output and "leak risk" in table.output
+    assert table.output.index("worst example") < table.output.index("details")  # the summary, then the details
     assert_no_secret(table.output)
     # the gate, and narrowing by rule / category / cache
     assert run("suspects", "--fail-on", "high").exit_code == ExitCode.SUSPECTS_FOUND
@@ -195,6 +196,10 @@ def test_evict_suspect_removes_exactly_what_the_rule_reports_and_restore_returns
     history = run("history", "--json")
     assert history.exit_code == 0 and '"suspect"' in history.output
     assert_no_secret(history.output)
+    # the operations log itself, as stored (every field of every event), not only as history shows it
+    events = client.xrange("cacheops:oplog")
+    assert len(events) == 4  # two evictions, two restores
+    assert_no_secret(repr(events))
 
 
 def test_bad_input_is_one_line_and_a_documented_code(run, client, tmp_path, monkeypatch):
@@ -257,11 +262,17 @@ def test_ordinary_answers_are_not_suspects(answer):
         ("openai.RateLimitError: Error code: 429", "error_text", None),
         ("Error 500 - upstream failed", "error_text", None),
         ("ValueError: invalid literal", "error_text", None),
+        ("Request timed out.", "error_text", None),
+        ("504 Gateway Time-out", "error_text", None),
         ("I can\u2019t help with that request.", "refusal", None),
         ("As an AI language model, I cannot browse.", "refusal", None),
         ("   \n", "empty_answer", None),
         ("key AKIAIOSFODNN7EXAMPLE", "secret", "aws_access_key"),
         ("token ghp_" + "a" * 36, "secret", "github_token"),
+        ("key sk-ant-api03-" + "b" * 40, "secret", "anthropic_key"),
+        ("key AIza" + "c" * 35, "secret", "google_api_key"),
+        ("slack xoxb-1234567890-abcdefghij", "secret", "slack_token"),
+        ("stripe sk_live_" + "d" * 24, "secret", "stripe_key"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "secret", "private_key"),
         ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N", "secret", "jwt"),
         ("use postgres://admin:hunter2@db.internal:5432/app", "secret", "password_in_url"),
@@ -289,6 +300,11 @@ def test_checksums_and_masking():
     assert out == "key «sk-p…89» mail j…o end" and API_KEY not in out
     assert findings("Answer.", prompt="What's the weather in Paris right now?") == {"time_sensitive"}
     assert findings("Answer.", prompt="What's the weather in Paris?", ttl_ms=600_000) == set()
+    # the volatile TTL (1 hour by default, the seed tutorial's table): longer is reported, up to it is not
+    assert findings("Answer.", prompt="What's the weather in Paris?", ttl_ms=3_600_000) == set()
+    assert findings("Answer.", prompt="What's the weather in Paris?", ttl_ms=7_200_000) == {"time_sensitive"}
+    for prompt in ("Latest news?", "What is the current AAPL stock price?", "What's the date?", "Rates now?"):
+        assert findings("Answer.", prompt=prompt) == {"time_sensitive"}, prompt
 
 
 def test_stop_reasons_of_each_shape():
@@ -327,3 +343,32 @@ def test_custom_secret_rule_matches_are_masked(run, redis_url, client, tmp_path)
     doc = json.loads(result.output)
     assert [d["rule"] for d in doc["details"]] == ["employee-id"]
     assert "EMP-123456" not in result.output and "«E…6»" in doc["details"][0]["evidence"]
+
+
+def test_secrets_in_the_prompt_are_reported_and_masked_everywhere(run, redis_url, client, tmp_path):
+    """Secrets and personal data in a prompt (a user pasted them): reported, and masked in the prompt
+    column, the evidence, the table, the eviction preview and the operations log."""
+    password_url = "postgres://admin:Tr0ub4dor3xyz@db.acme.io:5432/app"
+    prompts = [
+        {"prompt": f"Why is {API_KEY} rejected?", "response": "Rotate the key in the dashboard."},
+        {"prompt": f"Cannot connect with {password_url}", "response": "Check the host."},
+        {"prompt": f"Email {EMAIL} my invoice", "response": "Sent."},
+    ]
+    redisvl_semantic(redis_url, prompts, name="pasted")
+    secrets = [API_KEY, API_KEY[6:-4], "Tr0ub4dor3xyz", EMAIL]
+    result = run("suspects", "--json")
+    doc = json.loads(result.output)
+    found = {(d["rule"], d["evidence_field"]) for d in doc["details"]}
+    assert found == {("secret", "prompt"), ("personal_data", "prompt")}
+    assert doc["suspects"] == 3
+    for d in doc["details"]:
+        assert "«" in d["evidence"] and d["leak_risk"]
+    table = run("suspects", "--table")
+    preview = run("evict", "--suspect", "secrets", "--dry-run")
+    assert preview.exit_code == 0 and "3 entries selected" in preview.output
+    evicted = run("evict", "--suspect", "secrets", "--yes", "--json", "--backup", str(tmp_path / "b.jsonl"))
+    assert json.loads(evicted.output)["result"]["deleted"] == 3
+    log = repr(client.xrange("cacheops:oplog"))
+    for text in (result.output, table.output, preview.output, evicted.output, log):
+        for secret in secrets:
+            assert secret not in text, secret

@@ -382,6 +382,7 @@ def personal_spans(text: str) -> Iterator[tuple[str, int, int]]:
 
 _TIME_SENSITIVE = re.compile(
     r"""\b(?:today|tonight|tomorrow|yesterday|right\ now|as\ of\ now|at\ the\ moment|currently|current|latest
+      | now(?=\s*(?:[?!.]|$))  # a question ending in 'now': "who is leading now?"
       | this\ (?:morning|afternoon|evening|week|weekend|month|quarter|year)|next\ (?:week|month|year)
       | weather|forecast|temperature\ (?:in|at|outside)|stocks?|share\ price|prices?|exchange\ rates?
       | bitcoin|btc|crypto|news|headlines|breaking|election\ results?|scores?\ of
