@@ -48,6 +48,9 @@ def test_error_wordings_of_the_real_server(client):
     with pytest.raises(redis.ResponseError) as noscript:
         client.execute_command("EVALSHA", "0" * 40, 0)
     assert scripting.is_no_script(noscript.value) and not scripting.is_unknown_command(noscript.value)
+    with pytest.raises(redis.ResponseError) as no_db:
+        client.execute_command("SELECT", 999)
+    assert scripting.is_no_such_database(no_db.value) and not scripting.is_select_in_cluster(no_db.value)
     client.execute_command("ACL", "SETUSER", "scripting-test", "on", ">pw", "~*", "+@all", "-eval", "-evalsha")
     try:
         port = client.connection_pool.connection_kwargs["port"]

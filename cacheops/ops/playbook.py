@@ -228,7 +228,7 @@ class WarmSection(BaseModel):
                     )
                 if isinstance(target, LangchainSemanticTarget) and len(models) > 1:
                     raise ValueError(
-                        f"cache {target.display!r}: a langchain_semantic cache keys on the prompt "
+                        f"cache {target.display!r}: a {target.type} cache keys on the prompt "
                         f"only, so warm it for one model (set its own models: [...])"
                     )
         return caches

@@ -36,7 +36,13 @@ from ..errors import (
     PermissionDenied,
 )
 from ..paths import config_file
-from .scripting import is_auth_failure, is_no_permission, is_unknown_command
+from .scripting import (
+    is_auth_failure,
+    is_no_permission,
+    is_no_such_database,
+    is_select_in_cluster,
+    is_unknown_command,
+)
 from .topology import Topology, attach_topology
 
 DEFAULT_URL = "redis://localhost:6379"
@@ -598,7 +604,7 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
             f"{where} does not answer in the Redis protocol ({text.rstrip('.')}): another service listens "
             f"there; check the host and port in --url / REDIS_URL"
         )
-    if "DB index is out of range" in text or "Invalid Database" in text:
+    if is_no_such_database(text):
         db = spec.db if spec and spec.db is not None else (urlsplit(spec.url).path.strip("/") if spec else "")
         return NoSuchDatabase(
             f"{where}: database {db or '?'} does not exist on this server ({text.rstrip('.')}); Redis has "
@@ -609,7 +615,7 @@ def translate_redis_error(exc: Exception, spec: ConnectionSpec | None = None) ->
             f"{where} lost cacheops' server-side scripts mid-run (it restarted, or SCRIPT FLUSH ran); "
             "run the command again: it starts over from what is there now"
         )
-    if "SELECT is not allowed in cluster mode" in text:
+    if is_select_in_cluster(text):
         return ConfigError(f"{where}: Redis Cluster has only db 0; drop the /db from the URL or --db")
     if isinstance(exc, (rex.ConnectionError, rex.TimeoutError)):
         return ConnectionFailed(

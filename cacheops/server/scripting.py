@@ -26,6 +26,8 @@ AUTH_FAILED = ("NOAUTH", "WRONGPASS")  # reply prefixes of a refused or missing 
 AUTH_FAILED_TEXT = "invalid username-password"  # older servers' WRONGPASS text
 NO_SCRIPT = "NOSCRIPT"  # EVALSHA of a sha the server does not hold
 BUSY_KEY = "BUSYKEY"  # RESTORE onto a key that exists
+NO_SUCH_DATABASE = ("DB index is out of range", "Invalid Database")  # SELECT n: Redis, and other servers
+SELECT_IN_CLUSTER = "SELECT is not allowed in cluster mode"  # a cluster has db 0 only
 
 
 def _text(exc: BaseException | str) -> str:
@@ -57,6 +59,15 @@ def is_no_script(exc: BaseException | str) -> bool:
 
 def is_busy_key(exc: BaseException | str) -> bool:
     return BUSY_KEY in _text(exc)
+
+
+def is_no_such_database(exc: BaseException | str) -> bool:
+    text = _text(exc)
+    return any(wording in text for wording in NO_SUCH_DATABASE)
+
+
+def is_select_in_cluster(exc: BaseException | str) -> bool:
+    return SELECT_IN_CLUSTER in _text(exc)
 
 
 # -- scripts -----------------------------------------------------------------------------------------
