@@ -166,3 +166,18 @@ def test_litellm_semantic_cache_works_through_the_interface(run, client, redis_u
     assert result.migrated == len(LITELLM_CALLS)
     rows = run.json_lines("scan", "--cache", plan.target)
     assert {r["layout"] for r in rows} == {"litellm_semantic"} and len(rows) == len(LITELLM_CALLS)
+
+
+def test_warm_type_is_the_playbook_target_that_writes_the_library():
+    """A layout's warm_type names the playbook `type:` whose target writes its caches through the
+    library (ops/playbook.py); each target type is exactly one layout's, so the two cannot drift."""
+    from typing import get_args
+
+    from cacheops.layouts import LAYOUTS
+    from cacheops.ops.playbook import CacheTarget
+
+    (targets, _field) = get_args(CacheTarget)
+    target_types = {get_args(t.model_fields["type"].annotation)[0] for t in get_args(targets)}
+    warm_types = [layout.warm_type for layout in LAYOUTS if layout.warm_type is not None]
+    assert sorted(warm_types) == sorted(target_types)
+    assert all(BY_ID[t].warm_type == t for t in target_types)  # each the id of the layout it writes
