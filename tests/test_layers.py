@@ -172,3 +172,38 @@ def test_no_layout_id_outside_layouts():
             if isinstance(node, ast.Constant) and node.value in ids:
                 found.append(f"{path.name}:{node.lineno}: {node.value!r}")
     assert not found, "layout ids outside layouts/:\n" + "\n".join(found)
+
+
+# cacheops/__init__.py's public names before the code moved into layers (commit 1024510): the move kept them.
+PUBLIC_BEFORE_THE_LAYERS = [
+    "CacheopsError",
+    "Entry",
+    "EntryFilter",
+    "LAYOUTS",
+    "Layout",
+    "PromptQuery",
+    "Selection",
+    "UnknownKey",
+    "build_catalog",
+    "build_context",
+    "connect",
+    "connect_url",
+    "execute_eviction",
+    "find_by_prompt",
+    "iter_entries",
+    "load_playbook",
+    "plan_eviction",
+    "read_entry",
+    "redact_url",
+    "resolve_spec",
+    "restore",
+    "warm_caches",
+]
+
+
+def test_the_public_names_stayed():
+    import cacheops
+
+    assert set(PUBLIC_BEFORE_THE_LAYERS) <= set(cacheops.__all__)
+    for name in PUBLIC_BEFORE_THE_LAYERS:
+        assert getattr(cacheops, name) is not None, name
