@@ -381,6 +381,10 @@ def test_history_lists_evictions_and_restores(run, redis_url, client, tmp_path):
     assert [e["action"] for e in run.json_lines("history", "--action", "evict")] == ["evict"]
     assert "evict" in run("history", "--table").output
     assert client.xinfo_stream("cacheops:oplog")["length"] == 2
+    # earlier versions wrote the log under cacheops:audit: history still shows those events, newest first
+    client.rename("cacheops:oplog", "cacheops:audit")
+    evict(run, "--prompt", Q, "--backup", str(tmp_path / "c.jsonl"), "--yes")
+    assert [e["action"] for e in run.json_lines("history")] == ["evict", "restore", "evict"]
 
 
 def test_default_backup_goes_to_the_state_dir(run, redis_url, client, tmp_path):
