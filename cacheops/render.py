@@ -219,6 +219,12 @@ def out(renderable="") -> None:
     console.print(renderable)
 
 
+def out_unfolded(text: str) -> None:
+    """A line that holds a command to run (an undo hint, a next step): never folded at the terminal's
+    width, since a line break inside it would not run when pasted into a shell."""
+    console.print(text, soft_wrap=True)
+
+
 def rule(title: str) -> None:
     """A separator line with a title (between the entries `show --prompt` prints)."""
     from rich.rule import Rule

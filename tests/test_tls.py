@@ -217,3 +217,23 @@ def test_profile_carries_tls_files_and_timeouts(tls_server, tmp_path, monkeypatc
     assert_one_line(result, ExitCode.CONNECTION, "plain (non-TLS) port")
     result = run("--timeout", "0", "caches")  # Click's own usage error
     assert result.exit_code == ExitCode.USAGE and "--timeout" in result.stderr
+
+
+def test_the_undo_hint_carries_the_tls_options(tls_server, tmp_path):
+    """The undo hint after an evict over TLS with a client certificate runs verbatim: it names the
+    CA, the certificate and the key it was run with."""
+    import json
+    import shlex
+
+    ca = files(tls_server, "ca.crt")[0]
+    run = tls_cli(tls_server)
+    tls = ["--tls-ca-file", ca, *client_cert(tls_server)]
+    (key,) = [json.loads(line)["key"] for line in run(*tls, "scan", "--json").stdout.splitlines()]
+    result = run(*tls, "evict", "--key", key, "--backup", str(tmp_path / "b.jsonl"), "--yes")
+    assert result.exit_code == 0, result.output
+    (hint,) = [line for line in result.stdout.splitlines() if line.startswith("undo with: ")]
+    argv = shlex.split(hint.removeprefix("undo with: "))
+    assert {"--tls-ca-file", "--tls-cert", "--tls-key"} <= set(argv), hint
+    restored = Cli("")(*argv[1:])  # exactly the printed line, nothing added
+    assert restored.exit_code == 0, restored.output
+    assert '"answer":"Hello over TLS"' in run(*tls, "scan", "--json").stdout

@@ -111,7 +111,8 @@ def test_find_by_prompt_finds_every_copy(client, redis_url):
 
 def _evict_scenario(redis_url: str, answer: str):
     async def scenario():
-        app = make_app(redis_url)
+        # as `cacheops --url URL tui` starts it: the undo hint carries the connection options
+        app = CacheopsApp(Session(connect_url(redis_url), "test", command=f"cacheops --url {redis_url}"))
         async with app.run_test(size=(160, 45)) as pilot:
             table = await open_cache(app, pilot, "exact")
             table.focus()
@@ -122,7 +123,8 @@ def _evict_scenario(redis_url: str, answer: str):
             assert isinstance(app.screen, ConfirmEvictScreen) and app.screen.plan.total == 1
             await pilot.press(answer)
             await settle(app, pilot, until=lambda: app.last_result is not None or answer == "n")
-            return app, chosen, {k.value for k in table.rows}
+            note = str(app.query_one("#detail-body").content)
+            return app, chosen, {k.value for k in table.rows}, note
 
     return asyncio.run(scenario())
 
@@ -130,7 +132,7 @@ def _evict_scenario(redis_url: str, answer: str):
 def test_evict_via_the_modal_removes_exactly_the_selected_entry(client, redis_url):
     langchain_exact(redis_url, QA, model="gpt-4o-mini", prefix="exact")
     before = {k.decode() for k in client.scan_iter("exact:*")}
-    app, chosen, rows = _evict_scenario(redis_url, "y")
+    app, chosen, rows, note = _evict_scenario(redis_url, "y")
     after = {k.decode() for k in client.scan_iter("exact:*")}
     assert before - after == {chosen}
     assert chosen not in rows and len(rows) == 2
@@ -139,12 +141,14 @@ def test_evict_via_the_modal_removes_exactly_the_selected_entry(client, redis_ur
     saved = [json.loads(line).get("key") for line in Path(result.backup).read_text().splitlines()]
     assert chosen in saved  # the backup holds exactly what was deleted
     assert client.xlen("cacheops:oplog") == 1
+    # the undo hint runs verbatim against the same server (the connection options it started with)
+    assert f"undo with: cacheops --url {redis_url} restore {result.backup}" in note
 
 
 def test_cancelling_the_modal_removes_nothing(client, redis_url):
     langchain_exact(redis_url, QA, model="gpt-4o-mini", prefix="exact")
     before = {k.decode() for k in client.scan_iter("*")}
-    app, _chosen, rows = _evict_scenario(redis_url, "n")
+    app, _chosen, rows, _note = _evict_scenario(redis_url, "n")
     assert {k.decode() for k in client.scan_iter("*")} == before
     assert app.last_result is None and len(rows) == 3
 

@@ -137,8 +137,9 @@ def output_options(fn):
 
 def suggested(state: AppState, *args: str) -> str:
     """A `cacheops ...` line to print as a next step, with the connection options this run used so
-    it runs verbatim against the same server. A password in --url shows as *** (never printed);
-    REDIS_URL / CACHEOPS_PROFILE from the environment need no flag."""
+    it runs verbatim against the same server (TLS files and timeouts included). A password in --url
+    shows as *** (never printed); REDIS_URL / CACHEOPS_PROFILE / the timeout variables from the
+    environment need no flag."""
     import shlex
 
     from ..server.connection import redact_url
@@ -156,4 +157,16 @@ def suggested(state: AppState, *args: str) -> str:
         flags += ["--db", str(state.db)]
     if state.tls_ca_file:
         flags += ["--tls-ca-file", state.tls_ca_file]
+    if state.tls_cert_file:
+        flags += ["--tls-cert", state.tls_cert_file]
+    if state.tls_key_file:
+        flags += ["--tls-key", state.tls_key_file]
+    if state.tls_insecure:
+        flags.append("--tls-insecure")
+    for flag, value, env in (
+        ("--connect-timeout", state.connect_timeout, "CACHEOPS_CONNECT_TIMEOUT"),
+        ("--timeout", state.timeout, "CACHEOPS_TIMEOUT"),
+    ):
+        if value is not None and env not in os.environ:
+            flags += [flag, f"{value:g}"]
     return shlex.join(["cacheops", *flags, *args])

@@ -146,7 +146,7 @@ def render_result(result, undo: str) -> None:
     if r.kept_busy:
         render.warn(f"{r.kept_busy:,} kept changing while being deleted: left alone; run again")
     render.out(f"backup: {render.escape(r.backup)}")
-    render.out(f"undo with: {render.escape(undo)}")
+    render.out_unfolded(f"undo with: {render.escape(undo)}")
     actor = r.actor or {}
     render.note(
         f"event {r.event_id} by {actor.get('redis_user')} ({actor.get('os_user')}@{actor.get('host')}); "

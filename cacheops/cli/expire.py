@@ -124,5 +124,5 @@ def render_result(result: expire_lib.ExpireResult, undo: str) -> None:
     if r.unchanged:
         render.note(f"{r.unchanged:,} came within the cap by themselves: unchanged")
     render.out(f"backup: {render.escape(r.backup or '')}")
-    render.out(f"undo with: {render.escape(undo)}")
+    render.out_unfolded(f"undo with: {render.escape(undo)}")
     render.note(f"event {r.event_id}; `cacheops history` lists it")

@@ -161,7 +161,7 @@ def render_result(result, evict_source: str) -> None:
     render.note(f"event {r.event_id}; `cacheops history` lists it")
     name = render.escape(p.target)
     render.out(f"next: configure the app with {render.escape(migrate_lib.app_settings(p))}")
-    render.out(
+    render.out_unfolded(
         f"then, once it serves from {name}, remove the old cache: {render.escape(evict_source)} "
         f"(it backs up first); re-run this command before that to copy entries the app wrote meanwhile"
     )

@@ -107,5 +107,5 @@ def render_result(result: inplace.InPlaceResult, restore: Callable[[str], str]) 
         render.out("next: start the app with the new model: it creates the cache's index for it")
     for path in s.backups:
         render.out(f"backup: {e(path)}")
-        render.out(f"undo with: {e(restore(path))}  (see docs/migrate.md, Rollback)")
+        render.out_unfolded(f"undo with: {e(restore(path))}  (see docs/migrate.md, Rollback)")
     render.note(f"event {r.event_id}; `cacheops history` lists it")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .app import AppState, pass_state
+from .app import AppState, pass_state, suggested
 
 
 @click.command("tui")
@@ -25,7 +25,7 @@ def command(state: AppState):
 
     client = state.client()
     client.ping()  # a connection failure is the CLI's one-line error, before the screen takes over
-    app = CacheopsApp(Session(client, state.spec.display))
+    app = CacheopsApp(Session(client, state.spec.display, command=suggested(state)))
     app.run()
     if app.return_code:
         raise click.exceptions.Exit(app.return_code)

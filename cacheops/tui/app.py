@@ -12,6 +12,7 @@ pass goes on in the background.
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 from functools import partial
 
@@ -437,8 +438,7 @@ class CacheopsApp(App[None]):
         self.query_one(EntryDetail).show(
             None,
             f"Evicted {result.deleted:,} entr{'y' if result.deleted == 1 else 'ies'}."
-            f"\n\nbackup: {result.backup}\nundo with: cacheops restore "
-            f"{result.backup}",
+            f"\n\nbackup: {result.backup}\nundo with: {self.session.command} restore {shlex.quote(result.backup or '')}",
         )
         self.notify(
             f"deleted {result.deleted:,} of {result.plan.total:,}; backup: {result.backup}", title="evicted", timeout=12

@@ -44,9 +44,12 @@ class EntryNeighbours:
 
 
 class Session:
-    def __init__(self, client: redis.Redis, server: str):
+    def __init__(self, client: redis.Redis, server: str, command: str = "cacheops"):
         self.client = client
         self.server = server  # redacted URL, for the backup header and the title
+        # `cacheops` with the connection options the TUI was started with (password redacted), so
+        # the undo hint after an evict runs verbatim against the same server
+        self.command = command
         self._ctx: Context | None = None
         self._ctx_lock = threading.Lock()
         # While a new listing pulls its first rows, the catalog pass waits between its batches (up to
