@@ -73,6 +73,13 @@ def test_finds_the_issue_collisions_and_none_among_paraphrases(run, redis_url):
     bare = cache["bare_text"]
     assert bare["sample"] == len(QA) and bare["median_nn_bare"] > 3 * bare["median_nn_stored"]
     assert bare["collisions_bare"] < bare["collisions_stored"]
+    # The two counts of colliding pairs agree: the --k nearest found them all (exact), and the
+    # comparison line compares every pair of the same entries at the same threshold.
+    assert cache["colliding_pairs_exact"] and bare["collisions_stored"] == cache["colliding_pairs"]
+    result = run("audit", "--embedding", MINILM, "--top", "100", "--table")
+    flat = " ".join(result.output.split())
+    assert f"{cache['colliding_pairs']} colliding pairs" in flat
+    assert f"collisions at 0.2: {cache['colliding_pairs']} vs {bare['collisions_bare']}" in flat
     assert sum(b["count"] for b in cache["nn_distances"]["bins"]) == len(QA)
 
 
@@ -157,6 +164,25 @@ def test_redisvl_filters_scope_the_collisions(run, redis_url, tmp_path):
         "$30",
         "$40",
     }
+
+
+def test_no_collision_keeps_the_current_threshold_and_says_how_far_it_could_go(run, redis_url):
+    """A cache with no colliding pair: the recommendation is its own threshold, and the larger
+    'largest threshold with no collision' is explained, not recommended (issue 14, item 8)."""
+    entries = [
+        {"prompt": "opening hours of the shop", "response": "9-5"},
+        {"prompt": "refund policy for annual plans", "response": "30 days"},
+        {"prompt": "capital city of France", "response": "Paris"},
+    ]
+    writers.redisvl_semantic(redis_url, entries, name="faq")
+    result = run("audit", "--cache", "faq", "--json")
+    assert result.exit_code == 0, result.output
+    (cache,) = json.loads(result.output)["caches"]
+    assert cache["colliding_pairs"] == 0 and cache["threshold"] < cache["safe_threshold"]
+    assert cache["recommended_threshold"] == cache["threshold"]
+    because = cache["recommended_because"]
+    assert because.startswith("the current one: no collision") and f"{cache['safe_threshold']:g}" in because
+    assert "--labels" in because
 
 
 def test_evaluate_and_recommend_without_a_model():
