@@ -2,8 +2,9 @@
 password, reached every way a password can be given (URL, --password, REDIS_PASSWORD, a profile's
 password or password_env, --username), through every command that reads or writes, and through the
 errors (wrong password, server down, TLS to a plain port, a bad db). Then every output is searched:
-stdout, stderr, the backups and every other file in the state directory, the operations log, the
-warm report, the exception text. None of the secrets, in any spelling, appears."""
+stdout, stderr (the GitHub Actions annotations of `check` included), the backups and every other
+file in the state directory, the operations log, the warm and verify reports, the JUnit files of
+`check`, the exception text. None of the secrets, in any spelling, appears."""
 
 from __future__ import annotations
 
@@ -104,6 +105,36 @@ def test_no_secret_in_any_output(locked_server, tmp_path, monkeypatch):
     run("warm", str(playbook), "--json", url=user_url)
     run("history", "--json", url=admin_url)
     run("history", "--table", url=user_url)
+    # The deploy workflow: verify, the CI gate (a JUnit file, GitHub annotations on a failure),
+    # replay, expire, and a semantic cache flushed (its backup in the state directory).
+    run("warm", str(playbook), "--verify", "--json", url=user_url)
+    run(
+        "--password", USER_PASSWORD, "warm", str(playbook), "--verify", "--table", url=f"redis://ops@127.0.0.1:{port}/0"
+    )
+    junit = tmp_path / "junit.xml"
+    run("check", str(playbook), "--warm", "--junit", str(junit), url=admin_url)
+    gate = tmp_path / "gate.yaml"  # a prompt nobody warmed: a failing testcase and an annotation
+    gate.write_text(playbook.read_text().replace("prompt: Warm?", "prompt: Never warmed?"))
+    failing_junit = tmp_path / "failing-junit.xml"
+    gated = run(
+        "check", str(gate), "--junit", str(failing_junit), url=user_url, env={"GITHUB_ACTIONS": "true"}, code=16
+    )
+    assert "::error " in gated.stderr and "<failure" in failing_junit.read_text()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Warm?\nHi\nNot cached?\n")
+    run(
+        "replay",
+        str(prompts),
+        "--playbook",
+        str(playbook),
+        "--json",
+        url=plain_url,
+        env={"REDIS_PASSWORD": ADMIN_PASSWORD},
+    )
+    run("replay", str(prompts), "--playbook", str(playbook), "--table", url=user_url)
+    run("expire", "--cache", "redis", "--ttl", "7d", "--yes", "--json", url=user_url)
+    run("--profile", "inline", "expire", "--cache", "redis", "--ttl-max", "1d", "--yes")
+    run("migrate-embeddings", "--cache", "llmcache", "--flush", "--yes", url=admin_url)
     # Every error a password can end up in.
     run("caches", url=f"redis://ops:wrong-{USER_PASSWORD}@127.0.0.1:{port}/0", code=None)
     run("caches", url=f"redis://:{quote(ADMIN_PASSWORD, safe='')}@127.0.0.1:{free_port()}/0", code=None)
@@ -117,9 +148,12 @@ def test_no_secret_in_any_output(locked_server, tmp_path, monkeypatch):
     assert backup in files and len([p for p in files if p.suffix == ".jsonl"]) >= 2
     written = [p.read_bytes().decode("utf-8", "replace") for p in files]
     oplog = [repr(fields) for _, fields in admin.xrange("cacheops:oplog")]
-    assert len(oplog) >= 4  # two evictions, a restore, a warm
-    everything = "\n".join(outputs + written + oplog)
+    assert len(oplog) >= 8  # two evictions, a restore, two warms, two expires, a flush
+    assert len([p for p in files if p.suffix == ".jsonl"]) >= 5  # evict x2, expire x2, flush backups
+    junits = [p.read_text() for p in (junit, failing_junit)]
+    everything = "\n".join(outputs + written + oplog + junits)
     assert "Hello" in everything and "Warm?" in everything  # the outputs were really collected
+    assert "Never warmed?" in "\n".join(junits)
     for secret in (ADMIN_PASSWORD, USER_PASSWORD, API_TOKEN):
         for spelling in spellings(secret):
             assert spelling not in everything, f"{spelling!r} leaked"
