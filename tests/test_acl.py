@@ -44,8 +44,62 @@ def test_read_only_user_inspects(reader, client):
     }
     doctor = reader("doctor", "--json")
     assert doctor.exit_code in (0, ExitCode.PROBLEMS_FOUND) and "Traceback" not in doctor.output
-    assert {c["area"] for c in json.loads(doctor.stdout)["checks"]} >= {"acl"}
+    checks = {c["area"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert "acl" in checks
+    # MODULE LIST is an admin command: the modules are learnt from COMMAND INFO, not reported missing
+    for module in ("module search", "module json"):
+        assert checks[module]["status"] == "ok" and "version not shown" in checks[module]["message"], checks[module]
     assert READER_PASSWORD not in doctor.output
+    assert snapshot(client) == before
+
+
+def test_doctor_says_when_it_cannot_tell_the_modules(reader, client, redis_server):
+    """A user who may run neither MODULE LIST nor COMMAND: a warning, not a false 'no module'."""
+    client.execute_command("ACL", "SETUSER", "blind", "reset", "on", f">{READER_PASSWORD}", "~*", "&*", *READ_ONLY,
+                           "-command")  # fmt: skip
+    try:
+        doctor = Cli(f"redis://blind:{READER_PASSWORD}@127.0.0.1:{redis_server.port}/0")("doctor", "--json")
+    finally:
+        client.execute_command("ACL", "DELUSER", "blind")
+    checks = {c["area"]: c for c in json.loads(doctor.stdout)["checks"]}
+    for module in ("module search", "module json"):
+        assert checks[module]["status"] == "warn" and "cannot tell" in checks[module]["message"], checks[module]
+
+
+def playbook_file(tmp_path) -> str:
+    """The reader fixture's exact cache as a playbook: its prompts, answers and the app's model."""
+    path = tmp_path / "playbook.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "prompts": [{"prompt": "Hi", "answer": "Hello"}, {"prompt": "Bye", "answer": "Goodbye"}],
+                "warm": {
+                    "models": [{"import": "cacheops.demo:demo_chat_model", "kwargs": {"model_name": "gpt-4o-mini"}}],
+                    "caches": [{"type": "langchain_exact"}],
+                },
+            }
+        )
+    )
+    return str(path)
+
+
+def test_read_only_user_runs_the_post_deploy_checks(reader, client, tmp_path):
+    """What only looks (warm --verify, check without --warm, replay, audit, suspects) runs as the
+    read-only user: a CI gate needs no write permission."""
+    before = snapshot(client)
+    playbook = playbook_file(tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Hi\nNot cached?\n")
+    verify = reader("warm", playbook, "--verify", "--json")
+    assert verify.exit_code == 0 and json.loads(verify.stdout)["totals"]["hit"] == 2, verify.output
+    check = reader("check", playbook, "--json")
+    failed = [(c["suite"], c["name"]) for c in json.loads(check.stdout)["cases"] if c["status"] == "failed"]
+    assert check.exit_code == 0 and not failed, (failed, check.stderr)
+    replay = reader("replay", str(prompts), "--playbook", playbook, "--json")
+    assert [x["result"] for x in json.loads(replay.stdout)["lookups"]] == ["hit", "miss"], replay.output
+    for args in (["audit"], ["suspects"]):
+        result = reader(*args, "--json")
+        assert result.exit_code == 0 and "Traceback" not in result.output, (args, result.output)
     assert snapshot(client) == before
 
 

@@ -11,7 +11,7 @@ from ..layouts import Context
 from ..ownkeys import OPLOG_STREAM
 from ..server import topology
 from ..server.scripting import is_no_permission, is_unknown_command
-from ..server.serverinfo import server_info
+from ..server.serverinfo import ServerInfo, server_info
 from .catalog import build_catalog
 from .quick_catalog import quick_catalog
 
@@ -93,20 +93,7 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str, full: bool =
         "inspection uses CLIENT NO-TOUCH" if info.no_touch else "CLIENT NO-TOUCH is not active",
         "" if info.no_touch else "upgrade to Redis >= 7.2 or allow CLIENT NO-TOUCH in the ACL",
     )
-    search = info.modules.get("search") or info.modules.get("ft")
-    json_mod = info.modules.get("rejson") or info.modules.get("redisjson")
-    report.add(
-        "module search",
-        OK if search else PROBLEM,
-        f"search module {search}" if search else "no search module: semantic caches cannot work",
-        "" if search else "use Redis 8 / Redis Stack or load redisearch",
-    )
-    report.add(
-        "module json",
-        OK if json_mod else PROBLEM,
-        f"JSON module {json_mod}" if json_mod else "no JSON module: langchain-redis RedisCache fails on invoke",
-        "" if json_mod else "use Redis 8 / Redis Stack or load rejson",
-    )
+    _check_modules(report, info)
     if topology.is_cluster(client):
         _check_cluster_acl(client, report)
     else:
@@ -134,6 +121,39 @@ def run_doctor(client: redis.Redis, ctx: Context, display_url: str, full: bool =
     if not catalog.caches:
         report.add("caches", WARN, "no LLM cache found in this database", "check --db / the URL")
     return report
+
+
+def _check_modules(report: DoctorReport, info: ServerInfo) -> None:
+    """The search and JSON modules; a user who may not run MODULE LIST gets their presence from
+    COMMAND INFO (no version), or a warning that it cannot be told, never a false 'no module'."""
+    found = {
+        "search": info.modules.get("search", info.modules.get("ft")),
+        "json": info.modules.get("rejson", info.modules.get("redisjson")),
+    }
+    missing = {
+        "search": ("no search module: semantic caches cannot work", "use Redis 8 / Redis Stack or load redisearch"),
+        "json": (
+            "no JSON module: langchain-redis RedisCache fails on invoke",
+            "use Redis 8 / Redis Stack or load rejson",
+        ),
+    }
+    label = {"search": "search module", "json": "JSON module"}
+    for name, version in found.items():
+        if not info.modules_source:
+            report.add(
+                f"module {name}",
+                WARN,
+                f"{label[name]}: cannot tell (this ACL user may run neither MODULE LIST nor COMMAND INFO)",
+                "allow MODULE LIST or COMMAND INFO for this user to check it",
+            )
+        elif version is None:
+            report.add(f"module {name}", PROBLEM, *missing[name])
+        elif version or info.modules_source == "MODULE LIST":
+            report.add(f"module {name}", OK, f"{label[name]} {version}")
+        else:
+            report.add(
+                f"module {name}", OK, f"{label[name]} loaded (version not shown: this ACL user may not run MODULE LIST)"
+            )
 
 
 def _check_acl(client: redis.Redis, report: DoctorReport, needed=NEEDED_COMMANDS) -> None:

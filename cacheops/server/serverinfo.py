@@ -12,7 +12,10 @@ from .topology import primary_nodes
 @dataclass
 class ServerInfo:
     version: str
-    modules: dict[str, int] = field(default_factory=dict)  # lowercased name -> version number
+    modules: dict[str, int] = field(default_factory=dict)  # lowercased name -> version number (0: not known)
+    # how the modules were learnt: "MODULE LIST" (names and versions); "COMMAND INFO" (MODULE LIST is
+    # forbidden by the ACL: presence only, from the modules' commands); "" (neither answered: unknown)
+    modules_source: str = "MODULE LIST"
     maxmemory: int = 0
     policy: str = "noeviction"
     no_touch: bool = False
@@ -55,6 +58,7 @@ def server_info(client: redis.Redis) -> ServerInfo:
     return ServerInfo(
         version=first.version,
         modules=dict(first.modules),
+        modules_source=first.modules_source,
         maxmemory=0 if any(n.maxmemory == 0 for n in per_node) else sum(n.maxmemory for n in per_node),
         policy=first.policy,
         no_touch=all(n.no_touch for n in per_node),
@@ -88,10 +92,27 @@ def node_info(client: redis.Redis, name: str = "") -> ServerInfo:
                 module_name, ver = pairs.get(b"name"), pairs.get(b"ver")
             out.modules[_text(module_name).lower()] = int(ver or 0)
     except redis.ResponseError:
-        pass  # MODULE LIST may be forbidden by ACL; modules then show as unknown
+        out.modules_source = _modules_from_commands(client, out.modules)  # MODULE LIST forbidden by the ACL
     try:
         flags = _text(client.execute_command("CLIENT", "INFO"))
         out.no_touch = any(part.startswith("flags=") and "T" in part[6:] for part in flags.split())
     except redis.ResponseError:
         pass
     return out
+
+
+# A command of each module, by the name MODULE LIST gives the module.
+_MODULE_COMMANDS = {"search": "FT.INFO", "rejson": "JSON.GET"}
+
+
+def _modules_from_commands(client: redis.Redis, modules: dict[str, int]) -> str:
+    """The modules whose commands the server knows (COMMAND INFO, allowed to every user who may
+    connect), versions unknown; "" if that is refused too."""
+    try:
+        replies = client.execute_command("COMMAND", "INFO", *_MODULE_COMMANDS.values())
+    except redis.ResponseError:
+        return ""
+    for name, reply in zip(_MODULE_COMMANDS, replies or []):
+        if reply:
+            modules[name] = 0
+    return "COMMAND INFO"
