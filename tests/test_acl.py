@@ -116,6 +116,8 @@ def test_read_only_user_in_the_tui_session(reader, redis_server):
 
 
 def test_write_commands_stop_before_changing_anything(reader, run, client, tmp_path):
+    """Every writing command, the deploy workflow's included, probes its writes first (server/
+    permissions.py): one line naming what it lacks, no backup file, the keyspace unchanged."""
     backup = tmp_path / "evicted.jsonl"
     assert run("evict", "--prompt", "Bye", "--backup", str(backup), "--yes").exit_code == 0  # as the admin
     before = snapshot(client)
@@ -133,13 +135,19 @@ def test_write_commands_stop_before_changing_anything(reader, run, client, tmp_p
         )
     )
     reader_backup = tmp_path / "reader.jsonl"
-    attempts = {
-        "evict": ["evict", "--cache", "redis", "--backup", str(reader_backup), "--yes"],
-        "tag": ["tag", key, "team=search"],
-        "restore": ["restore", str(backup)],
-        "warm": ["warm", str(playbook)],
-    }
-    for action, args in attempts.items():
+    migrate = ["migrate-embeddings", "--cache", "llmcache"]
+    attempts = [
+        ("evict", ["evict", "--cache", "redis", "--backup", str(reader_backup), "--yes"]),
+        ("tag", ["tag", key, "team=search"]),
+        ("restore", ["restore", str(backup)]),
+        ("warm", ["warm", str(playbook)]),
+        ("warm", ["check", str(playbook), "--warm"]),  # the gate's writing step
+        ("expire", ["expire", "--cache", "redis", "--ttl", "7d", "--backup", str(reader_backup), "--yes"]),
+        ("migrate-embeddings", [*migrate, "--to", writers.MINILM, "--yes"]),
+        ("migrate-embeddings --flush", [*migrate, "--flush", "--yes"]),
+        ("migrate-embeddings --in-place", [*migrate, "--to", writers.MINILM, "--in-place", "--yes"]),
+    ]
+    for action, args in attempts:
         result = reader(*args)
         assert result.exit_code == ExitCode.PERMISSION, (action, result.output)
         assert "Traceback" not in result.output and READER_PASSWORD not in result.output
@@ -148,4 +156,5 @@ def test_write_commands_stop_before_changing_anything(reader, run, client, tmp_p
         assert f"{action} needs permission to" in line and "no permissions to run the" in line, line
         assert "nothing was changed" in line
     assert not reader_backup.exists()  # refused before the backup file was even created
+    assert not list((tmp_path / "state").rglob("*.jsonl"))  # nor one in the default backups folder
     assert snapshot(client) == before

@@ -42,6 +42,7 @@ from cacheops_track.keys import ENTRY_IDLE_SECONDS
 from ..errors import ConnectionFailed, UsageError
 from ..layouts import Context
 from ..ownkeys import HIT_RECORD_PREFIX, cluster_tag_key, legacy_tag_key_on_cluster, tag_key
+from ..server import permissions
 from ..server.slots import NodeLost
 from . import evict, oplog
 from .backup import TTL_BACKUP_VERSION, BackupWriter, default_backup_path
@@ -248,6 +249,9 @@ def execute(
         "selectors": the_plan.selection.selection.describe(),
         "change": change.describe(),
     }
+    first = next(the_plan.entries(), None)
+    if first is not None:  # before the backup file is created: a refused user changes nothing
+        permissions.require(client, ACTION, ["scripts", "expire", "oplog"], under=first[0])
     writer = BackupWriter(Path(backup_path) if backup_path else default_backup_path(ACTION), header)
     result.backup = str(writer.path)
     setter = ExpirySetter(client)

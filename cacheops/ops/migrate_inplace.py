@@ -36,6 +36,7 @@ from ..inspect.catalog import build_context
 from ..layouts import Context
 from ..ownkeys import MIGRATE_STATE_PREFIX
 from ..semantic.vectorizers import parse_spec
+from ..server import permissions
 from ..server.keyspace import glob_escape
 from ..server.topology import refuse_on_cluster
 from . import evict, migrate, oplog
@@ -262,6 +263,13 @@ def execute(
     result = InPlaceResult(the_plan, backups=list(state.backups))
     phases = the_plan.phases
     runner = _Phases(client, state, result, vectorizer, batch, server, on_progress)
+    # before the first write (the resumable state): a refused user changes nothing
+    action = f"migrate-embeddings --{the_plan.mode}"
+    permissions.require(client, action, ["hash", "oplog"], under=MIGRATE_STATE_PREFIX)
+    needs = ["hash", "scripts", "transactions", "unlink", "index"]  # the backup deletes; the index drops
+    if the_plan.mode == IN_PLACE:
+        needs += ["expire", "rename"]  # the build keeps TTLs; the move renames into the cache's keys
+    permissions.require(client, action, needs, under=f"{state.cache}:")
     for phase in phases[phases.index(state.phase) :]:
         state.phase = phase
         state.save(client)

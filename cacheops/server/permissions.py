@@ -37,6 +37,15 @@ PROBES: dict[str, tuple[str, list]] = {
     "expire": ("set expiries (PEXPIRE)", ["PEXPIRE", "KEY", "1000"]),
     "scripts": ("run server-side scripts (SCRIPT LOAD, EVALSHA)", ["EVALSHA", "0" * 40, "0"]),
     "transactions": ("transactions (WATCH/MULTI/EXEC)", [["WATCH", "KEY"], ["UNWATCH"], ["MULTI"], ["DISCARD"]]),
+    "rename": ("rename keys (RENAMENX)", ["RENAMENX", "KEY", "KEY"]),
+    # an index name that does not exist; FT.CREATE without fields is rejected after the ACL check
+    "index": (
+        "create and drop search indexes (FT.CREATE, FT.DROPINDEX)",
+        [
+            ["FT.DROPINDEX", "cacheops-permission-probe"],
+            ["FT.CREATE", "cacheops-permission-probe", "ON", "HASH", "PREFIX", "1", "cacheops-probe:", "SCHEMA"],
+        ],
+    ),
     "oplog": (
         f"append to the operations log (XADD {OPLOG_STREAM})",
         ["XADD", OPLOG_STREAM, "NOMKSTREAM", "0-0", "p", "1"],
