@@ -1,5 +1,5 @@
-"""A read-only ACL user: every inspecting command works (and the TUI's session layer); every
-writing command stops before it changes anything and names the permission it lacks."""
+"""A read-only ACL user: every inspecting command works (the post-deploy checks and the TUI too);
+every writing command stops before it changes anything and names the permission it lacks."""
 
 from __future__ import annotations
 
@@ -113,6 +113,40 @@ def test_read_only_user_in_the_tui_session(reader, redis_server):
     assert {c.name for c in catalog.caches} >= {"redis", "llmcache"}
     assert len(list(session.entries(EntryFilter()))) == 3
     assert [e.answer for e in session.find("Hi")] == ["Hello"]
+
+
+def test_read_only_user_in_the_tui(reader, client, tmp_path):
+    """The TUI itself (Textual's pilot), as the read-only user: caches, entries and an entry's
+    detail show; an evict from it stops with a notification naming the permission, nothing changed."""
+    import asyncio
+
+    from test_tui import open_cache, settle
+
+    from cacheops.tui import CacheopsApp
+    from cacheops.tui.screens.confirm_evict import ConfirmEvictScreen
+    from cacheops.tui.widgets.entry_detail import EntryDetail
+
+    before = snapshot(client)
+    spec = resolve_spec(reader.url)
+
+    async def scenario():
+        app = CacheopsApp(Session(connect(spec), spec.display))
+        async with app.run_test(size=(160, 45)) as pilot:
+            table = await open_cache(app, pilot, "redis")
+            table.focus()
+            await settle(app, pilot, until=lambda: app.query_one(EntryDetail).item is not None)
+            shown = app.query_one(EntryDetail).item
+            rows = table.row_count
+            await pilot.press("d")
+            await settle(app, pilot, until=lambda: isinstance(app.screen, ConfirmEvictScreen))
+            await pilot.press("y")
+            await settle(app, pilot, until=lambda: bool(app._notifications))
+            return rows, shown, [n.message for n in app._notifications]
+
+    rows, shown, messages = asyncio.run(scenario())
+    assert rows == 2 and shown.answer in ("Hello", "Goodbye")
+    assert any("evict needs permission to" in m and "nothing was changed" in m for m in messages), messages
+    assert not list((tmp_path / "state").rglob("*.jsonl")) and snapshot(client) == before
 
 
 def test_write_commands_stop_before_changing_anything(reader, run, client, tmp_path):
