@@ -131,7 +131,10 @@ def ci_commands(doc: str) -> list[list[str]]:
     return commands
 
 
-def test_the_ci_jobs_in_docs_ci_md_run_against_the_server(run, client, tmp_path):
+def test_the_ci_jobs_in_docs_ci_md_run_against_the_server(run, client, tmp_path, monkeypatch):
+    """Both jobs' cacheops lines, as the jobs run them: the server from REDIS_URL (no --url), the
+    embedded test server standing in for the deployed one."""
+    monkeypatch.setenv("REDIS_URL", run.url)
     doc = DOCS.read_text()
     assert "GitHub Actions" in doc and "GitLab" in doc
     commands = ci_commands(doc)
@@ -145,7 +148,9 @@ def test_the_ci_jobs_in_docs_ci_md_run_against_the_server(run, client, tmp_path)
         args = [
             path if a.endswith(".yaml") else str(tmp_path / Path(a).name) if a.endswith(".xml") else a for a in argv[1:]
         ]
-        result = run(*args)
+        result = run(*args, url="")
         assert result.exit_code == 0, (argv, result.output)
     junit = next(tmp_path.glob("*.xml"))
-    assert all(failure is None for _, _, failure in junit_cases(junit))
+    cases = junit_cases(junit)
+    assert all(failure is None for _, _, failure in cases)
+    assert {s for s, _, _ in cases} >= {"cacheops.doctor", "cacheops.warm", "cacheops.verify", "cacheops.audit"}
