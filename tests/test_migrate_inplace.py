@@ -137,6 +137,9 @@ def test_flush_backs_up_deletes_and_drops_the_index(run, client, redis_url):
     assert doc["result"]["backed_up"] == len(QA) and doc["result"]["phases_run"] == ["backup", "drop_index"]
     assert client.execute_command("FT._LIST") == []
     assert [k for k in client.scan_iter(match="llmcache*")] == [b"llmcache:not-an-entry"]
+    (event,) = run.json_lines("history", "--action", "migrate-embeddings")  # the operations log has it
+    assert event["extra"]["mode"] == "flush" and event["backup"] == doc["result"]["backups"][0]
+    assert event["counts"]["backed_up"] == len(QA)
     # the new app starts cold on the new model, with the same name
     assert app_answers(redis_url, "llmcache", [QA[0][0]]) == [MODEL_CALLED]
     assert run("migrate-embeddings", "--cache", "nothing", "--flush", "--yes").exit_code == 7
