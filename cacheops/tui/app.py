@@ -438,7 +438,8 @@ class CacheopsApp(App[None]):
         self.query_one(EntryDetail).show(
             None,
             f"Evicted {result.deleted:,} entr{'y' if result.deleted == 1 else 'ies'}."
-            f"\n\nbackup: {result.backup}\nundo with: {self.session.command} restore {shlex.quote(result.backup or '')}",
+            f"\n\nbackup: {result.backup}\n"
+            f"undo with: {self.session.command} restore {shlex.quote(result.backup or '')}",
         )
         self.notify(
             f"deleted {result.deleted:,} of {result.plan.total:,}; backup: {result.backup}", title="evicted", timeout=12
