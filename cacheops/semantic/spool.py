@@ -4,7 +4,7 @@ The vectors go to an unnamed temporary file as the scan delivers them (gone when
 process dies) and are read back a block at a time with pread into fresh arrays. Not a numpy
 memmap: pages of a mapped file count in the process's resident memory while it stays mapped, so a
 search that touches every row would grow the RSS with the cache.
-Per row only an answer hash and an alive flag stay in memory (9 bytes), and a scope hash when the
+Per row only a 4-byte answer hash and an alive flag stay in memory (5 bytes), and a scope hash when the
 cache has more than one lookup scope; keys and their offsets are in files too, read back only for
 the few pairs the audit shows.
 """
@@ -72,9 +72,32 @@ def return_freed_memory() -> None:
 _RETURNING = False
 
 
+def give_back_freed_memory() -> None:
+    """Return the allocator's free pages to the OS (glibc malloc_trim; a no-op elsewhere). Called
+    between the audit's phases: the scan frees its batches piecemeal, and pages left free in the
+    middle of the heap would otherwise stay resident through the search. Measured at 1M entries:
+    see docs/benchmarks.md (audit at scale)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def temporary() -> BinaryIO:
     # Unnamed: nothing is left behind, even if the process is killed. Closed by the owner's close().
     return tempfile.TemporaryFile(prefix="cacheops-audit-")  # noqa: SIM115
+
+
+def _alive_rows(alive: np.ndarray, step: int = 1 << 16) -> np.ndarray:
+    """np.flatnonzero(alive) as 4-byte row numbers, a step at a time: flatnonzero's own 8-byte result
+    over every row was the peak of the audit's first search phase at 1M entries."""
+    rows = np.empty(int(alive.sum()), dtype=np.int32 if len(alive) < 2**31 else np.int64)
+    filled = 0
+    for start in range(0, len(alive), step):
+        found = np.flatnonzero(alive[start : start + step]) + start
+        rows[filled : filled + len(found)] = found
+        filled += len(found)
+    return rows
 
 
 class StoredVectors:
@@ -90,7 +113,10 @@ class StoredVectors:
         self._key_hashes = temporary()  # int64 per row, until finish() drops duplicate keys
         self._scopes = temporary()  # int64 per row; in memory after finish() only if they differ
         self._keys_size = 0
-        self._answers = array("q")
+        # 32-bit answer hashes: the audit compares them only between an entry and its k nearest, so
+        # two different answers are taken for one with a chance of 2^-32 per pair (at 1M entries and
+        # k = 10, fewer than one miscounted pair in 400 audits), for 4 bytes a row less than 64-bit ones
+        self._answers = array("i")
         self.count = 0
         self.alive: np.ndarray | None = None
         self.scope: np.ndarray | None = None  # None: every row has the scope `only_scope`
@@ -107,14 +133,15 @@ class StoredVectors:
         self._key_hashes.write(np.array([hash(k) for k in keys], dtype=np.int64).tobytes())
         self._keys.write(b"".join(keys))
         self._scopes.write(np.array(scopes, dtype=np.int64).tobytes())
-        self._answers.extend(answers)
+        wide = np.array(answers, dtype=np.int64)
+        self._answers.frombytes((wide ^ (wide >> 32)).astype(np.int32).tobytes())  # astype keeps the low 32 bits
         self.count += len(keys)
 
     def finish(self) -> int:
         """Freeze the rows; SCAN may return a key twice: later copies are dropped. Returns the duplicates."""
         for f in (self._vectors, self._keys, self._key_ends, self._key_hashes, self._scopes):
             f.flush()
-        self.answer = np.frombuffer(self._answers, dtype=np.int64)
+        self.answer = np.frombuffer(self._answers, dtype=np.int32)
         self.alive = np.ones(self.count, dtype=bool)
         hashes = self._read_column(self._key_hashes)
         hashes.sort()  # in place: one copy of the column in memory, not numpy.unique's several
@@ -169,7 +196,7 @@ class StoredVectors:
     def groups(self) -> list[np.ndarray]:
         """Row numbers per lookup scope (alive rows only), each sorted ascending."""
         assert self.alive is not None  # after finish()
-        rows = np.flatnonzero(self.alive).astype(np.int32 if self.count < 2**31 else np.int64)  # 4 bytes a row
+        rows = _alive_rows(self.alive)
         if not len(rows):
             return []
         if self.scope is None:
