@@ -54,7 +54,7 @@ class Message:
     content: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)  # frozen: the entries of one cache share one (vector_info)
 class VectorInfo:
     field: str
     dims: int | None
