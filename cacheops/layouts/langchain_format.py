@@ -87,6 +87,7 @@ def read_prompt(prompt: str) -> tuple[list[tuple[str, str]] | None, str, list[st
     except orjson.JSONDecodeError:
         return None, prompt, []
     messages, ids = [], []
+    human = None  # the last human message's text
     with_ids = '"id": "' in prompt
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
@@ -94,13 +95,16 @@ def read_prompt(prompt: str) -> tuple[list[tuple[str, str]] | None, str, list[st
         ident = item.get("id") or []
         kwargs = item.get("kwargs") or {}
         role = kwargs.get("type") or _ROLE_OF_CLASS.get(ident[-1] if ident else "", "message")
-        messages.append((role, content_text(kwargs.get("content"))))
+        content = kwargs.get("content")
+        text = content if isinstance(content, str) else content_text(content)
+        messages.append((role, text))
+        if role == "human":
+            human = text
         if with_ids:
             msg_id = kwargs.get("id")
             if isinstance(msg_id, str) and msg_id:
                 ids.append(msg_id)
-    humans = [text for role, text in messages if role == "human"]
-    return messages, (humans[-1] if humans else (messages[-1][1] if messages else "")), ids
+    return messages, (human if human is not None else (messages[-1][1] if messages else "")), ids
 
 
 def message_ids(prompt: str) -> list[str]:
