@@ -74,3 +74,34 @@ def test_names_alone_tell_the_candidate_caches():
     )
     assert "llmcache" in shapes.caches_of(f"llmcache:{sha}".encode())
     assert shapes.caches_of(b"session:42") == ()
+
+
+def test_classify_memo_claims_as_every_layout_would():
+    """classify's per-shape memo of claiming layouts answers as asking each layout's cache_of would,
+    key by key and type by type: an all-digit run (a GPTCache id) and a name cut from the run
+    (community semantic) included."""
+    from cacheops.layouts import _BY_TYPE, _claims, _claims_of
+    from cacheops.server.keyspace import RawRecord
+
+    md5a, md5b, sha = "a" * 32, "0123456789abcdef" * 2, "f" * 64
+    keys = [
+        f"redis:{md5a}:{md5b}",
+        f"redis:{md5b}:{md5a}",
+        f"redis:{'1' * 32}:{md5a}",
+        f"llmcache:{sha}",
+        f"llmcache:{'1' * 64}",
+        f"x:doc:{'1' * 64}",  # GPTCache's vector shape "<ns>doc:<digits>" too
+        f"x:doc:{'1' * 63}a",
+        f"doc:cache:{md5a}:{md5b}",
+        f"doc:cache:{md5b}:{md5a}",
+        f"llm_cache:{sha}",
+        f":{sha}",
+        md5a,
+        sha,
+        "session:42",
+    ]
+    for _round in range(2):  # the second round answers from the memo
+        for key in keys:
+            for type_ in _BY_TYPE:
+                rec = RawRecord(key.encode(), type_, -1, None)
+                assert _claims(rec) == _claims_of(RawRecord(key.encode(), type_, -1, None)), (key, type_)

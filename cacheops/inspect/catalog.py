@@ -84,18 +84,6 @@ class EntryFilter:
         return True
 
 
-def iter_records_classified(
-    client: redis.Redis,
-    ctx: Context,
-    opts: ScanOptions | None = None,
-    stats: ScanStats | None = None,
-    full: bool = True,
-) -> Iterator[Entry | Infrastructure | UnknownKey]:
-    for batch in iter_batches(client, opts, stats):
-        for rec in batch:
-            yield decode_record(rec, ctx, full)
-
-
 def decode_record(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrastructure | UnknownKey:
     """full=False: decoded for a listing (what Entry.to_dict() shows; see Layout.decode)."""
     if rec.type == "none":
@@ -123,16 +111,19 @@ def iter_entries(
     flt = flt or EntryFilter()
     opts = ScanOptions(match=flt.scan_match(match, ctx), count=count, server_side=server_side)
     shown = 0
-    for item in iter_records_classified(client, ctx, opts, stats, full):
-        if isinstance(item, NOT_ENTRIES):
-            if item.type == "none" or not include_unknown:
+    accepts = None if flt.cache is None and flt.model is None and not flt.text else flt.accepts
+    for batch in iter_batches(client, opts, stats):  # batches decoded here: no generator in between
+        for rec in batch:
+            item = decode_record(rec, ctx, full)
+            if isinstance(item, NOT_ENTRIES):
+                if item.type == "none" or not include_unknown:
+                    continue
+            elif accepts is not None and not accepts(item):
                 continue
-        elif not flt.accepts(item):
-            continue
-        yield item
-        shown += 1
-        if limit is not None and shown >= limit:
-            return
+            yield item
+            shown += 1
+            if limit is not None and shown >= limit:
+                return
 
 
 # -- summaries ------------------------------------------------------------------------------------

@@ -34,6 +34,13 @@ from .redisvl_semantic import RedisVLSemanticLayout
 LAYOUTS: list[Layout] = []
 BY_ID: dict[str, Layout] = {}
 _BY_TYPE: dict[str, list[Layout]] = {}  # TYPE -> the layouts that may claim it, in priority order
+# classify's claims remembered by key shape: (type, key head, whether each hex run is all digits)
+# -> every (layout, cache) whose cache_of claims such a key, in priority order; False where a
+# cache name is cut from the hex run (not the same for every key of the head). A scan's keys share
+# a few heads ("llmcache:", "redis:"), so most keys cost one lookup instead of a cache_of per
+# layout. As for NameShapes: no layout's shape depends on which hex digits a run has, only on where
+# the runs are, except whether a run is all digits (GPTCache ids are decimal): that is in the key.
+_CLAIMS: dict[tuple, tuple[tuple[Layout, str], ...] | bool] = {}
 
 
 def register(layout: Layout, before: str | None = None) -> Layout:
@@ -57,6 +64,7 @@ def unregister(layout_id: str) -> None:
 
 def _rebuild_types() -> None:
     _BY_TYPE.clear()
+    _CLAIMS.clear()
     for layout in LAYOUTS:
         for type_ in layout.types():
             _BY_TYPE.setdefault(type_, []).append(layout)
@@ -100,26 +108,47 @@ def classify(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrast
     A key under a cache's prefix whose content is not that library's (a session key, a counter,
     another cache's document) is unknown: it is never listed, counted or deleted as an entry.
     full=False decodes for a listing (see Layout.decode)."""
-    for layout in _BY_TYPE.get(rec.type, ()):
-        cache = layout.cache_of(rec)
-        if cache is not None:
-            entry = layout.decode(rec, cache, ctx, full)
-            if entry is not None:
-                return entry
+    for layout, cache in _claims(rec):
+        entry = layout.decode(rec, cache, ctx, full)
+        if entry is not None:
+            return entry
     return None
 
 
-def claim_by_shape(rec: RawRecord) -> tuple[Layout, str] | None:
-    """The first layout (in priority order) whose key shape and type claim this key, and its cache:
-    what can be told without the value (the quick catalog). classify then confirms with the content."""
+def _claims(rec: RawRecord) -> tuple[tuple[Layout, str], ...]:
+    key = rec.key
+    n = len(key)
+    # The tail checks of _MD5_PAIR and _SHA256 without a regex (half the cost): deleting the hex
+    # digits leaves only the colon between two md5s, or nothing of a sha256.
+    if n > 66 and key[n - 66] == 58 and key[n - 33] == 58 and key[n - 65 :].translate(None, _HEX_DIGITS) == b":":
+        shape: tuple = (rec.type, key[: n - 65], key[n - 65 : n - 33].isdigit(), key[n - 32 :].isdigit())
+        tail = 65
+    elif n > 65 and key[n - 65] == 58 and not key[n - 64 :].translate(None, _HEX_DIGITS):
+        shape, tail = (rec.type, key[: n - 64], key[n - 64 :].isdigit()), 64
+    else:
+        return _claims_of(rec)
+    known = _CLAIMS.get(shape)
+    if isinstance(known, tuple):
+        return known
+    claims = _claims_of(rec)
+    if known is None and len(_CLAIMS) < _MEMO_MAX:
+        head = rec.key_text[:-tail]  # the tail is ASCII: the same characters in the text
+        _CLAIMS[shape] = claims if all(cache == head[: len(cache)] for _layout, cache in claims) else False
+    return claims
+
+
+def _claims_of(rec: RawRecord) -> tuple[tuple[Layout, str], ...]:
+    """Every (layout, cache) whose cache_of claims this record, in priority order."""
+    out = []
     for layout in _BY_TYPE.get(rec.type, ()):
         cache = layout.cache_of(rec)
         if cache is not None:
-            return layout, cache
-    return None
+            out.append((layout, cache))
+    return tuple(out)
 
 
 _HEX = re.compile(rb"[0-9a-f]+")
+_HEX_DIGITS = b"0123456789abcdef"
 _MD5_PAIR = re.compile(rb":[0-9a-f]{32}:[0-9a-f]{32}")  # the commonest tails, checked in one call each
 _SHA256 = re.compile(rb":[0-9a-f]{64}")
 _MEMO_MAX = 100_000  # key heads remembered by a NameShapes (flat memory)

@@ -54,7 +54,7 @@ class Message:
     content: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)  # frozen: the entries of one cache share one (vector_info)
 class VectorInfo:
     field: str
     dims: int | None
@@ -115,6 +115,7 @@ class Entry:
         return f"'{name}'" in llm_string or f'"{name}"' in llm_string
 
     def to_dict(self, full: bool = False) -> dict:
+        ttl_ms = self.ttl_ms
         out: dict[str, object] = {
             "key": self.key,
             "layout": self.layout,
@@ -126,8 +127,8 @@ class Entry:
             "prompt_hash": self.prompt_hash,
             "model": self.model,
             "answer": self.answer,
-            "ttl_seconds": None if self.ttl_ms is None else round(self.ttl_ms / 1000, 3),
-            "expires_at": self.expires_at,
+            "ttl_seconds": None if ttl_ms is None else _seconds(ttl_ms),
+            "expires_at": None if ttl_ms is None else time.time() + ttl_ms / 1000,  # self.expires_at, inlined
             "bytes": self.bytes,
             "inserted_at": self.inserted_at,
             "updated_at": self.updated_at,
@@ -141,13 +142,14 @@ class Entry:
             out["companion_keys"] = list(self.companions)
         if self.hits is not None:
             out["hits"] = self.hits
-        if self.vector:
+        vector = self.vector
+        if vector:
             out["vector"] = {
-                "field": self.vector.field,
-                "dims": self.vector.dims,
-                "dtype": self.vector.dtype,
-                "bytes": self.vector.nbytes,
-                "matches_index": self.vector.matches_index,
+                "field": vector.field,
+                "dims": vector.dims,
+                "dtype": vector.dtype,
+                "bytes": vector.nbytes,
+                "matches_index": vector.matches_index,
             }
         if full:
             out["messages"] = [{"role": m.role, "content": m.content} for m in self.messages or []]
@@ -158,6 +160,19 @@ class Entry:
             out["metadata"] = self.metadata
             out["notes"] = self.notes
         return out
+
+
+_EXACT_MS = 2**43  # below this, a whole number of ms / 1000 is already the double round(..., 3) gives
+
+
+def _seconds(ms: int) -> float:
+    """round(ms / 1000, 3), which formats and parses the float (about a microsecond a key). For a
+    whole number of milliseconds under 2**43 (278 years) the quotient is within a microsecond of
+    its three-decimal value (every other one is half a millisecond away), so rounding gives the same
+    double back."""
+    if type(ms) is int and 0 <= ms < _EXACT_MS:
+        return ms / 1000
+    return round(ms / 1000, 3)
 
 
 # Why an entry can never be hit again, and how cacheops establishes it (shown with the counts).

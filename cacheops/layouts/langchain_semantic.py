@@ -71,17 +71,19 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
         messages, entry.prompt, ids = lc.read_prompt(text(fields.get(b"prompt")) or "")
         if full:
             entry.messages = message_list(messages)
-        mark_message_ids(entry, ids)
+        if ids:
+            mark_message_ids(entry, ids)
         llm_string = (entry.metadata or {}).get("llm_string")
         entry.llm_string = llm_string
         if isinstance(llm_string, str):
-            entry.model, entry.model_params = lc.parse_llm_string(entry.llm_string)
-        gens = []
+            entry.model, entry.model_params = lc.parse_llm_string(llm_string)
+        gens: list = []
         response = fields.get(b"response")
         try:
             # response is double-encoded: a JSON list of strings, each a serialised generation
-            for gen_text in orjson.loads(response) if isinstance(response, bytes) else []:
-                gens.append(orjson.loads(gen_text))
+            loads = orjson.loads
+            for gen_text in loads(response) if isinstance(response, bytes) else ():
+                gens.append(loads(gen_text))
         except (orjson.JSONDecodeError, TypeError):
             entry.answer = text(response)
             entry.notes.append("response is not a list of serialised generations (truncated?)")

@@ -83,17 +83,29 @@ def json_field(value):
         return None
 
 
+_VECTORS: dict[tuple, VectorInfo] = {}  # vector_info's answers: one per (field, length, index vector shape)
+
+
 def vector_info(fields: dict, name: str, index) -> VectorInfo | None:
     raw = fields.get(name.encode())
     if raw is None:
         return None
     nbytes = raw if isinstance(raw, int) else len(raw)
     vec = index.vector if index else None
+    # Every entry of a cache has the same answer (VectorInfo is frozen, so entries share it).
+    memo = (name, nbytes, vec.dtype, vec.dims) if vec else (name, nbytes)
+    found = _VECTORS.get(memo)
+    if found is not None:
+        return found
     if vec:
         width = DTYPE_BYTES.get(vec.dtype, 4)
         dims = nbytes // width if nbytes % width == 0 else None
-        return VectorInfo(name, dims, vec.dtype, nbytes, matches_index=nbytes == vec.nbytes)
-    return VectorInfo(name, nbytes // 4 if nbytes % 4 == 0 else None, None, nbytes)
+        found = VectorInfo(name, dims, vec.dtype, nbytes, matches_index=nbytes == vec.nbytes)
+    else:
+        found = VectorInfo(name, nbytes // 4 if nbytes % 4 == 0 else None, None, nbytes)
+    if len(_VECTORS) < 1000:
+        _VECTORS[memo] = found
+    return found
 
 
 # The playbook `type:` of these caches (warm writes them through the library: ops/warm.py).
@@ -130,18 +142,21 @@ class RedisVLSemanticLayout(SemanticLayout):
         if not self.claims(fields, meta):
             return None
         index = ctx.index_for_prefix(cache)
-        entry = self.new_entry(rec, cache, index=index.name if index else None, prompt_hash=rec.key_text[-64:])
+        entry = self.new_entry(rec, cache)
+        entry.index = index.name if index else None
+        entry.prompt_hash = rec.key_text[-64:]
         entry.inserted_at = as_float(fields.get(b"inserted_at"))
         entry.updated_at = as_float(fields.get(b"updated_at"))
         entry.metadata = meta
-        entry.vector = vector_info(fields, self.vector_field, index)
-        if fields.keys() - _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
+        entry.vector = vector = vector_info(fields, self.vector_field, index)
+        if not fields.keys() <= _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
             entry.tags = {
                 k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                 for k, v in fields.items()
                 if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)
             }
-        mark_reachability(entry, ctx, index, cache, self.vector_field)
+        if index is None or (vector is not None and vector.matches_index is False):  # else reachable
+            mark_reachability(entry, ctx, index, cache, self.vector_field)
         self.decode_payload(entry, fields, full)
         return entry
 

@@ -106,7 +106,8 @@ def _script_records(reply) -> tuple[bytes, list[RawRecord]]:
         if name is None:
             name = names[kind] = _s(kind)
         if name == "hash" and isinstance(value, list):
-            value = dict(zip(value[::2], value[1::2]))
+            pairs = iter(value)
+            value = dict(zip(pairs, pairs))  # field, value, field, value, ... (no slice copies)
         out.append(
             RawRecord(key, name, pttl, None if mem < 0 else mem, value or None, None if size < 0 else size, bool(trunc))
         )
