@@ -2,7 +2,7 @@
 
 The index's own KNN (neighbours.iter_nearest) asks the server one FLAT query per entry: quadratic,
 about 0.9 ms per query at 5k entries and 9 ms at 50k. Here the vectors are read once through the scan
-engine into a spool file (spool.py: on disk; in memory 9 bytes per entry) and compared on the client:
+engine into a spool file (spool.py: on disk; in memory 5 bytes per entry, 9 while searched) and compared on the client:
 
 - exact: blocks of rows against chunks of rows, float32 matrix products (BLAS), a running top-k per
   row (topk.py). Memory is bounded by the block size, not by the cache.
