@@ -254,7 +254,7 @@ def test_the_tui_evicts_on_a_cluster(redis_cluster, cluster_client):
         redis_cluster.url, QA, prefix="exact", redis_client=RedisCluster.from_url(redis_cluster.url)
     )
     before = snapshot(cluster_client)
-    app, chosen, rows = _evict_scenario(redis_cluster.url, "y")
+    app, chosen, rows, _note = _evict_scenario(redis_cluster.url, "y")
     after = snapshot(cluster_client)
     assert set(before) - set(after) == {chosen.encode()} and chosen not in rows
     assert app.last_result.deleted == 1 and f'"key":"{chosen}"' in Path(app.last_result.backup).read_text()
