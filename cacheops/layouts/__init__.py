@@ -247,7 +247,6 @@ __all__ = [
     "BY_ID",
     "UNREACHABLE_REASONS",
     "classify",
-    "claim_by_shape",
     "Context",
     "Entry",
     "Infrastructure",

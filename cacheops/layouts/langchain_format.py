@@ -95,8 +95,7 @@ def read_prompt(prompt: str) -> tuple[list[tuple[str, str]] | None, str, list[st
         ident = item.get("id") or []
         kwargs = item.get("kwargs") or {}
         role = kwargs.get("type") or _ROLE_OF_CLASS.get(ident[-1] if ident else "", "message")
-        content = kwargs.get("content")
-        text = content if isinstance(content, str) else content_text(content)
+        text = content_text(kwargs.get("content"))
         messages.append((role, text))
         if role == "human":
             human = text
@@ -198,27 +197,15 @@ def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None
     `suspects` judges (finish/stop reasons, tool-call-only generations) at listing speed."""
     texts, model = [], None
     gens: list[dict] = []
-    # _kwargs, _generation_text and _model_of inlined: this runs for every listed LangChain entry
     for gen in raw_gens:
-        kwargs = (gen.get("kwargs") or {}) if isinstance(gen, dict) else {}
-        message = kwargs.get("message")
-        message = (message.get("kwargs") or {}) if isinstance(message, dict) else {}
-        text = kwargs.get("text")
-        if not text and message:
-            text = content_text(message.get("content"))
-        text = text or ""
+        kwargs = _kwargs(gen)
+        message = _kwargs(kwargs.get("message"))
+        text = _generation_text(kwargs, message)
         texts.append(text)
         if model is None:
-            meta = message.get("response_metadata") or kwargs.get("generation_info")
-            if meta:
-                model = _model_of(meta)
+            model = _model_of(message.get("response_metadata") or kwargs.get("generation_info"))
         gens.append(_generation_dict(gen, kwargs, message, text) if full else _stop_metadata(kwargs, message))
-    return (
-        texts[0] if len(texts) == 1 else "\n".join(texts),
-        model,
-        gens,
-        (usage_from_generations(gens) if full and gens else None),
-    )
+    return "\n".join(texts), model, gens, usage_from_generations(gens) if full and gens else None
 
 
 def _stop_metadata(kwargs: dict, message: dict) -> dict:

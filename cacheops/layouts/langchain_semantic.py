@@ -71,8 +71,7 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
         messages, entry.prompt, ids = lc.read_prompt(text(fields.get(b"prompt")) or "")
         if full:
             entry.messages = message_list(messages)
-        if ids:
-            mark_message_ids(entry, ids)
+        mark_message_ids(entry, ids)
         llm_string = (entry.metadata or {}).get("llm_string")
         entry.llm_string = llm_string
         if isinstance(llm_string, str):

@@ -148,15 +148,14 @@ class RedisVLSemanticLayout(SemanticLayout):
         entry.inserted_at = as_float(fields.get(b"inserted_at"))
         entry.updated_at = as_float(fields.get(b"updated_at"))
         entry.metadata = meta
-        entry.vector = vector = vector_info(fields, self.vector_field, index)
+        entry.vector = vector_info(fields, self.vector_field, index)
         if not fields.keys() <= _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
             entry.tags = {
                 k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                 for k, v in fields.items()
                 if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)
             }
-        if index is None or (vector is not None and vector.matches_index is False):  # else reachable
-            mark_reachability(entry, ctx, index, cache, self.vector_field)
+        mark_reachability(entry, ctx, index, cache, self.vector_field)
         self.decode_payload(entry, fields, full)
         return entry
 
