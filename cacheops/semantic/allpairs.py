@@ -34,7 +34,7 @@ from ..layouts import Context, Entry
 from ..server.keyspace import read_records
 from .ivf import InvertedFile
 from .neighbours import NearestStats, SemanticCache
-from .spool import StoredVectors, give_back_freed_memory
+from .spool import StoredVectors
 from .topk import Block, exact_search
 from .vectorscan import iter_stored_vectors
 
@@ -123,7 +123,6 @@ def ivf_blocks(store: StoredVectors, group: np.ndarray, k: int, report: SearchRe
     sample = _sample(group)
     (_, exact_idx, exact_dist) = _concat(exact_blocks(store, group, k, queries=sample))
     index = InvertedFile(store, group, keep=sample)
-    give_back_freed_memory()  # the build's per-row arrays are gone: their pages need not stay
     try:
         target = 1.0 if len(sample) == len(group) else MIN_RECALL
         places = np.sort(index.kept)

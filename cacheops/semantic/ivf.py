@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .spool import StoredVectors, pread_into, pwrite_from, temporary
+from .spool import StoredVectors, give_back_freed_memory, pread_into, pwrite_from, temporary
 from .topk import Block, TopK
 
 TRAIN = 16_384  # rows of the k-means sample (fixed, so memory is too)
@@ -80,6 +80,7 @@ class InvertedFile:
         # a piece is probed by its own rows' mean: the pieces of one cut list are neighbours in order
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         self.centroids = (sums / np.where(norms == 0, 1, norms)).astype(np.float32)
+        give_back_freed_memory()  # the build's per-row arrays are gone: their pages need not stay
 
     @property
     def pieces(self) -> int:

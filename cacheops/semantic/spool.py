@@ -52,6 +52,15 @@ def read_runs(fd: int, index: np.ndarray, width: int, dtype) -> np.ndarray:
     return out
 
 
+def _glibc():
+    """The C library's handle where it is glibc (mallopt, malloc_trim), else None."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
 def return_freed_memory() -> None:
     """Large blocks straight from and back to the OS (glibc): its default raises the size above which
     it maps blocks each time a mapped block is freed, so after the first freed 16 MB similarity block
@@ -62,25 +71,22 @@ def return_freed_memory() -> None:
     if _RETURNING:
         return
     _RETURNING = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
+    libc = _glibc()
+    if libc is not None:
         libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MiB, fixed (setting it stops the adjustment)
-    except (OSError, AttributeError):
-        pass
 
 
 _RETURNING = False
 
 
 def give_back_freed_memory() -> None:
-    """Return the allocator's free pages to the OS (glibc malloc_trim; a no-op elsewhere). Called
-    between the audit's phases: the scan frees its batches piecemeal, and pages left free in the
+    """Return the allocator's free pages to the OS (glibc malloc_trim; a no-op elsewhere). Called once
+    the inverted file is built (ivf.py): its per-row arrays are freed, and pages left free in the
     middle of the heap would otherwise stay resident through the search. Measured at 1M entries:
     see docs/benchmarks.md (audit at scale)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def temporary() -> BinaryIO:
