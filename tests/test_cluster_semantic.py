@@ -250,10 +250,7 @@ def test_litellm_cluster_cache_entries_are_listed_as_on_one_node(
 def test_the_tui_shows_neighbours_from_every_shard(client, redis_url, redis_cluster, cluster_client):
     import asyncio
 
-    from test_tui import make_app, open_cache, settle
-
-    from cacheops.tui.screens.neighbours import NeighboursScreen
-    from cacheops.tui.widgets.entry_detail import EntryDetail
+    from test_tui import make_app, open_neighbours
 
     writers.redisvl_semantic(redis_url, ENTRIES)
     writers.redisvl_semantic(redis_cluster.url + "?cluster=true", ENTRIES)
@@ -262,12 +259,7 @@ def test_the_tui_shows_neighbours_from_every_shard(client, redis_url, redis_clus
     async def scenario():
         app = make_app(redis_cluster.url)
         async with app.run_test(size=(160, 45)) as pilot:
-            table = await open_cache(app, pilot, "llmcache")
-            table.focus()
-            await settle(app, pilot, until=lambda: app.query_one(EntryDetail).item is not None)
-            await pilot.press("n")
-            await settle(app, pilot, until=lambda: isinstance(app.screen, NeighboursScreen))
-            return app.screen.hood
+            return await open_neighbours(app, pilot, "llmcache")
 
     hood = asyncio.run(scenario())
     one = connect_url(redis_url)

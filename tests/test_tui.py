@@ -62,6 +62,16 @@ async def open_cache(app, pilot, name: str) -> EntryTable:
     return table
 
 
+async def open_neighbours(app, pilot, name: str):
+    """The neighbours screen ('n') of the first entry of cache `name`; returns its neighbourhood."""
+    table = await open_cache(app, pilot, name)
+    table.focus()
+    await settle(app, pilot, until=lambda: app.query_one(EntryDetail).item is not None)
+    await pilot.press("n")
+    await settle(app, pilot, until=lambda: isinstance(app.screen, NeighboursScreen))
+    return app.screen.hood
+
+
 def test_caches_entries_and_detail(client, redis_url):
     langchain_semantic(redis_url, QA, model="gpt-4o", name="llmcache")
     langchain_exact(redis_url, QA[:2], model="gpt-4o-mini", prefix="exact")
@@ -159,12 +169,7 @@ def test_neighbours_show_distances(client, redis_url):
     async def scenario():
         app = make_app(redis_url)
         async with app.run_test(size=(160, 45)) as pilot:
-            table = await open_cache(app, pilot, "llmcache")
-            table.focus()
-            await settle(app, pilot, until=lambda: app.query_one(EntryDetail).item is not None)
-            await pilot.press("n")
-            await settle(app, pilot, until=lambda: isinstance(app.screen, NeighboursScreen))
-            hood = app.screen.hood
+            hood = await open_neighbours(app, pilot, "llmcache")
             assert len(hood.neighbours) == 2
             assert all(n.distance >= 0 for n in hood.neighbours)
             await pilot.press("escape")
