@@ -37,6 +37,7 @@ def instructions(tree: Path, url: str, limit: int) -> int:
             code,
         ],
         env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=tree,  # `python -c` puts the working directory first on sys.path: run in the tree measured
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

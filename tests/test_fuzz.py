@@ -1,7 +1,8 @@
 """Fuzz: keys and values from hypothesis (binary, huge, invalid UTF-8 and JSON, wrong types and
 shapes, under every cache prefix, look-alike keys, and real entry keys overwritten with garbage)
 beside real entries, through scan, show, caches, evict --dry-run and evict: never a traceback or an
-internal error, and nothing deleted that scan did not list as a cache entry.
+internal error, and nothing deleted that scan did not list as a cache entry. Every key's listing row
+(Layout.list_row, what scan --json prints) is the row its decode gives.
 
 Hostile YAML (alias bombs, deep nesting, huge files, tags that construct objects) is refused
 quickly, with the file and the line.
@@ -19,9 +20,12 @@ from conftest import Cli
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reliability import backed_up_keys
+from test_listing_decode import assert_rows_are_decoded_rows
 
 from cacheops.exit_codes import ExitCode
+from cacheops.inspect.catalog import build_context, decode_record
 from cacheops.ownkeys import OPLOG_STREAM
+from cacheops.server.keyspace import ScanOptions, iter_batches
 
 EXAMPLES = 40
 FIELDS = [b"prompt", b"response", b"prompt_vector", b"llm_string", b"metadata", b"inserted_at", b"updated_at",
@@ -151,6 +155,11 @@ def test_fuzzed_keyspace(base, client, redis_url, tmp_path):
             write(client, key, value)
         fuzzed = {key for key, _ in items}
         before = {k: client.dump(k) for k in client.scan_iter(count=1000)}
+        ctx = build_context(client)
+        for batch in iter_batches(client, ScanOptions()):  # scan --json's rows are decode's, whatever the value
+            for rec in batch:
+                if rec.type != "none":
+                    assert_rows_are_decoded_rows(rec, ctx, decode_record(rec, ctx, full=False))
 
         scan = run("scan", "--unknown", "--json")
         check(scan)

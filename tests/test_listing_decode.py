@@ -1,11 +1,14 @@
 """A listing (scan, caches, stats) decodes each entry with full=False: it must show exactly what a
-full decode shows, for every layout, and `show` must still get the whole entry."""
+full decode shows, for every layout, and `show` must still get the whole entry. `scan --json` builds
+its rows with the layouts' list_row, straight from the values: they must be the rows decode gives."""
+
+import time
 
 import writers
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from cacheops.inspect.catalog import build_context, decode_record
-from cacheops.layouts import Entry
+from cacheops.layouts import Entry, Infrastructure, list_row
 from cacheops.server.keyspace import ScanOptions, iter_batches
 
 Q = "What is the capital of France?"
@@ -15,6 +18,20 @@ def _listed(item) -> dict:
     row = item.to_dict()
     row.pop("expires_at", None)  # computed from the clock at each call
     return row
+
+
+def assert_rows_are_decoded_rows(rec, ctx, decoded) -> None:
+    """list_row (what `scan --json` prints) gives the row of decode's item: the Entry's to_dict(),
+    the same Infrastructure, or None for an unknown key."""
+    row = list_row(rec, ctx, time.time())
+    if isinstance(decoded, Entry):
+        assert isinstance(row, dict), rec.key
+        row.pop("expires_at", None)
+        assert row == _listed(decoded), rec.key
+    elif isinstance(decoded, Infrastructure):
+        assert row == decoded, rec.key
+    else:
+        assert row is None, rec.key
 
 
 def test_listing_decode_shows_what_full_decode_shows_for_every_layout(redis_url, client, venv_writers):
@@ -57,18 +74,32 @@ def test_listing_decode_shows_what_full_decode_shows_for_every_layout(redis_url,
     writers.pickle_smart_cache(redis_url, [("k", {"prompt": Q, "response": "pickle smart"}, ["t"])])
     client.hset("llmcache:" + "0" * 64, mapping={"foo": "bar"})  # foreign: unknown in both modes
 
+    def metadata_of(key) -> bytes:  # a RedisSemanticCache entry's metadata names its llm_string
+        return client.type(key) == b"hash" and client.hget(key, "metadata") or b""
+
+    # a value cut at the read limit (its answer a preview), and a response that is not a list of
+    # serialised generations: the odd branches of decode, which the listing rows must follow too
+    writers.langchain_exact(redis_url, [("A long answer?", "long " * 20_000)])
+    semantic_key = next(k for k in client.scan_iter(match="llmcache:*", count=1000) if b"llm_string" in metadata_of(k))
+    broken = {**client.hgetall(semantic_key), b"response": b'["{\\"lc\\": 1, cut'}
+    client.hset("llmcache:" + "f" * 64, mapping=broken)
+
     ctx = build_context(client)
-    layouts, unreachable = set(), 0
+    layouts, unreachable, notes = set(), 0, set()
     for batch in iter_batches(client, ScanOptions()):
         for rec in batch:
             listed, full = decode_record(rec, ctx, full=False), decode_record(rec, ctx, full=True)
             assert type(listed) is type(full), rec.key
             assert _listed(listed) == _listed(full), rec.key
+            assert_rows_are_decoded_rows(rec, ctx, listed)
             if isinstance(full, Entry):
                 layouts.add(full.layout)
+                notes.update(full.notes)
                 assert listed.model == full.model and listed.llm_string == full.llm_string, rec.key
                 unreachable += full.unreachable == "message_ids"
     assert unreachable == 2  # the semantic entry, and the exact one once its prompt is learned
+    assert {"value too large to decode fully; answer is a preview", "response is not a list of serialised "
+            "generations (truncated?)"} <= notes  # fmt: skip
     assert layouts == {
         "langchain_exact",
         "langchain_semantic",

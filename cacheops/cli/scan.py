@@ -1,8 +1,8 @@
 import click
 
 from .. import render
-from ..inspect.catalog import NOT_ENTRIES, EntryFilter, build_context, iter_entries, require_cache
-from ..inspect.hits import attach_hits
+from ..inspect.catalog import NOT_ENTRIES, EntryFilter, build_context, iter_entries, iter_rows, require_cache
+from ..inspect.hits import attach_hit_rows, attach_hits
 from ..server.keyspace import ScanStats
 from .app import AppState, output_format, output_options, pass_state
 
@@ -51,29 +51,27 @@ def command(state: AppState, cache, match, model, limit, count, unknown, prompts
     if fmt == "table" and limit is None:
         limit = TTY_DEFAULT_LIMIT
     stats = ScanStats()
+    flt = EntryFilter(cache=cache, model=model)
+    server_side = False if plain else None
+    if fmt == "json":  # rows built straight from the values: no Entry per key (Layout.list_row)
+        rows = iter_rows(client, ctx, flt, match, count, limit, unknown, stats, server_side)
+        for batch in attach_hit_rows(client, rows):
+            render.json_lines(batch)
+        render.flush()
+        return
     items = iter_entries(
         client,
         ctx,
-        EntryFilter(cache=cache, model=model),
+        flt,
         match=match,
         count=count,
         limit=limit,
         include_unknown=unknown,
         stats=stats,
-        server_side=False if plain else None,
+        server_side=server_side,
         full=False,
     )
     items = attach_hits(client, items)
-    if fmt == "json":
-        chunk = []
-        for item in items:
-            chunk.append(item.to_dict())
-            if len(chunk) >= 1000:
-                render.json_lines(chunk)
-                chunk = []
-        render.json_lines(chunk)
-        render.flush()
-        return
     C = render.Column
     t = render.table(
         C("key", "key", min=16),

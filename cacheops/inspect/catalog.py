@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import redis
 
 from ..errors import NotFound
-from ..layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify
+from ..layouts import LAYOUTS, UNREACHABLE_REASONS, Context, Entry, Infrastructure, classify, list_row
 from ..layouts import langchain_format as lc
 from ..server.indexes import IndexInfo, list_indexes
 from ..server.keyspace import RawRecord, ScanOptions, ScanStats, glob_escape, iter_batches
@@ -89,9 +89,11 @@ def decode_record(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | In
     if rec.type == "none":
         return UnknownKey(rec.key_text, "none", None, None)
     entry = classify(rec, ctx, full)
-    if entry is None:
-        return UnknownKey(rec.key_text, rec.type, rec.memory, None if rec.pttl < 0 else rec.pttl)
-    return entry
+    return unknown_key(rec) if entry is None else entry
+
+
+def unknown_key(rec: RawRecord) -> UnknownKey:
+    return UnknownKey(rec.key_text, rec.type, rec.memory, None if rec.pttl < 0 else rec.pttl)
 
 
 def iter_entries(
@@ -124,6 +126,59 @@ def iter_entries(
             shown += 1
             if limit is not None and shown >= limit:
                 return
+
+
+def iter_rows(
+    client: redis.Redis,
+    ctx: Context,
+    flt: EntryFilter | None = None,
+    match: str | None = None,
+    count: int = 1000,
+    limit: int | None = None,
+    include_unknown: bool = False,
+    stats: ScanStats | None = None,
+    server_side: bool | None = None,
+) -> Iterator[list[dict]]:
+    """What iter_entries yields, as the rows a listing prints (to_dict() of each), a scan batch at a
+    time. The layouts build most rows straight from the value (Layout.list_row): no Entry per key.
+    A --model or text filter reads what a row does not carry (the llm_string): those listings go
+    through iter_entries."""
+    flt = flt or EntryFilter()
+    if flt.model is not None or flt.text:
+        rows: list[dict] = []
+        for item in iter_entries(client, ctx, flt, match, count, limit, include_unknown, stats, server_side, False):
+            rows.append(item.to_dict())
+            if len(rows) >= count:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+        return
+    opts = ScanOptions(match=flt.scan_match(match, ctx), count=count, server_side=server_side)
+    cache = flt.cache
+    left = limit
+    for batch in iter_batches(client, opts, stats):
+        now = time.time()
+        rows = []
+        for rec in batch:
+            if rec.type == "none":
+                continue
+            row = list_row(rec, ctx, now)
+            if isinstance(row, dict):
+                if cache is not None and row["cache"] != cache:
+                    continue
+                rows.append(row)
+            elif include_unknown:
+                rows.append((unknown_key(rec) if row is None else row).to_dict())
+            else:
+                continue
+            if left is not None:
+                left -= 1
+                if left <= 0:
+                    yield rows
+                    return
+        if rows:
+            yield rows
 
 
 # -- summaries ------------------------------------------------------------------------------------

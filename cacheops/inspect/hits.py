@@ -144,17 +144,49 @@ def _attach(client: redis.Redis, items: list) -> list:
         if record is None:
             continue
         entry.hits = record.to_dict()
-        if entry.prompt is None and record.prompt is not None:
-            entry.prompt = record.prompt
+        prompt, model = _recorded_text(entry.prompt, entry.model, record)
+        if prompt is not entry.prompt:
+            entry.prompt = prompt
             entry.notes = [n for n in entry.notes if "md5(prompt)" not in n]
             entry.notes.append("prompt text from the hit tracker's record (cacheops_track)")
             if record.system is not None:
                 entry.hits["system"] = record.system
-        if record.model and (entry.model is None or entry.model.startswith("llm:")):
-            entry.model = record.model
+        if model is not entry.model:
+            entry.model = model
             entry.notes = [n for n in entry.notes if "md5(llm_string)" not in n]
             entry.notes.append("model from the hit tracker's record (cacheops_track)")
     return items
+
+
+def _recorded_text(prompt: str | None, model: str | None, record) -> tuple[str | None, str | None]:
+    """An entry's (prompt, model) with what the tracker recorded at write time filled in: the text of
+    an exact entry that stores only md5(prompt), the model of one shown only by md5(llm_string)."""
+    if prompt is None and record.prompt is not None:
+        prompt = record.prompt
+    if record.model and (model is None or model.startswith("llm:")):
+        model = record.model
+    return prompt, model
+
+
+def attach_hit_rows(client: redis.Redis, batches: Iterable[list[dict]]) -> Iterator[list[dict]]:
+    """attach_hits for listing rows (catalog.iter_rows' batches of to_dict() rows): each entry's row
+    gets the tracked record (hits) and the recorded prompt and model, exactly as attach_hits sets
+    them on an Entry before to_dict()."""
+    if not client.exists(K.TRACKED):
+        yield from batches
+        return
+    for rows in batches:
+        entries = [row for row in rows if "answer" in row]  # not unknown keys or infrastructure
+        for row, record in zip(entries, read_hit_records(client, [row["key"] for row in entries])):
+            if record is None:
+                continue
+            hits = row["hits"] = record.to_dict()
+            prompt, row["model"] = _recorded_text(row["prompt"], row["model"], record)
+            if prompt is not row["prompt"]:
+                row["prompt"] = prompt
+                if record.system is not None:
+                    hits["system"] = record.system
+        yield rows
 
 
 def iter_entries_by_hits(

@@ -115,6 +115,16 @@ def classify(rec: RawRecord, ctx: Context, full: bool = True) -> Entry | Infrast
     return None
 
 
+def list_row(rec: RawRecord, ctx: Context, now: float) -> dict | Infrastructure | None:
+    """classify's answer as a listing prints it: the entry's row (Entry.to_dict(), built by the
+    layout's list_row), the Infrastructure, or None when no layout recognises the record."""
+    for layout, cache in _claims(rec):
+        row = layout.list_row(rec, cache, ctx, now)
+        if row is not None:
+            return row
+    return None
+
+
 def _claims(rec: RawRecord) -> tuple[tuple[Layout, str], ...]:
     key = rec.key
     n = len(key)
@@ -247,6 +257,7 @@ __all__ = [
     "BY_ID",
     "UNREACHABLE_REASONS",
     "classify",
+    "list_row",
     "Context",
     "Entry",
     "Infrastructure",

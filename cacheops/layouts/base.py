@@ -115,42 +115,33 @@ class Entry:
         return f"'{name}'" in llm_string or f'"{name}"' in llm_string
 
     def to_dict(self, full: bool = False) -> dict:
-        ttl_ms = self.ttl_ms
-        out: dict[str, object] = {
-            "key": self.key,
-            "layout": self.layout,
-            "library": self.library,
-            "kind": self.kind,
-            "cache": self.cache,
-            "index": self.index,
-            "prompt": self.prompt,
-            "prompt_hash": self.prompt_hash,
-            "model": self.model,
-            "answer": self.answer,
-            "ttl_seconds": None if ttl_ms is None else _seconds(ttl_ms),
-            "expires_at": None if ttl_ms is None else time.time() + ttl_ms / 1000,  # self.expires_at, inlined
-            "bytes": self.bytes,
-            "inserted_at": self.inserted_at,
-            "updated_at": self.updated_at,
-            "tags": self.tags or {},
-            "truncated": self.truncated,
-            "unreachable": self.unreachable,
-        }
+        out = listing_row(
+            self.key,
+            self.layout,
+            self.library,
+            self.kind,
+            self.cache,
+            self.index,
+            self.prompt,
+            self.prompt_hash,
+            self.model,
+            self.answer,
+            self.ttl_ms,
+            self.bytes,
+            self.inserted_at,
+            self.updated_at,
+            self.tags or {},
+            self.truncated,
+            self.unreachable,
+            self.vector,
+            time.time(),
+        )
         if self.value_format:
             out["value_format"] = self.value_format
         if self.companions:
             out["companion_keys"] = list(self.companions)
         if self.hits is not None:
             out["hits"] = self.hits
-        vector = self.vector
-        if vector:
-            out["vector"] = {
-                "field": vector.field,
-                "dims": vector.dims,
-                "dtype": vector.dtype,
-                "bytes": vector.nbytes,
-                "matches_index": vector.matches_index,
-            }
         if full:
             out["messages"] = [{"role": m.role, "content": m.content} for m in self.messages or []]
             out["llm_string"] = self.llm_string
@@ -160,6 +151,61 @@ class Entry:
             out["metadata"] = self.metadata
             out["notes"] = self.notes
         return out
+
+
+def listing_row(
+    key: str,
+    layout: str,
+    library: str,
+    kind: str,
+    cache: str,
+    index: str | None,
+    prompt: str | None,
+    prompt_hash: str | None,
+    model: str | None,
+    answer: str | None,
+    ttl_ms: int | None,
+    nbytes: int | None,
+    inserted_at: float | None,
+    updated_at: float | None,
+    tags: dict,
+    truncated: bool,
+    unreachable: str | None,
+    vector: VectorInfo | None,
+    now: float,
+) -> dict:
+    """An entry as a listing prints it (`scan --json`'s line): the one definition of that shape, used
+    by Entry.to_dict and by the layouts' list_row. The optional keys (value_format, companion_keys,
+    hits) follow it; `now` is time.time(), for expires_at."""
+    out: dict[str, object] = {
+        "key": key,
+        "layout": layout,
+        "library": library,
+        "kind": kind,
+        "cache": cache,
+        "index": index,
+        "prompt": prompt,
+        "prompt_hash": prompt_hash,
+        "model": model,
+        "answer": answer,
+        "ttl_seconds": None if ttl_ms is None else _seconds(ttl_ms),
+        "expires_at": None if ttl_ms is None else now + ttl_ms / 1000,
+        "bytes": nbytes,
+        "inserted_at": inserted_at,
+        "updated_at": updated_at,
+        "tags": tags,
+        "truncated": truncated,
+        "unreachable": unreachable,
+    }
+    if vector:
+        out["vector"] = {
+            "field": vector.field,
+            "dims": vector.dims,
+            "dtype": vector.dtype,
+            "bytes": vector.nbytes,
+            "matches_index": vector.matches_index,
+        }
+    return out
 
 
 _EXACT_MS = 2**43  # below this, a whole number of ms / 1000 is already the double round(..., 3) gives
@@ -325,6 +371,17 @@ class Layout(ABC):
         filters read (model, llm_string, unreachable) must be set exactly as with full=True, but
         what only `show` prints (messages, generations, usage, model_params, metadata, notes) may be
         left out. Whether an entry is recognised never depends on full."""
+
+    def list_row(self, rec: RawRecord, cache: str, ctx: Context, now: float) -> dict | Infrastructure | None:
+        """What a listing prints for this record: its Entry's to_dict() (or the Infrastructure, or
+        None when the content is not this library's, as decode gives them); `now` is time.time().
+
+        This default decodes. A layout whose entries fill big caches may build the row straight from
+        the value instead (no Entry, no notes: a third of `scan --json`'s client work per key), from
+        the same rule functions as its decode; it must give the same row for every value, which
+        tests/test_listing_decode.py (every layout, real writers) and test_fuzz.py check."""
+        item = self.decode(rec, cache, ctx, full=False)
+        return item.to_dict() if isinstance(item, Entry) else item
 
     @abstractmethod
     def locate(

@@ -14,7 +14,8 @@ import orjson
 
 from ..server.keyspace import RawRecord, glob_escape
 from . import langchain_format as lc
-from .base import HEX32, Context, Layout, PromptQuery, hex_tail
+from .base import HEX32, Context, Layout, PromptQuery, hex_tail, listing_row
+from .redisvl_semantic import mark_message_ids, message_list, unreachable_by_ids
 
 _TEXT_RE = re.compile(rb'"text":\s*"((?:[^"\\]|\\.){0,400})')
 
@@ -47,53 +48,54 @@ class LangChainExactLayout(Layout):
 
     def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True):
         key = rec.key_text  # cache_of checked the shape: "<prefix>:<md5 prompt>:<md5 llm_string>"
-        prompt_md5, llm_md5 = key[-65:-33], key[-32:]
-        gens_raw: list | None = None
-        shape = ""
-        if isinstance(rec.value, bytes):
-            try:
-                doc = orjson.loads(rec.value)
-            except orjson.JSONDecodeError:
-                doc = None
-            if isinstance(doc, list):
-                if doc and all(map(_is_generation, doc)):
-                    gens_raw, shape = doc, ARRAY_ROOT
-            elif _is_generation(doc):
-                gens_raw, shape = [doc], OBJECT_ROOT
+        value = _read_value(rec, full, stops=True)
+        if value is None:
+            return None  # not LangChain's: leave it unknown
+        shape, answer, model, generations, usage = value
         entry = self.new_entry(rec, cache)
-        entry.prompt_hash = prompt_md5
-        if gens_raw is None:
-            if (
-                not rec.truncated
-                or not isinstance(rec.value, bytes)
-                or b'"lc":1' not in rec.value[:200].replace(b" ", b"")
-            ):
-                return None  # not LangChain's: leave it unknown
-            found = _TEXT_RE.search(rec.value)
-            entry.answer = found.group(1).decode("utf-8", "replace") if found else None
-            entry.notes.append("value too large to decode fully; answer is a preview")
-        else:
-            entry.answer, entry.model, entry.generations, entry.usage = lc.read_generations(gens_raw, full)
-            entry.notes.append(shape)
-        entry.prompt = ctx.known_prompts.get(prompt_md5)
-        llm_string = ctx.known_llm_strings.get(llm_md5)
-        if llm_string:
-            entry.llm_string = llm_string
-            model, entry.model_params = lc.parse_llm_string(llm_string)
-            entry.model = entry.model or model
-        if entry.model is None:
-            entry.model = f"llm:{llm_md5[:8]}"
+        entry.prompt_hash = key[-65:-33]
+        entry.answer, entry.generations, entry.usage = answer, generations, usage
+        entry.notes.append(shape or "value too large to decode fully; answer is a preview")
+        known = _known_text(ctx, key, model, full)
+        messages, entry.prompt, ids, entry.llm_string, entry.model, entry.model_params, by_hash = known
+        if by_hash:
             entry.notes.append("RedisCache stores only md5(llm_string); model shown by that hash")
         if entry.prompt is None:
             entry.notes.append("RedisCache stores only md5(prompt); the text is known only if given or seen elsewhere")
         else:
-            from .redisvl_semantic import mark_message_ids, message_list
-
-            messages, entry.prompt, ids = lc.read_prompt(entry.prompt)
             mark_message_ids(entry, ids)
             if full:
                 entry.messages = message_list(messages)
         return entry
+
+    def list_row(self, rec: RawRecord, cache: str, ctx: Context, now: float) -> dict | None:
+        """decode(full=False).to_dict(), built from the same rule functions without an Entry."""
+        key = rec.key_text
+        value = _read_value(rec, False, stops=False)
+        if value is None:
+            return None
+        _messages, prompt, ids, _llm_string, model, _params, _by_hash = _known_text(ctx, key, value[2], False)
+        return listing_row(
+            key,
+            self.id,
+            self.library,
+            self.kind,
+            cache,
+            None,
+            prompt,
+            key[-65:-33],
+            model,
+            value[1],
+            None if rec.pttl < 0 else rec.pttl,
+            rec.memory,
+            None,
+            None,
+            {},
+            rec.truncated,
+            unreachable_by_ids(None, ids),
+            None,
+            now,
+        )
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):
         hashes = {lc.md5_hex(lc.chat_prompt(query.text, query.system))}
@@ -108,3 +110,49 @@ class LangChainExactLayout(Layout):
         if query.system is None:
             wanted.add(lc.md5_hex(query.text))
         return entry.prompt_hash in wanted
+
+
+def _read_value(rec: RawRecord, full: bool, stops: bool) -> tuple | None:
+    """(value shape, answer, model, generations, usage) of a document; None when it is not
+    LangChain's. A document cut at the read limit is LangChain's if it starts like one: its answer
+    is a preview (shape "") and nothing else is read from it."""
+    gens_raw: list | None = None
+    shape = ""
+    if isinstance(rec.value, bytes):
+        try:
+            doc = orjson.loads(rec.value)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, list):
+            if doc and all(map(_is_generation, doc)):
+                gens_raw, shape = doc, ARRAY_ROOT
+        elif _is_generation(doc):
+            gens_raw, shape = [doc], OBJECT_ROOT
+    if gens_raw is not None:
+        answer, model, generations, usage = lc.read_generations(gens_raw, full, stops)
+        return shape, answer, model, generations, usage
+    if not rec.truncated or not isinstance(rec.value, bytes) or b'"lc":1' not in rec.value[:200].replace(b" ", b""):
+        return None
+    found = _TEXT_RE.search(rec.value)
+    return "", found.group(1).decode("utf-8", "replace") if found else None, None, None, None
+
+
+def _known_text(ctx: Context, key: str, model: str | None, full: bool) -> tuple:
+    """(messages, prompt, message ids, llm_string, model, model params, whether the model is shown by
+    its hash) of an entry whose key holds only md5(prompt) and md5(llm_string): the texts as
+    learned from other caches (ctx), the model from the generations or else the llm_string, or else
+    shown by its hash ("llm:<md5[:8]>")."""
+    llm_md5 = key[-32:]
+    llm_string = ctx.known_llm_strings.get(llm_md5) or None
+    params = None
+    if llm_string:
+        parsed, params = lc.parse_llm_string(llm_string)
+        model = model or parsed
+    by_hash = model is None
+    if by_hash:
+        model = f"llm:{llm_md5[:8]}"
+    prompt = ctx.known_prompts.get(key[-65:-33])
+    if prompt is None:
+        return None, None, [], llm_string, model, params, by_hash
+    messages, prompt, ids = lc.read_prompt(prompt)
+    return messages, prompt, ids, llm_string, model, params, by_hash

@@ -187,14 +187,17 @@ def usage_from_generations(gens: list[dict]) -> dict | None:
     return None
 
 
-def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None, list[dict] | None, dict | None]:
+def read_generations(
+    raw_gens: list, full: bool = True, stops: bool = True
+) -> tuple[str, str | None, list[dict] | None, dict | None]:
     """(answer, model, generations, usage) of serialised generations, in one pass.
 
     answer joins the generations' texts; model comes from their response_metadata/generation_info.
     generations (parse_generation of each) and usage are built only when full: a listing shows
     the answer and model, `show` the rest. A listing keeps only why each generation stopped:
     its generation_info, response_metadata and tool_calls (references, not copies), which
-    `suspects` judges (finish/stop reasons, tool-call-only generations) at listing speed."""
+    `suspects` judges (finish/stop reasons, tool-call-only generations) at listing speed;
+    stops=False (a listing row, which prints none of them) leaves them out too."""
     texts, model = [], None
     gens: list[dict] = []
     for gen in raw_gens:
@@ -204,7 +207,10 @@ def read_generations(raw_gens: list, full: bool = True) -> tuple[str, str | None
         texts.append(text)
         if model is None:
             model = _model_of(message.get("response_metadata") or kwargs.get("generation_info"))
-        gens.append(_generation_dict(gen, kwargs, message, text) if full else _stop_metadata(kwargs, message))
+        if full:
+            gens.append(_generation_dict(gen, kwargs, message, text))
+        elif stops:
+            gens.append(_stop_metadata(kwargs, message))
     return "\n".join(texts), model, gens, usage_from_generations(gens) if full and gens else None
 
 

@@ -16,9 +16,21 @@ from typing import Literal
 import orjson
 
 from ..server.indexes import sample_fields
+from ..server.keyspace import RawRecord
 from . import langchain_format as lc
-from .base import Entry, PromptQuery
-from .redisvl_semantic import RedisVLSemanticLayout, json_field, mark_message_ids, message_list, text
+from .base import Context, Entry, PromptQuery, listing_row
+from .redisvl_semantic import (
+    RedisVLSemanticLayout,
+    as_float,
+    filter_tags,
+    json_field,
+    mark_message_ids,
+    message_list,
+    reachability,
+    text,
+    unreachable_by_ids,
+    vector_info,
+)
 
 LEARN_PER_INDEX = 2_000
 
@@ -65,29 +77,53 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
                     ctx.learn_llm_string(meta["llm_string"])
 
     def claims(self, fields: dict, meta) -> bool:
-        return self._required <= fields.keys() and isinstance(meta, dict) and "llm_string" in meta
+        return isinstance(meta, dict) and "llm_string" in meta
 
     def decode_payload(self, entry: Entry, fields: dict, full: bool = True) -> None:
         messages, entry.prompt, ids = lc.read_prompt(text(fields.get(b"prompt")) or "")
         if full:
             entry.messages = message_list(messages)
         mark_message_ids(entry, ids)
-        llm_string = (entry.metadata or {}).get("llm_string")
-        entry.llm_string = llm_string
-        if isinstance(llm_string, str):
-            entry.model, entry.model_params = lc.parse_llm_string(llm_string)
-        gens: list = []
-        response = fields.get(b"response")
-        try:
-            # response is double-encoded: a JSON list of strings, each a serialised generation
-            loads = orjson.loads
-            for gen_text in loads(response) if isinstance(response, bytes) else ():
-                gens.append(loads(gen_text))
-        except (orjson.JSONDecodeError, TypeError):
-            entry.answer = text(response)
+        entry.llm_string, entry.model, entry.model_params = _model(entry.metadata)
+        answer, entry.generations, entry.usage, whole = _response(fields, full, stops=True)
+        if not whole:
             entry.notes.append("response is not a list of serialised generations (truncated?)")
-        if gens:
-            entry.answer, _model, entry.generations, entry.usage = lc.read_generations(gens, full)
+        if answer is not None:
+            entry.answer = answer
+
+    def list_row(self, rec: RawRecord, cache: str, ctx: Context, now: float) -> dict | None:
+        """decode(full=False).to_dict(), built from the same rule functions without an Entry."""
+        claimed = self.claimed(rec)
+        if claimed is None:
+            return None
+        fields, meta = claimed
+        key = rec.key_text
+        index = ctx.index_for_prefix(cache)
+        vector = vector_info(fields, self.vector_field, index)
+        unreachable = reachability(ctx, key, index, cache, vector, self.vector_field)[0]
+        _messages, prompt, ids = lc.read_prompt(text(fields.get(b"prompt")) or "")
+        answer = _response(fields, False, stops=False)[0]
+        return listing_row(
+            key,
+            self.id,
+            self.library,
+            self.kind,
+            cache,
+            index.name if index else None,
+            prompt,
+            key[-64:],
+            _model(meta)[1],
+            answer,
+            None if rec.pttl < 0 else rec.pttl,
+            rec.memory,
+            as_float(fields.get(b"inserted_at")),
+            as_float(fields.get(b"updated_at")),
+            filter_tags(fields),
+            rec.truncated,
+            unreachable_by_ids(unreachable, ids),
+            vector,
+            now,
+        )
 
     def prompt_strings(self, query: PromptQuery) -> list[str]:
         out = [lc.chat_prompt(query.text, query.system)]
@@ -98,3 +134,31 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
             return query.system is None and entry.prompt == query.text
         wanted = ([("system", query.system)] if query.system is not None else []) + [("human", query.text)]
         return [(m.role, m.content) for m in entry.messages] == wanted
+
+
+def _model(meta) -> tuple[str | None, str | None, dict | None]:
+    """(llm_string, model, model params) from the metadata field: the model is told apart there."""
+    llm_string = meta.get("llm_string") if isinstance(meta, dict) else None
+    if isinstance(llm_string, str):
+        model, params = lc.parse_llm_string(llm_string)
+        return llm_string, model, params
+    return llm_string, None, None
+
+
+def _response(fields: dict, full: bool, stops: bool) -> tuple[str | None, list[dict] | None, dict | None, bool]:
+    """(answer, generations, usage, whether the response parsed whole) of the response field, which
+    is double-encoded: a JSON list of strings, each a serialised generation. A response that does
+    not parse is shown as its text (and whatever generations parsed before the fault win)."""
+    gens: list = []
+    response = fields.get(b"response")
+    answer, whole = None, True
+    try:
+        loads = orjson.loads
+        for gen_text in loads(response) if isinstance(response, bytes) else ():
+            gens.append(loads(gen_text))
+    except (orjson.JSONDecodeError, TypeError):
+        answer, whole = text(response), False
+    if gens:
+        answer, _model_of_gens, generations, usage = lc.read_generations(gens, full, stops)
+        return answer, generations, usage, whole
+    return answer, None, None, whole

@@ -32,7 +32,7 @@ class LiteLLMSemanticLayout(RedisVLSemanticLayout):
         )
 
     def claims(self, fields: dict, meta) -> bool:
-        return self._required <= fields.keys() and b"litellm_cache_key" in fields
+        return b"litellm_cache_key" in fields
 
     def decode_payload(self, entry: Entry, fields: dict, full: bool = True) -> None:
         entry.prompt = text(fields.get(b"prompt"))

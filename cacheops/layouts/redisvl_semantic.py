@@ -9,7 +9,7 @@ its own layout (langchain_semantic) that claims entries carrying metadata.llm_st
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -128,19 +128,24 @@ class RedisVLSemanticLayout(SemanticLayout):
         return rec.key_text[:-65]
 
     def claims(self, fields: dict, meta) -> bool:
-        """Content check: the redisvl core fields, and nothing that marks a more specific library.
-        meta is the parsed metadata field (None if absent or not JSON)."""
-        if not self._required <= fields.keys():
-            return False
+        """Content check of a hash that has the core fields (claimed checks them first): nothing
+        marks a more specific library. meta is the parsed metadata field (None if absent or not JSON)."""
         return not (isinstance(meta, dict) and "llm_string" in meta) and b"litellm_cache_key" not in fields
 
-    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
+    def claimed(self, rec: RawRecord) -> tuple[dict, Any] | None:
+        """(the hash's fields, its parsed metadata field) when this layout claims the record's
+        content, else None: the first step of decode and of a listing row."""
         fields = fields_of(rec)
         if not self._required <= fields.keys():
             return None
         meta = json_field(fields.get(b"metadata"))
-        if not self.claims(fields, meta):
+        return (fields, meta) if self.claims(fields, meta) else None
+
+    def decode(self, rec: RawRecord, cache: str, ctx: Context, full: bool = True) -> Entry | None:
+        claimed = self.claimed(rec)
+        if claimed is None:
             return None
+        fields, meta = claimed
         index = ctx.index_for_prefix(cache)
         entry = self.new_entry(rec, cache)
         entry.index = index.name if index else None
@@ -149,12 +154,7 @@ class RedisVLSemanticLayout(SemanticLayout):
         entry.updated_at = as_float(fields.get(b"updated_at"))
         entry.metadata = meta
         entry.vector = vector_info(fields, self.vector_field, index)
-        if not fields.keys() <= _CORE_FIELD_NAMES:  # filter fields: rare beside the core ones
-            entry.tags = {
-                k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
-                for k, v in fields.items()
-                if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)
-            }
+        entry.tags = filter_tags(fields)
         mark_reachability(entry, ctx, index, cache, self.vector_field)
         self.decode_payload(entry, fields, full)
         return entry
@@ -201,24 +201,46 @@ class RedisVLSemanticLayout(SemanticLayout):
         return entry.prompt == query.text
 
 
-def mark_reachability(entry: Entry, ctx: Context, index, cache: str, vector_field: str) -> None:
-    """Set entry.unreachable when no vector query can return the document (see UNREACHABLE_REASONS)."""
-    if entry.vector and entry.vector.matches_index is False:
-        entry.unreachable = "vector_mismatch"
-        entry.notes.append(
-            f"vector is {entry.vector.nbytes} bytes but index {index.name} expects "
+def filter_tags(fields: dict) -> dict[str, str]:
+    """The hash's filter fields (every field beside the core ones) as text: RedisVL's filterable
+    fields, which scope a lookup. Rare: most caches have none."""
+    if fields.keys() <= _CORE_FIELD_NAMES:
+        return {}
+    return {
+        k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+        for k, v in fields.items()
+        if k not in _CORE_FIELD_NAMES and isinstance(v, bytes)
+    }
+
+
+def reachability(
+    ctx: Context, key: str, index, cache: str, vector: VectorInfo | None, vector_field: str
+) -> tuple[str | None, str | None]:
+    """(why no vector query can return the document: a key of UNREACHABLE_REASONS or None, the note
+    that explains it or the prefix bleed that makes it reachable, or None)."""
+    if vector and vector.matches_index is False:
+        return "vector_mismatch", (
+            f"vector is {vector.nbytes} bytes but index {index.name} expects "
             f"{index.vector.nbytes} ({index.vector.dims} x {index.vector.dtype}): not searchable"
         )
-    elif index is None:
-        other = ctx.searchable_by(entry.key, vector_field)
+    if index is None:
+        other = ctx.searchable_by(key, vector_field)
         if other is None:
-            entry.unreachable = "no_index"
-            entry.notes.append(f"no search index covers prefix {cache!r}: the cache cannot find this entry")
-        else:
-            entry.notes.append(
-                f"only index {other.name!r} (prefix {other.prefixes}) covers this key, by prefix "
-                f"bleed: its searches can return this entry"
-            )
+            return "no_index", f"no search index covers prefix {cache!r}: the cache cannot find this entry"
+        return None, (
+            f"only index {other.name!r} (prefix {other.prefixes}) covers this key, by prefix "
+            f"bleed: its searches can return this entry"
+        )
+    return None, None
+
+
+def mark_reachability(entry: Entry, ctx: Context, index, cache: str, vector_field: str) -> None:
+    """Set entry.unreachable when no vector query can return the document (see UNREACHABLE_REASONS)."""
+    reason, note = reachability(ctx, entry.key, index, cache, entry.vector, vector_field)
+    if reason is not None:
+        entry.unreachable = reason
+    if note is not None:
+        entry.notes.append(note)
 
 
 def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> list[bytes]:
@@ -234,12 +256,17 @@ def search_prompt_terms(client, index: str, text_: str, limit: int = 200) -> lis
     return [key for key, _ in parse_search(reply, nocontent=True)]
 
 
+def unreachable_by_ids(unreachable: str | None, ids: list[str]) -> str | None:
+    """An entry's unreachable reason once its prompt's message ids are known: a chat prompt
+    serialised with message ids (lc.read_prompt) was keyed by langchain-core < 1.2.7; current
+    versions strip the ids first, so they never compute this entry's key again."""
+    return "message_ids" if ids and unreachable is None else unreachable
+
+
 def mark_message_ids(entry: Entry, ids: list[str]) -> None:
-    """A chat prompt serialised with message ids (lc.read_prompt) was keyed by langchain-core < 1.2.7;
-    current versions strip the ids first, so they never compute this entry's key again."""
+    """unreachable_by_ids on an entry, with the note that says why."""
     if ids:
-        if entry.unreachable is None:
-            entry.unreachable = "message_ids"
+        entry.unreachable = unreachable_by_ids(entry.unreachable, ids)
         entry.notes.append(
             f"prompt messages carry ids {ids[:3]}: keyed by langchain-core < 1.2.7; "
             f"an app on >= 1.2.7 strips ids and never looks this key up"
