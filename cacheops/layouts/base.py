@@ -414,6 +414,46 @@ class Layout(ABC):
             setattr(entry, name, value)
         return entry
 
+    def new_row(
+        self,
+        rec: RawRecord,
+        cache: str,
+        now: float,
+        index: str | None = None,
+        prompt: str | None = None,
+        prompt_hash: str | None = None,
+        model: str | None = None,
+        answer: str | None = None,
+        inserted_at: float | None = None,
+        updated_at: float | None = None,
+        tags: dict | None = None,
+        unreachable: str | None = None,
+        vector: VectorInfo | None = None,
+    ) -> dict:
+        """A list_row's row: listing_row with what new_entry takes from the record (key, TTL, size,
+        truncated) and this layout's names."""
+        return listing_row(
+            rec.key_text,
+            self.id,
+            self.library,
+            self.kind,
+            cache,
+            index,
+            prompt,
+            prompt_hash,
+            model,
+            answer,
+            None if rec.pttl < 0 else rec.pttl,
+            rec.memory,
+            inserted_at,
+            updated_at,
+            {} if tags is None else tags,
+            rec.truncated,
+            unreachable,
+            vector,
+            now,
+        )
+
     def infrastructure(self, rec: RawRecord, cache: str, role: str) -> Infrastructure:
         return Infrastructure(
             rec.key_text, self.id, self.library, cache, role, rec.type, rec.memory, self.ttl_ms(rec), self.kind

@@ -14,7 +14,7 @@ import orjson
 
 from ..server.keyspace import RawRecord, glob_escape
 from . import langchain_format as lc
-from .base import HEX32, Context, Layout, PromptQuery, hex_tail, listing_row
+from .base import HEX32, Context, Layout, PromptQuery, hex_tail
 from .redisvl_semantic import mark_message_ids, message_list, unreachable_by_ids
 
 _TEXT_RE = re.compile(rb'"text":\s*"((?:[^"\\]|\\.){0,400})')
@@ -75,26 +75,15 @@ class LangChainExactLayout(Layout):
         if value is None:
             return None
         _messages, prompt, ids, _llm_string, model, _params, _by_hash = _known_text(ctx, key, value[2], False)
-        return listing_row(
-            key,
-            self.id,
-            self.library,
-            self.kind,
+        return self.new_row(
+            rec,
             cache,
-            None,
-            prompt,
-            key[-65:-33],
-            model,
-            value[1],
-            None if rec.pttl < 0 else rec.pttl,
-            rec.memory,
-            None,
-            None,
-            {},
-            rec.truncated,
-            unreachable_by_ids(None, ids),
-            None,
             now,
+            prompt=prompt,
+            prompt_hash=key[-65:-33],
+            model=model,
+            answer=value[1],
+            unreachable=unreachable_by_ids(None, ids),
         )
 
     def locate(self, client, query: PromptQuery, ctx: Context, cache=None):

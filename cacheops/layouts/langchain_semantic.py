@@ -18,7 +18,7 @@ import orjson
 from ..server.indexes import sample_fields
 from ..server.keyspace import RawRecord
 from . import langchain_format as lc
-from .base import Context, Entry, PromptQuery, listing_row
+from .base import Context, Entry, PromptQuery
 from .redisvl_semantic import (
     RedisVLSemanticLayout,
     as_float,
@@ -103,26 +103,20 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
         unreachable = reachability(ctx, key, index, cache, vector, self.vector_field)[0]
         _messages, prompt, ids = lc.read_prompt(text(fields.get(b"prompt")) or "")
         answer = _response(fields, False, stops=False)[0]
-        return listing_row(
-            key,
-            self.id,
-            self.library,
-            self.kind,
+        return self.new_row(
+            rec,
             cache,
-            index.name if index else None,
-            prompt,
-            key[-64:],
-            _model(meta)[1],
-            answer,
-            None if rec.pttl < 0 else rec.pttl,
-            rec.memory,
-            as_float(fields.get(b"inserted_at")),
-            as_float(fields.get(b"updated_at")),
-            filter_tags(fields),
-            rec.truncated,
-            unreachable_by_ids(unreachable, ids),
-            vector,
             now,
+            index=index.name if index else None,
+            prompt=prompt,
+            prompt_hash=key[-64:],
+            model=_model(meta)[1],
+            answer=answer,
+            inserted_at=as_float(fields.get(b"inserted_at")),
+            updated_at=as_float(fields.get(b"updated_at")),
+            tags=filter_tags(fields),
+            unreachable=unreachable_by_ids(unreachable, ids),
+            vector=vector,
         )
 
     def prompt_strings(self, query: PromptQuery) -> list[str]:
