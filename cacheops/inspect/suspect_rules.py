@@ -311,13 +311,18 @@ def iban_ok(text: str) -> bool:
 
 # Every secret pattern's literal holds one of these (or "_"): a text with none of them is skipped at once.
 _SECRET_MARKERS = ("sk-", "xox", "AKIA", "ASIA", "AIza", "eyJ", "://", "Bearer", "PRIVATE KEY")
+# Each marker with a character of its own that prose seldom holds. A one-character search is a
+# memchr, ~10x cheaper than searching for the marker, which runs only when the character is there.
+_MARKER_CHARS = tuple(
+    (next((ch for ch in "-JKYzxSB:" if ch in marker), marker[0]), marker) for marker in _SECRET_MARKERS
+)
 
 
 def might_hold_secret(text: str) -> bool:
     if "_" in text:
         return True
-    for marker in _SECRET_MARKERS:  # noqa: SIM110 (a loop: any() of a generator costs more per text)
-        if marker in text:
+    for char, marker in _MARKER_CHARS:  # noqa: SIM110 (a loop: any() of a generator costs more per text)
+        if char in text and marker in text:
             return True
     return False
 
