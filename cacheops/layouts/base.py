@@ -443,7 +443,7 @@ class Layout(ABC):
             prompt_hash,
             model,
             answer,
-            None if rec.pttl < 0 else rec.pttl,
+            self.ttl_ms(rec),
             rec.memory,
             inserted_at,
             updated_at,

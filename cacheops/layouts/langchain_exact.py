@@ -56,7 +56,7 @@ class LangChainExactLayout(Layout):
         entry.prompt_hash = key[-65:-33]
         entry.answer, entry.generations, entry.usage = answer, generations, usage
         entry.notes.append(shape or "value too large to decode fully; answer is a preview")
-        known = _known_text(ctx, key, model, full)
+        known = _known_text(ctx, key, model)
         messages, entry.prompt, ids, entry.llm_string, entry.model, entry.model_params, by_hash = known
         if by_hash:
             entry.notes.append("RedisCache stores only md5(llm_string); model shown by that hash")
@@ -74,7 +74,8 @@ class LangChainExactLayout(Layout):
         value = _read_value(rec, False, stops=False)
         if value is None:
             return None
-        _messages, prompt, ids, _llm_string, model, _params, _by_hash = _known_text(ctx, key, value[2], False)
+        _shape, answer, model_of_gens, _generations, _usage = value
+        _messages, prompt, ids, _llm_string, model, _params, _by_hash = _known_text(ctx, key, model_of_gens)
         return self.new_row(
             rec,
             cache,
@@ -82,7 +83,7 @@ class LangChainExactLayout(Layout):
             prompt=prompt,
             prompt_hash=key[-65:-33],
             model=model,
-            answer=value[1],
+            answer=answer,
             unreachable=unreachable_by_ids(None, ids),
         )
 
@@ -126,7 +127,7 @@ def _read_value(rec: RawRecord, full: bool, stops: bool) -> tuple | None:
     return "", found.group(1).decode("utf-8", "replace") if found else None, None, None, None
 
 
-def _known_text(ctx: Context, key: str, model: str | None, full: bool) -> tuple:
+def _known_text(ctx: Context, key: str, model: str | None) -> tuple:
     """(messages, prompt, message ids, llm_string, model, model params, whether the model is shown by
     its hash) of an entry whose key holds only md5(prompt) and md5(llm_string): the texts as
     learned from other caches (ctx), the model from the generations or else the llm_string, or else

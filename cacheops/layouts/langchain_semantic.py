@@ -85,11 +85,9 @@ class LangChainSemanticLayout(RedisVLSemanticLayout):
             entry.messages = message_list(messages)
         mark_message_ids(entry, ids)
         entry.llm_string, entry.model, entry.model_params = _model(entry.metadata)
-        answer, entry.generations, entry.usage, whole = _response(fields, full, stops=True)
+        entry.answer, entry.generations, entry.usage, whole = _response(fields, full, stops=True)
         if not whole:
             entry.notes.append("response is not a list of serialised generations (truncated?)")
-        if answer is not None:
-            entry.answer = answer
 
     def list_row(self, rec: RawRecord, cache: str, ctx: Context, now: float) -> dict | None:
         """decode(full=False).to_dict(), built from the same rule functions without an Entry."""
