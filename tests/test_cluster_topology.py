@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 
 import pytest
 import redis
@@ -234,3 +235,33 @@ def test_caches_and_scan_over_tls_on_a_cluster(tmp_path):
         refused = on_tls("--tls-ca-file", str(tmp_path / "other-ca.crt"), "caches")
         assert refused.exit_code == 3 and "certificate was refused" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def _taken_then_free(taken_port: int):
+    """A free_port() that first hands out a port already in use, then real free ones."""
+    from cacheops.server.embedded import free_port
+
+    handed = iter([taken_port])
+    return lambda: next(handed, None) or free_port()
+
+
+def test_nodes_move_to_new_ports_when_the_ones_found_free_are_taken(monkeypatch):
+    """free_port() finds a port free, but an outgoing connection can take it before the server binds it
+    (both draw from the ephemeral range): seen as a cluster that failed to start under load. A port in
+    use is handed out on purpose, as the first node's bus port and as a single server's port: each
+    starts on new ones."""
+    from cacheops.server import embedded, embedded_cluster
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        monkeypatch.setattr(embedded_cluster, "free_port", _taken_then_free(taken_port))
+        with EmbeddedCluster(primaries=3, replicas=0, modules=()) as cluster:
+            assert taken_port not in cluster.bus_ports.values()
+            info = redis.Redis(host=HOST, port=cluster.nodes[0].port).execute_command("CLUSTER INFO")
+            assert b"cluster_state:ok" in info if isinstance(info, bytes) else info["cluster_state"] == "ok"
+        monkeypatch.setattr(embedded, "free_port", _taken_then_free(taken_port))
+        with embedded.EmbeddedRedis(modules=()) as server:
+            assert server.port != taken_port
+            assert server.ping()

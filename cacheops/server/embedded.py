@@ -48,6 +48,9 @@ def module_path(module: str) -> str:
     return str(path)
 
 
+PORT_TAKEN = "Failed listening"  # redis-server's log line when a port it was given is in use
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,8 +104,21 @@ class EmbeddedRedis:
         if not self.workdir:
             self.workdir = tempfile.mkdtemp(prefix="cacheops-redis-")
             self._own_workdir = True
-        if not self.port:
+        if self.port:
+            return self._start_on_port(timeout)
+        attempts = 5
+        for attempt in range(attempts):
+            # A port free_port() found can be taken before the server binds it (outgoing connections
+            # draw from the same ephemeral range): then another one.
             self.port = free_port()
+            try:
+                return self._start_on_port(timeout)
+            except EmbeddedUnavailable as exc:
+                if PORT_TAKEN not in str(exc) or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_on_port(self, timeout: float) -> EmbeddedRedis:
         self.process = subprocess.Popen(
             self.command_line(),
             cwd=self.workdir,
