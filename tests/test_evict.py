@@ -380,7 +380,8 @@ def test_history_lists_evictions_and_restores(run, redis_url, client, tmp_path):
     assert ev["redis_user"] == "default" and ev["host"] and ev["backup"] == str(backup)
     assert [e["action"] for e in run.json_lines("history", "--action", "evict")] == ["evict"]
     assert "evict" in run("history", "--table").output
-    assert client.xinfo_stream("cacheops:oplog")["length"] == 2
+    assert {e["state"] for e in events} == {"done"}
+    assert client.xinfo_stream("cacheops:oplog")["length"] == 4  # each run: a started event, then its result
     # earlier versions wrote the log under cacheops:audit: history still shows those events, newest first
     client.rename("cacheops:oplog", "cacheops:audit")
     evict(run, "--prompt", Q, "--backup", str(tmp_path / "c.jsonl"), "--yes")

@@ -88,9 +88,15 @@ def test_evict_killed(point, fresh, client, run, redis_url, tmp_path):
     assert all(after[k] == before[k] for k in after)  # nothing changed in place
     if point.startswith("evict.backed_up:1"):
         assert not deleted  # killed after the first backup and before any delete
+    # The operations log has the killed run, unfinished, with the backup that holds what it deleted.
+    (killed_event,) = run.json_lines("history", "--action", "evict")
+    assert killed_event["state"] == "unfinished" and killed_event["backup"] == str(first)
+    assert keys_file in killed_event["selectors"]["keys"]
 
     # A re-run finishes the job: every selected entry gone, everything else as it was.
     rerun = run("evict", "--keys-from", keys_file, "--backup", str(second), "--yes", "--json")
+    evictions = [e["state"] for e in run.json_lines("history", "--action", "evict")]
+    assert evictions == (["done", "unfinished"] if selected - deleted else ["unfinished"])  # none: nothing ran
     if selected - deleted:
         assert rerun.exit_code == 0, rerun.output
         assert json.loads(rerun.stdout)["result"]["deleted"] == len(selected - deleted)
@@ -119,6 +125,9 @@ def test_restore_killed(fresh, client, run, tmp_path):
 
     again = run.json("restore", str(backup))
     assert again["restored"] == len(evicted) - len(back) and again["identical"] == len(back)
+    restores = run.json_lines("history", "--action", "restore")
+    assert [(e["state"], e["backup"]) for e in restores] == [("done", str(backup)), ("unfinished", str(backup))]
+    assert "restore (unfinished)" in run("history", "--table").stdout
     assert snapshot(client) == before
 
 
@@ -140,6 +149,9 @@ def test_warm_killed(client, run, redis_url, tmp_path):
     killed = cacheops_process(redis_url, "warm", str(playbook), env={faults.ENV: "warm.written:2"})
     assert killed.returncode == KILLED, killed.stderr
     assert len(list(client.scan_iter(match="redis:*"))) == 2  # written one by one: two landed whole
+
+    (killed_event,) = run.json_lines("history", "--action", "warm")
+    assert killed_event["state"] == "unfinished" and killed_event["selectors"]["file"] == str(playbook)
 
     report = run.json("warm", str(playbook))
     assert report["totals"]["written"] == 4 and report["totals"]["already_cached"] == 2, report["totals"]
@@ -166,4 +178,7 @@ def test_migrate_killed(client, run, redis_url):
 
     result = run.json(*args)["result"]
     assert (result["migrated"], result["skipped"]) == (5, 20)
+    migrations = run.json_lines("history", "--action", "migrate-embeddings")
+    assert [e["state"] for e in migrations] == ["done", "unfinished"]
+    assert migrations[1]["selectors"]["target"] == target
     assert len(list(client.scan_iter(match=f"{target}:*"))) == len(qa)

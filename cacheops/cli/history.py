@@ -19,7 +19,8 @@ def command(state: AppState, limit, action, json_flag, table_flag):
 
     Each event says who (Redis ACL user, OS user and host), when, the selectors, the counts and
     the backup file. It lives in the capped stream cacheops:oplog on the server itself (events
-    that earlier versions wrote to cacheops:audit are shown too).
+    that earlier versions wrote to cacheops:audit are shown too). A run that never recorded its
+    result (killed, failed part-way, or still running) is listed as unfinished, with its backup.
 
     \b
     Example:
@@ -44,15 +45,19 @@ def command(state: AppState, limit, action, json_flag, table_flag):
         C("backup", "key", drop=2, min=16),
     )
     for e in events:
+        unfinished = e.get("state") == oplog.UNFINISHED
         t.add_row(
             render.timestamp(e["at"]),
-            e["action"],
+            f"{e['action']} (unfinished)" if unfinished else e["action"],
             render.escape(f"{e.get('redis_user')} ({e.get('os_user')}@{e.get('host')})"),
             render.escape(render.preview(describe_selectors(e.get("selectors") or {}), 60)),
-            render.escape(describe_counts(e.get("counts") or {})),
+            UNFINISHED_COUNTS if unfinished else render.escape(describe_counts(e.get("counts") or {})),
             e.get("backup") or "-",
         )
     render.out(t)
+
+
+UNFINISHED_COUNTS = "no result recorded: killed, failed part-way or still running"
 
 
 def describe_selectors(selectors: dict) -> str:

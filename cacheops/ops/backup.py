@@ -302,6 +302,12 @@ def restore(
     if not dry_run and first is not None:
         permissions.require(client, "restore", ["restore", "oplog"], under=first)
     result = RestoreResult(str(path), header, dry_run=dry_run, not_deleted=len(skip))
+    started_id = None
+    if not dry_run:
+        from . import oplog
+
+        actor = actor or oplog.whoami(client)
+        started_id = oplog.begin(client, "restore", actor, header.get("selectors") or {}, str(path))
     batch: list[dict] = []
     ttl_batch: list[dict] = []
     for doc in read_backup(path)[1]:
@@ -325,18 +331,19 @@ def restore(
             on_progress(len(batch))
     if ttl_batch:
         _restore_ttls(client, ttl_batch, dry_run, result)
-    if not dry_run:
+    if started_id is not None:
         from . import oplog
 
         counts = {k: v for k, v in result.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
         oplog.record(
             client,
             "restore",
-            actor or oplog.whoami(client),
+            actor,
             header.get("selectors") or {},
             counts,
             str(path),
             extra={"force": force},
+            started=started_id,
         )
     return result
 

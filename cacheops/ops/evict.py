@@ -352,6 +352,7 @@ def execute(
         path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(), "selectors": selection.describe()}
     )
     result.backup = str(writer.path)
+    started_id = oplog.begin(client, "evict", actor, selection.describe(), result.backup)
     deleter = _Deleter(client, scripts, ctx, selection, writer, result)
     try:
         (deleter.run_by_slot if cluster else deleter.run)(batched(the_plan.selected(), BATCH), on_progress)
@@ -373,7 +374,9 @@ def execute(
             "kept_busy": result.kept_busy,
         }
         try:  # also after a failure part-way: what was deleted is on record, with its backup
-            result.event_id = oplog.record(client, "evict", actor, selection.describe(), counts, result.backup)
+            result.event_id = oplog.record(
+                client, "evict", actor, selection.describe(), counts, result.backup, started=started_id
+            )
         except (redis.RedisError, RedisClusterException):
             result.event_id = None  # the connection is gone; the original error is what matters
     return result

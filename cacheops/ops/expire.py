@@ -254,6 +254,7 @@ def execute(
         permissions.require(client, ACTION, ["scripts", "expire", "oplog"], under=first[0])
     writer = BackupWriter(Path(backup_path) if backup_path else default_backup_path(ACTION), header)
     result.backup = str(writer.path)
+    started_id = oplog.begin(client, ACTION, actor, the_plan.selection.selection.describe(), result.backup)
     setter = ExpirySetter(client)
     try:
         for chunk in batched(the_plan.entries(), BATCH):
@@ -277,6 +278,7 @@ def execute(
             result.counts(),
             result.backup,
             extra={"change": change.describe(), "seconds": round(result.seconds, 3)},
+            started=started_id,
         )
     return result
 

@@ -366,6 +366,9 @@ def execute(
         client, "migrate-embeddings", ["hash", "expire", "transactions", "oplog"], under=f"{plan.target}:"
     )
     started = time.monotonic()
+    actor = oplog.whoami(client)
+    selectors = {"cache": plan.source, "target": plan.target, "to": plan.to_spec, "from": plan.from_spec}
+    started_id = oplog.begin(client, ACTION, actor, selectors)
     result.created_index = _ensure_index(client, plan)
     ctx = ctx or build_context(client, learn=False)
     batches = read_ahead(_read_batches(client, plan, ctx, batch), depth=QUEUE_DEPTH, name="cacheops-migrate-reader")
@@ -375,13 +378,12 @@ def execute(
         if on_progress:
             on_progress(got.keys)
     result.seconds = time.monotonic() - started
-    actor = oplog.whoami(client)
     result.actor = actor.to_dict()
     result.event_id = oplog.record(
         client,
         ACTION,
         actor,
-        selectors={"cache": plan.source, "target": plan.target, "to": plan.to_spec, "from": plan.from_spec},
+        selectors=selectors,
         counts={
             "migrated": result.migrated,
             "refreshed": result.refreshed,
@@ -398,6 +400,7 @@ def execute(
             "created_index": result.created_index,
             "seconds": round(result.seconds, 3),
         },
+        started=started_id,
     )
     return result
 

@@ -270,6 +270,10 @@ def execute(
     if the_plan.mode == IN_PLACE:
         needs += ["expire", "rename"]  # the build keeps TTLs; the move renames into the cache's keys
     permissions.require(client, action, needs, under=f"{state.cache}:")
+    actor = oplog.whoami(client)
+    selectors = {"cache": state.cache, "mode": state.mode, "to": state.to_spec, "from": state.from_spec}
+    # a killed run's own trace (its backups are also in the migration state the re-run resumes from)
+    started_id = oplog.begin(client, migrate.ACTION, actor, selectors, state.backups[-1] if state.backups else None)
     for phase in phases[phases.index(state.phase) :]:
         state.phase = phase
         state.save(client)
@@ -281,8 +285,8 @@ def execute(
     result.event_id = oplog.record(
         client,
         migrate.ACTION,
-        oplog.whoami(client),
-        selectors={"cache": state.cache, "mode": state.mode, "to": state.to_spec, "from": state.from_spec},
+        actor,
+        selectors=selectors,
         counts={
             "migrated": result.migrated,
             "backed_up": result.backed_up,
@@ -298,6 +302,7 @@ def execute(
             "resumed": the_plan.resuming,
             "seconds": round(result.seconds, 3),
         },
+        started=started_id,
     )
     return result
 

@@ -50,6 +50,18 @@ def whoami(client: redis.Redis) -> Actor:
     return Actor(user, socket.gethostname(), os_user)
 
 
+# An event's state. A run appends a STARTED event before its first write and its DONE event (which
+# names the started one) at the end, so a run killed or failed part-way is still on record: history
+# shows its STARTED event, unmatched, as UNFINISHED (with the backup that holds what it changed).
+STARTED, DONE, UNFINISHED = "started", "done", "unfinished"
+
+
+def begin(client: redis.Redis, action: str, actor: Actor, selectors: dict, backup: str | None = None) -> str:
+    """Append the event that says a run started (before its first write); returns its stream id,
+    which the run's record() names."""
+    return _append(client, action, actor, selectors, {}, backup, None, {"state": STARTED})
+
+
 def record(
     client: redis.Redis,
     action: str,
@@ -58,8 +70,22 @@ def record(
     counts: dict,
     backup: str | None,
     extra: dict | None = None,
+    started: str | None = None,
 ) -> str:
-    """Append one event; returns its stream id."""
+    """Append one event (the run's result; `started`: its begin() event's id); returns its stream id."""
+    return _append(client, action, actor, selectors, counts, backup, extra, {"started": started} if started else {})
+
+
+def _append(
+    client: redis.Redis,
+    action: str,
+    actor: Actor,
+    selectors: dict,
+    counts: dict,
+    backup: str | None,
+    extra: dict | None,
+    more: dict,
+) -> str:
     fields = {
         "action": action,
         "at": f"{time.time():.3f}",
@@ -67,6 +93,7 @@ def record(
         "selectors": orjson.dumps(selectors, default=str),
         "counts": orjson.dumps(counts, default=str),
         "backup": backup or "",
+        **more,
     }
     if extra:
         fields["extra"] = orjson.dumps(extra, default=str)
@@ -88,7 +115,10 @@ def _id_order(event_id: str) -> tuple[int, int]:
 
 
 def _history_of(client: redis.Redis, stream: str, limit: int, action: str | None) -> list[dict]:
+    """Newest first. A run's started event is left out once its result is known (the result, newer,
+    is read first and names it); one with no result is the run's only trace: UNFINISHED."""
     out: list[dict] = []
+    finished: set[str] = set()
     last: str = "+"
     while len(out) < limit:
         chunk: Any = client.xrevrange(stream, max=last, min="-", count=max(limit, 100))
@@ -99,6 +129,13 @@ def _history_of(client: redis.Redis, stream: str, limit: int, action: str | None
             if event_id == last:
                 continue
             doc = _decode(event_id, fields)
+            started = doc.pop("started", None)  # the id of this result's started event
+            if started:
+                finished.add(started)
+            if doc["state"] == STARTED:
+                if event_id in finished:
+                    continue
+                doc["state"] = UNFINISHED
             if action is None or doc["action"] == action:
                 out.append(doc)
                 if len(out) >= limit:
@@ -122,7 +159,10 @@ def _decode(event_id: str, fields: dict) -> dict:
         "host": f.get("host"),
         "os_user": f.get("os_user"),
         "backup": f.get("backup") or None,
+        "state": STARTED if f.get("state") == STARTED else DONE,
     }
+    if f.get("started"):
+        doc["started"] = f["started"]
     for name in ("selectors", "counts", "extra"):
         try:
             doc[name] = orjson.loads(f[name]) if f.get(name) else {}

@@ -192,10 +192,14 @@ def warm(
         for t in playbook.warm.caches
         if not isinstance(t, LangchainExactTarget)
     }
+    selectors = {"playbook": name, "file": source, "refresh": refresh, "generate": generate}
+    started_id = None
     if not dry_run:
         for target in playbook.warm.caches:
             needs = ["json"] if isinstance(target, LangchainExactTarget) else []
             permissions.require(client, "warm", [*needs, "hash", "expire", "oplog"], under=f"{target.display}:")
+        actor = oplog.whoami(client)
+        started_id = oplog.begin(client, "warm", actor, selectors)
     for target in playbook.warm.caches:
         run = TargetRun(
             client,
@@ -212,13 +216,13 @@ def warm(
             ask,
         )
         run.go()
-    if not dry_run:
+    if started_id is not None:
         totals = report.totals
         report.event_id = oplog.record(
             client,
             "warm",
-            oplog.whoami(client),
-            {"playbook": name, "file": source, "refresh": refresh, "generate": generate},
+            actor,
+            selectors,
             {
                 "written": totals[WRITTEN],
                 "already_cached": totals[CACHED],
@@ -228,6 +232,7 @@ def warm(
             },
             None,
             {"caches": [c.to_dict() for c in report.caches]},
+            started=started_id,
         )
     return report
 
