@@ -59,7 +59,7 @@ STARTED, DONE, UNFINISHED = "started", "done", "unfinished"
 def begin(client: redis.Redis, action: str, actor: Actor, selectors: dict, backup: str | None = None) -> str:
     """Append the event that says a run started (before its first write); returns its stream id,
     which the run's record() names."""
-    return _append(client, action, actor, selectors, {}, backup, None, {"state": STARTED})
+    return record(client, action, actor, selectors, {}, backup, state=STARTED)
 
 
 def record(
@@ -71,21 +71,10 @@ def record(
     backup: str | None,
     extra: dict | None = None,
     started: str | None = None,
+    state: str = DONE,
 ) -> str:
-    """Append one event (the run's result; `started`: its begin() event's id); returns its stream id."""
-    return _append(client, action, actor, selectors, counts, backup, extra, {"started": started} if started else {})
-
-
-def _append(
-    client: redis.Redis,
-    action: str,
-    actor: Actor,
-    selectors: dict,
-    counts: dict,
-    backup: str | None,
-    extra: dict | None,
-    more: dict,
-) -> str:
+    """Append one event, a run's result (`started`: the id of its begin() event) unless state is
+    STARTED; returns its stream id."""
     fields = {
         "action": action,
         "at": f"{time.time():.3f}",
@@ -93,8 +82,11 @@ def _append(
         "selectors": orjson.dumps(selectors, default=str),
         "counts": orjson.dumps(counts, default=str),
         "backup": backup or "",
-        **more,
     }
+    if state == STARTED:
+        fields["state"] = STARTED
+    if started:
+        fields["started"] = started
     if extra:
         fields["extra"] = orjson.dumps(extra, default=str)
     event_id = client.xadd(STREAM, fields, maxlen=MAX_EVENTS, approximate=True)
