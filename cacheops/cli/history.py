@@ -57,7 +57,7 @@ def command(state: AppState, limit, action, json_flag, table_flag):
     render.out(t)
 
 
-UNFINISHED_COUNTS = "no result recorded: killed, failed part-way or still running"
+UNFINISHED_COUNTS = "no result recorded"  # the run was killed, failed part-way, or is still running
 
 
 def describe_selectors(selectors: dict) -> str:
