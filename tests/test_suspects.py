@@ -198,7 +198,7 @@ def test_evict_suspect_removes_exactly_what_the_rule_reports_and_restore_returns
     assert_no_secret(history.output)
     # the operations log itself, as stored (every field of every event), not only as history shows it
     events = client.xrange("cacheops:oplog")
-    assert len(events) == 4  # two evictions, two restores
+    assert len(events) == 8  # two evictions, two restores: each a started event, then its result
     assert_no_secret(repr(events))
 
 

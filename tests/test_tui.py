@@ -15,6 +15,7 @@ from writers import langchain_exact, langchain_semantic
 import cacheops
 import cacheops_track
 from cacheops import connect_url
+from cacheops.ops import oplog
 from cacheops.tui import CacheopsApp
 from cacheops.tui.screens.confirm_evict import ConfirmEvictScreen
 from cacheops.tui.screens.find_prompt import FindPromptScreen
@@ -150,7 +151,8 @@ def test_evict_via_the_modal_removes_exactly_the_selected_entry(client, redis_ur
     assert result.deleted == 1 and Path(result.backup).is_file()
     saved = [json.loads(line).get("key") for line in Path(result.backup).read_text().splitlines()]
     assert chosen in saved  # the backup holds exactly what was deleted
-    assert client.xlen("cacheops:oplog") == 1
+    (event,) = oplog.history(client)  # the TUI's eviction, logged as the CLI's is
+    assert event["action"] == "evict" and event["state"] == "done" and event["backup"] == result.backup
     # the undo hint runs verbatim against the same server (the connection options it started with)
     assert f"undo with: cacheops --url {redis_url} restore {result.backup}" in note
 
