@@ -457,6 +457,8 @@ def test_hits_follow_counts_semantic_hits_of_an_untracked_app(run, client, redis
     assert summary["event"] == "summary" and summary["hits"] == 3 and summary["writes"] == 1
     assert {e["key"]: e["hits"] for e in summary["top_entries"]} == {refund: 2, hours: 1}
     assert events_flags(client) == ""  # put back
+    (change,) = run.json_lines("history", "--action", "config")  # the change is on record, with what it was
+    assert change["selectors"]["notify-keyspace-events"] and change["extra"] == {"was": ""}
 
 
 def test_litellm_callback_records_hits_per_cache_key(run, client, redis_url, venv_writers):

@@ -9,8 +9,8 @@ from .app import AppState, output_format, output_options, pass_state
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest N events.")
 @click.option(
     "--action",
-    type=click.Choice(["evict", "restore", "warm", "migrate-embeddings", "expire"]),
-    help="Only this kind of event.",
+    type=click.Choice(["evict", "restore", "warm", "migrate-embeddings", "expire", "config"]),
+    help="Only this kind of event (config: notify-keyspace-events switched on by `hits --enable-events`).",
 )
 @output_options
 @pass_state
