@@ -352,9 +352,10 @@ def execute(
         path, {"created_at": time.time(), "server": server, "actor": actor.to_dict(), "selectors": selection.describe()}
     )
     result.backup = str(writer.path)
-    started_id = oplog.begin(client, "evict", actor, selection.describe(), result.backup)
     deleter = _Deleter(client, scripts, ctx, selection, writer, result)
+    started_id = None
     try:
+        started_id = oplog.begin(client, "evict", actor, selection.describe(), result.backup)
         (deleter.run_by_slot if cluster else deleter.run)(batched(the_plan.selected(), BATCH), on_progress)
     except NodeLost as exc:
         raise ConnectionFailed(

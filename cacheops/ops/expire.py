@@ -254,9 +254,10 @@ def execute(
         permissions.require(client, ACTION, ["scripts", "expire", "oplog"], under=first[0])
     writer = BackupWriter(Path(backup_path) if backup_path else default_backup_path(ACTION), header)
     result.backup = str(writer.path)
-    started_id = oplog.begin(client, ACTION, actor, the_plan.selection.selection.describe(), result.backup)
     setter = ExpirySetter(client)
+    started_id = None
     try:
+        started_id = oplog.begin(client, ACTION, actor, the_plan.selection.selection.describe(), result.backup)
         for chunk in batched(the_plan.entries(), BATCH):
             _change_batch(setter, writer, change, chunk, result)
             if on_progress:

@@ -193,12 +193,12 @@ def warm(
         if not isinstance(t, LangchainExactTarget)
     }
     selectors = {"playbook": name, "file": source, "refresh": refresh, "generate": generate}
+    actor = oplog.whoami(client)
     started_id = None
     if not dry_run:
         for target in playbook.warm.caches:
             needs = ["json"] if isinstance(target, LangchainExactTarget) else []
             permissions.require(client, "warm", [*needs, "hash", "expire", "oplog"], under=f"{target.display}:")
-        actor = oplog.whoami(client)
         started_id = oplog.begin(client, "warm", actor, selectors)
     for target in playbook.warm.caches:
         run = TargetRun(
