@@ -16,8 +16,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import EmbeddedUnavailable
 from ..paths import state_dir
@@ -49,6 +51,22 @@ def module_path(module: str) -> str:
 
 
 PORT_TAKEN = "Failed listening"  # redis-server's log line when a port it was given is in use
+PORT_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+def on_fresh_ports(start: Callable[[], T]) -> T:
+    """start() (which takes new ports from free_port() each call) again while the server it starts
+    finds a port in use: a port free_port() found can be taken before the server binds it (outgoing
+    connections draw from the same ephemeral range)."""
+    for _ in range(PORT_ATTEMPTS - 1):
+        try:
+            return start()
+        except EmbeddedUnavailable as exc:
+            if PORT_TAKEN not in str(exc):
+                raise
+    return start()
 
 
 def free_port() -> int:
@@ -106,17 +124,12 @@ class EmbeddedRedis:
             self._own_workdir = True
         if self.port:
             return self._start_on_port(timeout)
-        attempts = 5
-        for attempt in range(attempts):
-            # A port free_port() found can be taken before the server binds it (outgoing connections
-            # draw from the same ephemeral range): then another one.
+
+        def on_a_free_port() -> EmbeddedRedis:
             self.port = free_port()
-            try:
-                return self._start_on_port(timeout)
-            except EmbeddedUnavailable as exc:
-                if PORT_TAKEN not in str(exc) or attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+            return self._start_on_port(timeout)
+
+        return on_fresh_ports(on_a_free_port)
 
     def _start_on_port(self, timeout: float) -> EmbeddedRedis:
         self.process = subprocess.Popen(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EmbeddedUnavailable
-from .embedded import PORT_TAKEN, EmbeddedRedis, free_port, server_binary
+from .embedded import EmbeddedRedis, free_port, on_fresh_ports, server_binary
 
 SLOTS = 16384
 HOST = "127.0.0.1"
@@ -122,52 +122,47 @@ class EmbeddedCluster:
         count = self.primaries * (1 + self.replicas)
         try:
             for _ in range(count):
-                self._start_node(timeout)
+                on_fresh_ports(lambda: self._start_node(timeout))
             self._assemble(timeout)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start_node(self, timeout: float, attempts: int = 5) -> None:
-        """One more node on free ports. A port free_port() found can be taken before the server
-        binds it (outgoing connections draw from the same ephemeral range): then new ports."""
-        for attempt in range(attempts):
-            bus_port, port = free_port(), free_port()
-            node = EmbeddedRedis(
-                port=port,
-                modules=self.modules,
-                password=self.password,
-                binary=self.binary,
-                extra_args=(("--masterauth", self.password) if self.password else ())
-                + self._tls_args(port)
-                + (
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-port",  # the bus port; the default (port + 10000) may be taken or too high
-                    str(bus_port),
-                    "--cluster-node-timeout",
-                    str(self.node_timeout_ms),
-                    # a replica may fail over even if it lost contact for a while (tests kill primaries)
-                    "--cluster-replica-validity-factor",
-                    "0",
-                ),
-            )
-            try:
-                node.start(timeout)
-            except EmbeddedUnavailable as exc:
-                node.stop()
-                self.tls_ports.pop(port, None)
-                if PORT_TAKEN not in str(exc) or attempt == attempts - 1:
-                    raise
-                continue
-            if self.password:
-                _PASSWORDS[node.port] = self.password
-            self.nodes.append(node)
-            self.bus_ports[node.port] = bus_port
-            return
+    def _start_node(self, timeout: float) -> None:
+        """One more node, on ports free_port() finds (its port, bus port and TLS port)."""
+        bus_port, port = free_port(), free_port()
+        node = EmbeddedRedis(
+            port=port,
+            modules=self.modules,
+            password=self.password,
+            binary=self.binary,
+            extra_args=(("--masterauth", self.password) if self.password else ())
+            + self._tls_args(port)
+            + (
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",  # the bus port; the default (port + 10000) may be taken or too high
+                str(bus_port),
+                "--cluster-node-timeout",
+                str(self.node_timeout_ms),
+                # a replica may fail over even if it lost contact for a while (tests kill primaries)
+                "--cluster-replica-validity-factor",
+                "0",
+            ),
+        )
+        try:
+            node.start(timeout)
+        except EmbeddedUnavailable:
+            node.stop()
+            self.tls_ports.pop(port, None)
+            raise
+        if self.password:
+            _PASSWORDS[node.port] = self.password
+        self.nodes.append(node)
+        self.bus_ports[node.port] = bus_port
 
     def _tls_args(self, port: int) -> tuple[str, ...]:
         """A TLS port beside the plain one (the setup and the tests' own writes use the plain port); the
