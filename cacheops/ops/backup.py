@@ -45,6 +45,7 @@ from ..paths import state_dir
 from ..server import permissions
 from ..server.scripting import Script, is_busy_key
 from ..server.topology import is_cluster
+from . import oplog
 from .expire_cas import DONE, ExpiryChange, ExpirySetter
 
 FORMAT = "cacheops-backup"
@@ -304,8 +305,6 @@ def restore(
     result = RestoreResult(str(path), header, dry_run=dry_run, not_deleted=len(skip))
     started_id = None
     if not dry_run:
-        from . import oplog
-
         actor = actor or oplog.whoami(client)
         started_id = oplog.begin(client, "restore", actor, header.get("selectors") or {}, str(path))
     batch: list[dict] = []
@@ -332,8 +331,6 @@ def restore(
     if ttl_batch:
         _restore_ttls(client, ttl_batch, dry_run, result)
     if started_id is not None:
-        from . import oplog
-
         counts = {k: v for k, v in result.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
         oplog.record(
             client,
